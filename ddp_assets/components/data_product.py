@@ -1,0 +1,57 @@
+"""The ``DataProduct`` component: one per product folder, declared in its ``defs.yaml``.
+
+It turns the spec into the product's own Dagster assets: the input ports that bring outside
+data in (landing files, tables) and the models computed in Python. The product's dbt models
+come from :class:`~ddp_assets.components.dbt_products.DbtProducts`, so that a run over many
+products still starts dbt once; both put every asset of the product in the group named after
+the product, with the product's owners and tags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import BaseModel
+
+from ddp_assets.compute.python_models import python_model_asset
+from ddp_assets.ingest.landing import file_port_asset, table_port_asset
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.model import FileInputPort, ProductSpec, TableInputPort
+from ddp_assets.spec.registry import load_registry
+
+
+class DataProduct(dg.Component):
+    """A data product declared in YAML: id, domain, owners, version, ports, SLOs, policies."""
+
+    def __init__(self, spec: ProductSpec, folder: Path):
+        self.spec = spec
+        self.folder = folder
+
+    @classmethod
+    def get_schema(cls) -> type[BaseModel]:
+        return ProductSpec
+
+    @classmethod
+    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> DataProduct:
+        if not isinstance(attributes, ProductSpec):
+            attributes = ProductSpec.model_validate(
+                attributes.model_dump() if attributes is not None else {}
+            )
+        folder = context.path if context.path.is_dir() else context.path.parent
+        return cls(attributes, folder)
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        paths = ProjectPaths(context.project_root)
+        registry = load_registry(paths.defs_dir, paths.root)
+        registry.raise_for_errors()
+        product = registry.products[self.spec.id]
+        assets: list[dg.AssetsDefinition] = []
+        for port in product.spec.input_ports:
+            if isinstance(port, FileInputPort):
+                assets.append(file_port_asset(product, port, paths))
+            elif isinstance(port, TableInputPort):
+                assets.append(table_port_asset(product, port, paths))
+        for model in product.spec.python_models:
+            assets.append(python_model_asset(product, model, registry, paths))
+        return dg.Definitions(assets=assets)

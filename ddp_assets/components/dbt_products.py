@@ -1,0 +1,50 @@
+"""The ``DbtProducts`` component: every product's dbt models as one subsettable multi-asset.
+
+One multi-asset for the whole dbt project means a run over several products starts dbt once
+(``dbt build --select <the selected models>``); the translator still splits the assets into
+one Dagster group per product from the ``meta.ddp`` block ddp writes for each model.
+"""
+
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from ddp_assets.dbt.agreement import check_agreement
+from ddp_assets.dbt.project import dbt_resource, prepare
+from ddp_assets.dbt.translator import ProductTranslator
+from ddp_assets.metadata import WRITER_POOL
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import SpecErrors
+from ddp_assets.spec.registry import load_registry
+
+
+class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
+    """The dbt project behind all data products (dbt-duckdb by default)."""
+
+    select: str = "fqn:*"
+    exclude: str = ""
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        paths = ProjectPaths(context.project_root)
+        registry = load_registry(paths.defs_dir, paths.root)
+        prepared = prepare(paths, registry)
+        problems = [p for p in check_agreement(registry, prepared.manifest) if p.severity == "error"]
+        if problems:
+            raise SpecErrors(problems)
+
+        @dbt_assets(
+            manifest=prepared.manifest,
+            project=prepared.project,
+            select=self.select,
+            exclude=self.exclude or None,
+            dagster_dbt_translator=ProductTranslator(),
+            name="ddp_dbt_models",
+            pool=WRITER_POOL,
+        )
+        def ddp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+            yield from dbt.cli(["build"], context=context).stream()
+
+        return dg.Definitions(assets=[ddp_dbt_models], resources={"dbt": dbt_resource(paths)})

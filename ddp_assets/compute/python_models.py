@@ -1,0 +1,162 @@
+"""Models computed in Python, beside the dbt models of the same product.
+
+A Python model is a plain function in the product folder::
+
+    def score_customers(ctx: PythonModelContext) -> polars.DataFrame: ...
+
+It reads its inputs as lazy DuckDB relations (``ctx.table("customer_profile")``: nothing is
+loaded until the function asks) and returns a polars/pandas DataFrame, a pyarrow Table or a
+DuckDB relation, which the platform writes to ``<product>.<model>``.
+"""
+
+
+import hashlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from ddp_assets.ingest.landing import column_schema
+from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.model import ProductInputPort, PythonModel
+from ddp_assets.spec.registry import Product, Registry
+from ddp_assets.warehouse import quote, relation, table_columns, writer
+
+
+@dataclass(frozen=True)
+class PythonModelContext:
+    """What a Python model function receives."""
+
+    connection: duckdb.DuckDBPyConnection
+    product: str
+    inputs: Mapping[str, tuple[str, str]]  # input name → (schema, table)
+    log: logging.Logger | Any
+
+    def table(self, name: str) -> duckdb.DuckDBPyRelation:
+        """A declared input as a lazy DuckDB relation."""
+        if name not in self.inputs:
+            raise KeyError(
+                f"'{name}' is not an input of this Python model; declared: {sorted(self.inputs)}"
+            )
+        return self.connection.table(".".join(quote(p) for p in self.inputs[name]))
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        return self.connection.sql(query)
+
+
+def input_relations(
+    product: Product, model: PythonModel, registry: Registry
+) -> dict[str, tuple[str, str]]:
+    """Each declared input of a Python model → the relation it reads."""
+    ports = {p.name: p for p in product.spec.input_ports}
+    out: dict[str, tuple[str, str]] = {}
+    for name in model.inputs:
+        port = ports.get(name)
+        if isinstance(port, ProductInputPort):
+            upstream = registry.products[port.upstream_product].spec.output_port(port.upstream_port)
+            assert upstream is not None
+            out[name] = (port.upstream_product, upstream.model)
+        else:
+            out[name] = (product.id, name)
+    return out
+
+
+def load_function(product: Product, model: PythonModel) -> Callable[[PythonModelContext], Any]:
+    """Import the entrypoint file of a Python model and return its function."""
+    file_name, function_name = model.entrypoint.split(":", 1)
+    path = product.folder / file_name
+    module_name = f"ddp_python_models.{product.id}.{Path(file_name).stem}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise dg.Failure(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise dg.Failure(
+            description=f"{path} has no function '{function_name}' "
+            f"(python_models entry '{model.name}' of product '{product.id}')"
+        )
+    return function
+
+
+def write_result(
+    connection: duckdb.DuckDBPyConnection, result: Any, schema: str, table: str
+) -> None:
+    """Write whatever the function returned to ``schema.table`` (replacing it atomically)."""
+    view = "__ddp_python_result"
+    if isinstance(result, duckdb.DuckDBPyRelation):
+        result.create_view(view, replace=True)
+    else:
+        connection.register(view, result)
+    connection.execute(f"create schema if not exists {quote(schema)}")
+    connection.execute(f"create or replace table {relation(schema, table)} as select * from {view}")
+    if isinstance(result, duckdb.DuckDBPyRelation):
+        connection.execute(f"drop view {view}")
+    else:
+        connection.unregister(view)
+
+
+def python_model_asset(
+    product: Product, model: PythonModel, registry: Registry, paths: ProjectPaths
+) -> dg.AssetsDefinition:
+    spec = product.spec
+    inputs = input_relations(product, model, registry)
+    port = product.output_models.get(model.name)
+    tags = product_tags(product_meta(product), port=port)
+    metadata: dict[str, Any] = {"ddp/version": spec.version, "ddp/entrypoint": model.entrypoint}
+    if port:
+        output = spec.output_port(port)
+        assert output is not None
+        metadata["ddp/output_port"] = port
+        metadata["ddp/contract"] = dg.MetadataValue.path(
+            str((product.folder / output.contract).relative_to(paths.root))
+        )
+
+    @dg.asset(
+        key=[spec.id, model.name],
+        deps=[dg.AssetKey(list(rel)) for rel in inputs.values()],
+        group_name=spec.id,
+        owners=list(spec.owners),
+        tags=tags,
+        kinds={"python", "duckdb"},
+        pool=WRITER_POOL,
+        description=model.description or f"Computed in Python by {model.entrypoint}.",
+        metadata=metadata,
+        code_version=_code_version(product.folder / model.entrypoint.split(":", 1)[0]),
+    )
+    def _compute(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        function = load_function(product, model)
+        with writer(paths.warehouse_path) as connection:
+            result = function(PythonModelContext(connection, spec.id, inputs, context.log))
+            write_result(connection, result, spec.id, model.name)
+            (rows,) = connection.execute(
+                f"select count(*) from {relation(spec.id, model.name)}"
+            ).fetchone() or (0,)
+            columns = table_columns(connection, spec.id, model.name)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "dagster/column_schema": column_schema(columns),
+                "dagster/table_name": f"{spec.id}.{model.name}",
+            }
+        )
+
+    return _compute
+
+
+def _code_version(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None

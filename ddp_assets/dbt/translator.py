@@ -1,0 +1,70 @@
+"""dbt nodes → Dagster asset specs, driven by the ``meta.ddp`` block ddp writes for each product.
+
+Policy is applied once here, from metadata: no model name is ever listed in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+from ddp_assets.metadata import product_tags
+
+
+def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (props.get("meta") or {}).get("ddp") or (props.get("config", {}).get("meta") or {}).get(
+        "ddp"
+    ) or {}
+
+
+class ProductTranslator(DagsterDbtTranslator):
+    """Asset keys ``[product, model]``; one group per product; owners and tags from the spec."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            DagsterDbtTranslatorSettings(
+                enable_asset_checks=True,
+                enable_code_references=True,
+                enable_source_tests_as_checks=False,
+            )
+        )
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        meta = ddp_meta(dbt_resource_props)
+        if dbt_resource_props.get("resource_type") != "source" and meta.get("product"):
+            return dg.AssetKey([meta["product"], dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return ddp_meta(dbt_resource_props).get("product") or super().get_group_name(
+            dbt_resource_props
+        )
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        owners = ddp_meta(dbt_resource_props).get("owners")
+        return list(owners) if owners else super().get_owners(dbt_resource_props)
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        meta = ddp_meta(dbt_resource_props)
+        tags = dict(super().get_tags(dbt_resource_props))
+        if meta:
+            tags.update(product_tags(meta, port=meta.get("port")))
+        return tags
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        meta = ddp_meta(dbt_resource_props)
+        if meta:
+            metadata["ddp/product"] = meta["product"]
+            metadata["ddp/version"] = meta["version"]
+            if meta.get("port"):
+                metadata["ddp/output_port"] = meta["port"]
+                metadata["ddp/contract"] = dg.MetadataValue.path(meta["contract"])
+        return metadata
+
+    def get_code_version(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        checksum = (dbt_resource_props.get("checksum") or {}).get("checksum")
+        return checksum[:16] if checksum else None

@@ -1,0 +1,127 @@
+"""Input ports that bring outside data in: landing-zone files and existing warehouse tables.
+
+A file port becomes the raw table ``<product>.<port>``, loaded entirely inside DuckDB
+(``read_csv``/``read_parquet``/``read_json``), so no row passes through Python. The files'
+fingerprint is the asset's data version, so Dagster knows when new data has landed.
+"""
+
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+
+from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.model import FileInputPort, TableInputPort
+from ddp_assets.spec.registry import Product
+from ddp_assets.warehouse import quote, relation, table_columns, writer
+
+_READERS = {
+    "csv": "read_csv({files}, header = true, union_by_name = true)",
+    "parquet": "read_parquet({files}, union_by_name = true)",
+    "json": "read_json({files}, format = 'newline_delimited', union_by_name = true)",
+}
+
+
+class LandingFilesMissing(dg.Failure):
+    """No file matches a file input port's glob."""
+
+
+def landing_files(landing_dir: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in landing_dir.glob(pattern) if p.is_file() and not p.name.startswith("."))
+
+
+def files_fingerprint(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def column_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
+
+
+def file_port_asset(
+    product: Product, port: FileInputPort, paths: ProjectPaths
+) -> dg.AssetsDefinition:
+    spec = product.spec
+
+    @dg.asset(
+        key=[spec.id, port.name],
+        group_name=spec.id,
+        owners=list(spec.owners),
+        tags=product_tags(product_meta(product)),
+        kinds={"duckdb", port.format},
+        pool=WRITER_POOL,
+        description=port.description or f"Landing files '{port.path}' loaded as they arrive.",
+        metadata={
+            "ddp/input_port": port.name,
+            "ddp/landing_glob": port.path,
+            "ddp/version": spec.version,
+        },
+    )
+    def _load(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        files = landing_files(paths.landing_dir, port.path)
+        if not files:
+            raise LandingFilesMissing(
+                description=(
+                    f"input port '{spec.id}.{port.name}': no file matches "
+                    f"'{port.path}' under {paths.landing_dir}. Hint: drop files there, "
+                    "or run `ddp demo` to generate the demo landing zone."
+                )
+            )
+        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        source = _READERS[port.format].format(files=f"[{listing}]")
+        target = relation(spec.id, port.name)
+        with writer(paths.warehouse_path) as connection:
+            connection.execute(f"create schema if not exists {quote(spec.id)}")
+            connection.execute(f"create or replace table {target} as select * from {source}")
+            (rows,) = connection.execute(f"select count(*) from {target}").fetchone() or (0,)
+            columns = table_columns(connection, spec.id, port.name)
+        fingerprint = files_fingerprint(files)
+        context.log.info(f"loaded {rows} rows from {len(files)} file(s) into {target}")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "dagster/column_schema": column_schema(columns),
+                "dagster/table_name": f"{spec.id}.{port.name}",
+                "ddp/files": [str(f.relative_to(paths.landing_dir)) for f in files],
+                "ddp/files_fingerprint": fingerprint,
+            },
+            data_version=dg.DataVersion(fingerprint),
+        )
+
+    return _load
+
+
+def table_port_asset(
+    product: Product, port: TableInputPort, paths: ProjectPaths
+) -> dg.AssetsDefinition:
+    spec = product.spec
+    schema, table = port.table.split(".", 1)
+
+    @dg.asset(
+        key=[spec.id, port.name],
+        group_name=spec.id,
+        owners=list(spec.owners),
+        tags=product_tags(product_meta(product)),
+        kinds={"duckdb", "view"},
+        pool=WRITER_POOL,
+        description=port.description or f"A view over the existing table {port.table}.",
+        metadata={"ddp/input_port": port.name, "ddp/table": port.table},
+    )
+    def _view(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        target = relation(spec.id, port.name)
+        with writer(paths.warehouse_path) as connection:
+            connection.execute(f"create schema if not exists {quote(spec.id)}")
+            connection.execute(
+                f"create or replace view {target} as select * from {relation(schema, table)}"
+            )
+            columns = table_columns(connection, spec.id, port.name)
+        context.log.info(f"{target} now reads {port.table}")
+        return dg.MaterializeResult(metadata={"dagster/column_schema": column_schema(columns)})
+
+    return _view

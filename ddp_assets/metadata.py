@@ -1,0 +1,50 @@
+"""The tags and metadata every asset of a product carries, whatever computes it.
+
+Dagster and dbt assets both get their product tags from here, so the UI can filter the whole
+catalog by domain, status, tier or output port the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ddp_assets.spec.registry import Product
+
+WRITER_POOL = "duckdb_writer"
+"""The Dagster pool that serializes every DuckDB writer (DuckDB allows one writer process)."""
+
+_TAG_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def tag_value(value: str) -> str:
+    """A string made safe as a Dagster tag value (letters, digits, '_', '.', '-'; <= 63)."""
+    return _TAG_VALUE.sub("_", value)[:63]
+
+
+def product_meta(product: Product) -> dict[str, Any]:
+    """The ``meta.ddp`` block every dbt node of the product carries into the manifest."""
+    spec = product.spec
+    return {
+        "product": spec.id,
+        "domain": spec.domain,
+        "version": spec.version,
+        "status": spec.status,
+        "tier": spec.tier,
+        "owners": list(spec.owners),
+    }
+
+
+def product_tags(meta: Mapping[str, Any], port: str | None = None) -> dict[str, str]:
+    """Tags from a product's metadata (:func:`product_meta`)."""
+    tags = {
+        "ddp/product": tag_value(meta["product"]),
+        "ddp/domain": tag_value(meta["domain"]),
+        "ddp/status": tag_value(meta["status"]),
+        "ddp/tier": tag_value(meta["tier"]),
+    }
+    if port:
+        tags["ddp/output_port"] = tag_value(port)
+    return tags

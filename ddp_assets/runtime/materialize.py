@@ -1,0 +1,139 @@
+"""Headless runs: materialize products through the Dagster instance (they show in the UI).
+
+The run executes in this process with Dagster's in-process executor, which still claims the
+instance's pool slots, so a ``ddp materialize`` started beside ``dagster dev`` or another
+``ddp materialize`` waits for the DuckDB writer instead of failing on its lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from ddp_assets.runtime.instance import definitions, instance
+from ddp_assets.settings import ProjectPaths
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    passed: bool
+    severity: str
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AssetOutcome:
+    asset: str
+    status: str  # materialized | failed | skipped
+    checks: list[CheckOutcome] = field(default_factory=list)
+
+
+@dataclass
+class ProductOutcome:
+    product: str
+    status: str  # succeeded | failed
+    assets: list[AssetOutcome] = field(default_factory=list)
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    products: list[ProductOutcome]
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def failed_checks(self) -> list[tuple[str, CheckOutcome]]:
+        return [
+            (asset.asset, check)
+            for product in self.products
+            for asset in product.assets
+            for check in asset.checks
+            if not check.passed
+        ]
+
+
+def _jsonable(value: Any) -> Any:
+    raw = getattr(value, "value", value)
+    if isinstance(raw, (str, int, float, bool)) or raw is None:
+        return raw
+    if isinstance(raw, (list, tuple)):
+        return [_jsonable(v) for v in raw]
+    if isinstance(raw, dict):
+        return {str(k): _jsonable(v) for k, v in raw.items()}
+    return str(raw)
+
+
+def selected_keys(defs: dg.Definitions, products: Sequence[str] | None) -> list[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    keys = [k for k in graph.materializable_asset_keys if graph.get(k).group_name]
+    if products:
+        wanted = set(products)
+        keys = [k for k in keys if graph.get(k).group_name in wanted]
+    return sorted(keys, key=lambda k: k.to_user_string())
+
+
+def materialize(
+    paths: ProjectPaths, products: Sequence[str] | None = None, *, tags: dict[str, str] | None = None
+) -> RunOutcome:
+    """Materialize every asset of the given products (all products when None)."""
+    defs = definitions(paths)
+    keys = selected_keys(defs, products)
+    graph = defs.resolve_asset_graph()
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance(paths),
+        asset_selection=keys,
+        raise_on_error=False,
+        tags={"ddp/command": "materialize", **(tags or {})},
+    )
+    materialized = {
+        e.asset_key for e in result.get_asset_materialization_events() if e.asset_key is not None
+    }
+    failed_steps = {e.step_key for e in result.get_step_failure_events() if e.step_key}
+    checks: dict[dg.AssetKey, list[CheckOutcome]] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        checks.setdefault(evaluation.asset_key, []).append(
+            CheckOutcome(
+                name=evaluation.check_name,
+                passed=evaluation.passed,
+                severity=evaluation.severity.value,
+                description=evaluation.description,
+                metadata={k: _jsonable(v) for k, v in evaluation.metadata.items()},
+            )
+        )
+    by_product: dict[str, ProductOutcome] = {}
+    for key in keys:
+        group = graph.get(key).group_name or "default"
+        product = by_product.setdefault(group, ProductOutcome(group, "succeeded"))
+        if key in materialized:
+            status = "materialized"
+        elif defs.get_assets_def(key).op.name in failed_steps:
+            status = "failed"
+        else:
+            status = "skipped"
+        asset_checks = checks.get(key, [])
+        product.assets.append(AssetOutcome(key.to_user_string(), status, asset_checks))
+        blocking = any(not c.passed and c.severity == "ERROR" for c in asset_checks)
+        if status != "materialized" or blocking:
+            product.status = "failed"
+    errors = [
+        f"{e.step_key}: {e.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
+        for e in result.get_step_failure_events()
+        if e.event_specific_data is not None and getattr(e.event_specific_data, "error", None)
+    ]
+    outcome = RunOutcome(
+        run_id=result.run_id,
+        success=result.success and all(p.status == "succeeded" for p in by_product.values()),
+        products=list(by_product.values()),
+        errors=errors,
+    )
+    return outcome

@@ -1,0 +1,247 @@
+"""The data product spec: the typed model behind every product's ``defs.yaml``.
+
+A product folder (``ddp_assets/defs/<domain>/<product>/``) holds one ``defs.yaml`` whose
+``attributes`` are a :class:`ProductSpec`, the product's SQL models and its ODCS contracts.
+Every model forbids unknown keys so that a typo is reported with a did-you-mean hint.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG = r"^[a-z][a-z0-9_]*$"
+SEMVER = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+OWNER = r"^(team:[a-z0-9][a-z0-9_.-]*|[^@\s]+@[^@\s]+\.[^@\s]+)$"
+DURATION = re.compile(r"^(?P<n>\d+)\s*(?P<unit>m|h|d)$")
+CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+Slug = Annotated[str, Field(pattern=SLUG, max_length=63)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Description(_Strict):
+    """What the product is for, what it does not do, and how to use it."""
+
+    purpose: str = Field(min_length=1, description="Why the product exists, in one or two sentences.")
+    limitations: str | None = Field(default=None, description="Known gaps and caveats.")
+    usage: str | None = Field(default=None, description="How consumers should use the output ports.")
+
+
+class ContractRequirement(_Strict):
+    """The contract an input port expects from its upstream port (enforced by the contracts layer)."""
+
+    id: str = Field(description="The upstream contract's id.")
+    version: str = Field(default="*", description="A version range, e.g. '>=1.0.0,<2.0.0'.")
+
+
+class FileInputPort(_Strict):
+    """Landing-zone files ingested into a raw table ``<product>.<name>``."""
+
+    name: Slug = Field(description="Port name; also the raw table's name.")
+    type: Literal["file"]
+    path: str = Field(
+        min_length=1,
+        description="Glob relative to the landing zone, e.g. 'orders/orders*.csv'.",
+    )
+    format: Literal["csv", "parquet", "json"]
+    description: str | None = None
+
+
+class TableInputPort(_Strict):
+    """An existing warehouse table, referenced as ``source('<product>', '<name>')``."""
+
+    name: Slug
+    type: Literal["table"]
+    table: str = Field(pattern=r"^[A-Za-z_][\w]*\.[A-Za-z_][\w]*$", description="schema.table")
+    description: str | None = None
+
+
+class ProductInputPort(_Strict):
+    """Another product's output port, written ``product.port``; SQL refers to its model."""
+
+    name: Slug
+    type: Literal["product"]
+    product: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", description="product.port")
+    contract: ContractRequirement | None = None
+    description: str | None = None
+
+    @property
+    def upstream_product(self) -> str:
+        return self.product.split(".", 1)[0]
+
+    @property
+    def upstream_port(self) -> str:
+        return self.product.split(".", 1)[1]
+
+
+InputPort = Annotated[
+    FileInputPort | TableInputPort | ProductInputPort, Field(discriminator="type")
+]
+
+
+class ModelSelection(_Strict):
+    """Which dbt models the product owns: every SQL file under these folders."""
+
+    paths: list[str] = Field(
+        default_factory=lambda: ["models"],
+        min_length=1,
+        description="Folders relative to the product folder.",
+    )
+
+
+class PythonModel(_Strict):
+    """A model computed in Python; its result is written to ``<product>.<name>``."""
+
+    name: Slug
+    entrypoint: str = Field(
+        pattern=r"^[\w./-]+\.py:[A-Za-z_]\w*$",
+        description="'file.py:function', relative to the product folder.",
+    )
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Models of this product or input port names the function reads.",
+    )
+    description: str | None = None
+
+
+class OutputPort(_Strict):
+    """A published relation consumers may read, governed by an ODCS contract."""
+
+    name: Slug
+    type: Literal["table", "view"] = "table"
+    model: Slug = Field(description="The dbt or Python model behind the port.")
+    contract: str = Field(min_length=1, description="ODCS contract file, relative to the product.")
+    description: str | None = None
+
+
+class Freshness(_Strict):
+    """How fresh the output ports must be: a maximum age, or a daily deadline."""
+
+    max_age: str | None = Field(default=None, description="e.g. '30m', '6h', '1d'.")
+    deadline: str | None = Field(default=None, description="'HH:MM', data of today by then.")
+    timezone: str = "UTC"
+
+    @field_validator("max_age")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not DURATION.match(value):
+            raise ValueError("must be a number followed by m, h or d, e.g. '6h'")
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _clock(cls, value: str | None) -> str | None:
+        if value is not None and not CLOCK.match(value):
+            raise ValueError("must be a time of day 'HH:MM', e.g. '06:00'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Freshness:
+        if (self.max_age is None) == (self.deadline is None):
+            raise ValueError("set exactly one of 'max_age' or 'deadline'")
+        return self
+
+    @property
+    def max_age_delta(self) -> timedelta | None:
+        if self.max_age is None:
+            return None
+        match = DURATION.match(self.max_age)
+        assert match
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match["unit"]]
+        return timedelta(**{unit: int(match["n"])})
+
+
+class SLOs(_Strict):
+    """Service levels: how the product is refreshed and how fresh it must be."""
+
+    refresh: Literal["schedule", "on_upstream_change", "manual"] = "manual"
+    schedule: str | None = Field(default=None, description="Cron expression, with 'refresh: schedule'.")
+    timezone: str = "UTC"
+    freshness: Freshness | None = None
+
+    @model_validator(mode="after")
+    def _schedule_needed(self) -> SLOs:
+        if self.refresh == "schedule" and not self.schedule:
+            raise ValueError("'refresh: schedule' needs a 'schedule' cron expression")
+        if self.schedule and self.refresh != "schedule":
+            raise ValueError("'schedule' is only used with 'refresh: schedule'")
+        return self
+
+
+class Grant(_Strict):
+    """Who may read which output ports (enforced by the ports layer)."""
+
+    to: str = Field(min_length=1, description="A consumer id or 'role:<name>'.")
+    ports: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class Policies(_Strict):
+    """Access policies for the product's output ports."""
+
+    classification: Literal["public", "internal", "confidential", "restricted"] = "internal"
+    grants: list[Grant] = Field(default_factory=list)
+
+
+class ProductSpec(_Strict):
+    """A data product: one deployable unit of code, data, metadata and infrastructure."""
+
+    id: Slug = Field(description="Unique id; also the dbt group, Dagster group and schema name.")
+    name: str = Field(min_length=1)
+    domain: Slug
+    version: str = Field(pattern=SEMVER, description="Semantic version, e.g. '1.2.0'.")
+    status: Literal["draft", "active", "deprecated"] = "draft"
+    tier: Literal["bronze", "silver", "gold"] = "bronze"
+    owners: list[Annotated[str, Field(pattern=OWNER)]] = Field(
+        min_length=1, description="Emails or 'team:<name>'; the first one owns the dbt group."
+    )
+    description: Description
+    tags: list[Annotated[str, Field(pattern=r"^[\w:.-]+$")]] = Field(default_factory=list)
+    input_ports: list[InputPort] = Field(default_factory=list)
+    models: ModelSelection = Field(default_factory=ModelSelection)
+    python_models: list[PythonModel] = Field(default_factory=list)
+    output_ports: list[OutputPort] = Field(min_length=1)
+    slos: SLOs = Field(default_factory=SLOs)
+    policies: Policies = Field(default_factory=Policies)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ProductSpec:
+        for label, names in (
+            ("input port", [p.name for p in self.input_ports]),
+            ("output port", [p.name for p in self.output_ports]),
+            ("python model", [m.name for m in self.python_models]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"duplicate {label} name '{name}'")
+                seen.add(name)
+        return self
+
+    @property
+    def source_aligned(self) -> bool:
+        """True when the product ingests files or tables rather than other products."""
+        return not any(isinstance(p, ProductInputPort) for p in self.input_ports)
+
+    def output_port(self, name: str) -> OutputPort | None:
+        return next((p for p in self.output_ports if p.name == name), None)
+
+    @property
+    def upstream_products(self) -> list[str]:
+        return sorted(
+            {p.upstream_product for p in self.input_ports if isinstance(p, ProductInputPort)}
+        )
+
+    @property
+    def owner_email(self) -> str | None:
+        return next((o for o in self.owners if "@" in o), None)

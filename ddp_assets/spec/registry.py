@@ -1,0 +1,408 @@
+"""All products of a project, and the checks that need more than one spec at a time.
+
+The registry reads every product folder (spec, SQL files, contract paths) without running dbt,
+so ``ddp validate`` is fast and its messages point at the exact file and line. The checks that
+need dbt's own view (``dbt parse``) live in :mod:`ddp_assets.dbt.agreement`.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
+from ddp_assets.spec.loader import LoadedSpec, find_spec_files, load_spec
+from ddp_assets.spec.model import FileInputPort, ProductInputPort, ProductSpec, TableInputPort
+
+_REF = re.compile(r"""\bref\(\s*['"](?P<a>\w+)['"]\s*(?:,\s*['"](?P<b>\w+)['"]\s*)?[,)]""")
+_SOURCE = re.compile(r"""\bsource\(\s*['"](?P<source>\w+)['"]\s*,\s*['"](?P<table>\w+)['"]""")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A ``ref()`` or ``source()`` call found in a SQL model."""
+
+    kind: str  # "ref" or "source"
+    name: str  # the model, or the source table
+    source: str | None  # the source name for source()
+    file: Path
+    line: int
+
+
+@dataclass
+class Product:
+    """One product: its validated spec, its folder and the dbt models it owns."""
+
+    loaded: LoadedSpec
+    sql_models: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> ProductSpec:
+        return self.loaded.spec
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def folder(self) -> Path:
+        return self.loaded.folder
+
+    @property
+    def python_model_names(self) -> list[str]:
+        return [m.name for m in self.spec.python_models]
+
+    @property
+    def model_names(self) -> list[str]:
+        return [*self.sql_models, *self.python_model_names]
+
+    @property
+    def output_models(self) -> dict[str, str]:
+        """Output port model → port name."""
+        return {p.model: p.name for p in self.spec.output_ports}
+
+    @property
+    def raw_tables(self) -> list[str]:
+        """Tables the platform writes for this product before dbt runs (sources)."""
+        return [
+            *(p.name for p in self.spec.input_ports if isinstance(p, FileInputPort)),
+            *self.python_model_names,
+        ]
+
+    def contract_path(self, port: str) -> Path:
+        output = self.spec.output_port(port)
+        assert output is not None
+        return self.folder / output.contract
+
+    def references(self) -> Iterator[Reference]:
+        for path in self.sql_models.values():
+            text = path.read_text(encoding="utf-8")
+            for number, line in enumerate(text.splitlines(), start=1):
+                for match in _REF.finditer(line):
+                    name = match["b"] or match["a"]
+                    yield Reference("ref", name, None, path, number)
+                for match in _SOURCE.finditer(line):
+                    yield Reference("source", match["table"], match["source"], path, number)
+
+
+@dataclass
+class Registry:
+    """Every product in a defs folder, with all problems found while reading them."""
+
+    root: Path
+    products: dict[str, Product] = field(default_factory=dict)
+    problems: list[SpecProblem] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, defs_dir: Path, root: Path | None = None) -> Registry:
+        """Read and cross-check every product; problems are collected, not raised."""
+        registry = cls(root=root or defs_dir.parent.parent)
+        for path in find_spec_files(defs_dir):
+            try:
+                loaded = load_spec(path, registry.root)
+            except SpecErrors as errors:
+                registry.problems.extend(errors.problems)
+                continue
+            registry._add(Product(loaded))
+        registry._check_models()
+        registry._check_ports()
+        registry._check_references()
+        registry._check_cycles()
+        return registry
+
+    # -- queries -------------------------------------------------------------------------
+
+    @property
+    def errors(self) -> list[SpecProblem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            raise SpecErrors(self.problems)
+
+    def get(self, product_id: str) -> Product:
+        if product_id not in self.products:
+            hint = did_you_mean(product_id, self.products)
+            raise SpecErrors(
+                [SpecProblem("(command line)", None, "product", f"no product '{product_id}'", hint)]
+            )
+        return self.products[product_id]
+
+    @cached_property
+    def model_owner(self) -> dict[str, str]:
+        """Model name → owning product id, over every product."""
+        return {m: p.id for p in self.products.values() for m in p.model_names}
+
+    def upstream(self, product_id: str) -> list[str]:
+        spec = self.products[product_id].spec
+        return [p for p in spec.upstream_products if p in self.products]
+
+    def downstream(self, product_id: str) -> list[str]:
+        return sorted(p.id for p in self.products.values() if product_id in self.upstream(p.id))
+
+    def in_dependency_order(self) -> list[str]:
+        sorter = graphlib.TopologicalSorter({pid: self.upstream(pid) for pid in self.products})
+        try:
+            return list(sorter.static_order())
+        except graphlib.CycleError:
+            return sorted(self.products)
+
+    # -- checks --------------------------------------------------------------------------
+
+    def _problem(
+        self, product: Product, where: tuple[str | int, ...], message: str, hint: str | None = None
+    ) -> None:
+        self.problems.append(
+            SpecProblem(
+                product.loaded.display_path,
+                product.loaded.line_of(*where),
+                dotted(where),
+                message,
+                hint,
+            )
+        )
+
+    def _add(self, product: Product) -> None:
+        if product.id in self.products:
+            first = self.products[product.id]
+            self._problem(
+                product,
+                ("id",),
+                f"duplicate product id '{product.id}', already used by "
+                f"{first.loaded.display_path}",
+                "product ids are unique across the project; rename one of them",
+            )
+            return
+        self.products[product.id] = product
+
+    def _check_models(self) -> None:
+        owners: dict[str, tuple[Product, Path]] = {}
+        for product in self.products.values():
+            for index, folder in enumerate(product.spec.models.paths):
+                path = product.folder / folder
+                if not path.is_dir():
+                    if folder == "models" and not product.spec.models.paths[1:]:
+                        continue  # the default folder may be absent (python-only product)
+                    self._problem(
+                        product,
+                        ("models", "paths", index),
+                        f"folder '{folder}' does not exist in {relative(product.folder, self.root)}",
+                        "create it, or list the folders that hold this product's SQL models",
+                    )
+                    continue
+                for sql in sorted(path.rglob("*.sql")):
+                    name = sql.stem
+                    if name in owners:
+                        other, other_path = owners[name]
+                        self.problems.append(
+                            SpecProblem(
+                                relative(sql, self.root),
+                                1,
+                                "model",
+                                f"model name '{name}' is also used by "
+                                f"{relative(other_path, self.root)} (product '{other.id}')",
+                                "dbt model names are unique across the project; rename one file",
+                            )
+                        )
+                        continue
+                    owners[name] = (product, sql)
+                    product.sql_models[name] = sql
+            for index, python_model in enumerate(product.spec.python_models):
+                file_name = python_model.entrypoint.split(":", 1)[0]
+                if not (product.folder / file_name).is_file():
+                    self._problem(
+                        product,
+                        ("python_models", index, "entrypoint"),
+                        f"file '{file_name}' not found next to the spec",
+                        "put the Python file in the product folder",
+                    )
+                if python_model.name in product.sql_models:
+                    self._problem(
+                        product,
+                        ("python_models", index, "name"),
+                        f"'{python_model.name}' is also a SQL model of this product",
+                        "give the Python model another name",
+                    )
+                known = {*product.model_names, *(p.name for p in product.spec.input_ports)}
+                for position, name in enumerate(python_model.inputs):
+                    if name not in known:
+                        self._problem(
+                            product,
+                            ("python_models", index, "inputs", position),
+                            f"'{name}' is neither a model nor an input port of this product",
+                            did_you_mean(name, known),
+                        )
+
+    def _check_ports(self) -> None:
+        for product in self.products.values():
+            for index, port in enumerate(product.spec.output_ports):
+                if port.model not in product.model_names:
+                    hint = did_you_mean(port.model, product.model_names) or (
+                        f"this product's models: {', '.join(sorted(product.model_names))}"
+                        if product.model_names
+                        else "add models/<name>.sql to the product folder"
+                    )
+                    self._problem(
+                        product,
+                        ("output_ports", index, "model"),
+                        f"model '{port.model}' does not exist in product '{product.id}'",
+                        hint,
+                    )
+                if not (product.folder / port.contract).is_file():
+                    self._problem(
+                        product,
+                        ("output_ports", index, "contract"),
+                        f"contract file '{port.contract}' not found",
+                        "write an ODCS contract there (ddp new scaffolds one)",
+                    )
+            for index, input_port in enumerate(product.spec.input_ports):
+                if not isinstance(input_port, ProductInputPort):
+                    continue
+                upstream_id = input_port.upstream_product
+                upstream = self.products.get(upstream_id)
+                where = ("input_ports", index, "product")
+                if upstream is None:
+                    self._problem(
+                        product,
+                        where,
+                        f"input port '{input_port.name}' names unknown product '{upstream_id}'",
+                        did_you_mean(upstream_id, self.products),
+                    )
+                    continue
+                if upstream_id == product.id:
+                    self._problem(product, where, "a product cannot consume its own port")
+                    continue
+                if upstream.spec.output_port(input_port.upstream_port) is None:
+                    ports = [p.name for p in upstream.spec.output_ports]
+                    self._problem(
+                        product,
+                        where,
+                        f"product '{upstream_id}' has no output port '{input_port.upstream_port}'",
+                        did_you_mean(input_port.upstream_port, ports)
+                        or f"its output ports: {', '.join(ports)}",
+                    )
+                elif upstream.spec.status == "deprecated":
+                    self.problems.append(
+                        SpecProblem(
+                            product.loaded.display_path,
+                            product.loaded.line_of(*where),
+                            dotted(where),
+                            f"consumes deprecated product '{upstream_id}'",
+                            "plan a migration to its replacement",
+                            severity="warning",
+                        )
+                    )
+
+    def _check_references(self) -> None:
+        for product in self.products.values():
+            declared = {
+                p.upstream_product: p
+                for p in product.spec.input_ports
+                if isinstance(p, ProductInputPort)
+            }
+            own_sources = {
+                *product.raw_tables,
+                *(p.name for p in product.spec.input_ports if isinstance(p, TableInputPort)),
+            }
+            for ref in product.references():
+                shown = relative(ref.file, self.root)
+                if ref.kind == "source":
+                    if ref.source != product.id or ref.name not in own_sources:
+                        self.problems.append(
+                            SpecProblem(
+                                shown,
+                                ref.line,
+                                f"source('{ref.source}', '{ref.name}')",
+                                f"product '{product.id}' has no input port or python model "
+                                f"'{ref.name}' under source '{product.id}'",
+                                f"use source('{product.id}', '<input port>'); its ports: "
+                                f"{', '.join(sorted(own_sources)) or 'none'}",
+                            )
+                        )
+                    continue
+                owner_id = self.model_owner.get(ref.name)
+                if owner_id is None:
+                    self.problems.append(
+                        SpecProblem(
+                            shown,
+                            ref.line,
+                            f"ref('{ref.name}')",
+                            f"no model '{ref.name}' in any product",
+                            did_you_mean(ref.name, self.model_owner),
+                        )
+                    )
+                    continue
+                if owner_id == product.id:
+                    continue
+                owner = self.products[owner_id]
+                port = owner.output_models.get(ref.name)
+                if port is None:
+                    ports = ", ".join(f"{owner_id}.{p.name}" for p in owner.spec.output_ports)
+                    self.problems.append(
+                        SpecProblem(
+                            shown,
+                            ref.line,
+                            f"ref('{ref.name}')",
+                            f"'{ref.name}' is an internal model of product '{owner_id}'; "
+                            "products may only consume each other's output ports",
+                            f"consume one of its output ports instead: {ports}",
+                        )
+                    )
+                elif owner_id not in declared:
+                    self.problems.append(
+                        SpecProblem(
+                            shown,
+                            ref.line,
+                            f"ref('{ref.name}')",
+                            f"reads output port '{owner_id}.{port}' without an input port for it",
+                            f"add to input_ports in {product.loaded.display_path}: "
+                            f"{{name: {port}, type: product, product: {owner_id}.{port}}}",
+                        )
+                    )
+
+    def _check_cycles(self) -> None:
+        graph = {pid: self.upstream(pid) for pid in self.products}
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+        except graphlib.CycleError as error:
+            cycle: list[str] = list(error.args[1])
+            product = self.products[cycle[0]]
+            index = next(
+                i
+                for i, p in enumerate(product.spec.input_ports)
+                if isinstance(p, ProductInputPort) and p.upstream_product in cycle
+            )
+            self._problem(
+                product,
+                ("input_ports", index, "product"),
+                f"products depend on each other in a cycle: {' -> '.join(reversed(cycle))}",
+                "products must form a DAG; remove one of these input ports",
+            )
+
+
+_CACHE: dict[Path, tuple[str, Registry]] = {}
+
+
+def load_registry(defs_dir: Path, root: Path) -> Registry:
+    """:meth:`Registry.load`, reused while no spec, SQL or Python file in the defs folder changed.
+
+    Every product component asks for the registry while Dagster loads definitions; this keeps
+    that to one read of the folder per change.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(defs_dir.rglob("*")):
+        if path.suffix in (".yaml", ".yml", ".sql", ".py"):
+            stat = path.stat()
+            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    key = digest.hexdigest()
+    cached = _CACHE.get(defs_dir)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    registry = Registry.load(defs_dir, root)
+    _CACHE[defs_dir] = (key, registry)
+    return registry
