@@ -42,7 +42,9 @@ def reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         connection.close()
 
 
-def table_columns(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+def table_columns(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str
+) -> list[tuple[str, str]]:
     """(column, type) pairs of a table, from the catalog (no data is read)."""
     rows = connection.execute(
         "select column_name, data_type from information_schema.columns "

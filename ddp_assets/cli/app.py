@@ -1,2 +1,59 @@
+"""The ``ddp`` command line: a thin layer over the Python API (each command in its module)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from ddp_assets.cli import export, products, run, spec
+from ddp_assets.cli.console import err, print_problems
+from ddp_assets.spec.errors import SpecErrors
+
+app = typer.Typer(
+    name="ddp",
+    help="ddp — build, govern and serve data products on Dagster and dbt.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("validate")(products.validate)
+app.command("list")(products.list_products)
+app.command("show")(products.show)
+app.command("new")(products.new)
+app.command("demo")(run.demo)
+app.command("prepare")(run.prepare)
+app.command("materialize")(run.materialize_command)
+app.command("dev")(run.dev)
+app.add_typer(export.app, name="export")
+app.add_typer(spec.app, name="spec")
+
+
 def main() -> None:
-    pass
+    """Entry point: spec problems and unexpected errors are reported without a traceback."""
+    try:
+        # Without standalone mode click returns the exit code of typer.Exit instead of exiting.
+        result = app(standalone_mode=False)
+        sys.exit(result if isinstance(result, int) else 0)
+    except SpecErrors as errors:
+        print_problems(errors.problems)
+        sys.exit(1)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as error:  # the last line of defence: never show users a traceback
+        if os.environ.get("DDP_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] {type(error).__name__}: {error}")
+        err.print("    [dim]hint:[/dim] set DDP_DEBUG=1 to see the traceback")
+        sys.exit(1)

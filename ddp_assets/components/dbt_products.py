@@ -5,7 +5,6 @@ One multi-asset for the whole dbt project means a run over several products star
 one Dagster group per product from the ``meta.ddp`` block ddp writes for each model.
 """
 
-
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from ddp_assets.dbt.agreement import check_agreement
-from ddp_assets.dbt.project import dbt_resource, prepare
+from ddp_assets.dbt.project import dbt_resource, prepare, run_target_path
 from ddp_assets.dbt.translator import ProductTranslator
 from ddp_assets.metadata import WRITER_POOL
 from ddp_assets.settings import ProjectPaths
@@ -31,7 +30,9 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
         paths = ProjectPaths(context.project_root)
         registry = load_registry(paths.defs_dir, paths.root)
         prepared = prepare(paths, registry)
-        problems = [p for p in check_agreement(registry, prepared.manifest) if p.severity == "error"]
+        problems = [
+            p for p in check_agreement(registry, prepared.manifest) if p.severity == "error"
+        ]
         if problems:
             raise SpecErrors(problems)
 
@@ -45,6 +46,7 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
             pool=WRITER_POOL,
         )
         def ddp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-            yield from dbt.cli(["build"], context=context).stream()
+            target_path = run_target_path(prepared.project, context.run.run_id)
+            yield from dbt.cli(["build"], context=context, target_path=target_path).stream()
 
         return dg.Definitions(assets=[ddp_dbt_models], resources={"dbt": dbt_resource(paths)})

@@ -9,7 +9,6 @@ loaded until the function asks) and returns a polars/pandas DataFrame, a pyarrow
 DuckDB relation, which the platform writes to ``<product>.<model>``.
 """
 
-
 import hashlib
 import importlib.util
 import logging

@@ -8,17 +8,22 @@ decides whether a re-parse is needed.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from dagster_dbt import DbtCliResource, DbtProject
+from packaging import version
 
 from ddp_assets.dbt.properties import write_properties
 from ddp_assets.settings import ProjectPaths
@@ -26,6 +31,7 @@ from ddp_assets.spec.errors import SpecErrors, SpecProblem
 from ddp_assets.spec.registry import Registry
 
 FINGERPRINT_FILE = "ddp_fingerprint.txt"
+KEEP_RUN_ARTIFACTS = 20
 _DBT_INPUTS = ("*.sql", "*.yml", "*.yaml", "*.csv", "*.md")
 
 
@@ -45,9 +51,46 @@ def dbt_project(paths: ProjectPaths) -> DbtProject:
     )
 
 
+class ProductsDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource, minus two fixed costs per run that ddp does not need.
+
+    - ``dbt --version`` in a subprocess (about a second): the version is the installed
+      dbt-core's, read from package metadata.
+    - Registering a dbt adapter inside the Dagster process (about a second): it only serves
+      the optional row-count and column-metadata queries, which ddp does not use.
+    """
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
+        return None
+
+
+def run_target_path(project: DbtProject, run_id: str) -> Path:
+    """A fresh target folder for one dbt invocation, seeded with the prepared partial parse.
+
+    dagster-dbt gives every invocation its own target folder (so artifacts never mix); without
+    dbt's ``partial_parse.msgpack`` there, dbt would re-parse the whole project on every run.
+    """
+    base = project.project_dir / project.target_path
+    runs = base / "runs"
+    if runs.is_dir():  # keep the artifacts of the latest runs only
+        old = sorted(runs.iterdir(), key=lambda p: p.stat().st_mtime)[:-KEEP_RUN_ARTIFACTS]
+        for stale in old:
+            shutil.rmtree(stale, ignore_errors=True)
+    path = runs / f"{run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    path.mkdir(parents=True, exist_ok=True)
+    prepared = base / "partial_parse.msgpack"
+    if prepared.exists():
+        shutil.copyfile(prepared, path / "partial_parse.msgpack")
+    return path
+
+
 def dbt_resource(paths: ProjectPaths) -> DbtCliResource:
     project = dbt_project(paths)
-    return DbtCliResource(
+    return ProductsDbtCliResource(
         project_dir=project,
         profiles_dir=str(paths.dbt_dir),
         target=project.target,
@@ -149,7 +192,8 @@ def _dbt_problems(output: str, paths: ProjectPaths) -> list[SpecProblem]:
     """dbt's parse errors as problems; the first error line and its context, no traceback."""
     lines = [_TIMESTAMP.sub("", line).rstrip() for line in output.splitlines()]
     start = next(
-        (i for i, line in enumerate(lines) if "Error" in line or "error" in line), max(0, len(lines) - 8)
+        (i for i, line in enumerate(lines) if "Error" in line or "error" in line),
+        max(0, len(lines) - 8),
     )
     message = "\n    ".join(line for line in lines[start : start + 12] if line.strip())
     file_match = re.search(r"(\S+\.(?:sql|yml|yaml))", message)

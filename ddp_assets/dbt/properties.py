@@ -68,7 +68,7 @@ def product_properties(product: Product, root: Path) -> dict[str, Any]:
         "groups": [{"name": spec.id, "owner": owner, "description": spec.name}],
         "models": models,
     }
-    tables = [
+    tables: list[dict[str, Any]] = [
         {"name": p.name, "description": p.description or f"landing files {p.path}"}
         for p in spec.input_ports
         if isinstance(p, FileInputPort)

@@ -15,9 +15,11 @@ from ddp_assets.metadata import product_tags
 
 
 def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
-    return (props.get("meta") or {}).get("ddp") or (props.get("config", {}).get("meta") or {}).get(
-        "ddp"
-    ) or {}
+    return (
+        (props.get("meta") or {}).get("ddp")
+        or (props.get("config", {}).get("meta") or {}).get("ddp")
+        or {}
+    )
 
 
 class ProductTranslator(DagsterDbtTranslator):

@@ -5,7 +5,6 @@ A file port becomes the raw table ``<product>.<port>``, loaded entirely inside D
 fingerprint is the asset's data version, so Dagster knows when new data has landed.
 """
 
-
 import hashlib
 from pathlib import Path
 
@@ -29,7 +28,9 @@ class LandingFilesMissing(dg.Failure):
 
 
 def landing_files(landing_dir: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in landing_dir.glob(pattern) if p.is_file() and not p.name.startswith("."))
+    return sorted(
+        p for p in landing_dir.glob(pattern) if p.is_file() and not p.name.startswith(".")
+    )
 
 
 def files_fingerprint(files: list[Path]) -> str:

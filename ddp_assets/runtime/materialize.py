@@ -82,7 +82,11 @@ def selected_keys(defs: dg.Definitions, products: Sequence[str] | None) -> list[
 
 
 def materialize(
-    paths: ProjectPaths, products: Sequence[str] | None = None, *, tags: dict[str, str] | None = None
+    paths: ProjectPaths,
+    products: Sequence[str] | None = None,
+    *,
+    tags: dict[str, str] | None = None,
+    log_level: str = "INFO",
 ) -> RunOutcome:
     """Materialize every asset of the given products (all products when None)."""
     defs = definitions(paths)
@@ -93,6 +97,7 @@ def materialize(
         instance=instance(paths),
         asset_selection=keys,
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         tags={"ddp/command": "materialize", **(tags or {})},
     )
     materialized = {

@@ -1,0 +1,37 @@
+"""``ddp export``: product descriptors in open standards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from ddp_assets.cli.console import out
+from ddp_assets.cli.products import load_registry
+from ddp_assets.settings import ProjectPaths
+
+app = typer.Typer(help="Export product descriptors in open standards.", no_args_is_help=True)
+
+
+@app.command("odps")
+def odps(
+    product: Annotated[str, typer.Argument(help="Product id.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Write an Open Data Product Standard (ODPS v1.0.0) descriptor of a product."""
+    from ddp_assets.export.odps import to_odps
+
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    document = to_odps(registry.get(product), registry)
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        out.print(f"[green]wrote[/green] {output}")

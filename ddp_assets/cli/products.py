@@ -1,0 +1,139 @@
+"""``ddp validate``, ``ddp list``, ``ddp show``, ``ddp new``: working with product specs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ddp_assets.cli.console import err, out, print_json, print_problems
+from ddp_assets.describe import details, summary
+from ddp_assets.scaffold import scaffold_product
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import SpecErrors, SpecProblem
+from ddp_assets.spec.registry import Registry
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def load_registry(paths: ProjectPaths) -> Registry:
+    """The registry; spec errors stop the command with every problem listed."""
+    registry = Registry.load(paths.defs_dir, paths.root)
+    registry.raise_for_errors()
+    return registry
+
+
+def validate(
+    as_json: JsonFlag = False,
+    dbt: Annotated[
+        bool, typer.Option("--dbt/--no-dbt", help="Also parse dbt and check it agrees.")
+    ] = True,
+) -> None:
+    """Check every product spec, contract path and SQL reference; exit 1 on any error."""
+    paths = ProjectPaths.discover()
+    registry = Registry.load(paths.defs_dir, paths.root)
+    problems: list[SpecProblem] = list(registry.problems)
+    if dbt and not registry.errors:
+        from ddp_assets.dbt.agreement import check_agreement
+        from ddp_assets.dbt.project import prepare
+
+        try:
+            prepared = prepare(paths, registry)
+            problems.extend(check_agreement(registry, prepared.manifest))
+        except SpecErrors as errors:
+            problems.extend(errors.problems)
+    errors = [p for p in problems if p.severity == "error"]
+    if as_json:
+        print_json(
+            {
+                "valid": not errors,
+                "products": sorted(registry.products),
+                "problems": [p.to_dict() for p in problems],
+            }
+        )
+    else:
+        print_problems(problems)
+        if errors:
+            err.print(f"[red]{len(errors)} error(s)[/red] in {len(registry.products)} product(s)")
+        else:
+            warnings = len(problems) - len(errors)
+            out.print(
+                f"[green]ok[/green]: {len(registry.products)} products valid"
+                + (f", {warnings} warning(s)" if warnings else "")
+            )
+    if errors:
+        raise typer.Exit(1)
+
+
+def list_products(as_json: JsonFlag = False) -> None:
+    """List products: id, name, domain, owners, version, status and ports."""
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    rows = [summary(registry.products[pid], registry) for pid in sorted(registry.products)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(
+        "id", "name", "domain", "owners", "version", "status", "input ports", "output ports"
+    )
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["name"],
+            row["domain"],
+            "\n".join(row["owners"]),
+            row["version"],
+            row["status"],
+            "\n".join(
+                f"{p['name']} ({p.get('product') or p.get('path') or p.get('table')})"
+                for p in row["input_ports"]
+            ),
+            "\n".join(f"{p['name']} → {p['relation']}" for p in row["output_ports"]),
+        )
+    out.print(table)
+
+
+def show(
+    product: Annotated[str, typer.Argument(help="Product id.")], as_json: JsonFlag = False
+) -> None:
+    """Show one product: description, ports, contracts, models, SLOs, neighbours."""
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    info = details(registry.get(product), registry)
+    if as_json:
+        print_json(info)
+        return
+    out.print(f"[bold]{info['name']}[/bold] ({info['id']}) v{info['version']} — {info['status']}")
+    out.print(
+        f"domain: {info['domain']}   tier: {info['tier']}   owners: {', '.join(info['owners'])}"
+    )
+    out.print(f"spec: {info['spec_file']}")
+    for key, value in info["description"].items():
+        out.print(f"{key}: {value}")
+    table = Table("port", "kind", "details", title="input ports")
+    for port in info["input_ports"]:
+        table.add_row(port["name"], port["type"], port.get("product") or port.get("path") or "")
+    out.print(table)
+    table = Table("port", "relation", "contract", title="output ports")
+    for port in info["output_ports"]:
+        table.add_row(port["name"], port["relation"], port["contract"])
+    out.print(table)
+    out.print(f"models: {', '.join(info['models']['sql'])}")
+    if info["models"]["python"]:
+        out.print(f"python models: {', '.join(m['name'] for m in info['models']['python'])}")
+    out.print(f"slos: {info['slos']}")
+    out.print(f"upstream: {', '.join(info['upstream']) or '-'}")
+    out.print(f"downstream: {', '.join(info['downstream']) or '-'}")
+
+
+def new(
+    product: Annotated[str, typer.Argument(help="The new product's id, e.g. 'returns'.")],
+    domain: Annotated[str, typer.Option(help="The domain folder, e.g. 'sales'.")],
+    owner: Annotated[str | None, typer.Option(help="Owner email or team:<name>.")] = None,
+) -> None:
+    """Scaffold a working product: spec, a dbt model and its contract."""
+    paths = ProjectPaths.discover()
+    for path in scaffold_product(paths, product, domain, owner):
+        out.print(f"[green]created[/green] {path.relative_to(paths.root)}")
+    out.print("next: edit the files, then `ddp validate` and `ddp materialize " + product + "`")

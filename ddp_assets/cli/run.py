@@ -1,0 +1,146 @@
+"""``ddp demo``, ``ddp prepare``, ``ddp materialize``, ``ddp dev``: building and running."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from ddp_assets.cli.console import err, fail, out, print_json
+from ddp_assets.cli.products import JsonFlag, load_registry
+from ddp_assets.settings import ProjectPaths
+
+if TYPE_CHECKING:
+    from ddp_assets.runtime.materialize import RunOutcome
+
+
+def demo(
+    scale: Annotated[
+        int, typer.Option(min=100, max=100_000_000, help="Total landing rows to generate.")
+    ] = 100_000,
+    seed: Annotated[int, typer.Option(help="Same seed and scale, same files.")] = 42,
+) -> None:
+    """Write the demo landing zone (deterministic) under $DDP_DATA_DIR/landing."""
+    from ddp_assets.demo.generator import generate_landing_zone
+
+    paths = ProjectPaths.discover()
+    started = time.perf_counter()
+    with err.status(f"generating {scale:,} landing rows into {paths.landing_dir} ..."):
+        counts = generate_landing_zone(paths.landing_dir, scale=scale, seed=seed)
+    table = Table("file", "rows", title=f"landing zone: {paths.landing_dir}")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    out.print(table)
+    out.print(
+        f"[green]ok[/green]: {sum(counts.values()):,} rows in {time.perf_counter() - started:.1f}s"
+    )
+
+
+def prepare() -> None:
+    """Write dbt properties from the product specs and parse the dbt project (if changed)."""
+    from ddp_assets.dbt.project import prepare as prepare_dbt
+
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    with err.status("preparing the dbt project ..."):
+        prepared = prepare_dbt(paths, registry)
+    state = "parsed" if prepared.parsed else "up to date"
+    out.print(f"[green]ok[/green]: dbt manifest {state}: {prepared.project.manifest_path}")
+
+
+def materialize_command(
+    products: Annotated[
+        list[str] | None, typer.Argument(help="Product ids (all their assets).", show_default=False)
+    ] = None,
+    all_products: Annotated[bool, typer.Option("--all", help="Every product.")] = False,
+    as_json: JsonFlag = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Dagster and dbt logs.")
+    ] = False,
+) -> None:
+    """Materialize products headlessly through the Dagster instance (runs show in the UI)."""
+    if not products and not all_products:
+        fail("name the products to materialize, or pass --all", "e.g. `ddp materialize orders`")
+    from ddp_assets.runtime.instance import ensure_dagster_home
+    from ddp_assets.runtime.materialize import materialize
+
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    for product in products or []:
+        registry.get(product)
+    ensure_dagster_home(paths)
+    started = time.perf_counter()
+    captured = io.StringIO()
+    redirect = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(captured)
+    what = "all products" if all_products else ", ".join(products or [])
+    with redirect, err.status(f"materializing {what} ..."):
+        outcome = materialize(
+            paths,
+            None if all_products else products,
+            log_level="DEBUG" if verbose else "ERROR",
+        )
+    elapsed = time.perf_counter() - started
+    if as_json:
+        print_json({**outcome.to_dict(), "seconds": round(elapsed, 2)})
+    else:
+        _print_outcome(outcome, elapsed)
+    if not outcome.success:
+        raise typer.Exit(1)
+
+
+def _print_outcome(outcome: RunOutcome, elapsed: float) -> None:
+    table = Table("product", "asset", "status", "checks", title=f"run {outcome.run_id}")
+    for product in outcome.products:
+        for asset in product.assets:
+            passed = sum(c.passed for c in asset.checks)
+            failed = [c.name for c in asset.checks if not c.passed]
+            checks = f"{passed}/{len(asset.checks)} passed" if asset.checks else ""
+            if failed:
+                checks += " — failed: " + ", ".join(failed)
+            colour = {"materialized": "green", "failed": "red"}.get(asset.status, "yellow")
+            table.add_row(
+                product.product, asset.asset, f"[{colour}]{asset.status}[/{colour}]", checks
+            )
+    out.print(table)
+    for error in outcome.errors:
+        err.print(f"[red]error:[/red] {error}")
+    verdict = "[green]succeeded[/green]" if outcome.success else "[red]failed[/red]"
+    out.print(
+        f"{verdict} in {elapsed:.1f}s — see run {outcome.run_id} in the Dagster UI (`ddp dev`)"
+    )
+
+
+def dev(
+    host: Annotated[str, typer.Option(help="Interface the web UI listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the web UI.")] = 3000,
+) -> None:
+    """Serve the Dagster UI (webserver and daemon) for this project."""
+    from ddp_assets.dbt.project import prepare as prepare_dbt
+    from ddp_assets.runtime.instance import ensure_dagster_home
+
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    with err.status("preparing the dbt project ..."):
+        prepare_dbt(paths, registry)
+    ensure_dagster_home(paths)
+    dagster = Path(sys.executable).parent / "dagster"
+    command = [
+        str(dagster) if dagster.exists() else "dagster",
+        "dev",
+        "-w",
+        str(paths.root / "workspace.yaml"),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    err.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={paths.dagster_home})")
+    os.chdir(paths.root)
+    os.execvpe(command[0], command, {**os.environ, "DDP_DATA_DIR": str(paths.data_dir)})
