@@ -2,41 +2,95 @@
 
 ruamel.yaml keeps the line and column of every key and item, which lets each pydantic error be
 reported at the exact line of the offending field (PyYAML, which Dagster uses, does not expose
-positions for plain loads).
+positions for plain loads). Nothing here raises anything but :class:`SpecErrors`: unreadable
+files, invalid YAML and invalid specs all become problems naming the file, line and field.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import types
 import typing
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
-from ddp_assets.spec.model import ProductSpec
+from ddp_assets.spec.model import OWNER, SEMVER, SLUG, SPEC_ERROR, ProductSpec
 
 COMPONENT_TYPE = "ddp_assets.components.DataProduct"
 SPEC_FILE = "defs.yaml"
+# The keys Dagster accepts at the top of a component's defs.yaml.
+TOP_LEVEL_KEYS = ("type", "attributes", "template_vars_module", "requirements", "post_processing")
 
+# What a valid value looks like, by field name, for values that do not match their pattern.
 _FIELD_HINTS: dict[str, str] = {
     "id": "use lower-case letters, digits and '_', starting with a letter, e.g. 'customer_360'",
     "domain": "use lower-case letters, digits and '_', starting with a letter, e.g. 'sales'",
     "name": "use lower-case letters, digits and '_', starting with a letter",
     "model": "the name of a dbt model (SQL file name without .sql) or a python model",
-    "version": "use semantic versioning MAJOR.MINOR.PATCH, e.g. '1.0.0'",
+    "version": "use semantic versioning MAJOR.MINOR.PATCH in quotes, e.g. '1.0.0'",
     "owners": "an email address or 'team:<name>', e.g. 'team:sales-analytics'",
     "product": "write the upstream port as '<product>.<port>', e.g. 'customers.customers'",
     "entrypoint": "write 'file.py:function', e.g. 'churn.py:score_customers'",
-    "table": "write 'schema.table'",
+    "table": "write 'schema.table', e.g. 'crm.accounts'",
     "tags": "letters, digits, '_', ':', '.', '-' only, e.g. 'pii' or 'tier:gold'",
+    "max_age": "write a number followed by m, h or d, e.g. 'max_age: 6h'",
+    "deadline": "write 'HH:MM' in quotes, e.g. deadline: '06:00'",
+    "schedule": "write a cron expression in quotes, e.g. schedule: '0 5 * * *'",
 }
+
+# What a field's value is called in messages.
+_LABELS: dict[str, str] = {
+    "id": "product id",
+    "domain": "domain",
+    "name": "name",
+    "model": "model name",
+    "version": "semantic version",
+    "owners": "owner",
+    "product": "'<product>.<port>' reference",
+    "entrypoint": "entrypoint",
+    "table": "table",
+    "tags": "tag",
+}
+
+# What to write for a required field that is missing, by field path without list indexes.
+_EXAMPLES: dict[str, str] = {
+    "id": "id: customer_360",
+    "name": "name: Customer 360",
+    "domain": "domain: sales",
+    "version": "version: 1.0.0",
+    "owners": "owners: [team:<name>]",
+    "description": "description: {purpose: <why the product exists>}",
+    "description.purpose": "purpose: <why the product exists, in one or two sentences>",
+    "output_ports": "output_ports: [{name: <port>, model: <model>, contract: <file>}]",
+    "input_ports.name": "name: <port name>",
+    "input_ports.path": "path: <glob in the landing zone, e.g. 'orders/*.csv'>",
+    "input_ports.format": "format: csv",
+    "input_ports.table": "table: <schema>.<table>",
+    "input_ports.product": "product: <product>.<port>",
+    "input_ports.contract.id": "id: <the upstream contract's id>",
+    "output_ports.name": "name: <port name>",
+    "output_ports.model": "model: <a model of this product>",
+    "output_ports.contract": "contract: contracts/<model>.odcs.yaml",
+    "python_models.name": "name: <model name>",
+    "python_models.entrypoint": "entrypoint: <file.py>:<function>",
+    "policies.grants.to": "to: <consumer id or role:<name>>",
+    "slos": "slos: {refresh: manual}",
+    "slos.freshness": "freshness: {max_age: 6h}",
+    "models": "models: {paths: [models]}",
+    "policies": "policies: {classification: internal}",
+}
+
+_PATTERNS: dict[str, str] = {SLUG: "slug", SEMVER: "semver", OWNER: "owner"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +111,11 @@ class LoadedSpec:
 
 
 class Positions:
-    """Line numbers (1-based) of keys and items in a ruamel document."""
+    """Line numbers (1-based) of keys and items in a ruamel document.
+
+    A path that leads to a missing key gives the line of its closest existing parent, so that
+    a missing field is reported where it should be added.
+    """
 
     def __init__(self, document: Any):
         self._document = document
@@ -73,85 +131,63 @@ class Positions:
                     break
                 line = node.lc.key(key)[0] + 1
                 node = node[key]
-            elif isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
+            elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
                 line = node.lc.item(key)[0] + 1
                 node = node[key]
             else:
                 break
-        if line is None and isinstance(self._document, CommentedMap):
+        if line is None and isinstance(self._document, (CommentedMap, CommentedSeq)):
             line = self._document.lc.line + 1
         return line
 
 
-def read_yaml(path: Path) -> Any:
-    """Parse YAML keeping positions; duplicate keys are an error, as in dbt."""
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text keeping positions; duplicate keys are an error, as in dbt."""
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
-    with path.open(encoding="utf-8") as handle:
-        return yaml.load(handle)
+    return yaml.load(io.StringIO(text))
+
+
+def read_yaml(path: Path) -> Any:
+    """Read and parse a UTF-8 YAML file (see :func:`parse_yaml`).
+
+    Raises ``OSError``, ``UnicodeDecodeError`` or ruamel's ``YAMLError``.
+    """
+    return parse_yaml(path.read_bytes().decode("utf-8-sig"))
 
 
 def load_spec(path: Path, root: Path | None = None) -> LoadedSpec:
     """Load and validate one ``defs.yaml``; raise :class:`SpecErrors` listing every problem."""
     shown = relative(path, root)
-    try:
-        document = read_yaml(path)
-    except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else None
-        problem = (error.problem or error.context or "invalid YAML").strip()
-        raise SpecErrors(
-            [
-                SpecProblem(
-                    shown,
-                    line,
-                    "(yaml)",
-                    f"not valid YAML: {problem}",
-                    "check the indentation and quoting around this line",
-                )
-            ]
-        ) from None
-    except OSError as error:
-        raise SpecErrors([SpecProblem(shown, None, "(file)", f"cannot read: {error}")]) from None
+    document = _read_document(path, shown)
     positions = Positions(document)
     if not isinstance(document, CommentedMap):
+        found = "is empty" if document is None else f"holds a {_kind(document)}"
         raise SpecErrors(
             [
                 SpecProblem(
                     shown,
                     1,
                     "(document)",
-                    "expected a mapping with 'type' and 'attributes'",
-                    f"start the file with 'type: {COMPONENT_TYPE}'",
+                    f"the file {found}; expected a mapping with 'type' and 'attributes'",
+                    f"start the file with 'type: {COMPONENT_TYPE}' and put the product "
+                    "spec under 'attributes:'",
                 )
             ]
         )
-    problems: list[SpecProblem] = []
-    for key in document:
-        if key not in ("type", "attributes", "requirements", "post_processing"):
-            hint = did_you_mean(str(key), ["type", "attributes"])
-            problems.append(
-                SpecProblem(shown, positions.line((key,)), str(key), "unknown top-level key", hint)
-            )
-    if document.get("type") != COMPONENT_TYPE:
-        problems.append(
-            SpecProblem(
-                shown,
-                positions.line(("type",)),
-                "type",
-                f"expected 'type: {COMPONENT_TYPE}', found {document.get('type')!r}",
-                "every product folder's defs.yaml declares a DataProduct component",
-            )
-        )
+    problems = _check_top_level(document, positions, shown)
     attributes = document.get("attributes")
-    if not isinstance(attributes, dict):
+    if not isinstance(attributes, CommentedMap):
+        found = "is missing" if "attributes" not in document else "is not a mapping"
+        if attributes is None and "attributes" in document:
+            found = "is empty"
         problems.append(
             SpecProblem(
                 shown,
                 positions.line(("attributes",)),
                 "attributes",
-                "missing or not a mapping",
-                "put the product spec (id, name, domain, ...) under 'attributes:'",
+                f"'attributes' {found}",
+                "put the product spec (id, name, domain, ...) under 'attributes:', indented",
             )
         )
         raise SpecErrors(problems)
@@ -165,72 +201,461 @@ def load_spec(path: Path, root: Path | None = None) -> LoadedSpec:
     return LoadedSpec(spec=spec, path=path, display_path=shown, positions=positions)
 
 
+# -- reading ------------------------------------------------------------------------------
+
+
+def _read_document(path: Path, shown: str) -> Any:
+    """The parsed YAML document, or :class:`SpecErrors` saying why there is none."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    shown,
+                    None,
+                    "(file)",
+                    f"'{path.name}' is a directory, not a file",
+                    f"a product folder holds one {SPEC_FILE} file; rename this directory",
+                )
+            ]
+        ) from None
+    except OSError as error:
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    shown,
+                    None,
+                    "(file)",
+                    f"cannot be read: {error.strerror or error}",
+                    "check that the file exists and is readable",
+                )
+            ]
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        readable = data.decode("utf-8-sig", errors="replace")
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    shown,
+                    line,
+                    _field_at(readable, line) or "(file)",
+                    f"not UTF-8 text: byte 0x{data[error.start]:02x} cannot be decoded",
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
+    try:
+        return parse_yaml(text)
+    except MarkedYAMLError as error:
+        raise SpecErrors([_yaml_problem(error, text, shown)]) from None
+    except ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        char = error.character
+        code = char if isinstance(char, int) else ord(str(char)[:1] or "\0")
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    shown,
+                    line,
+                    _field_at(text, line) or "(yaml)",
+                    f"not valid YAML: control character U+{code:04X} is not allowed",
+                    "remove the character (it is often pasted by accident)",
+                )
+            ]
+        ) from None
+    except YAMLError as error:
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    shown,
+                    None,
+                    "(yaml)",
+                    f"not valid YAML: {error}",
+                    "check the indentation and quoting",
+                )
+            ]
+        ) from None
+
+
+def _yaml_problem(error: MarkedYAMLError, text: str, shown: str) -> SpecProblem:
+    context = error.context or ""
+    unclosed = "quoted scalar" in context or "flow" in context
+    # an unclosed quote or bracket is reported where it opens, not where the file ends
+    mark = (error.context_mark if unclosed else None) or error.problem_mark or error.context_mark
+    line = mark.line + 1 if mark else None
+    column = mark.column + 1 if mark else None
+    problem = (error.problem or error.context or "invalid YAML").strip()
+    field = (_field_at(text, line) if line else None) or "(yaml)"
+    duplicate = re.match(r'found duplicate key "(?P<key>.*?)" with value', problem)
+    if duplicate:
+        key = duplicate["key"]
+        first = _first_line_of(text, field, line) if line else None
+        where = f" on line {first}" if first else ""
+        return SpecProblem(
+            shown,
+            line,
+            field,
+            f"duplicate key '{key}'",
+            f"'{key}' is already set{where}; keep only one of them",
+            column=column,
+        )
+    message = f"not valid YAML: {problem}"
+    hint = "check the indentation and quoting around this line"
+    if "'\\t'" in problem:
+        message = "not valid YAML: a tab character"
+        hint = "indent with spaces; YAML does not allow tabs"
+    elif "mapping values are not allowed" in problem:
+        hint = "check the indentation of this line, and quote values that contain ': '"
+    elif "expected <block end>" in problem:
+        hint = "check the indentation: keys of one mapping start in the same column"
+    elif "another document" in problem:
+        message = "not valid YAML: more than one document ('---')"
+        hint = f"a {SPEC_FILE} declares one product; remove the '---' and what follows"
+    elif "alias" in context or "anchor" in context:
+        hint = "quote values that start with '*', '&' or '!', e.g. schedule: '* 5 * * *'"
+    elif "quoted scalar" in context:
+        message = "not valid YAML: a quote is not closed"
+        hint = "close the quote that starts on this line"
+    elif "flow" in context:
+        message = f"not valid YAML: a bracket is not closed ({problem})"
+        hint = "close the '[' or '{' that starts on this line, or quote values containing ':'"
+    return SpecProblem(shown, line, field, message, hint, column=column)
+
+
+_KEY_LINE = re.compile(
+    r"""^(?P<indent>\ *)(?P<dashes>(?:-\ +)*)"""
+    r"""(?P<key>[A-Za-z_][\w.-]*|"[^"]*"|'[^']*')\ *:(?:\s|$)"""
+)
+_ITEM_LINE = re.compile(r"^(?P<indent>\ *)(?P<dashes>(?:-(?:\ +|$))+)")
+
+
+def _key_paths(text: str) -> list[tuple[int, tuple[str | int, ...]]]:
+    """``(line, path)`` for the lines of block-style YAML, also when it is invalid.
+
+    A best effort to name the field around a YAML syntax error: the path of the key on each
+    line (or of the enclosing key for other lines), from indentation and list dashes.
+    """
+    stack: list[tuple[int, str | int, bool]] = []  # (column, key or item index, opens a block)
+    counts: dict[tuple[str | int, ...], int] = {}  # next item index of each sequence
+    out: list[tuple[int, tuple[str | int, ...]]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.replace("\t", "  ")
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped in ("---", "..."):
+            continue
+        match = _KEY_LINE.match(line) or _ITEM_LINE.match(line)
+        if match is None:
+            indent = len(line) - len(line.lstrip(" "))
+            out.append((number, tuple(k for c, k, _ in stack if c < indent)))
+            continue
+        key = match.groupdict().get("key")
+        for dash in re.finditer(r"-(?:\ +|$)", match["dashes"]):
+            column = len(match["indent"]) + dash.start()
+            while stack and (
+                stack[-1][0] > column
+                or (stack[-1][0] == column and isinstance(stack[-1][1], int))
+                or not stack[-1][2]
+            ):
+                stack.pop()
+            parent = tuple(k for _, k, _ in stack)
+            index = counts.get(parent, 0)
+            counts[parent] = index + 1
+            stack.append((column, index, bool(key) or dash.end() < len(match["dashes"])))
+        if key:
+            name = key.strip("'\"")
+            column = len(match["indent"]) + len(match["dashes"])
+            while stack and (stack[-1][0] >= column or not stack[-1][2]):
+                stack.pop()
+            path = tuple(k for _, k, _ in stack)
+            for seq in [p for p in counts if p[: len(path) + 1] == (*path, name)]:
+                del counts[seq]  # a key set again starts its sequences anew
+            rest = line[match.end() :].strip()
+            stack.append((column, name, not rest or rest.startswith(("#", "|", ">"))))
+        out.append((number, tuple(k for _, k, _ in stack)))
+    return out
+
+
+def _field_at(text: str, line: int) -> str | None:
+    """The dotted field on (or around) a line of YAML, as written in messages."""
+    path: tuple[str | int, ...] = ()
+    for number, found in _key_paths(text):
+        if number > line:
+            break
+        path = found
+    if path[:1] == ("attributes",) and len(path) > 1:
+        path = path[1:]
+    return dotted(path) or None
+
+
+def _first_line_of(text: str, field: str, line: int) -> int | None:
+    """The first line before ``line`` that sets the same field (for duplicate keys)."""
+    for number, path in _key_paths(text):
+        if number >= line:
+            return None
+        if path[:1] == ("attributes",) and len(path) > 1:
+            path = path[1:]
+        if dotted(path) == field:
+            return number
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "text value"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+# -- the component envelope ---------------------------------------------------------------
+
+
+def _check_top_level(document: CommentedMap, positions: Positions, shown: str) -> list[SpecProblem]:
+    problems: list[SpecProblem] = []
+    for key in document:
+        if key in TOP_LEVEL_KEYS:
+            continue
+        name = str(key)
+        if name in ProductSpec.model_fields:
+            hint = f"'{name}' is a product field: indent it under 'attributes:'"
+        else:
+            hint = did_you_mean(name, TOP_LEVEL_KEYS) or (
+                f"allowed top-level keys: {', '.join(TOP_LEVEL_KEYS)}"
+            )
+        problems.append(
+            SpecProblem(
+                shown, positions.line((key,)), name, f"unknown top-level key '{name}'", hint
+            )
+        )
+    component_type = document.get("type")
+    if "type" not in document:
+        problems.append(
+            SpecProblem(
+                shown,
+                1,
+                "type",
+                "required key 'type' is missing",
+                f"add 'type: {COMPONENT_TYPE}' as the first line",
+            )
+        )
+    elif component_type != COMPONENT_TYPE:
+        problems.append(
+            SpecProblem(
+                shown,
+                positions.line(("type",)),
+                "type",
+                f"unknown component type {component_type!r} for a product folder",
+                f"write 'type: {COMPONENT_TYPE}'",
+            )
+        )
+    return problems
+
+
+# -- pydantic errors ----------------------------------------------------------------------
+
+
 def _plain(node: Any) -> Any:
     """ruamel containers and scalars → plain Python values."""
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_plain(v) for v in node]
+    if isinstance(node, bool):
+        return bool(node)
     if isinstance(node, str):
         return str(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
     return node
 
 
 def _problems_from(
     error: ValidationError, attributes: Any, positions: Positions, shown: str
 ) -> list[SpecProblem]:
-    problems = []
+    found: list[tuple[tuple[str | int, ...], str, str, str | None]] = []
     for item in error.errors(include_url=False):
-        loc = tuple(item["loc"])
-        data_loc = _data_loc(attributes, loc)
-        field = dotted(data_loc) or "attributes"
+        data_loc = _data_loc(attributes, tuple(item["loc"]))
         kind = item["type"]
-        message = item["msg"]
-        hint: str | None = None
-        last = next((p for p in reversed(data_loc) if isinstance(p, str)), "")
-        if kind == "extra_forbidden":
-            allowed = _allowed_fields(attributes, data_loc[:-1])
-            message = "unknown field"
-            hint = did_you_mean(str(data_loc[-1]), allowed) or (
-                f"allowed fields: {', '.join(sorted(allowed))}" if allowed else None
-            )
-        elif kind == "missing":
-            message = "required field is missing"
-            hint = f"add '{last}:' here"
-        elif kind == "literal_error":
-            expected = re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected", "")))
-            value = item.get("input")
-            message = f"{value!r} is not one of: {', '.join(expected)}"
-            hint = did_you_mean(str(value), expected)
-        elif kind == "union_tag_invalid":
-            ctx = item.get("ctx", {})
-            message = f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
-            hint = did_you_mean(str(ctx.get("tag")), ["file", "table", "product"])
-        elif kind == "string_pattern_mismatch":
-            message = f"{item.get('input')!r} is not a valid value"
-            hint = _FIELD_HINTS.get(last)
-        elif kind == "value_error":
-            message = message.removeprefix("Value error, ")
-        elif kind == "too_short":
-            message = "must not be empty"
-            hint = f"add at least one entry under '{last}'"
+        ctx: dict[str, Any] = dict(item.get("ctx") or {})
+        if kind == SPEC_ERROR:
+            data_loc = (*data_loc, *ctx.get("loc", ()))
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            data_loc = (*data_loc, "type")
+        message, hint = _describe(item, kind, ctx, attributes, data_loc)
+        found.append((data_loc, kind, message, hint))
+    # A misspelt required key is reported once, as an unknown key with its did-you-mean.
+    renamed = {
+        (*loc[:-1], _suggestion(hint))
+        for loc, kind, _, hint in found
+        if kind == "extra_forbidden" and _suggestion(hint)
+    }
+    problems = []
+    for data_loc, kind, message, hint in found:
+        if kind in ("missing", "union_tag_not_found") and data_loc in renamed:
+            continue
         problems.append(
-            SpecProblem(shown, positions.line(("attributes", *data_loc)), field, message, hint)
+            SpecProblem(
+                shown,
+                positions.line(("attributes", *data_loc)),
+                dotted(data_loc) or "attributes",
+                message,
+                hint,
+            )
         )
     return problems
+
+
+def _suggestion(hint: str | None) -> str | None:
+    match = re.fullmatch(r"did you mean '(?P<name>[^']*)'\?", hint or "")
+    return match["name"] if match else None
+
+
+def _describe(
+    item: Any,
+    kind: str,
+    ctx: dict[str, Any],
+    attributes: Any,
+    data_loc: tuple[str | int, ...],
+) -> tuple[str, str | None]:
+    """A short message and a hint for one pydantic error."""
+    last = next((str(p) for p in reversed(data_loc) if isinstance(p, str)), "")
+    value = item.get("input")
+    if kind == SPEC_ERROR:
+        return str(ctx.get("message", item["msg"])), ctx.get("hint")
+    if kind == "extra_forbidden":
+        name = str(data_loc[-1])
+        allowed = _allowed_fields(attributes, data_loc[:-1])
+        hint = did_you_mean(name, allowed)
+        if hint is None:
+            home = _home_of(name)
+            here = dotted(_field_path(data_loc[:-1]))
+            if home is not None and home != here:
+                under = f"'{home}:'" if home else "'attributes:' directly"
+                hint = f"'{name}' belongs under {under}"
+        if hint is None and allowed:
+            hint = f"allowed fields: {', '.join(sorted(allowed))}"
+        return f"unknown field '{name}'", hint
+    if kind == "missing":
+        example = _EXAMPLES.get(".".join(_field_path(data_loc)), f"{last}: <value>")
+        parent = data_loc[:-1]
+        if not parent:
+            where = "under 'attributes:'"
+        elif isinstance(parent[-1], int):
+            where = f"to {dotted(parent)}"
+        else:
+            where = f"under '{parent[-1]}:'"
+        return f"required field '{last}' is missing", f"add '{example}' {where}"
+    if kind == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        choices = ", ".join(expected)
+        return f"{value!r} is not one of: {choices}", did_you_mean(str(value), expected) or (
+            f"write one of: {choices}"
+        )
+    if kind == "union_tag_invalid":
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        return f"unknown {_union_label(data_loc)} type {ctx.get('tag')!r}", did_you_mean(
+            str(ctx.get("tag")), tags
+        ) or f"write one of: {', '.join(tags)}"
+    if kind == "union_tag_not_found":
+        tags = _union_tags(data_loc)
+        return "required field 'type' is missing", f"add 'type:' with one of: {', '.join(tags)}"
+    if kind == "string_pattern_mismatch":
+        label = _LABELS.get(last, "value")
+        hint = _FIELD_HINTS.get(last)
+        if _PATTERNS.get(str(ctx.get("pattern"))) == "slug" and isinstance(value, str):
+            slug = re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")
+            if re.match(SLUG, slug):
+                hint = f"use lower-case letters, digits and '_', e.g. '{slug}'"
+        return f"{value!r} is not a valid {label}", hint
+    if kind == "string_type":
+        if value is None:
+            return f"'{last}' has no value", f"write a value after '{last}:'"
+        if isinstance(value, dict) and len(value) == 1:
+            key, inner = next(iter(value.items()))
+            return f"expected text, found the mapping {{{key}: {inner}}}", (
+                f"': ' starts a mapping; write '{key}:{inner}' without the space, or quote it"
+            )
+        return f"expected text, found the {_kind(value)} {value}", _FIELD_HINTS.get(last) or (
+            f"quote it: {last}: '{value}'"
+        )
+    if kind == "list_type":
+        if isinstance(value, str):
+            return f"expected a list, found {value!r}", f"write a list: {last}: [{value}]"
+        return f"expected a list, found {_describe_value(value)}", (
+            f"write a list under '{last}:', one '- item' per line"
+        )
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        example = _EXAMPLES.get(".".join(_field_path(data_loc)))
+        if isinstance(data_loc[-1], int):
+            hint = f"write each item of '{last}' as 'key: value' lines after its '- '"
+        elif example:
+            hint = f"write e.g. '{example}'"
+        else:
+            hint = f"indent the fields of '{last}' under '{last}:'"
+        return f"expected a mapping, found {_describe_value(value)}", hint
+    if kind == "too_short":
+        example = _EXAMPLES.get(".".join(_field_path(data_loc)))
+        return f"'{last}' must not be empty", (
+            f"add an entry, e.g. '{example}'" if example else f"add an entry under '{last}:'"
+        )
+    if kind == "string_too_short":
+        return f"'{last}' must not be empty", f"write a value after '{last}:'"
+    if kind == "string_too_long":
+        return f"'{last}' is too long ({len(str(value))} characters)", (
+            f"use at most {ctx.get('max_length')} characters"
+        )
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, found {value!r}", f"write {last}: true or {last}: false"
+    return str(item["msg"]).removeprefix("Value error, "), _FIELD_HINTS.get(last)
+
+
+def _describe_value(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return f"a {_kind(value)}" if isinstance(value, (dict, list)) else f"{value!r}"
+
+
+def _union_label(data_loc: tuple[str | int, ...]) -> str:
+    return "input port" if data_loc[:1] == ("input_ports",) else "component"
+
+
+def _union_tags(data_loc: tuple[str | int, ...]) -> list[str]:
+    return ["file", "table", "product"] if data_loc[:1] == ("input_ports",) else []
+
+
+def _field_path(loc: tuple[str | int, ...]) -> tuple[str, ...]:
+    return tuple(str(p) for p in loc if isinstance(p, str))
+
+
+# List fields whose items are a union tagged by their 'type' (pydantic puts the tag in locs).
+_TAGGED_LISTS = ("input_ports",)
 
 
 def _data_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     """Drop the union tags pydantic inserts into an error location."""
     out: list[str | int] = []
     node = data
-    for key in loc:
-        if isinstance(node, dict) and key not in node and key == node.get("type"):
+    for position, key in enumerate(loc):
+        tagged = position >= 2 and loc[position - 2] in _TAGGED_LISTS
+        after_index = position >= 1 and isinstance(loc[position - 1], int)
+        if tagged and after_index and isinstance(node, dict) and key == node.get("type"):
             continue
         out.append(key)
         if isinstance(node, dict):
             node = node.get(key)
-        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
             node = node[key]
         else:
             node = None
@@ -239,18 +664,21 @@ def _data_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 
 def _allowed_fields(data: Any, loc: tuple[str | int, ...]) -> list[str]:
     """The field names of the pydantic model found at ``loc`` in the data."""
-    model: Any = ProductSpec
+    annotation: Any = ProductSpec
     node = data
     for key in loc:
-        node = node[key] if isinstance(node, (dict, list)) else None
         if isinstance(key, int):
+            node = node[key] if isinstance(node, list) and 0 <= key < len(node) else None
             continue
+        model = _model_in(annotation, node)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return []
         field = model.model_fields.get(str(key))
         if field is None:
             return []
-        model = _model_in(field.annotation, node)
+        annotation = field.annotation
+        node = node.get(key) if isinstance(node, dict) else None
+    model = _model_in(annotation, node)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []
@@ -276,14 +704,44 @@ def _model_in(annotation: Any, node: Any) -> Any:
     return annotation
 
 
+@cache
+def _homes() -> dict[str, str]:
+    """Field name → the dotted field it is written under (unambiguous names only)."""
+    homes: dict[str, set[str]] = {}
+
+    def walk(model: type[BaseModel], prefix: tuple[str, ...]) -> None:
+        for name, info in model.model_fields.items():
+            homes.setdefault(name, set()).add(dotted(prefix))
+            for inner in _models_of(info.annotation):
+                if len(prefix) < 4:
+                    walk(inner, (*prefix, name))
+
+    walk(ProductSpec, ())
+    return {name: next(iter(where)) for name, where in homes.items() if len(where) == 1}
+
+
+def _home_of(name: str) -> str | None:
+    return _homes().get(name)
+
+
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in typing.get_args(annotation) for m in _models_of(a)]
+
+
 def find_spec_files(defs_dir: Path) -> list[Path]:
     """Every product ``defs.yaml`` below the defs folder.
 
     Platform component instances live in folders whose name starts with '_' (``defs/_platform``)
     and are not products; every other ``defs.yaml`` is a product spec.
     """
+    try:
+        found = sorted(defs_dir.rglob(SPEC_FILE))
+    except OSError:
+        return []
     return [
         path
-        for path in sorted(defs_dir.rglob(SPEC_FILE))
+        for path in found
         if not any(part.startswith(("_", ".")) for part in path.relative_to(defs_dir).parts)
     ]

@@ -8,10 +8,15 @@ Every model forbids unknown keys so that a typo is reported with a did-you-mean 
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import timedelta
+from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from ddp_assets.spec.errors import did_you_mean
 
 SLUG = r"^[a-z][a-z0-9_]*$"
 SEMVER = (
@@ -22,8 +27,38 @@ SEMVER = (
 OWNER = r"^(team:[a-z0-9][a-z0-9_.-]*|[^@\s]+@[^@\s]+\.[^@\s]+)$"
 DURATION = re.compile(r"^(?P<n>\d+)\s*(?P<unit>m|h|d)$")
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+CRON_FIELD = re.compile(r"^[\d*/,?LW#A-Za-z-]+$")
+CRON_MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
 
 Slug = Annotated[str, Field(pattern=SLUG, max_length=63)]
+
+SPEC_ERROR = "spec"
+"""The pydantic error type of the checks below; its context carries a hint and a field path."""
+
+
+def spec_error(message: str, hint: str | None = None, *loc: str | int) -> PydanticCustomError:
+    """A validation error with a hint; ``loc`` is the field below the validated model, if any.
+
+    The loader reads ``hint`` and ``loc`` from the error's context so that a check spanning
+    several fields still names the one to change.
+    """
+    return PydanticCustomError(
+        SPEC_ERROR, "{message}", {"message": message, "hint": hint, "loc": loc}
+    )
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _check_timezone(value: str) -> str:
+    if value not in _timezones():
+        raise spec_error(
+            f"unknown time zone {value!r}",
+            did_you_mean(value, _timezones()) or "use an IANA name, e.g. 'UTC' or 'Europe/Paris'",
+        )
+    return value
 
 
 class _Strict(BaseModel):
@@ -33,13 +68,17 @@ class _Strict(BaseModel):
 class Description(_Strict):
     """What the product is for, what it does not do, and how to use it."""
 
-    purpose: str = Field(min_length=1, description="Why the product exists, in one or two sentences.")
+    purpose: str = Field(
+        min_length=1, description="Why the product exists, in one or two sentences."
+    )
     limitations: str | None = Field(default=None, description="Known gaps and caveats.")
-    usage: str | None = Field(default=None, description="How consumers should use the output ports.")
+    usage: str | None = Field(
+        default=None, description="How consumers should use the output ports."
+    )
 
 
 class ContractRequirement(_Strict):
-    """The contract an input port expects from its upstream port (enforced by the contracts layer)."""
+    """The contract an input port expects from its upstream port (checked by the contracts)."""
 
     id: str = Field(description="The upstream contract's id.")
     version: str = Field(default="*", description="A version range, e.g. '>=1.0.0,<2.0.0'.")
@@ -136,20 +175,40 @@ class Freshness(_Strict):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and not DURATION.match(value):
-            raise ValueError("must be a number followed by m, h or d, e.g. '6h'")
+            raise spec_error(
+                f"{value!r} is not a duration",
+                "write a number followed by m, h or d, e.g. 'max_age: 6h'",
+            )
         return value
 
     @field_validator("deadline")
     @classmethod
     def _clock(cls, value: str | None) -> str | None:
         if value is not None and not CLOCK.match(value):
-            raise ValueError("must be a time of day 'HH:MM', e.g. '06:00'")
+            raise spec_error(
+                f"{value!r} is not a time of day",
+                "write 'HH:MM' in quotes, e.g. deadline: '06:00'",
+            )
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _check_timezone(value)
 
     @model_validator(mode="after")
     def _one_of(self) -> Freshness:
-        if (self.max_age is None) == (self.deadline is None):
-            raise ValueError("set exactly one of 'max_age' or 'deadline'")
+        if self.max_age is not None and self.deadline is not None:
+            raise spec_error(
+                "sets both 'max_age' and 'deadline'",
+                "keep one: 'max_age' for a maximum age, or 'deadline' for a daily time",
+                "deadline",
+            )
+        if self.max_age is None and self.deadline is None:
+            raise spec_error(
+                "needs 'max_age' or 'deadline'",
+                "add e.g. 'max_age: 6h', or 'deadline: \"06:00\"'",
+            )
         return self
 
     @property
@@ -166,16 +225,44 @@ class SLOs(_Strict):
     """Service levels: how the product is refreshed and how fresh it must be."""
 
     refresh: Literal["schedule", "on_upstream_change", "manual"] = "manual"
-    schedule: str | None = Field(default=None, description="Cron expression, with 'refresh: schedule'.")
+    schedule: str | None = Field(
+        default=None, description="Cron expression, with 'refresh: schedule'."
+    )
     timezone: str = "UTC"
     freshness: Freshness | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None or value in CRON_MACROS:
+            return value
+        fields = value.split()
+        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+            raise spec_error(
+                f"{value!r} is not a cron expression",
+                "write 5 fields 'minute hour day month weekday' in quotes, e.g. '0 5 * * *'",
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _check_timezone(value)
 
     @model_validator(mode="after")
     def _schedule_needed(self) -> SLOs:
         if self.refresh == "schedule" and not self.schedule:
-            raise ValueError("'refresh: schedule' needs a 'schedule' cron expression")
+            raise spec_error(
+                "'refresh: schedule' needs a 'schedule'",
+                "add a cron expression under slos, e.g. schedule: '0 5 * * *'",
+                "schedule",
+            )
         if self.schedule and self.refresh != "schedule":
-            raise ValueError("'schedule' is only used with 'refresh: schedule'")
+            raise spec_error(
+                f"'schedule' is only used with 'refresh: schedule', not '{self.refresh}'",
+                "set 'refresh: schedule', or remove 'schedule'",
+                "schedule",
+            )
         return self
 
 
@@ -216,15 +303,21 @@ class ProductSpec(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> ProductSpec:
-        for label, names in (
-            ("input port", [p.name for p in self.input_ports]),
-            ("output port", [p.name for p in self.output_ports]),
-            ("python model", [m.name for m in self.python_models]),
+        for label, field, names in (
+            ("input port", "input_ports", [p.name for p in self.input_ports]),
+            ("output port", "output_ports", [p.name for p in self.output_ports]),
+            ("python model", "python_models", [m.name for m in self.python_models]),
         ):
             seen: set[str] = set()
-            for name in names:
+            for index, name in enumerate(names):
                 if name in seen:
-                    raise ValueError(f"duplicate {label} name '{name}'")
+                    raise spec_error(
+                        f"duplicate {label} name '{name}'",
+                        f"{label} names are unique within a product; rename one of them",
+                        field,
+                        index,
+                        "name",
+                    )
                 seen.add(name)
         return self
 

@@ -81,7 +81,10 @@ class Product:
 
     def references(self) -> Iterator[Reference]:
         for path in self.sql_models.values():
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = path.read_bytes().decode("utf-8-sig", errors="replace")
+            except OSError:
+                continue  # reported by the registry's model check
             for number, line in enumerate(text.splitlines(), start=1):
                 for match in _REF.finditer(line):
                     name = match["b"] or match["a"]
@@ -108,12 +111,32 @@ class Registry:
             except SpecErrors as errors:
                 registry.problems.extend(errors.problems)
                 continue
+            except Exception as error:  # a bug here must not hide the other products' problems
+                registry._internal(relative(path, registry.root), error)
+                continue
             registry._add(Product(loaded))
-        registry._check_models()
-        registry._check_ports()
-        registry._check_references()
-        registry._check_cycles()
+        for check in (
+            registry._check_models,
+            registry._check_ports,
+            registry._check_references,
+            registry._check_cycles,
+        ):
+            try:
+                check()
+            except Exception as error:
+                registry._internal(relative(defs_dir, registry.root), error)
         return registry
+
+    def _internal(self, shown: str, error: Exception) -> None:
+        self.problems.append(
+            SpecProblem(
+                shown,
+                None,
+                "(platform)",
+                f"could not be checked: {type(error).__name__}: {error}",
+                "this is a bug in the platform's validation; please report it with this file",
+            )
+        )
 
     # -- queries -------------------------------------------------------------------------
 
@@ -140,7 +163,7 @@ class Registry:
 
     def upstream(self, product_id: str) -> list[str]:
         spec = self.products[product_id].spec
-        return [p for p in spec.upstream_products if p in self.products]
+        return [p for p in spec.upstream_products if p in self.products and p != product_id]
 
     def downstream(self, product_id: str) -> list[str]:
         return sorted(p.id for p in self.products.values() if product_id in self.upstream(p.id))
@@ -173,9 +196,8 @@ class Registry:
             self._problem(
                 product,
                 ("id",),
-                f"duplicate product id '{product.id}', already used by "
-                f"{first.loaded.display_path}",
-                "product ids are unique across the project; rename one of them",
+                f"product id '{product.id}' is already used by {first.loaded.display_path}",
+                "product ids are unique across the project; give this product another id",
             )
             return
         self.products[product.id] = product
@@ -191,11 +213,13 @@ class Registry:
                     self._problem(
                         product,
                         ("models", "paths", index),
-                        f"folder '{folder}' does not exist in {relative(product.folder, self.root)}",
+                        f"folder '{folder}' does not exist in "
+                        f"{relative(product.folder, self.root)}",
                         "create it, or list the folders that hold this product's SQL models",
                     )
                     continue
-                for sql in sorted(path.rglob("*.sql")):
+                for sql in sorted(p for p in path.rglob("*.sql") if p.is_file()):
+                    self._check_sql_text(sql)
                     name = sql.stem
                     if name in owners:
                         other, other_path = owners[name]
@@ -206,20 +230,25 @@ class Registry:
                                 "model",
                                 f"model name '{name}' is also used by "
                                 f"{relative(other_path, self.root)} (product '{other.id}')",
-                                "dbt model names are unique across the project; rename one file",
+                                "dbt model names are unique across the project; rename this file, "
+                                f"e.g. to {product.id}_{name}.sql",
                             )
                         )
                         continue
                     owners[name] = (product, sql)
                     product.sql_models[name] = sql
             for index, python_model in enumerate(product.spec.python_models):
-                file_name = python_model.entrypoint.split(":", 1)[0]
+                file_name, _, function = python_model.entrypoint.partition(":")
                 if not (product.folder / file_name).is_file():
+                    present = [
+                        str(p.relative_to(product.folder)) for p in product.folder.rglob("*.py")
+                    ]
                     self._problem(
                         product,
                         ("python_models", index, "entrypoint"),
-                        f"file '{file_name}' not found next to the spec",
-                        "put the Python file in the product folder",
+                        f"file '{file_name}' not found in {relative(product.folder, self.root)}",
+                        did_you_mean(file_name, present)
+                        or f"create {file_name} in the product folder with a function '{function}'",
                     )
                 if python_model.name in product.sql_models:
                     self._problem(
@@ -235,8 +264,36 @@ class Registry:
                             product,
                             ("python_models", index, "inputs", position),
                             f"'{name}' is neither a model nor an input port of this product",
-                            did_you_mean(name, known),
+                            did_you_mean(name, known)
+                            or f"use one of: {', '.join(sorted(known)) or 'none declared'}",
                         )
+
+    def _check_sql_text(self, sql: Path) -> None:
+        try:
+            data = sql.read_bytes()
+        except OSError as error:
+            self.problems.append(
+                SpecProblem(
+                    relative(sql, self.root),
+                    None,
+                    "(file)",
+                    f"cannot be read: {error.strerror or error}",
+                    "check that the file is readable",
+                )
+            )
+            return
+        try:
+            data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            self.problems.append(
+                SpecProblem(
+                    relative(sql, self.root),
+                    data[: error.start].count(b"\n") + 1,
+                    "(file)",
+                    f"not UTF-8 text: byte 0x{data[error.start]:02x} cannot be decoded",
+                    "save the file as UTF-8",
+                )
+            )
 
     def _check_ports(self) -> None:
         for product in self.products.values():
@@ -245,7 +302,7 @@ class Registry:
                     hint = did_you_mean(port.model, product.model_names) or (
                         f"this product's models: {', '.join(sorted(product.model_names))}"
                         if product.model_names
-                        else "add models/<name>.sql to the product folder"
+                        else f"add models/{port.model}.sql to the product folder"
                     )
                     self._problem(
                         product,
@@ -254,11 +311,18 @@ class Registry:
                         hint,
                     )
                 if not (product.folder / port.contract).is_file():
+                    present = [
+                        str(p.relative_to(product.folder))
+                        for p in product.folder.rglob("*.odcs.yaml")
+                        if p.is_file()
+                    ]
                     self._problem(
                         product,
                         ("output_ports", index, "contract"),
-                        f"contract file '{port.contract}' not found",
-                        "write an ODCS contract there (ddp new scaffolds one)",
+                        f"contract file '{port.contract}' not found in "
+                        f"{relative(product.folder, self.root)}",
+                        did_you_mean(port.contract, present)
+                        or "write an ODCS contract there (ddp new scaffolds one)",
                     )
             for index, input_port in enumerate(product.spec.input_ports):
                 if not isinstance(input_port, ProductInputPort):
@@ -267,15 +331,22 @@ class Registry:
                 upstream = self.products.get(upstream_id)
                 where = ("input_ports", index, "product")
                 if upstream is None:
+                    others = sorted(p for p in self.products if p != product.id)
                     self._problem(
                         product,
                         where,
                         f"input port '{input_port.name}' names unknown product '{upstream_id}'",
-                        did_you_mean(upstream_id, self.products),
+                        did_you_mean(upstream_id, others)
+                        or f"known products: {', '.join(others) or 'none'}",
                     )
                     continue
                 if upstream_id == product.id:
-                    self._problem(product, where, "a product cannot consume its own port")
+                    self._problem(
+                        product,
+                        where,
+                        f"input port '{input_port.name}' reads this product's own port",
+                        "read the product's own models with ref() instead; remove this port",
+                    )
                     continue
                 if upstream.spec.output_port(input_port.upstream_port) is None:
                     ports = [p.name for p in upstream.spec.output_ports]
@@ -300,11 +371,10 @@ class Registry:
 
     def _check_references(self) -> None:
         for product in self.products.values():
-            declared = {
-                p.upstream_product: p
-                for p in product.spec.input_ports
-                if isinstance(p, ProductInputPort)
-            }
+            product_ports = [p for p in product.spec.input_ports if isinstance(p, ProductInputPort)]
+            declared = {(p.upstream_product, p.upstream_port) for p in product_ports}
+            # input ports already reported as broken (unknown product or port)
+            broken = [p for p in product_ports if not self._resolves(p)]
             own_sources = {
                 *product.raw_tables,
                 *(p.name for p in product.spec.input_ports if isinstance(p, TableInputPort)),
@@ -312,18 +382,7 @@ class Registry:
             for ref in product.references():
                 shown = relative(ref.file, self.root)
                 if ref.kind == "source":
-                    if ref.source != product.id or ref.name not in own_sources:
-                        self.problems.append(
-                            SpecProblem(
-                                shown,
-                                ref.line,
-                                f"source('{ref.source}', '{ref.name}')",
-                                f"product '{product.id}' has no input port or python model "
-                                f"'{ref.name}' under source '{product.id}'",
-                                f"use source('{product.id}', '<input port>'); its ports: "
-                                f"{', '.join(sorted(own_sources)) or 'none'}",
-                            )
-                        )
+                    self._check_source(product, ref, own_sources)
                     continue
                 owner_id = self.model_owner.get(ref.name)
                 if owner_id is None:
@@ -333,7 +392,8 @@ class Registry:
                             ref.line,
                             f"ref('{ref.name}')",
                             f"no model '{ref.name}' in any product",
-                            did_you_mean(ref.name, self.model_owner),
+                            did_you_mean(ref.name, self.model_owner)
+                            or "ref() names a SQL file (without .sql) or a python model",
                         )
                     )
                     continue
@@ -349,11 +409,13 @@ class Registry:
                             ref.line,
                             f"ref('{ref.name}')",
                             f"'{ref.name}' is an internal model of product '{owner_id}'; "
-                            "products may only consume each other's output ports",
-                            f"consume one of its output ports instead: {ports}",
+                            "products may only read each other's output ports",
+                            f"read one of its output ports instead: {ports}",
                         )
                     )
-                elif owner_id not in declared:
+                elif (owner_id, port) not in declared and not any(
+                    p.name == port or did_you_mean(p.upstream_product, [owner_id]) for p in broken
+                ):  # a misspelt input port for it is reported already
                     self.problems.append(
                         SpecProblem(
                             shown,
@@ -365,24 +427,116 @@ class Registry:
                         )
                     )
 
+    def _resolves(self, port: ProductInputPort) -> bool:
+        upstream = self.products.get(port.upstream_product)
+        return upstream is not None and upstream.spec.output_port(port.upstream_port) is not None
+
+    def _check_source(self, product: Product, ref: Reference, own_sources: set[str]) -> None:
+        shown = relative(ref.file, self.root)
+        field = f"source('{ref.source}', '{ref.name}')"
+        ports = ", ".join(sorted(own_sources)) or "none"
+        if ref.source != product.id:
+            if ref.source in self.products:
+                message = (
+                    f"reads the sources of product '{ref.source}'; "
+                    "a product reads only its own sources"
+                )
+                hint = (
+                    f"declare an input port on one of '{ref.source}''s output ports "
+                    "and ref() its model"
+                )
+            else:
+                message = (
+                    f"unknown source '{ref.source}'; this product's sources are '{product.id}'"
+                )
+                hint = f"write source('{product.id}', '{ref.name}')"
+                if ref.name not in own_sources:
+                    hint = f"write source('{product.id}', '<input port>'); its ports: {ports}"
+            self.problems.append(SpecProblem(shown, ref.line, field, message, hint))
+        elif ref.name not in own_sources:
+            self.problems.append(
+                SpecProblem(
+                    shown,
+                    ref.line,
+                    field,
+                    f"product '{product.id}' has no file or table input port or python model "
+                    f"'{ref.name}'",
+                    did_you_mean(ref.name, own_sources) or f"its sources: {ports}",
+                )
+            )
+
     def _check_cycles(self) -> None:
         graph = {pid: self.upstream(pid) for pid in self.products}
-        try:
-            graphlib.TopologicalSorter(graph).prepare()
-        except graphlib.CycleError as error:
-            cycle: list[str] = list(error.args[1])
-            product = self.products[cycle[0]]
+        for component in _cycles(graph):
+            start = min(component)
+            cycle = _cycle_through(start, graph, component)
+            product = self.products[start]
             index = next(
                 i
                 for i, p in enumerate(product.spec.input_ports)
-                if isinstance(p, ProductInputPort) and p.upstream_product in cycle
+                if isinstance(p, ProductInputPort) and p.upstream_product == cycle[1]
             )
             self._problem(
                 product,
                 ("input_ports", index, "product"),
-                f"products depend on each other in a cycle: {' -> '.join(reversed(cycle))}",
-                "products must form a DAG; remove one of these input ports",
+                f"products read each other in a cycle: {' -> '.join(cycle)} (each reads the next)",
+                "products must form a DAG: remove one of the input ports in this cycle",
             )
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one product (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for succ in graph.get(node, []):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component: set[str] = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found, key=min)
+
+
+def _cycle_through(start: str, graph: dict[str, list[str]], component: set[str]) -> list[str]:
+    """The shortest cycle from ``start`` back to it inside one strongly connected component."""
+    parents: dict[str, str] = {}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for succ in sorted(graph.get(node, [])):
+            if succ not in component:
+                continue
+            if succ == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(parents[path[-1]])
+                return [*reversed(path), start]
+            if succ not in parents:
+                parents[succ] = node
+                queue.append(succ)
+    return [start, start]
 
 
 _CACHE: dict[Path, tuple[str, Registry]] = {}
@@ -397,7 +551,10 @@ def load_registry(defs_dir: Path, root: Path) -> Registry:
     digest = hashlib.sha256()
     for path in sorted(defs_dir.rglob("*")):
         if path.suffix in (".yaml", ".yml", ".sql", ".py"):
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except OSError:  # e.g. a broken symlink; the registry reports what it cannot read
+                continue
             digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     key = digest.hexdigest()
     cached = _CACHE.get(defs_dir)

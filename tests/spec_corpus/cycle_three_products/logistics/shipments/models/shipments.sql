@@ -1,0 +1,2 @@
+select * from {{ source('shipments', 'raw_shipments') }}
+left join {{ ref('orders') }} using (order_id)

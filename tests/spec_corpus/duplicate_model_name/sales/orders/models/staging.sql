@@ -1,0 +1,1 @@
+select * from {{ source('orders', 'raw_orders') }}

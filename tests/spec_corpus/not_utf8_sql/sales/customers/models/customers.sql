@@ -1,0 +1,2 @@
+-- Dernière version
+select * from {{ ref('stg_customers') }}
