@@ -89,7 +89,7 @@ def test_output_ports_have_contract_and_schema(
             assert node.tags["ddp/output_port"] == port.name
             if "dbt" in node.kinds:
                 schema = node.metadata["dagster/column_schema"]
-                assert [c.name for c in schema.schema.columns], port
+                assert [c.name for c in getattr(schema, "value", schema).columns], port
 
 
 def test_dbt_tests_are_asset_checks(defs: dg.Definitions) -> None:

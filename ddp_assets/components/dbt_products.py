@@ -46,6 +46,7 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
             pool=WRITER_POOL,
         )
         def ddp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+            paths.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
             target_path = run_target_path(prepared.project, context.run.run_id)
             yield from dbt.cli(["build"], context=context, target_path=target_path).stream()
 

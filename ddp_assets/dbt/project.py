@@ -91,7 +91,7 @@ def run_target_path(project: DbtProject, run_id: str) -> Path:
 def dbt_resource(paths: ProjectPaths) -> DbtCliResource:
     project = dbt_project(paths)
     return ProductsDbtCliResource(
-        project_dir=project,
+        project_dir=str(project.project_dir),
         profiles_dir=str(paths.dbt_dir),
         target=project.target,
         dbt_executable=dbt_executable(),

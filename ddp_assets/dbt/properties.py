@@ -61,7 +61,10 @@ def product_properties(product: Product, root: Path) -> dict[str, Any]:
                 },
             )
             entry["description"] = port.description or spec.description.purpose
-            entry["columns"] = _contract_columns(product, port.model, contract_path, root)
+            columns, key = _contract_columns(product, port.model, contract_path, root)
+            entry["columns"] = columns
+            if tests := _model_tests(key):
+                entry["data_tests"] = tests
         models.append(entry)
     document: dict[str, Any] = {
         "version": 2,
@@ -91,7 +94,8 @@ def product_properties(product: Product, root: Path) -> dict[str, Any]:
 
 def _contract_columns(
     product: Product, model: str, contract_path: Path, root: Path
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """dbt columns (types, not-null constraints, unique tests) and the primary key columns."""
     contract = load_contract(contract_path, root)
     obj = contract.object_for(model)
     if obj is None or not obj.properties:
@@ -106,6 +110,7 @@ def _contract_columns(
                 )
             ]
         )
+    key = [p.column for p in obj.properties if p.primary_key]
     columns = []
     for prop in obj.properties:
         column: dict[str, Any] = {"name": prop.column, "data_type": prop.data_type}
@@ -115,7 +120,7 @@ def _contract_columns(
         if constraints:
             column["constraints"] = constraints
         tests: list[Any] = []
-        if prop.unique or prop.primary_key:
+        if prop.unique or (prop.primary_key and len(key) == 1):
             tests.append("unique")
         if tests:
             column["data_tests"] = tests
@@ -123,7 +128,14 @@ def _contract_columns(
         if meta:
             column["meta"] = meta
         columns.append(column)
-    return columns
+    return columns, key
+
+
+def _model_tests(key: list[str]) -> list[Any]:
+    """Model-level tests: a composite primary key is unique as a combination of columns."""
+    if len(key) < 2:
+        return []
+    return [{"ddp_unique_combination": {"arguments": {"columns": key}}}]
 
 
 class _NoAliasDumper(yaml.SafeDumper):

@@ -1,0 +1,245 @@
+"""Definitions at scale: loading the ddp code location vs plain dagster-dbt, 100 to 2000 models.
+
+For each size a synthetic project (:mod:`bench.synth`) is generated and prepared once with
+``ddp prepare`` (its dbt parse is reported, not counted in the load). Then, in alternation:
+
+- ddp: a process that imports ``ddp_assets.definitions`` from the synthetic project
+  (``PYTHONPATH``), calls ``defs()`` and resolves the asset graph;
+- plain: a process that builds ``Definitions`` with one ``@dbt_assets`` over the same prepared
+  ``manifest.json`` and resolves the asset graph.
+
+Each prints phase marks (framework import, project import, definitions, asset graph). The
+manifest and ddp's fingerprint are checked before and after every ddp load: a load that
+re-parsed dbt is reported as such.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import Samples, Settings, fresh_dir, python_env, ratio, run_measured, tool
+from bench.scripts import DDP_DEFS_LOAD, PLAIN_DEFS_LOAD, write_script
+from bench.synth import MODELS_PER_PRODUCT, generate_project
+
+LOADERS = ("ddp", "plain")
+PHASES = ("interpreter_start", "framework_import", "project_import", "definitions", "asset_graph")
+
+
+@dataclass
+class SizeResult:
+    models: int
+    products: int
+    prepare: dict[str, Any]
+    seconds: dict[str, Samples] = field(default_factory=lambda: {k: Samples() for k in LOADERS})
+    rss: dict[str, Samples] = field(default_factory=lambda: {k: Samples() for k in LOADERS})
+    phases: dict[str, dict[str, Samples]] = field(
+        default_factory=lambda: {k: {p: Samples() for p in PHASES} for k in LOADERS}
+    )
+    assets: dict[str, int] = field(default_factory=dict)
+    checks: dict[str, int] = field(default_factory=dict)
+    parsed_at_load: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "models": self.models,
+            "products": self.products,
+            "prepare": self.prepare,
+            "seconds": {k: v.to_dict() for k, v in self.seconds.items()},
+            "peak_rss_mb": {k: round(v.median, 1) for k, v in self.rss.items()},
+            "phases": {
+                k: {p: round(s.median, 3) for p, s in phases.items()}
+                for k, phases in self.phases.items()
+            },
+            "assets": self.assets,
+            "checks": self.checks,
+            "ratio_total": round(self.ratio_total, 3),
+            "ratio_definitions": round(self.ratio_definitions, 3),
+            "ms_per_model": {
+                k: round(1000 * self.seconds[k].median / self.models, 2) for k in LOADERS
+            },
+            "dbt_parse_at_load": self.parsed_at_load,
+        }
+
+    @property
+    def ratio_total(self) -> float:
+        return ratio(self.seconds["ddp"].median, self.seconds["plain"].median)
+
+    @property
+    def ratio_definitions(self) -> float:
+        """ddp/plain without the common framework import and interpreter start-up."""
+
+        def own(loader: str) -> float:
+            phases = self.phases[loader]
+            return sum(phases[p].median for p in ("project_import", "definitions", "asset_graph"))
+
+        return ratio(own("ddp"), own("plain"))
+
+
+def _state(project: Path) -> tuple[int, str]:
+    """The prepared manifest's mtime and ddp's fingerprint: both change if dbt re-parses."""
+    target = project / "dbt_project" / "target" / "dev"
+    manifest = target / "manifest.json"
+    stamp = target / "ddp_fingerprint.txt"
+    return (
+        manifest.stat().st_mtime_ns if manifest.exists() else 0,
+        stamp.read_text(encoding="utf-8") if stamp.exists() else "",
+    )
+
+
+class Loader:
+    def __init__(self, settings: Settings, project: Path, scripts: Path, logs: Path):
+        self.settings = settings
+        self.project = project
+        self.logs = logs
+        self.manifest = project / "dbt_project" / "target" / "dev" / "manifest.json"
+        self.ddp_script = write_script(scripts, "ddp_defs_load.py", DDP_DEFS_LOAD)
+        self.plain_script = write_script(scripts, "plain_defs_load.py", PLAIN_DEFS_LOAD)
+        self.data = fresh_dir(project.parent / "data")
+
+    def env(self) -> dict[str, str]:
+        return python_env(
+            self.settings,
+            PYTHONPATH=self.project,
+            DDP_PROJECT_ROOT=self.project,
+            DDP_DATA_DIR=self.data,
+        )
+
+    def prepare(self) -> dict[str, Any]:
+        measured = run_measured(
+            "ddp prepare",
+            [tool("ddp"), "prepare"],
+            env=self.env(),
+            cwd=self.project,
+            logs=self.logs,
+        ).check()
+        return measured.to_dict()
+
+    def load(self, loader: str, label: str) -> tuple[float, float, dict[str, Any], bool]:
+        """(seconds, peak RSS MB, phase marks, whether dbt re-parsed) of one load."""
+        if loader == "ddp":
+            command = [tool("python"), str(self.ddp_script)]
+        else:
+            command = [
+                tool("python"),
+                str(self.plain_script),
+                str(self.manifest),
+                str(self.project / "dbt_project"),
+            ]
+        before = _state(self.project)
+        measured = run_measured(
+            label, command, env=self.env(), cwd=self.project, logs=self.logs
+        ).check()
+        parsed = _state(self.project) != before
+        marks = json.loads(measured.stdout.strip().splitlines()[-1])
+        marks["interpreter_start"] = marks["wall0"] - measured.started_at
+        return measured.seconds, measured.peak_rss_mb, marks, parsed
+
+
+def run_size(
+    settings: Settings, models: int, repeat: int, warmup: bool, log: Any
+) -> tuple[SizeResult, dict[str, Any] | None]:
+    folder = fresh_dir(settings.work / f"defs_{models}")
+    project, products = generate_project(folder / "project", models)
+    loader = Loader(settings, project, folder / "scripts", folder / "logs")
+    log(f"  {models} models in {products} products: ddp prepare (dbt parse) ...")
+    result = SizeResult(models, products, loader.prepare())
+    warm: dict[str, Any] | None = None
+    if warmup:
+        warm = {k: round(loader.load(k, f"warmup {k}")[0], 3) for k in LOADERS}
+        log(f"  warm-up loads (not counted): ddp {warm['ddp']:.2f} s, plain {warm['plain']:.2f} s")
+    for index in range(repeat):
+        for kind in LOADERS:  # alternate, so drifts in machine load hit both alike
+            seconds, rss, marks, parsed = loader.load(kind, f"{kind} load {index + 1}")
+            result.seconds[kind].add(seconds)
+            result.rss[kind].add(rss)
+            for phase in PHASES:
+                result.phases[kind][phase].add(float(marks[phase]))
+            result.assets[kind] = int(marks["assets"])
+            result.checks[kind] = int(marks["checks"])
+            if kind == "ddp" and parsed:
+                result.parsed_at_load = True
+        log(
+            f"    load {index + 1}/{repeat}: ddp {result.seconds['ddp'].values[-1]:.2f} s, "
+            f"plain {result.seconds['plain'].values[-1]:.2f} s"
+        )
+    if not settings.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return result, warm
+
+
+def growth(results: Sequence[SizeResult]) -> dict[str, Any]:
+    """Marginal cost per model between consecutive sizes, and a log-log exponent.
+
+    Whole-process time includes a fixed start-up (imports), so the marginal cost, not the
+    average, tells whether loading grows linearly: for linear growth it stays flat.
+    """
+    out: dict[str, Any] = {}
+    for kind in LOADERS:
+        sizes = [r.models for r in results]
+        totals = [r.seconds[kind].median for r in results]
+        definitions = [
+            sum(r.phases[kind][p].median for p in ("project_import", "definitions", "asset_graph"))
+            for r in results
+        ]
+        marginal = [
+            1000 * (totals[i] - totals[i - 1]) / (sizes[i] - sizes[i - 1])
+            for i in range(1, len(sizes))
+        ]
+        exponent = _exponent(sizes, definitions)
+        out[kind] = {
+            "marginal_ms_per_model": [round(m, 3) for m in marginal],
+            "definitions_ms_per_model": [
+                round(1000 * d / s, 3) for d, s in zip(definitions, sizes, strict=True)
+            ],
+            "definitions_exponent": round(exponent, 3),
+            "linear": _linear(marginal, exponent),
+        }
+    return out
+
+
+def _exponent(sizes: Sequence[int], seconds: Sequence[float]) -> float:
+    """k in seconds ~ sizes**k, least squares on logs (1.0 = linear)."""
+    points = [(math.log(s), math.log(t)) for s, t in zip(sizes, seconds, strict=True) if t > 0]
+    if len(points) < 2:
+        return float("nan")
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    sxy = sum((x - mx) * (y - my) for x, y in points)
+    return sxy / sxx if sxx else float("nan")
+
+
+def _linear(marginal: Sequence[float], exponent: float) -> bool | None:
+    """Linear when the per-model cost does not grow: marginal cost flat within 50 %, k <= 1.15."""
+    if not marginal:
+        return None
+    flat = marginal[-1] <= 1.5 * max(marginal[0], 1e-9) if len(marginal) > 1 else True
+    return flat and not (exponent > 1.15)
+
+
+def run(
+    settings: Settings, sizes: Sequence[int], repeat: int, warmup: bool, log: Any
+) -> dict[str, Any]:
+    for size in sizes:
+        if size % MODELS_PER_PRODUCT:
+            raise ValueError(f"sizes must be multiples of {MODELS_PER_PRODUCT}: {size}")
+    log("definitions at scale")
+    results: list[SizeResult] = []
+    warmups: dict[str, Any] = {}
+    for index, size in enumerate(sizes):
+        result, warm = run_size(settings, size, repeat, warmup and index == 0, log)
+        results.append(result)
+        if warm is not None:
+            warmups[str(size)] = warm
+    return {
+        "models_per_product": MODELS_PER_PRODUCT,
+        "warmup": warmups or None,
+        "sizes": [r.to_dict() for r in results],
+        "growth": growth(results),
+    }

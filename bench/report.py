@@ -1,0 +1,238 @@
+"""The tables printed at the end of a run, and the targets from the issue."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+E2E_TARGET_DBT = 1.5  # end to end ≤ 1.5x plain dbt build at 100k rows
+E2E_TARGET_FLOOR = 1.5  # end to end ≤ 1.5x the floor F at 10M rows
+DEFS_TARGET = 1.25  # loading definitions ≤ 1.25x plain dagster-dbt
+
+
+def _s(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.2f}"
+
+
+def _x(value: float | None, limit: float | None = None) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    text = f"{value:.2f}x"
+    if limit is None:
+        return text
+    return f"[green]{text}[/green]" if value <= limit else f"[red]{text}[/red]"
+
+
+def _parsed(details: dict[str, float]) -> str:
+    """A warning when dbt could not reuse the prepared partial parse."""
+    return "; [red]full dbt parse[/red]" if details.get("dbt_full_parse") else ""
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue: what was measured and whether it is met (None: not measured)."""
+    rows: list[dict[str, Any]] = []
+    scales = {s["scale"]: s for s in (results.get("e2e") or {}).get("scales", [])}
+    at_100k = scales.get(100_000)
+    rows.append(
+        {
+            "target": "end to end ≤ 1.5x plain dbt build at 100k rows (A/B)",
+            "measured": at_100k["ratios"]["A/B"] if at_100k else None,
+            "met": at_100k["ratios"]["A/B"] <= E2E_TARGET_DBT if at_100k else None,
+        }
+    )
+    at_10m = scales.get(10_000_000)
+    rows.append(
+        {
+            "target": "end to end ≤ 1.5x the floor F at 10M rows (A/F)",
+            "measured": at_10m["ratios"]["A/F"] if at_10m else None,
+            "met": at_10m["ratios"]["A/F"] <= E2E_TARGET_FLOOR if at_10m else None,
+        }
+    )
+    defs = results.get("defs")
+    sizes = defs["sizes"] if defs else []
+    worst = max((s["ratio_total"] for s in sizes), default=None)
+    rows.append(
+        {
+            "target": "definitions ≤ 1.25x plain dagster-dbt (worst size, whole process)",
+            "measured": worst,
+            "met": worst <= DEFS_TARGET if worst is not None else None,
+        }
+    )
+    linear = defs["growth"]["ddp"]["linear"] if defs else None
+    rows.append(
+        {
+            "target": "definitions grow linearly with the model count",
+            "measured": defs["growth"]["ddp"]["definitions_exponent"] if defs else None,
+            "met": linear,
+        }
+    )
+    parsed = any(s["dbt_parse_at_load"] for s in sizes) if sizes else None
+    rows.append(
+        {
+            "target": "no dbt parse when the code location loads",
+            "measured": None,
+            "met": (not parsed) if parsed is not None else None,
+        }
+    )
+    return rows
+
+
+def print_report(results: dict[str, Any], console: Console) -> None:
+    machine = results["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    console.print(
+        f"\n[bold]ddp bench[/bold] — {machine['cpus']} CPUs ({machine['cpu_model']}), "
+        f"{machine['memory_gb']} GB, Python {machine['python']}, {versions}"
+    )
+    console.print(
+        f"load average at start {machine['loadavg_at_start']}, at end "
+        f"{machine.get('loadavg_at_end')}; bytecode cache: {results['settings']['bytecode_cache']}"
+        f"; warm-up run: {results['settings']['warmup']}; repeat: {results['settings']['repeat']}"
+        " (median; the first measured run is included)"
+    )
+    if results.get("e2e"):
+        _print_e2e(results["e2e"], console)
+    if results.get("defs"):
+        _print_defs(results["defs"], console)
+    _print_targets(results["targets"], console)
+
+
+def _print_e2e(e2e: dict[str, Any], console: Console) -> None:
+    table = Table(title="end to end (seconds, median)", title_justify="left")
+    for column in ("landing rows", "A ddp", "B dbt", "B' loads+dbt+py", "D dagster-dbt", "F floor"):
+        table.add_column(column, justify="right")
+    for column in ("A/B", "A/B'", "A/F", "D/B", "A/D"):
+        table.add_column(column, justify="right")
+    for scale in e2e["scales"]:
+        s = {k: v["median"] for k, v in scale["seconds"].items()}
+        r = scale["ratios"]
+        limit_b = E2E_TARGET_DBT if scale["scale"] == 100_000 else None
+        limit_f = E2E_TARGET_FLOOR if scale["scale"] == 10_000_000 else None
+        table.add_row(
+            f"{scale['landing_rows']:,}",
+            _s(s["A"]),
+            _s(s["B"]),
+            _s(s["B'"]),
+            _s(s["D"]),
+            _s(s["F"]),
+            _x(r["A/B"], limit_b),
+            _x(r["A/B'"]),
+            _x(r["A/F"], limit_f),
+            _x(r["D/B"]),
+            _x(r["A/D"]),
+        )
+    console.print(table)
+
+    breakdown = Table(title="where the time goes (seconds, median)", title_justify="left")
+    breakdown.add_column("landing rows", justify="right")
+    breakdown.add_column("run", justify="left")
+    breakdown.add_column("breakdown", justify="left")
+    for scale in e2e["scales"]:
+        b = scale["breakdown"]
+        a, d = b.get("A", {}), b.get("D", {})
+        rows = f"{scale['landing_rows']:,}"
+        breakdown.add_row(
+            rows,
+            "A ddp",
+            f"start→run created {_s(a.get('start_to_run_created'))} · "
+            f"created→started {_s(a.get('run_created_to_started'))} · "
+            f"loads {_s(a.get('steps_loads'))} · dbt step {_s(a.get('steps_dbt'))} "
+            f"(dbt's own {_s(a.get('dbt_elapsed'))}{_parsed(a)}) · "
+            f"python {_s(a.get('steps_python'))} · "
+            f"between steps {_s(a.get('between_steps'))} · end→exit {_s(a.get('run_end_to_exit'))}",
+        )
+        breakdown.add_row(
+            "",
+            "B dbt",
+            f"process {_s(scale['seconds']['B']['median'])} · "
+            f"dbt's own {_s(b.get('B', {}).get('dbt_elapsed'))}{_parsed(b.get('B', {}))}",
+        )
+        bp = b.get("B'", {})
+        breakdown.add_row(
+            "",
+            "B'",
+            f"loads {_s(bp.get('loads'))} · dbt build {_s(bp.get('dbt_build'))} · "
+            f"python {_s(bp.get('python'))}",
+        )
+        breakdown.add_row(
+            "",
+            "D dagster-dbt",
+            f"start→run created {_s(d.get('start_to_run_created'))} (imports {_s(d.get('import'))}"
+            f", defs {_s(d.get('defs'))}) · created→started {_s(d.get('run_created_to_started'))}"
+            f" · dbt step {_s(d.get('steps_dbt'))} (dbt's own {_s(d.get('dbt_elapsed'))}"
+            f"{_parsed(d)}) · "
+            f"end→exit {_s(d.get('run_end_to_exit'))}",
+        )
+        f = b.get("F", {})
+        breakdown.add_row(
+            "",
+            "F floor",
+            f"loads {_s(f.get('load'))} · models {_s(f.get('model'))} · "
+            f"tests {_s(f.get('test'))} · python {_s(f.get('python'))}",
+        )
+    console.print(breakdown)
+
+
+def _print_defs(defs: dict[str, Any], console: Console) -> None:
+    table = Table(title="definitions load (whole process, seconds, median)", title_justify="left")
+    for column in (
+        "models",
+        "products",
+        "ddp",
+        "plain",
+        "ddp/plain",
+        "defs only",
+        "ddp MB",
+        "plain MB",
+        "ddp defs phase",
+        "plain defs phase",
+        "prepare",
+        "parse at load",
+    ):
+        table.add_column(column, justify="right")
+    for size in defs["sizes"]:
+        ddp, plain = size["phases"]["ddp"], size["phases"]["plain"]
+        table.add_row(
+            str(size["models"]),
+            str(size["products"]),
+            _s(size["seconds"]["ddp"]["median"]),
+            _s(size["seconds"]["plain"]["median"]),
+            _x(size["ratio_total"], DEFS_TARGET),
+            _x(size["ratio_definitions"]),
+            f"{size['peak_rss_mb']['ddp']:.0f}",
+            f"{size['peak_rss_mb']['plain']:.0f}",
+            _s(ddp["project_import"] + ddp["definitions"] + ddp["asset_graph"]),
+            _s(plain["project_import"] + plain["definitions"] + plain["asset_graph"]),
+            _s(size["prepare"]["seconds"]),
+            "[red]yes[/red]" if size["dbt_parse_at_load"] else "no",
+        )
+    console.print(table)
+    growth = defs["growth"]
+    for kind in ("ddp", "plain"):
+        g = growth[kind]
+        console.print(
+            f"  {kind}: marginal ms/model between sizes {g['marginal_ms_per_model']}, "
+            f"definitions-phase ms/model {g['definitions_ms_per_model']}, "
+            f"exponent {g['definitions_exponent']} → "
+            + ("linear" if g["linear"] else "[red]not linear[/red]")
+        )
+
+
+def _print_targets(rows: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="targets (from the issue)", title_justify="left")
+    table.add_column("target")
+    table.add_column("measured", justify="right")
+    table.add_column("status")
+    for row in rows:
+        measured = row["measured"]
+        shown = "—" if measured is None else f"{measured:.2f}"
+        status = {True: "[green]met[/green]", False: "[red]not met[/red]"}.get(
+            row["met"], "not measured in this run"
+        )
+        table.add_row(row["target"], shown, status)
+    console.print(table)

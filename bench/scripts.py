@@ -1,0 +1,125 @@
+"""Standalone scripts the harness writes to a temporary file and runs as measured processes.
+
+Each prints one JSON line: ``time.time()`` when its first line ran (so the harness can tell
+interpreter start-up from the rest) and ``time.perf_counter()`` marks between phases.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# (D) plain dagster-dbt: one @dbt_assets over the prepared manifest, materialized on an
+# ephemeral instance. argv: manifest.json, dbt project dir.
+PLAIN_DAGSTER_DBT_RUN = """\
+import json, sys, time
+WALL0, T0 = time.time(), time.perf_counter()
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+T_IMPORT = time.perf_counter()
+MANIFEST, PROJECT_DIR = Path(sys.argv[1]), sys.argv[2]
+TARGETS = []
+
+
+@dbt_assets(manifest=MANIFEST)
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    invocation = dbt.cli(["build"], context=context)
+    TARGETS.append(str(invocation.target_path))
+    yield from invocation.stream()
+
+
+T_DEFS = time.perf_counter()
+with dg.DagsterInstance.ephemeral() as instance:
+    result = dg.materialize(
+        [dbt_models],
+        instance=instance,
+        resources={"dbt": DbtCliResource(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR)},
+        raise_on_error=False,
+    )
+    T_RUN = time.perf_counter()
+    events = [
+        [e.timestamp, e.dagster_event.event_type_value, e.step_key]
+        for e in instance.all_logs(result.run_id)
+        if e.dagster_event is not None
+    ]
+print(json.dumps({
+    "wall0": WALL0,
+    "import": T_IMPORT - T0,
+    "defs": T_DEFS - T_IMPORT,
+    "materialize": T_RUN - T_DEFS,
+    "success": result.success,
+    "run_id": result.run_id,
+    "events": events,
+    "dbt_target_paths": TARGETS,
+}))
+sys.exit(0 if result.success else 1)
+"""
+
+# The ddp code location, as `dagster dev` / `ddp` load it (PYTHONPATH = the project).
+DDP_DEFS_LOAD = """\
+import json, time
+WALL0, T0 = time.time(), time.perf_counter()
+import dagster, dagster_dbt  # the frameworks, imported by both loaders
+
+T_FRAMEWORK = time.perf_counter()
+from ddp_assets.definitions import defs
+
+T_IMPORT = time.perf_counter()
+d = defs()
+T_DEFS = time.perf_counter()
+graph = d.resolve_asset_graph()
+T_GRAPH = time.perf_counter()
+print(json.dumps({
+    "wall0": WALL0,
+    "framework_import": T_FRAMEWORK - T0,
+    "project_import": T_IMPORT - T_FRAMEWORK,
+    "definitions": T_DEFS - T_IMPORT,
+    "asset_graph": T_GRAPH - T_DEFS,
+    "assets": len(graph.get_all_asset_keys()),
+    "checks": len(graph.asset_check_keys),
+}))
+"""
+
+# Plain dagster-dbt on the same prepared manifest. argv: manifest.json, dbt project dir.
+PLAIN_DEFS_LOAD = """\
+import json, sys, time
+WALL0, T0 = time.time(), time.perf_counter()
+import dagster, dagster_dbt  # the frameworks, imported by both loaders
+
+T_FRAMEWORK = time.perf_counter()
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+T_IMPORT = time.perf_counter()
+
+
+@dbt_assets(manifest=Path(sys.argv[1]))
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+d = dg.Definitions(assets=[dbt_models], resources={"dbt": DbtCliResource(project_dir=sys.argv[2])})
+T_DEFS = time.perf_counter()
+graph = d.resolve_asset_graph()
+T_GRAPH = time.perf_counter()
+print(json.dumps({
+    "wall0": WALL0,
+    "framework_import": T_FRAMEWORK - T0,
+    "project_import": T_IMPORT - T_FRAMEWORK,
+    "definitions": T_DEFS - T_IMPORT,
+    "asset_graph": T_GRAPH - T_DEFS,
+    "assets": len(graph.get_all_asset_keys()),
+    "checks": len(graph.asset_check_keys),
+}))
+"""
+
+
+def write_script(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
