@@ -36,6 +36,15 @@ SPEC_ERROR = "spec"
 """The pydantic error type of the checks below; its context carries a hint and a field path."""
 
 
+def duration(text: str) -> timedelta:
+    """'30m', '6h', '2d' → a timedelta (the text was validated against DURATION)."""
+    match = DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like '6h'")
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match["unit"]]
+    return timedelta(**{unit: int(match["n"])})
+
+
 def spec_error(message: str, hint: str | None = None, *loc: str | int) -> PydanticCustomError:
     """A validation error with a hint; ``loc`` is the field below the validated model, if any.
 
@@ -169,9 +178,14 @@ class Freshness(_Strict):
 
     max_age: str | None = Field(default=None, description="e.g. '30m', '6h', '1d'.")
     deadline: str | None = Field(default=None, description="'HH:MM', data of today by then.")
+    warn_after: str | None = Field(
+        default=None,
+        description="Age from which the SLO warns before it fails (default: 3/4 of max_age; "
+        "with a deadline, how long before the deadline).",
+    )
     timezone: str = "UTC"
 
-    @field_validator("max_age")
+    @field_validator("max_age", "warn_after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None and not DURATION.match(value):
@@ -209,16 +223,22 @@ class Freshness(_Strict):
                 "needs 'max_age' or 'deadline'",
                 "add e.g. 'max_age: 6h', or 'deadline: \"06:00\"'",
             )
+        warn, fail = self.warn_after_delta, self.max_age_delta
+        if warn is not None and fail is not None and warn >= fail:
+            raise spec_error(
+                f"warn_after ({self.warn_after}) must be shorter than max_age ({self.max_age})",
+                "warn before the SLO fails, e.g. max_age: 6h with warn_after: 4h",
+                "warn_after",
+            )
         return self
 
     @property
     def max_age_delta(self) -> timedelta | None:
-        if self.max_age is None:
-            return None
-        match = DURATION.match(self.max_age)
-        assert match
-        unit = {"m": "minutes", "h": "hours", "d": "days"}[match["unit"]]
-        return timedelta(**{unit: int(match["n"])})
+        return duration(self.max_age) if self.max_age else None
+
+    @property
+    def warn_after_delta(self) -> timedelta | None:
+        return duration(self.warn_after) if self.warn_after else None
 
 
 class SLOs(_Strict):

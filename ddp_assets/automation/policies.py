@@ -1,0 +1,74 @@
+"""Refresh and freshness policy, applied once at the root over every asset spec.
+
+A product's ``slos`` decide, for every asset in its group, the automation condition (refresh on
+upstream change, gated on upstream blocking checks) and, for its output ports, the freshness
+policy. Nothing here names an asset: the product is read from the asset's group.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import timedelta
+
+import dagster as dg
+
+from ddp_assets.spec.model import ProductSpec
+from ddp_assets.spec.registry import Registry
+
+OUTPUT_PORT_METADATA = "ddp/output_port"
+
+
+def automation_condition(spec: ProductSpec) -> dg.AutomationCondition | None:
+    """Eager refresh when any upstream updates, only once upstream blocking checks passed."""
+    if spec.slos.refresh != "on_upstream_change":
+        return None
+    return (
+        dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("ddp: refresh on upstream change")
+
+
+def deadline_cron(deadline: str) -> str:
+    hours, minutes = deadline.split(":")
+    return f"{int(minutes)} {int(hours)} * * *"
+
+
+def freshness_policy(spec: ProductSpec) -> dg.FreshnessPolicy | None:
+    """The product's freshness SLO as a Dagster freshness policy (shown in the UI)."""
+    freshness = spec.slos.freshness
+    if freshness is None:
+        return None
+    if freshness.max_age is not None:
+        fail = freshness.max_age_delta
+        assert fail is not None
+        warn = freshness.warn_after_delta or fail * 3 / 4
+        return dg.FreshnessPolicy.time_window(fail_window=fail, warn_window=warn)
+    assert freshness.deadline is not None
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=deadline_cron(freshness.deadline),
+        lower_bound_delta=timedelta(days=1),
+        timezone=freshness.timezone,
+    )
+
+
+def apply_product_policies(defs: dg.Definitions, registry: Registry) -> dg.Definitions:
+    """Every asset of a product gets its refresh policy; its output ports, its freshness SLO."""
+
+    def apply(asset: dg.AssetSpec) -> dg.AssetSpec:
+        product = registry.products.get(asset.group_name or "")
+        if product is None:
+            return asset
+        updates: dict[str, object] = {}
+        condition = automation_condition(product.spec)
+        if condition is not None and asset.automation_condition is None:
+            updates["automation_condition"] = condition
+        if OUTPUT_PORT_METADATA in asset.metadata and asset.freshness_policy is None:
+            policy = freshness_policy(product.spec)
+            if policy is not None:
+                updates["freshness_policy"] = policy
+        return asset.replace_attributes(**updates) if updates else asset  # type: ignore[arg-type]
+
+    # map_asset_specs is marked "preview"; dagster is pinned to 1.13.* in pyproject.toml, and
+    # tests/test_automation.py checks the policies land on the specs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return defs.map_asset_specs(func=apply)
