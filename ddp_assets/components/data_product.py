@@ -4,7 +4,8 @@ It turns the spec into the product's own Dagster assets: the input ports that br
 data in (landing files, tables) and the models computed in Python. The product's dbt models
 come from :class:`~ddp_assets.components.dbt_products.DbtProducts`, so that a run over many
 products still starts dbt once; both put every asset of the product in the group named after
-the product, with the product's owners and tags.
+the product, with the product's owners and tags. Each output port gets its audit-and-publish
+asset (:mod:`ddp_assets.components.output_port`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel
 
+from ddp_assets.components.output_port import output_port_asset
 from ddp_assets.compute.python_models import python_model_asset
 from ddp_assets.ingest.landing import file_port_asset, table_port_asset
 from ddp_assets.settings import ProjectPaths
@@ -54,4 +56,6 @@ class DataProduct(dg.Component):
                 assets.append(table_port_asset(product, port, paths))
         for model in product.spec.python_models:
             assets.append(python_model_asset(product, model, registry, paths))
+        for port in product.spec.output_ports:
+            assets.append(output_port_asset(product, port, paths))
         return dg.Definitions(assets=assets)

@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from ddp_assets.contracts.gate import check_input_ports
 from ddp_assets.dbt.agreement import check_agreement
 from ddp_assets.dbt.project import dbt_resource, prepare, run_target_path
 from ddp_assets.dbt.translator import ProductTranslator
@@ -47,7 +48,15 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
         )
         def ddp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
             paths.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-            target_path = run_target_path(prepared.project, context.run.run_id)
-            yield from dbt.cli(["build"], context=context, target_path=target_path).stream()
+            selected = context.selected_asset_keys
+            blocked = check_input_ports(context, registry, paths, selected)
+            held = {b.product for b in blocked}
+            excluded = sorted(k.path[-1] for k in selected if k.path[0] in held)
+            if len(excluded) < len(selected):
+                args = ["build", *(["--exclude", *excluded] if excluded else [])]
+                target_path = run_target_path(prepared.project, context.run.run_id)
+                yield from dbt.cli(args, context=context, target_path=target_path).stream()
+            if blocked:
+                raise dg.Failure(description="\n".join(b.message() for b in blocked))
 
         return dg.Definitions(assets=[ddp_dbt_models], resources={"dbt": dbt_resource(paths)})

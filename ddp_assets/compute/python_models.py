@@ -21,6 +21,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from ddp_assets.contracts.gate import check_input_ports
+from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.ingest.landing import column_schema
 from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
 from ddp_assets.settings import ProjectPaths
@@ -122,8 +124,16 @@ def python_model_asset(
             str((product.folder / output.contract).relative_to(paths.root))
         )
 
+    # An output port is written to staging and published by its port asset after the audit.
+    schema = staging_schema(spec.id) if port else spec.id
+    key = (
+        dg.AssetKey([spec.id, "staging", model.name])
+        if port
+        else dg.AssetKey([spec.id, model.name])
+    )
+
     @dg.asset(
-        key=[spec.id, model.name],
+        key=key,
         deps=[dg.AssetKey(list(rel)) for rel in inputs.values()],
         group_name=spec.id,
         owners=list(spec.owners),
@@ -135,19 +145,22 @@ def python_model_asset(
         code_version=_code_version(product.folder / model.entrypoint.split(":", 1)[0]),
     )
     def _compute(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        blocked = check_input_ports(context, registry, paths, [context.asset_key])
+        if blocked:
+            raise dg.Failure(description="\n".join(b.message() for b in blocked))
         function = load_function(product, model)
         with writer(paths.warehouse_path) as connection:
             result = function(PythonModelContext(connection, spec.id, inputs, context.log))
-            write_result(connection, result, spec.id, model.name)
+            write_result(connection, result, schema, model.name)
             (rows,) = connection.execute(
-                f"select count(*) from {relation(spec.id, model.name)}"
+                f"select count(*) from {relation(schema, model.name)}"
             ).fetchone() or (0,)
-            columns = table_columns(connection, spec.id, model.name)
+            columns = table_columns(connection, schema, model.name)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "dagster/column_schema": column_schema(columns),
-                "dagster/table_name": f"{spec.id}.{model.name}",
+                "dagster/table_name": f"{schema}.{model.name}",
             }
         )
 

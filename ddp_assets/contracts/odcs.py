@@ -2,15 +2,24 @@
 
 The Open Data Contract Standard has far more fields than ddp enforces; unknown fields are kept
 (``extra="allow"``) so that nothing in a contract is silently lost when it is re-exported.
+ODCS v3.1.0 is the baseline; v3.0.x and v3.2.0 are read too. :func:`schema_problems` checks a
+contract against the official JSON Schema of its ``apiVersion`` (the schemas are never copied
+into the project: they are read from ``DDP_ODCS_SCHEMA_DIR``, by default
+``../shared/spec/odcs`` beside the project); :func:`unsupported_parts` lists, with their line,
+the parts of a contract ddp keeps but does not enforce, so nothing is silently dropped.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted, relative
 from ddp_assets.spec.loader import Positions, read_yaml
@@ -75,6 +84,17 @@ class Contract(_Open):
     """An ODCS data contract."""
 
     api_version: str = Field(alias="apiVersion")
+
+    @field_validator("api_version")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value not in SUPPORTED_API_VERSIONS:
+            raise ValueError(
+                f"apiVersion {value!r} is not supported; ddp reads "
+                + ", ".join(SUPPORTED_API_VERSIONS)
+            )
+        return value
+
     kind: str = "DataContract"
     id: str
     version: str
@@ -92,8 +112,20 @@ class Contract(_Open):
         return self.schema_[0] if len(self.schema_) == 1 else None
 
 
+@dataclass(frozen=True)
+class LoadedContract:
+    """A contract with its file: the raw document keeps every key's line for messages."""
+
+    contract: Contract
+    document: Any
+    shown: str
+
+    def line(self, *path: str | int) -> int | None:
+        return Positions(self.document).line(tuple(path))
+
+
 @lru_cache(maxsize=256)
-def _load_cached(path: Path, mtime_ns: int, root: Path | None) -> Contract:
+def _load_cached(path: Path, mtime_ns: int, root: Path | None) -> LoadedContract:
     shown = relative(path, root)
     try:
         document = read_yaml(path)
@@ -101,7 +133,7 @@ def _load_cached(path: Path, mtime_ns: int, root: Path | None) -> Contract:
         raise SpecErrors([SpecProblem(shown, None, "(yaml)", f"not valid YAML: {error}")]) from None
     positions = Positions(document)
     try:
-        return Contract.model_validate(document)
+        return LoadedContract(Contract.model_validate(document), document, shown)
     except ValidationError as error:
         problems = [
             SpecProblem(
@@ -118,9 +150,169 @@ def _load_cached(path: Path, mtime_ns: int, root: Path | None) -> Contract:
 
 def load_contract(path: Path, root: Path | None = None) -> Contract:
     """Load an ODCS contract; raise :class:`SpecErrors` naming the file and line on problems."""
+    return load_contract_file(path, root).contract
+
+
+def load_contract_file(path: Path, root: Path | None = None) -> LoadedContract:
+    """:func:`load_contract`, keeping the document's positions (for line numbers)."""
     try:
         mtime = path.stat().st_mtime_ns
     except OSError as error:
         shown = relative(path, root)
         raise SpecErrors([SpecProblem(shown, None, "(file)", f"cannot read: {error}")]) from None
     return _load_cached(path.resolve(), mtime, root)
+
+
+# -- conformance to the official JSON Schema ----------------------------------------------------
+
+
+def odcs_schema_dir(root: Path | None = None) -> Path | None:
+    """Where the official ODCS JSON Schemas are: ``DDP_ODCS_SCHEMA_DIR``, else
+    ``<root>/../shared/spec/odcs``; None when neither exists."""
+    configured = os.environ.get("DDP_ODCS_SCHEMA_DIR")
+    candidates = [Path(configured)] if configured else []
+    if root is not None:
+        candidates.append(root.parent / "shared" / "spec" / "odcs")
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+@lru_cache(maxsize=8)
+def _schema(schema_dir: Path, api_version: str) -> tuple[dict[str, Any], str]:
+    """The JSON Schema for ``api_version`` and the file it came from.
+
+    A version without its own schema file (v3.2.0 when only v3.1.0 is published there) is
+    checked against the latest schema, with its ``apiVersion`` accepted.
+    """
+    exact = schema_dir / f"odcs-json-schema-{api_version}.json"
+    path = exact if exact.is_file() else schema_dir / "odcs-json-schema-latest.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    if not exact.is_file():
+        api = schema.get("properties", {}).get("apiVersion", {})
+        if isinstance(api.get("enum"), list) and api_version not in api["enum"]:
+            api["enum"] = [*api["enum"], api_version]
+    return schema, path.name
+
+
+def plain(value: Any) -> Any:
+    """A ruamel document as plain JSON data (dates become ISO strings, as ODCS expects)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def schema_problems(
+    path: Path, root: Path | None = None, schema_dir: Path | None = None
+) -> list[SpecProblem]:
+    """Every place where the contract does not conform to the official ODCS JSON Schema."""
+    from jsonschema import Draft201909Validator
+
+    shown = relative(path, root)
+    try:
+        document = read_yaml(path)
+    except Exception as error:  # ruamel raises many error types for bad YAML
+        return [SpecProblem(shown, None, "(yaml)", f"not valid YAML: {error}")]
+    schema_dir = schema_dir or odcs_schema_dir(root)
+    if schema_dir is None:
+        return []
+    api_version = document.get("apiVersion") if isinstance(document, dict) else None
+    if api_version not in SUPPORTED_API_VERSIONS:
+        api_version = "v3.1.0"
+    schema, schema_name = _schema(schema_dir, str(api_version))
+    positions = Positions(document)
+    validator = Draft201909Validator(schema)
+    problems = []
+    for error in sorted(
+        validator.iter_errors(plain(document)), key=lambda e: list(map(str, e.path))
+    ):
+        where = tuple(error.path)
+        message = error.message if len(error.message) < 300 else error.message[:297] + "..."
+        problems.append(
+            SpecProblem(
+                shown,
+                positions.line(where),
+                dotted(where) or "(contract)",
+                f"does not conform to the ODCS JSON Schema ({schema_name}): {message}",
+                "see https://bitol-io.github.io/open-data-contract-standard/",
+            )
+        )
+    return problems
+
+
+# -- parts ddp keeps but does not enforce -------------------------------------------------------
+
+# Top-level sections that describe things ddp does not enforce (they are kept and exported).
+_NOT_ENFORCED_SECTIONS = {
+    "servers": "ddp reads and writes its own warehouse; servers are kept but not used",
+    "slaProperties": "SLAs are not enforced from the contract; declare freshness in the "
+    "product spec's slos",
+    "price": "pricing is kept as metadata only",
+}
+_NOT_ENFORCED_PROPERTY_KEYS = {
+    "logicalTypeOptions": "logicalTypeOptions (lengths, ranges, formats) are not enforced; "
+    "write a quality rule (invalidValues with pattern, or type: sql) instead",
+    "relationships": "relationships (foreign keys) are not enforced",
+    "properties": "nested properties (objects) are not enforced; only top-level columns are",
+    "items": "array items are not enforced",
+}
+LIBRARY_METRICS = ("rowCount", "nullValues", "missingValues", "invalidValues", "duplicateValues")
+
+
+def unsupported_parts(loaded: LoadedContract) -> list[SpecProblem]:
+    """Warnings for the parts of a contract that ddp does not enforce, with file and line."""
+    document = loaded.document if isinstance(loaded.document, dict) else {}
+    warnings: list[SpecProblem] = []
+
+    def warn(where: tuple[str | int, ...], message: str, hint: str | None = None) -> None:
+        warnings.append(
+            SpecProblem(loaded.shown, loaded.line(*where), dotted(where), message, hint, "warning")
+        )
+
+    for key, why in _NOT_ENFORCED_SECTIONS.items():
+        if document.get(key):
+            warn((key,), f"not enforced: {why}")
+    for o, obj in enumerate(document.get("schema") or []):
+        if not isinstance(obj, dict):
+            continue
+        if obj.get("relationships"):
+            warn(("schema", o, "relationships"), "not enforced: relationships (foreign keys)")
+        for q, rule in enumerate(obj.get("quality") or []):
+            _check_rule(warn, ("schema", o, "quality", q), rule)
+        for p, prop in enumerate(obj.get("properties") or []):
+            if not isinstance(prop, dict):
+                continue
+            for key, why in _NOT_ENFORCED_PROPERTY_KEYS.items():
+                if prop.get(key):
+                    warn(("schema", o, "properties", p, key), f"not enforced: {why}")
+            for q, rule in enumerate(prop.get("quality") or []):
+                _check_rule(warn, ("schema", o, "properties", p, "quality", q), rule)
+    return warnings
+
+
+def _check_rule(warn: Any, where: tuple[str | int, ...], rule: Any) -> None:
+    if not isinstance(rule, dict):
+        return
+    kind = rule.get("type") or "library"
+    if kind == "text":
+        warn(where, "not enforced: a 'text' quality rule is documentation only")
+    elif kind == "custom":
+        warn(
+            where,
+            f"not enforced: custom quality rules (engine {rule.get('engine')!r}) are not run",
+            "express the rule as an ODCS library metric or a 'type: sql' rule",
+        )
+    elif kind == "library":
+        metric = rule.get("metric") or rule.get("rule")
+        if metric not in LIBRARY_METRICS:
+            warn(
+                (*where, "metric"),
+                f"not enforced: unknown library metric {metric!r}",
+                "use one of " + ", ".join(LIBRARY_METRICS),
+            )
+    elif kind != "sql":
+        warn((*where, "type"), f"not enforced: unknown quality rule type {kind!r}")
+    if rule.get("schedule") or rule.get("scheduler"):
+        warn(
+            where,
+            "schedule ignored: ddp audits every rule on each build, before publishing",
+        )
+
+
+PLACEHOLDER = re.compile(r"\$?\{(object|table|model|column|property)\}")

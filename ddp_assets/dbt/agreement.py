@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ddp_assets.contracts.validation import contract_problems
+from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.spec.errors import SpecProblem, relative
 from ddp_assets.spec.registry import Registry
 
@@ -61,6 +63,18 @@ def check_agreement(registry: Registry, manifest: dict[str, Any]) -> list[SpecPr
                         "output_ports",
                     )
                 )
+            if port and node.get("schema") != staging_schema(product.id):
+                problems.append(
+                    SpecProblem(
+                        shown,
+                        None,
+                        "config.schema",
+                        f"output port model '{name}' is built in schema '{node.get('schema')}', "
+                        f"not in '{staging_schema(product.id)}' where it is audited before it is "
+                        "published",
+                        "remove schema from the model's config(): ddp sets it from the spec",
+                    )
+                )
             if port and not (config.get("contract") or {}).get("enforced"):
                 problems.append(
                     SpecProblem(
@@ -87,4 +101,5 @@ def check_agreement(registry: Registry, manifest: dict[str, Any]) -> list[SpecPr
                     severity="warning",
                 )
             )
+    problems.extend(contract_problems(registry))
     return problems

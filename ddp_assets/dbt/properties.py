@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
+from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.odcs import load_contract
+from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.metadata import product_meta
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
 from ddp_assets.spec.model import FileInputPort, TableInputPort
@@ -50,6 +52,9 @@ def product_properties(product: Product, root: Path) -> dict[str, Any]:
             contract_path = product.folder / port.contract
             config.update(
                 access="public",
+                # write-audit-publish: dbt builds the port in staging; the port's publish asset
+                # audits it and copies it to <product>.<model> (ddp_assets/contracts/wap.py).
+                schema=staging_schema(spec.id),
                 materialized=port.type,
                 contract={"enforced": True},
                 meta={
@@ -95,38 +100,28 @@ def product_properties(product: Product, root: Path) -> dict[str, Any]:
 def _contract_columns(
     product: Product, model: str, contract_path: Path, root: Path
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """dbt columns (types, not-null constraints, unique tests) and the primary key columns."""
+    """dbt columns (types, not-null constraints, unique tests) and the primary key columns.
+
+    Layer 1 of the contract compiler (:func:`~ddp_assets.contracts.compiler.compile_contract`):
+    the shape becomes dbt's enforced model contract.
+    """
+    plan = compile_contract(contract_path, model, root)
     contract = load_contract(contract_path, root)
     obj = contract.object_for(model)
-    if obj is None or not obj.properties:
-        raise SpecErrors(
-            [
-                SpecProblem(
-                    relative(contract_path, root),
-                    None,
-                    "schema",
-                    f"no schema object with properties for model '{model}'",
-                    f"add a schema entry with name: {model} and its properties (columns)",
-                )
-            ]
-        )
-    key = [p.column for p in obj.properties if p.primary_key]
+    descriptions = {p.column: p for p in obj.properties} if obj else {}
+    key = plan.primary_key
     columns = []
-    for prop in obj.properties:
-        column: dict[str, Any] = {"name": prop.column, "data_type": prop.data_type}
-        if prop.description:
+    for shape in plan.columns:
+        prop = descriptions.get(shape.name)
+        column: dict[str, Any] = {"name": shape.name, "data_type": shape.data_type}
+        if prop is not None and prop.description:
             column["description"] = prop.description
-        constraints = [{"type": "not_null"}] if (prop.required or prop.primary_key) else []
-        if constraints:
-            column["constraints"] = constraints
-        tests: list[Any] = []
-        if prop.unique or (prop.primary_key and len(key) == 1):
-            tests.append("unique")
-        if tests:
-            column["data_tests"] = tests
-        meta = {k: v for k, v in (("classification", prop.classification),) if v}
-        if meta:
-            column["meta"] = meta
+        if shape.required:
+            column["constraints"] = [{"type": "not_null"}]
+        if shape.unique or (shape.primary_key and len(key) == 1):
+            column["data_tests"] = ["unique"]
+        if prop is not None and prop.classification:
+            column["meta"] = {"classification": prop.classification}
         columns.append(column)
     return columns, key
 

@@ -37,8 +37,31 @@ class ProductTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         meta = ddp_meta(dbt_resource_props)
         if dbt_resource_props.get("resource_type") != "source" and meta.get("product"):
+            if meta.get("port"):  # built in staging; [product, model] is the published port
+                return dg.AssetKey([meta["product"], "staging", dbt_resource_props["name"]])
             return dg.AssetKey([meta["product"], dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetSpec:
+        """A model that reads another product's output port depends on the published port.
+
+        The project's ``ref`` macro resolves such a reference to ``<product>.<model>``, so in
+        Dagster the dependency is the port's publish asset: the reader waits for publication
+        and is skipped when the port is held back by its audit.
+        """
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        product = spec.key.path[0] if len(spec.key.path) > 1 else None
+        deps = [
+            dg.AssetDep(dg.AssetKey([dep.asset_key.path[0], dep.asset_key.path[2]]))
+            if _is_staging(dep.asset_key) and dep.asset_key.path[0] != product
+            else dep
+            for dep in spec.deps
+        ]
+        if deps == list(spec.deps):
+            return spec
+        return spec.replace_attributes(deps=deps)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return ddp_meta(dbt_resource_props).get("product") or super().get_group_name(
@@ -70,3 +93,7 @@ class ProductTranslator(DagsterDbtTranslator):
     def get_code_version(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         checksum = (dbt_resource_props.get("checksum") or {}).get("checksum")
         return checksum[:16] if checksum else None
+
+
+def _is_staging(key: dg.AssetKey) -> bool:
+    return len(key.path) == 3 and key.path[1] == "staging"

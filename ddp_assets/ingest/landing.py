@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from ddp_assets.contracts.compiler import compile_contract
+from ddp_assets.contracts.pandera_checks import PANDERA_CHECK, pandera_result, validate_table
 from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, TableInputPort
@@ -45,17 +47,41 @@ def column_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
 
 
+def landing_contract_path(product: Product, port: FileInputPort) -> Path:
+    """The optional contract of a file input port, by convention ``contracts/<port>.odcs.yaml``."""
+    return product.folder / "contracts" / f"{port.name}.odcs.yaml"
+
+
 def file_port_asset(
     product: Product, port: FileInputPort, paths: ProjectPaths
 ) -> dg.AssetsDefinition:
     spec = product.spec
+    key = dg.AssetKey([spec.id, port.name])
+    contract_path = landing_contract_path(product, port)
+    plan = (
+        compile_contract(contract_path, port.name, paths.root) if contract_path.is_file() else None
+    )
+    check_specs = (
+        [
+            dg.AssetCheckSpec(
+                PANDERA_CHECK,
+                asset=key,
+                blocking=True,
+                description="The landing files match their contract (pandera schema, validated "
+                f"in DuckDB through ibis; {plan.file})",
+            )
+        ]
+        if plan
+        else None
+    )
 
     @dg.asset(
-        key=[spec.id, port.name],
+        key=key,
         group_name=spec.id,
         owners=list(spec.owners),
         tags=product_tags(product_meta(product)),
         kinds={"duckdb", port.format},
+        check_specs=check_specs,
         pool=WRITER_POOL,
         description=port.description or f"Landing files '{port.path}' loaded as they arrive.",
         metadata={
@@ -82,6 +108,7 @@ def file_port_asset(
             connection.execute(f"create or replace table {target} as select * from {source}")
             (rows,) = connection.execute(f"select count(*) from {target}").fetchone() or (0,)
             columns = table_columns(connection, spec.id, port.name)
+            checked = validate_table(connection, plan, spec.id, port.name) if plan else None
         fingerprint = files_fingerprint(files)
         context.log.info(f"loaded {rows} rows from {len(files)} file(s) into {target}")
         return dg.MaterializeResult(
@@ -93,6 +120,7 @@ def file_port_asset(
                 "ddp/files_fingerprint": fingerprint,
             },
             data_version=dg.DataVersion(fingerprint),
+            check_results=[pandera_result(checked, plan, key)] if checked and plan else None,
         )
 
     return _load

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from ddp_assets.lineage.emit import emit_lineage_safely
 from ddp_assets.runtime.instance import definitions, instance
 from ddp_assets.settings import ProjectPaths
 
@@ -141,4 +142,5 @@ def materialize(
         products=list(by_product.values()),
         errors=errors,
     )
+    emit_lineage_safely(instance(paths), result.run_id, paths)  # OpenLineage; never raises
     return outcome

@@ -1,0 +1,227 @@
+"""The audit-and-publish asset of an output port (write-audit-publish, see ``contracts/wap.py``).
+
+For every output port ``[product, model]`` is this asset: it depends on the staging asset
+``[product, "staging", model]`` (the dbt model or Python model built into
+``<product>__staging``), runs the contract's quality rules on the staging relation with Soda
+(and, for Python outputs, the pandera schema) as Dagster asset checks, and publishes only when
+no check of severity ``error`` failed. Consumers (other products' SQL through ``ref()``, Python
+models, BI) read the published relation ``<product>.<model>``.
+"""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from ddp_assets.contracts.compiler import ContractPlan, compile_contract
+from ddp_assets.contracts.pandera_checks import (
+    PANDERA_CHECK,
+    pandera_result,
+    sample_markdown,
+    validate_table,
+)
+from ddp_assets.contracts.soda import RuleResult, run_quality
+from ddp_assets.contracts.wap import (
+    publish,
+    published_version,
+    record_audit,
+    relation_exists,
+    staging_schema,
+)
+from ddp_assets.ingest.landing import column_schema
+from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import relative
+from ddp_assets.spec.model import OutputPort
+from ddp_assets.spec.registry import Product
+from ddp_assets.warehouse import table_columns, writer
+
+
+def staging_key(product: str, model: str) -> dg.AssetKey:
+    return dg.AssetKey([product, "staging", model])
+
+
+def _severity(rule_severity: str) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if rule_severity == "error" else dg.AssetCheckSeverity.WARN
+
+
+def check_result(
+    result: RuleResult, plan: ContractPlan, asset_key: dg.AssetKey
+) -> dg.AssetCheckResult:
+    """A quality rule's outcome as a Dagster check result: observed, threshold, sample."""
+    metadata: dict[str, Any] = {
+        "observed": dg.MetadataValue.float(float(result.observed))
+        if result.observed is not None
+        else dg.MetadataValue.null(),
+        "threshold": result.threshold,
+        "metric": result.metric,
+        "severity": result.severity,
+        "contract": f"{plan.contract_id}@{plan.contract_version}",
+    }
+    if result.column:
+        metadata["column"] = result.column
+    if result.rows_tested is not None:
+        metadata["rows_tested"] = int(result.rows_tested)
+    if result.error:
+        metadata["error"] = result.error[:2000]
+    if not result.passed:
+        metadata["failing_rows_sample"] = dg.MetadataValue.md(sample_markdown(result.sample))
+        metadata["failing_rows_sample_size"] = len(result.sample)
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=result.check_name,
+        passed=result.passed,
+        severity=_severity(result.severity),
+        description=result.summary(),
+        metadata=metadata,
+    )
+
+
+def output_port_asset(
+    product: Product, port: OutputPort, paths: ProjectPaths
+) -> dg.AssetsDefinition:
+    spec = product.spec
+    contract_path = product.folder / port.contract
+    plan = compile_contract(contract_path, port.model, paths.root)
+    key = dg.AssetKey([spec.id, port.model])
+    check_specs = [
+        dg.AssetCheckSpec(
+            rule.check_name,
+            asset=key,
+            blocking=rule.blocking,
+            description=(rule.description or f"{rule.metric} {rule.threshold.describe()}")
+            + f" (ODCS {plan.file}:{rule.line}; audited on staging before publishing)",
+            metadata={"ddp/severity": rule.severity, "ddp/layer": "quality (Soda)"},
+        )
+        for rule in plan.rules
+    ]
+    python_port = port.model in product.python_model_names
+    if python_port:  # layer 3: a DataFrame written from Python gets the pandera schema too
+        check_specs.append(
+            dg.AssetCheckSpec(
+                PANDERA_CHECK,
+                asset=key,
+                blocking=True,
+                description=f"The contract's shape (types, required, unique, valid values) as a "
+                f"pandera schema, validated in DuckDB through ibis (ODCS {plan.file})",
+                metadata={"ddp/severity": "error", "ddp/layer": "DataFrame (pandera)"},
+            )
+        )
+
+    @dg.asset(
+        key=key,
+        deps=[staging_key(spec.id, port.model)],
+        group_name=spec.id,
+        owners=list(spec.owners),
+        tags=product_tags(product_meta(product), port=port.name),
+        # what builds the port (dbt or python), where it lives, and that it is a published table
+        kinds={"duckdb", "python" if port.model in product.python_model_names else "dbt", "table"},
+        pool=WRITER_POOL,
+        check_specs=check_specs,
+        description=(port.description or f"Output port '{port.name}'")
+        + f" — the published relation {spec.id}.{port.model}, audited against its contract.",
+        metadata={
+            "ddp/output_port": port.name,
+            "ddp/contract": dg.MetadataValue.path(relative(contract_path, paths.root)),
+            "ddp/contract_id": plan.contract_id,
+            "ddp/contract_version": plan.contract_version,
+            "dagster/table_name": f"{spec.id}.{port.model}",
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    dg.TableColumn(
+                        c.name,
+                        c.data_type,
+                        constraints=dg.TableColumnConstraints(
+                            nullable=not c.required,
+                            unique=c.unique or (len(plan.primary_key) == 1 and c.primary_key),
+                        ),
+                    )
+                    for c in plan.columns
+                ]
+            ),
+        },
+    )
+    def _audit_and_publish(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        staging = staging_schema(spec.id)
+        run_id = context.run.run_id
+        with writer(paths.warehouse_path) as connection:
+            if not relation_exists(connection, staging, port.model):
+                raise dg.Failure(
+                    description=f"output port '{spec.id}.{port.name}': the staging relation "
+                    f"{staging}.{port.model} does not exist, so there is nothing to publish. "
+                    "Hint: materialize the whole product so its model is built first."
+                )
+            started = time.perf_counter()
+            results = run_quality(connection, plan, staging, port.model)
+            for result in results:
+                yield check_result(result, plan, key)
+            failed = [r.check_name for r in results if r.blocking_failure]
+            summaries = [f"{r.check_name}: {r.summary()}" for r in results if r.blocking_failure]
+            if python_port:
+                frame = validate_table(connection, plan, staging, port.model)
+                yield pandera_result(frame, plan, key)
+                if not frame.passed:
+                    failed.append(PANDERA_CHECK)
+                    summaries.append(f"{PANDERA_CHECK}: {frame.summary()}")
+            audit_seconds = time.perf_counter() - started
+            record_audit(
+                connection,
+                product=spec.id,
+                port=port.name,
+                contract_id=plan.contract_id,
+                contract_version=plan.contract_version,
+                run_id=run_id,
+                failed_checks=failed,
+            )
+            if failed:
+                current = published_version(connection, spec.id, port.name)
+                kept = (
+                    f"the published version (run {current.run_id[:8]}, {current.rows} rows, "
+                    f"checksum {current.checksum[:12]}) stays as it was"
+                    if current
+                    else "nothing was published before"
+                )
+                raise dg.Failure(
+                    description=(
+                        f"output port '{spec.id}.{port.name}' held back: contract "
+                        f"{plan.contract_id} {plan.contract_version} failed on staging: "
+                        + "; ".join(summaries)
+                        + f". {kept}; downstream products do not run on this build."
+                    ),
+                    metadata={
+                        "ddp/held_back": True,
+                        "ddp/failed_checks": failed,
+                    },
+                )
+            started = time.perf_counter()
+            version = publish(
+                connection,
+                product=spec.id,
+                port=port.name,
+                model=port.model,
+                contract_id=plan.contract_id,
+                contract_version=plan.contract_version,
+                run_id=run_id,
+            )
+            publish_seconds = time.perf_counter() - started
+            columns = table_columns(connection, spec.id, port.model)
+        context.log.info(
+            f"published {version.relation}: {version.rows} rows, checksum {version.checksum[:12]}"
+        )
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                "dagster/row_count": version.rows,
+                "dagster/column_schema": column_schema(columns),
+                "ddp/published_checksum": version.checksum,
+                "ddp/published_run_id": version.run_id,
+                "ddp/contract_version": version.contract_version,
+                "ddp/published_at": version.published_at,
+                "ddp/audit_seconds": round(audit_seconds, 3),
+                "ddp/publish_seconds": round(publish_seconds, 3),
+            },
+            data_version=dg.DataVersion(version.checksum[:24]),
+        )
+
+    return _audit_and_publish

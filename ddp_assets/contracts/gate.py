@@ -1,0 +1,150 @@
+"""Input-port contracts: before a product's model reads another product's port, check it.
+
+A product declares, per input port, the contract it expects (``contract: {id, version}``).
+Before a model that reads such a port runs, :func:`blocked_inputs` checks the upstream port:
+
+- it has been published, under a contract with the expected id and a version in the range
+  (the version recorded with the published data, not only the one in the upstream's code);
+- its latest audit passed (an audit that failed holds the port back, and its readers too).
+
+Each problem names the reading product and port, the upstream product and port, the contract
+and the failing check, so the run log says exactly what to fix and where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import dagster as dg
+import duckdb
+
+from ddp_assets.contracts.odcs import load_contract
+from ddp_assets.contracts.validation import requirement_problem
+from ddp_assets.contracts.wap import latest_audit, published_version
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import SpecErrors
+from ddp_assets.spec.model import ProductInputPort
+from ddp_assets.spec.registry import Registry
+from ddp_assets.warehouse import writer
+
+
+@dataclass(frozen=True)
+class BlockedInput:
+    product: str
+    input_port: str
+    upstream_product: str
+    upstream_port: str
+    contract: str
+    reason: str
+
+    def message(self) -> str:
+        return (
+            f"product '{self.product}' blocked: input port '{self.input_port}' reads "
+            f"{self.upstream_product}.{self.upstream_port} (contract {self.contract}): "
+            f"{self.reason}"
+        )
+
+
+def input_port_for(
+    registry: Registry, product_id: str, upstream_product: str, upstream_model: str
+) -> ProductInputPort | None:
+    """The input port of ``product_id`` through which it reads ``upstream_product``'s model."""
+    product = registry.products.get(product_id)
+    upstream = registry.products.get(upstream_product)
+    if product is None or upstream is None:
+        return None
+    for port in product.spec.input_ports:
+        if isinstance(port, ProductInputPort) and port.upstream_product == upstream_product:
+            output = upstream.spec.output_port(port.upstream_port)
+            if output is not None and output.model == upstream_model:
+                return port
+    return None
+
+
+def blocked_inputs(
+    connection: duckdb.DuckDBPyConnection,
+    registry: Registry,
+    reads: Iterable[tuple[str, ProductInputPort]],
+) -> list[BlockedInput]:
+    """Problems with the upstream ports read through ``reads`` ((product id, input port))."""
+    blocked: list[BlockedInput] = []
+    for product_id, port in sorted(set(reads), key=lambda r: (r[0], r[1].name)):
+        upstream = registry.products[port.upstream_product]
+        output = upstream.spec.output_port(port.upstream_port)
+        assert output is not None
+        try:
+            declared = load_contract(upstream.folder / output.contract, registry.root)
+            declared_label = f"{declared.id} {declared.version}"
+        except SpecErrors:
+            declared_label = str(output.contract)
+
+        def block(
+            reason: str,
+            contract: str = declared_label,
+            product_id: str = product_id,
+            port: ProductInputPort = port,
+        ) -> None:
+            blocked.append(
+                BlockedInput(
+                    product_id,
+                    port.name,
+                    port.upstream_product,
+                    port.upstream_port,
+                    contract,
+                    reason,
+                )
+            )
+
+        version = published_version(connection, port.upstream_product, port.upstream_port)
+        if version is None:
+            block("it has never been published; materialize the upstream product first")
+            continue
+        label = f"{version.contract_id} {version.contract_version}"
+        if port.contract is not None:
+            reason = requirement_problem(
+                port.contract, version.contract_id, version.contract_version
+            )
+            if reason:
+                block(f"the published version {reason}", label)
+                continue
+        audit = latest_audit(connection, port.upstream_product, port.upstream_port)
+        if audit is not None and not audit.passed:
+            block(
+                f"its latest audit failed (run {audit.run_id[:8]}, contract "
+                f"{audit.contract_id} {audit.contract_version}): failing check(s) "
+                + ", ".join(audit.failed_checks)
+                + "; the published version is older than the upstream's last build",
+                f"{audit.contract_id} {audit.contract_version}",
+            )
+    return blocked
+
+
+def check_input_ports(
+    context: dg.AssetExecutionContext,
+    registry: Registry,
+    paths: ProjectPaths,
+    keys: Iterable[dg.AssetKey],
+) -> list[BlockedInput]:
+    """The input ports that block the selected assets of a step; each is logged as an error.
+
+    An asset reads an upstream port when it depends on the port's publish asset
+    ``[upstream product, model]``; only those reads are checked, so a step that builds a
+    product's staging models before its upstream is published in the same run is not blocked.
+    """
+    reads: list[tuple[str, ProductInputPort]] = []
+    deps = context.assets_def.asset_deps
+    for key in keys:
+        product = key.path[0]
+        for dep in deps.get(key, ()):
+            if len(dep.path) == 2 and dep.path[0] != product:
+                port = input_port_for(registry, product, dep.path[0], dep.path[1])
+                if port is not None:
+                    reads.append((product, port))
+    if not reads:
+        return []
+    with writer(paths.warehouse_path) as connection:
+        blocked = blocked_inputs(connection, registry, reads)
+    for item in blocked:
+        context.log.error(item.message())
+    return blocked

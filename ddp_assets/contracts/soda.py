@@ -1,0 +1,269 @@
+"""Layer 2 of a contract: its quality rules as a Soda v4 contract, run inside DuckDB.
+
+:func:`soda_contract` compiles a :class:`~ddp_assets.contracts.compiler.ContractPlan` into
+Soda's own contract YAML (Soda v4 does not read ODCS); :func:`run_quality` verifies it on an
+open DuckDB connection with ``verify_contract_locally``. Soda pushes every metric down as SQL,
+so no table is pulled into Python. Each result carries the observed value, the threshold and,
+when the rule fails, a sample of at most :data:`SAMPLE_LIMIT` failing rows (one more query with
+``LIMIT``).
+
+Soda Core v4 is under the Elastic License 2.0 (see the README).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from ddp_assets.contracts.compiler import ContractPlan, QualityRule
+from ddp_assets.warehouse import quote, relation
+
+SAMPLE_LIMIT = 100
+DATA_SOURCE = "ddp"
+
+
+@dataclass
+class RuleResult:
+    """The outcome of one quality rule on one relation."""
+
+    check_name: str
+    passed: bool
+    severity: str  # error | warning
+    observed: float | int | None
+    threshold: str
+    metric: str
+    column: str | None = None
+    rows_tested: int | None = None
+    description: str | None = None
+    error: str | None = None
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def blocking_failure(self) -> bool:
+        return not self.passed and self.severity == "error"
+
+    def summary(self) -> str:
+        where = f"{self.column}: " if self.column else ""
+        verdict = "passed" if self.passed else "FAILED"
+        text = f"{where}{self.metric} = {self.observed} (must be {self.threshold}) {verdict}"
+        return text + (f": {self.error}" if self.error else "")
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _threshold(rule: QualityRule) -> dict[str, Any]:
+    value = rule.threshold.value
+    if isinstance(value, list) and rule.threshold.operator == "mustNotBeBetween":
+        # Soda: outside the range, i.e. below the low bound or above the high one
+        bound: Any = {"less_than": value[0], "greater_than": value[1]}
+    elif isinstance(value, list):
+        bound = {"greater_than_or_equal": value[0], "less_than_or_equal": value[1]}
+    else:
+        bound = value
+    threshold: dict[str, Any] = {rule.threshold.soda_key: bound}
+    if rule.unit == "percent" and rule.metric != "rowCount":
+        threshold["metric"] = "percent"
+    threshold["level"] = "fail" if rule.severity == "error" else "warn"
+    return threshold
+
+
+def _check(rule: QualityRule) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": rule.check_name, "qualifier": rule.check_name}
+    body["threshold"] = _threshold(rule)
+    match rule.metric:
+        case "rowCount":
+            return {"row_count": body}
+        case "nullValues":
+            return {"missing": body}
+        case "missingValues":
+            if rule.missing_values:
+                body["missing_values"] = list(rule.missing_values)
+            return {"missing": body}
+        case "invalidValues":
+            if rule.valid_values is not None:
+                body["valid_values"] = list(rule.valid_values)
+            else:
+                body["valid_format"] = {"regex": rule.pattern, "name": rule.check_name}
+            return {"invalid": body}
+        case "duplicateValues":
+            if rule.column is None:
+                body["columns"] = list(rule.columns)
+            return {"duplicate": body}
+        case _:
+            return {"metric": body}
+
+
+def soda_contract(plan: ContractPlan, dataset: str, table_relation: str) -> dict[str, Any]:
+    """The Soda v4 contract document for ``plan`` on ``dataset`` (``ddp/<db>/<schema>/<t>``)."""
+    columns: dict[str, list[dict[str, Any]]] = {}
+    checks: list[dict[str, Any]] = []
+    for rule in plan.rules:
+        check = _check(rule)
+        if rule.metric == "sql":
+            check["metric"]["query"] = rule.sql_for(table_relation)
+            checks.append(check)
+        elif rule.column is not None:
+            columns.setdefault(rule.column, []).append(check)
+        else:
+            checks.append(check)
+    document: dict[str, Any] = {"dataset": dataset}
+    # Soda needs the columns listed; without data_type it checks no schema (dbt does that).
+    names = [c.name for c in plan.columns] + [
+        n for n in columns if n not in {c.name for c in plan.columns}
+    ]
+    document["columns"] = [
+        {"name": name, **({"checks": columns[name]} if name in columns else {})} for name in names
+    ]
+    if checks:
+        document["checks"] = checks
+    return document
+
+
+_COUNT_QUERY = re.compile(
+    r"^\s*select\s+count\s*\(\s*\*\s*\)\s+from\s+(?P<rest>.+)$", re.IGNORECASE | re.DOTALL
+)
+
+
+def sample_query(rule: QualityRule, table_relation: str) -> str | None:
+    """SQL returning at most :data:`SAMPLE_LIMIT` rows that fail ``rule``; None if undefined."""
+    column = quote(rule.column) if rule.column else None
+    where: str | None = None
+    match rule.metric:
+        case "nullValues":
+            where = f"{column} is null"
+        case "missingValues":
+            listed = ", ".join(_literal(v) for v in rule.missing_values)
+            where = f"{column} is null" + (f" or {column} in ({listed})" if listed else "")
+        case "invalidValues" if rule.valid_values is not None:
+            listed = ", ".join(_literal(v) for v in rule.valid_values) or "null"
+            where = f"{column} is not null and {column} not in ({listed})"
+        case "invalidValues":
+            where = (
+                f"{column} is not null and not regexp_matches(cast({column} as varchar), "
+                f"{_literal(rule.pattern)})"
+            )
+        case "duplicateValues":
+            keys = ", ".join(quote(c) for c in rule.columns)
+            return (
+                f"select * from {table_relation} qualify count(*) over (partition by {keys}) > 1 "
+                f"order by {keys} limit {SAMPLE_LIMIT}"
+            )
+        case "sql":
+            query = rule.sql_for(table_relation) or ""
+            match = _COUNT_QUERY.match(query.strip().rstrip(";"))
+            if match and " group by " not in query.lower():
+                return f"select * from {match['rest']} limit {SAMPLE_LIMIT}"
+            return None
+        case _:
+            return None
+    return f"select * from {table_relation} where {where} limit {SAMPLE_LIMIT}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def failing_rows(
+    connection: duckdb.DuckDBPyConnection, rule: QualityRule, table_relation: str
+) -> list[dict[str, Any]]:
+    query = sample_query(rule, table_relation)
+    if query is None:
+        return []
+    cursor = connection.execute(query)
+    names = [d[0] for d in cursor.description or []]
+    return [
+        {n: _jsonable(v) for n, v in zip(names, row, strict=True)}
+        for row in cursor.fetchmany(SAMPLE_LIMIT)
+    ]
+
+
+def _number(value: Any) -> float | int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def run_quality(
+    connection: duckdb.DuckDBPyConnection, plan: ContractPlan, schema: str, table: str
+) -> list[RuleResult]:
+    """Verify the quality rules of ``plan`` on ``schema.table`` with Soda, in DuckDB."""
+    if not plan.rules:
+        return []
+    from soda_core.contracts import verify_contract_locally
+    from soda_core.contracts.contract_verification import CheckOutcome
+    from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
+
+    (database,) = connection.execute("select current_database()").fetchone() or ("memory",)
+    table_relation = relation(schema, table)
+    document = soda_contract(plan, f"{DATA_SOURCE}/{database}/{schema}/{table}", table_relation)
+    cursor = connection.cursor()
+    data_source = DuckDBDataSourceImpl.from_existing_cursor(cursor, DATA_SOURCE)
+    with tempfile.TemporaryDirectory(prefix="ddp-soda-") as folder:
+        path = Path(folder) / f"{schema}.{table}.contract.yml"
+        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        soda_logger = logging.getLogger("soda")
+        level = soda_logger.level
+        soda_logger.setLevel(logging.WARNING)
+        try:
+            session = verify_contract_locally(
+                data_sources=[data_source], contract_file_path=str(path)
+            )
+        finally:
+            soda_logger.setLevel(level)
+    by_name: dict[str, Any] = {}
+    for verification in session.contract_verification_results:
+        for result in verification.check_results:
+            by_name[result.check.name or ""] = result
+    errors = session.get_errors_str() if session.has_errors else None
+    outcomes: list[RuleResult] = []
+    for rule in plan.rules:
+        result = by_name.get(rule.check_name)
+        diagnostics = (result.diagnostic_metric_values or {}) if result is not None else {}
+        evaluated = result is not None and result.outcome in (
+            CheckOutcome.PASSED,
+            CheckOutcome.FAILED,
+            CheckOutcome.WARN,
+        )
+        passed = bool(result is not None and result.outcome == CheckOutcome.PASSED)
+        outcome = RuleResult(
+            check_name=rule.check_name,
+            passed=passed,
+            severity=rule.severity,
+            observed=_number(result.threshold_value) if result is not None else None,
+            threshold=rule.threshold.describe() + (" %" if rule.unit == "percent" else ""),
+            metric=rule.metric,
+            column=rule.column,
+            rows_tested=_number(diagnostics.get("dataset_rows_tested")),  # type: ignore[arg-type]
+            description=rule.description,
+            error=None if evaluated else (errors or "Soda did not evaluate this rule"),
+        )
+        if not passed and evaluated:
+            outcome.sample = failing_rows(connection, rule, table_relation)
+        outcomes.append(outcome)
+    return outcomes

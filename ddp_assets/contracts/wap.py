@@ -1,0 +1,236 @@
+"""Write-audit-publish: output ports are built in staging, audited, then published atomically.
+
+- **write**: dbt (or a Python model) builds an output port's model into the staging schema
+  ``<product>__staging`` (:func:`staging_schema`);
+- **audit**: the contract's checks run against the staging relation;
+- **publish**: :func:`publish` copies staging to ``<product>.<model>`` inside one DuckDB
+  transaction, with a record of the published version (rows, content checksum, contract
+  version, run id) in ``_ddp.published_versions``. Every audit is recorded in ``_ddp.audits``,
+  so an input port can check its upstream's latest audit before its product runs.
+
+A failed audit, a failed build or a killed process never reaches the published relation: it
+is only ever replaced by a committed transaction, and DuckDB rolls back an uncommitted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from ddp_assets.warehouse import quote, relation
+
+STAGING_SUFFIX = "__staging"
+META_SCHEMA = "_ddp"
+
+
+def staging_schema(product: str) -> str:
+    """The schema where a product's output ports are built before they are published."""
+    return f"{product}{STAGING_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """What a consumer reads at ``<product>.<model>``: which build, which contract, which rows."""
+
+    product: str
+    port: str
+    relation: str
+    rows: int
+    checksum: str
+    contract_id: str
+    contract_version: str
+    run_id: str
+    published_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The latest audit of an output port (passed or not, and which blocking checks failed)."""
+
+    product: str
+    port: str
+    contract_id: str
+    contract_version: str
+    run_id: str
+    passed: bool
+    failed_checks: list[str]
+    audited_at: str
+
+
+def ensure_meta(connection: duckdb.DuckDBPyConnection) -> None:
+    connection.execute(f"create schema if not exists {quote(META_SCHEMA)}")
+    connection.execute(
+        f"create table if not exists {relation(META_SCHEMA, 'published_versions')} ("
+        "product varchar, port varchar, relation varchar, rows bigint, checksum varchar, "
+        "contract_id varchar, contract_version varchar, run_id varchar, published_at varchar)"
+    )
+    connection.execute(
+        f"create table if not exists {relation(META_SCHEMA, 'audits')} ("
+        "product varchar, port varchar, contract_id varchar, contract_version varchar, "
+        "run_id varchar, passed boolean, failed_checks varchar, audited_at varchar)"
+    )
+
+
+def _meta_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
+    row = connection.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [META_SCHEMA, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def relation_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = connection.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def checksum(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> tuple[int, str]:
+    """Row count and an order-independent content checksum, computed inside DuckDB."""
+    row = connection.execute(
+        f"select count(*), coalesce(sum(hash(t)::hugeint), 0) from {relation(schema, table)} as t"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), hashlib.sha256(str(row[1]).encode()).hexdigest()[:32]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def record_audit(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    product: str,
+    port: str,
+    contract_id: str,
+    contract_version: str,
+    run_id: str,
+    failed_checks: list[str],
+) -> Audit:
+    ensure_meta(connection)
+    audit = Audit(
+        product,
+        port,
+        contract_id,
+        contract_version,
+        run_id,
+        not failed_checks,
+        failed_checks,
+        _now(),
+    )
+    connection.execute(
+        f"insert into {relation(META_SCHEMA, 'audits')} values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            product,
+            port,
+            contract_id,
+            contract_version,
+            run_id,
+            audit.passed,
+            json.dumps(failed_checks),
+            audit.audited_at,
+        ],
+    )
+    return audit
+
+
+def publish(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    product: str,
+    port: str,
+    model: str,
+    contract_id: str,
+    contract_version: str,
+    run_id: str,
+) -> PublishedVersion:
+    """Replace ``<product>.<model>`` with the audited staging relation, in one transaction."""
+    ensure_meta(connection)
+    staging = staging_schema(product)
+    connection.execute("begin transaction")
+    try:
+        connection.execute(f"create schema if not exists {quote(product)}")
+        connection.execute(
+            f"create or replace table {relation(product, model)} as "
+            f"select * from {relation(staging, model)}"
+        )
+        rows, digest = checksum(connection, product, model)
+        version = PublishedVersion(
+            product,
+            port,
+            f"{product}.{model}",
+            rows,
+            digest,
+            contract_id,
+            contract_version,
+            run_id,
+            _now(),
+        )
+        connection.execute(
+            f"insert into {relation(META_SCHEMA, 'published_versions')} "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                version.product,
+                version.port,
+                version.relation,
+                version.rows,
+                version.checksum,
+                version.contract_id,
+                version.contract_version,
+                version.run_id,
+                version.published_at,
+            ],
+        )
+        connection.execute("commit")
+    except BaseException:
+        connection.execute("rollback")
+        raise
+    return version
+
+
+def published_version(
+    connection: duckdb.DuckDBPyConnection, product: str, port: str
+) -> PublishedVersion | None:
+    """The version consumers read now, or None if the port was never published."""
+    if not _meta_exists(connection, "published_versions"):
+        return None
+    row = connection.execute(
+        f"select * from {relation(META_SCHEMA, 'published_versions')} "
+        "where product = ? and port = ? order by published_at desc, rowid desc limit 1",
+        [product, port],
+    ).fetchone()
+    return PublishedVersion(*row) if row else None
+
+
+def latest_audit(connection: duckdb.DuckDBPyConnection, product: str, port: str) -> Audit | None:
+    if not _meta_exists(connection, "audits"):
+        return None
+    row = connection.execute(
+        f"select * from {relation(META_SCHEMA, 'audits')} "
+        "where product = ? and port = ? order by audited_at desc, rowid desc limit 1",
+        [product, port],
+    ).fetchone()
+    if row is None:
+        return None
+    product, port, contract_id, contract_version, run_id = row[:5]
+    return Audit(
+        product,
+        port,
+        contract_id,
+        contract_version,
+        run_id,
+        bool(row[5]),
+        json.loads(row[6]),
+        row[7],
+    )
