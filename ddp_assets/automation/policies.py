@@ -15,9 +15,6 @@ import dagster as dg
 from ddp_assets.spec.model import ProductSpec
 from ddp_assets.spec.registry import Registry
 
-OUTPUT_PORT_METADATA = "ddp/output_port"
-
-
 def automation_condition(spec: ProductSpec) -> dg.AutomationCondition | None:
     """Eager refresh when any upstream updates, only once upstream blocking checks passed."""
     if spec.slos.refresh != "on_upstream_change":
@@ -51,7 +48,8 @@ def freshness_policy(spec: ProductSpec) -> dg.FreshnessPolicy | None:
 
 
 def apply_product_policies(defs: dg.Definitions, registry: Registry) -> dg.Definitions:
-    """Every asset of a product gets its refresh policy; its output ports, its freshness SLO."""
+    """Every asset of a product gets its refresh policy; its published output ports (keys
+    ``[product, model]``; staging relations are not what consumers read) its freshness SLO."""
 
     def apply(asset: dg.AssetSpec) -> dg.AssetSpec:
         product = registry.products.get(asset.group_name or "")
@@ -61,7 +59,8 @@ def apply_product_policies(defs: dg.Definitions, registry: Registry) -> dg.Defin
         condition = automation_condition(product.spec)
         if condition is not None and asset.automation_condition is None:
             updates["automation_condition"] = condition
-        if OUTPUT_PORT_METADATA in asset.metadata and asset.freshness_policy is None:
+        published = {(product.id, port.model) for port in product.spec.output_ports}
+        if tuple(asset.key.path) in published and asset.freshness_policy is None:
             policy = freshness_policy(product.spec)
             if policy is not None:
                 updates["freshness_policy"] = policy
