@@ -8,7 +8,7 @@ import sys
 import click
 import typer
 
-from ddp_assets.cli import export, products, run, spec
+from ddp_assets.cli import catalog, contract, export, lineage, products, run, spec, status
 from ddp_assets.cli.console import err, print_problems
 from ddp_assets.spec.errors import SpecErrors
 
@@ -27,8 +27,12 @@ app.command("demo")(run.demo)
 app.command("prepare")(run.prepare)
 app.command("materialize")(run.materialize_command)
 app.command("dev")(run.dev)
+app.command("status")(status.status)
 app.add_typer(export.app, name="export")
 app.add_typer(spec.app, name="spec")
+app.add_typer(contract.app, name="contract")
+app.command("lineage")(lineage.lineage)
+app.command("catalog")(catalog.catalog)
 
 
 def main() -> None:

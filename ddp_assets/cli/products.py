@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ddp_assets.cli.console import err, out, print_json, print_problems
-from ddp_assets.describe import details, summary
+from ddp_assets.describe import show_details, summary
 from ddp_assets.scaffold import scaffold_product
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
@@ -98,9 +98,11 @@ def show(
     product: Annotated[str, typer.Argument(help="Product id.")], as_json: JsonFlag = False
 ) -> None:
     """Show one product: description, ports, contracts, models, SLOs, neighbours."""
+    from ddp_assets.catalog.status import instance_if_any
+
     paths = ProjectPaths.discover()
     registry = load_registry(paths)
-    info = details(registry.get(product), registry)
+    info = show_details(registry.get(product), registry, instance_if_any(paths))
     if as_json:
         print_json(info)
         return
@@ -125,6 +127,41 @@ def show(
     out.print(f"slos: {info['slos']}")
     out.print(f"upstream: {', '.join(info['upstream']) or '-'}")
     out.print(f"downstream: {', '.join(info['downstream']) or '-'}")
+    _print_contracts(info["contracts"])
+    _print_status(info["status"])
+    if info["catalog_url"]:
+        out.print(f"catalog: {info['catalog_url']}")
+
+
+def _print_contracts(contracts: list[dict[str, Any]]) -> None:
+    for contract in contracts:
+        title = (
+            f"contract of port {contract['port']}: {contract['contract_id'] or '?'} "
+            f"v{contract['contract_version'] or '?'}"
+        )
+        table = Table("column", "type", "rules", title=title)
+        for column in contract["columns"]:
+            table.add_row(column["name"], column["type"], ", ".join(column["rules"]))
+        out.print(table)
+        if contract["rules"]:
+            out.print(f"  table rules: {'; '.join(contract['rules'])}")
+
+
+def _print_status(status: dict[str, Any] | None) -> None:
+    if not status or not status["materialized"]:
+        out.print("last materialization: never")
+        return
+    last = status["last_materialization"]
+    out.print(
+        f"last materialization: {last['at']} (run {last['run_id']}, {last['run_status']}; "
+        f"{last['assets']}/{last['of_assets']} assets)"
+    )
+    checks = status["checks"]
+    colour = {"passing": "green", "failing": "red"}.get(checks["status"], "yellow")
+    line = f"checks: [{colour}]{checks['status']}[/{colour}] ({checks['passed']}/{checks['total']})"
+    if checks["failed"]:
+        line += " — failed: " + ", ".join(checks["failed"])
+    out.print(line)
 
 
 def new(

@@ -1,0 +1,239 @@
+"""Emitting a finished run's OpenLineage events, exactly once, without ever breaking the run.
+
+Transports follow the OpenLineage client's own configuration (``openlineage.yml`` in the working
+directory or ``$OPENLINEAGE_CONFIG``, ``OPENLINEAGE__*`` variables, ``OPENLINEAGE_URL``,
+``OPENLINEAGE_DISABLED``). With none of them set, events go to a file transport: JSON lines in
+``$DAGSTER_HOME/lineage/events.jsonl``.
+
+Every event is first appended to an outbox on disk (``$DAGSTER_HOME/lineage/outbox.jsonl``),
+then the outbox is delivered in order; delivery stops at the first transport error and resumes
+with the next emission or ``ddp lineage flush``. A marker per Dagster run id makes emission
+idempotent: the CLI and the run-status sensor may both see a run, it is emitted once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from openlineage.client import OpenLineageClient
+from openlineage.client.serde import Serde
+from openlineage.client.transport.file import FileConfig, FileTransport
+from openlineage.client.transport.transport import Transport
+
+from ddp_assets.settings import ProjectPaths
+
+log = logging.getLogger(__name__)
+
+LINEAGE_DIR = "lineage"
+
+
+def lineage_dir(instance_or_home: dg.DagsterInstance | Path) -> Path:
+    home = (
+        Path(instance_or_home)
+        if isinstance(instance_or_home, Path)
+        else Path(instance_or_home.root_directory)
+    )
+    return home / LINEAGE_DIR
+
+
+@dataclass
+class Outbox:
+    """Events not yet delivered, in order, with the count already delivered."""
+
+    folder: Path
+
+    @property
+    def events_file(self) -> Path:
+        return self.folder / "outbox.jsonl"
+
+    @property
+    def offset_file(self) -> Path:
+        return self.folder / "outbox.offset"
+
+    @property
+    def default_file(self) -> Path:
+        """Where the default file transport writes (JSON lines)."""
+        return self.folder / "events.jsonl"
+
+    def marker(self, run_id: str) -> Path:
+        return self.folder / "runs" / run_id
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _offset(self) -> int:
+        try:
+            return int(self.offset_file.read_text(encoding="utf-8").strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _set_offset(self, value: int) -> None:
+        temporary = self.offset_file.with_suffix(".tmp")
+        temporary.write_text(str(value), encoding="utf-8")
+        os.replace(temporary, self.offset_file)
+
+    def append(self, events: list[dict[str, Any]]) -> None:
+        with open(self.events_file, "a", encoding="utf-8") as handle:
+            for event in events:
+                handle.write(json.dumps(event, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def pending(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.events_file.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        return [json.loads(line) for line in lines[self._offset() :] if line.strip()]
+
+    def deliver(self, transport: Transport) -> FlushResult:
+        """Send pending events in order; stop at the first failure. Call under :meth:`locked`."""
+        pending = self.pending()
+        offset = self._offset()
+        delivered = 0
+        error: str | None = None
+        for event in pending:
+            try:
+                transport.emit(event)  # type: ignore[arg-type]  # transports serialize dicts too
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            delivered += 1
+            self._set_offset(offset + delivered)
+        remaining = len(pending) - delivered
+        if remaining == 0 and pending:
+            self.events_file.unlink(missing_ok=True)
+            self.offset_file.unlink(missing_ok=True)
+        return FlushResult(delivered=delivered, pending=remaining, error=error)
+
+
+@dataclass
+class FlushResult:
+    delivered: int
+    pending: int
+    error: str | None = None
+
+
+@dataclass
+class EmitResult:
+    run_id: str
+    status: str  # emitted | already-emitted | disabled | not-finished
+    events: int = 0
+    flush: FlushResult | None = None
+
+
+class _QuietConsoleFallback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Couldn't find any OpenLineage transport" not in record.getMessage()
+
+
+def make_transport(folder: Path) -> Transport | None:
+    """The transport the OpenLineage client's configuration names; None when disabled.
+
+    Without any configuration the client would print to the console; ddp writes JSON lines
+    under the instance directory instead.
+    """
+    client_log = logging.getLogger("openlineage.client.client")
+    quiet = _QuietConsoleFallback()
+    client_log.addFilter(quiet)
+    try:
+        client = OpenLineageClient()
+    finally:
+        client_log.removeFilter(quiet)
+    if client.transport.kind == "noop":
+        return None
+    configured = bool(client.config.transport) or bool(os.environ.get("OPENLINEAGE_URL"))
+    if not configured:
+        folder.mkdir(parents=True, exist_ok=True)
+        return FileTransport(FileConfig(log_file_path=str(folder / "events.jsonl"), append=True))
+    if client.transport.kind == "console":
+        _show_console_events()
+    return client.transport
+
+
+def _show_console_events() -> None:
+    """The console transport logs each event at INFO: make sure that reaches stderr."""
+    console = logging.getLogger("openlineage.client.transport.console")
+    if not console.handlers and not logging.getLogger().handlers:
+        console.addHandler(logging.StreamHandler())
+    if console.getEffectiveLevel() > logging.INFO:
+        console.setLevel(logging.INFO)
+
+
+def lineage_disabled() -> bool:
+    return os.environ.get("OPENLINEAGE_DISABLED", "").lower().strip() == "true"
+
+
+def emit_run_lineage(
+    instance: dg.DagsterInstance, run_id: str, paths: ProjectPaths | None = None
+) -> EmitResult:
+    """Build and emit the OpenLineage events of a finished run (once per run id)."""
+    if lineage_disabled():
+        return EmitResult(run_id, "disabled")
+    outbox = Outbox(lineage_dir(instance))
+    if outbox.marker(run_id).exists():
+        return EmitResult(run_id, "already-emitted")
+    from ddp_assets.lineage.run import run_events
+
+    events = run_events(instance, run_id, paths or ProjectPaths.discover())
+    if events is None:
+        return EmitResult(run_id, "not-finished")
+    transport = make_transport(outbox.folder)
+    if transport is None:
+        return EmitResult(run_id, "disabled")
+    payload = [Serde.to_dict(event) for event in events]
+    with outbox.locked():
+        marker = outbox.marker(run_id)
+        if marker.exists():
+            return EmitResult(run_id, "already-emitted")
+        outbox.append(payload)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(len(payload)), encoding="utf-8")
+        result = outbox.deliver(transport)
+    if result.error:
+        log.warning(
+            "OpenLineage: %d event(s) kept in %s (%s); `ddp lineage flush` delivers them",
+            result.pending,
+            outbox.events_file,
+            result.error,
+        )
+    return EmitResult(run_id, "emitted", len(payload), result)
+
+
+def emit_lineage_safely(
+    instance: dg.DagsterInstance, run_id: str, paths: ProjectPaths | None = None
+) -> EmitResult | None:
+    """:func:`emit_run_lineage` that only logs a warning on error: lineage never breaks a run."""
+    try:
+        return emit_run_lineage(instance, run_id, paths)
+    except Exception as error:
+        log.warning("OpenLineage events for run %s not emitted: %s", run_id, error, exc_info=True)
+        return None
+
+
+def flush(instance_or_home: dg.DagsterInstance | Path) -> FlushResult:
+    """Deliver the events kept on disk, in order, each once."""
+    outbox = Outbox(lineage_dir(instance_or_home))
+    if lineage_disabled():
+        return FlushResult(0, len(outbox.pending()), "OPENLINEAGE_DISABLED is set")
+    transport = make_transport(outbox.folder)
+    if transport is None:
+        return FlushResult(0, len(outbox.pending()), "OpenLineage is disabled")
+    with outbox.locked():
+        return outbox.deliver(transport)
