@@ -156,3 +156,52 @@ def test_two_runs_launched_at_once_both_succeed(dagster_dev: DagsterDev) -> None
     second = dagster_dev.launch(customers)
     assert dagster_dev.wait(first) == "SUCCESS"
     assert dagster_dev.wait(second) == "SUCCESS"
+
+
+LATEST = """
+query Latest($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) {
+    __typename
+    ... on Asset { assetMaterializations(limit: 1) { timestamp runId } }
+  }
+}
+"""
+
+
+def latest_materialization(server: DagsterDev, key: list[str]) -> float:
+    result = server.query(LATEST, {"key": {"path": key}})["assetOrError"]
+    events = result.get("assetMaterializations") or []
+    return float(events[0]["timestamp"]) / 1000 if events else 0.0
+
+
+def test_new_landing_file_ripples_to_downstream_products(dagster_dev: DagsterDev, demo_env) -> None:
+    """Drop a file: the source product runs (landing sensor), then its consumers (automation)."""
+    import duckdb
+
+    watched = {
+        "source": ["orders", "orders"],
+        "consumer": ["customer_360", "customer_profile"],
+        "cross-domain consumer": ["supplier_performance", "stock_out_alerts"],
+    }
+    before = {name: latest_materialization(dagster_dev, key) for name, key in watched.items()}
+    landing = demo_env.data_dir / "landing" / "orders"
+    new_file = landing / "orders_late_batch.csv"
+    with duckdb.connect() as connection:
+        connection.execute(
+            "copy (select order_id + 100000000 as order_id, customer_id, ordered_at, status, "
+            f"channel from read_csv('{landing / 'orders.csv'}') limit 50) to '{new_file}' (header)"
+        )
+    dropped = time.time()
+    deadline = time.monotonic() + 420
+    done: dict[str, float] = {}
+    while time.monotonic() < deadline and len(done) < len(watched):
+        for name, key in watched.items():
+            if name not in done:
+                latest = latest_materialization(dagster_dev, key)
+                if latest > max(before[name], dropped):
+                    done[name] = latest
+        time.sleep(2)
+    assert set(done) == set(watched), f"not refreshed: {set(watched) - set(done)}"
+    latency = max(done.values()) - dropped
+    (demo_env.dagster_home / "ripple_latency_seconds.txt").write_text(f"{latency:.1f}\n")
+    print(f"file arrival → last downstream product published: {latency:.1f}s")

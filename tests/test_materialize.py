@@ -53,7 +53,8 @@ def test_output_ports_are_tables_with_rows(
 def test_landing_rows_arrive_in_raw_tables(built_demo: RunOutcome, demo_env) -> None:
     with duckdb.connect(str(demo_env.paths.warehouse_path), read_only=True) as connection:
         (landing,) = connection.execute(
-            f"select count(*) from read_csv('{demo_env.data_dir}/landing/orders/orders.csv')"
+            # the port's glob: later tests (the landing-sensor ripple) may drop more files
+            f"select count(*) from read_csv('{demo_env.data_dir}/landing/orders/orders*.csv')"
         ).fetchone() or (0,)
         (raw,) = connection.execute('select count(*) from "orders"."raw_orders"').fetchone() or (0,)
         (published,) = connection.execute('select count(*) from "orders"."orders"').fetchone() or (
@@ -75,6 +76,8 @@ def test_output_ports_are_published_after_their_audit(
     built_demo: RunOutcome, registry: Registry, demo_env
 ) -> None:
     """Every port was built in staging, audited, and published with a recorded version."""
+    import dagster as dg
+
     from ddp_assets.contracts.wap import checksum, latest_audit, published_version, staging_schema
 
     ports = {p.product: {a.asset: a for a in p.assets} for p in built_demo.products}
@@ -83,7 +86,9 @@ def test_output_ports_are_published_after_their_audit(
             for port in product.spec.output_ports:
                 version = published_version(connection, product.id, port.name)
                 assert version is not None, port
-                assert version.run_id == built_demo.run_id
+                # the demo build published it, or a later test's run republished it
+                run = dg.DagsterInstance.get().get_run_by_id(version.run_id)
+                assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
                 assert (version.rows, version.checksum) == checksum(
                     connection, product.id, port.model
                 )

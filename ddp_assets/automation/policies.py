@@ -15,6 +15,7 @@ import dagster as dg
 from ddp_assets.spec.model import ProductSpec
 from ddp_assets.spec.registry import Registry
 
+
 def automation_condition(spec: ProductSpec) -> dg.AutomationCondition | None:
     """Eager refresh when any upstream updates, only once upstream blocking checks passed."""
     if spec.slos.refresh != "on_upstream_change":
