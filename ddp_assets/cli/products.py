@@ -43,6 +43,10 @@ def validate(
             problems.extend(check_agreement(registry, prepared.manifest))
         except SpecErrors as errors:
             problems.extend(errors.problems)
+    elif not registry.errors:  # contracts are checked with or without dbt
+        from ddp_assets.contracts.validation import contract_problems
+
+        problems.extend(contract_problems(registry))
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print_json(
