@@ -26,14 +26,15 @@ setup: $(BIN)/ddp ## Create .venv with the locked dependencies (uv.lock)
 demo: setup ## Quickstart 1: generate the demo data, build every product, serve the Dagster UI
 	$(BIN)/ddp demo --scale $(SCALE)
 	$(BIN)/ddp materialize --all
-	$(BIN)/ddp dev --host $(HOST) --port $(PORT)
+	$(BIN)/ddp catalog build catalog_site
+	DDP_CATALOG_URL=$(CURDIR)/catalog_site $(BIN)/ddp dev --host $(HOST) --port $(PORT)
 
 build: setup ## Generate the demo data and build every product (no UI)
 	$(BIN)/ddp demo --scale $(SCALE)
 	$(BIN)/ddp materialize --all
 
 dev: setup ## Serve the Dagster UI on what is already built
-	$(BIN)/ddp dev --host $(HOST) --port $(PORT)
+	DDP_CATALOG_URL=$(CURDIR)/catalog_site $(BIN)/ddp dev --host $(HOST) --port $(PORT)
 
 test: setup ## Quickstart 2: run every test (real dbt, DuckDB, Dagster; a few minutes)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

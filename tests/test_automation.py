@@ -221,3 +221,17 @@ def test_status_scorecard_after_the_demo_build(built_demo, demo_env) -> None:
         assert all(f["state"] in ("pass", "no_slo") for f in card["freshness"]), card
     assert cards["orders"]["checks_evaluated"] > 0
     assert cards["orders"]["contract_pass_rate"] == 1.0
+
+
+def test_assets_link_to_their_catalog_page(
+    project_paths: ProjectPaths, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ddp_assets.automation.policies import apply_product_policies
+    from ddp_assets.definitions import defs as build_defs
+
+    monkeypatch.setenv("DDP_CATALOG_URL", str(tmp_path / "site"))
+    registry = Registry.load(project_paths.defs_dir, project_paths.root)
+    graph = apply_product_policies(build_defs(), registry).resolve_asset_graph()
+    node = graph.get(dg.AssetKey(["orders", "orders"]))
+    url = node.metadata["ddp/catalog"]
+    assert getattr(url, "value", url) == (tmp_path / "site").as_uri() + "/products/orders.html"

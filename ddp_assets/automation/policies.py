@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from ddp_assets.catalog.site import catalog_url
 from ddp_assets.spec.model import ProductSpec
 from ddp_assets.spec.registry import Registry
 
@@ -49,8 +50,9 @@ def freshness_policy(spec: ProductSpec) -> dg.FreshnessPolicy | None:
 
 
 def apply_product_policies(defs: dg.Definitions, registry: Registry) -> dg.Definitions:
-    """Every asset of a product gets its refresh policy; its published output ports (keys
-    ``[product, model]``; staging relations are not what consumers read) its freshness SLO."""
+    """Every asset of a product gets its refresh policy and a link to its catalog page (when
+    ``DDP_CATALOG_URL`` is set); its published output ports (keys ``[product, model]``; staging
+    relations are not what consumers read) get its freshness SLO."""
 
     def apply(asset: dg.AssetSpec) -> dg.AssetSpec:
         product = registry.products.get(asset.group_name or "")
@@ -65,6 +67,9 @@ def apply_product_policies(defs: dg.Definitions, registry: Registry) -> dg.Defin
             policy = freshness_policy(product.spec)
             if policy is not None:
                 updates["freshness_policy"] = policy
+        url = catalog_url(product.id)  # the product's page in the static catalog, if published
+        if url and "ddp/catalog" not in asset.metadata:
+            updates["metadata"] = {**asset.metadata, "ddp/catalog": dg.MetadataValue.url(url)}
         return asset.replace_attributes(**updates) if updates else asset  # type: ignore[arg-type]
 
     # map_asset_specs is marked "preview"; dagster is pinned to 1.13.* in pyproject.toml, and
