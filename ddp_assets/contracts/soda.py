@@ -236,6 +236,9 @@ def run_quality(
             )
         finally:
             soda_logger.setLevel(level)
+            # A DuckDB cursor is a second handle on the database: left to the garbage collector,
+            # it keeps the file locked after the step released the writer pool.
+            cursor.close()
     by_name: dict[str, Any] = {}
     for verification in session.contract_verification_results:
         for result in verification.check_results:
