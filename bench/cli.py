@@ -62,6 +62,26 @@ def parser() -> argparse.ArgumentParser:
         help="run with this environment's PYTHONDONTWRITEBYTECODE as is (see bench/common.py)",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and logs")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile one extra ddp materialize per scale and one ddp load at the largest "
+        "size (not counted in the figures)",
+    )
+    p.add_argument(
+        "--max-load",
+        type=float,
+        default=float(os.cpu_count() or 1),
+        help="before each measurement, wait for the 1-min load average to drop to this "
+        "(default: the CPU count)",
+    )
+    p.add_argument(
+        "--max-wait",
+        type=float,
+        default=30.0,
+        help="longest wait for --max-load before measuring anyway, in seconds (default 30; "
+        "0 never waits)",
+    )
     return p
 
 
@@ -80,7 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {message}")
 
     work = Path(tempfile.mkdtemp(prefix="ddp-bench-"))
-    settings = Settings(work=work, bytecode_cache=not args.no_bytecode_cache, keep=args.keep)
+    settings = Settings(
+        work=work,
+        bytecode_cache=not args.no_bytecode_cache,
+        keep=args.keep,
+        max_load=args.max_load,
+        max_wait=args.max_wait,
+        profile=args.profile,
+    )
     name = args.name or time.strftime(f"%Y%m%d-%H%M%S-{args.mode}")
     results: dict[str, Any] = {
         "name": name,
@@ -94,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warmup": not args.no_warmup,
             "bytecode_cache": settings.bytecode_cache,
             "first_run_included": True,
+            "max_load": args.max_load,
+            "max_wait": args.max_wait,
+            "profile": args.profile,
         },
         "machine": machine_info(),
     }
@@ -106,12 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["defs"] = defs_scale.run(settings, sizes, args.repeat, not args.no_warmup, log)
     except BenchError as error:
         progress.print(f"[red]error:[/red] {error}")
+        progress.print(f"the work folder is kept for its logs: {work}")
         return 1
-    finally:
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        log(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     results["targets"] = targets(results)

@@ -1,8 +1,9 @@
 """What every benchmark shares: project snapshots, measured subprocesses, the environment.
 
 Every measured command runs in a subprocess started here; its wall time is taken around
-``Popen``/``os.wait4`` and its peak memory is the ``ru_maxrss`` that ``wait4`` reports for it
-(on Linux: the largest resident set of the process and of the children it waited for).
+``Popen``/``os.wait4``, its CPU time is the ``rusage`` that ``wait4`` reports (the process and
+the children it waited for), and its peak memory is ``/usr/bin/time``'s ``%M`` (the largest
+resident set of the process and of the children it waited for; see ``TIME_BINARY``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ class Settings:
     work: Path  # the harness's temporary folder
     bytecode_cache: bool = True
     keep: bool = False
+    max_load: float = float(os.cpu_count() or 1)  # wait for the 1-min load average to drop to ...
+    max_wait: float = 30.0  # ... at most this long before each measurement
+    profile: bool = False  # also profile one extra (uncounted) run of each kind
+
+
+def wait_for_quiet(settings: Settings) -> float:
+    """Wait (up to ``settings.max_wait`` s) for the machine's 1-minute load average to fall to
+    ``settings.max_load``: other people's processes on a shared machine distort wall times.
+    Returns the seconds waited (the load at the start of each measurement is recorded)."""
+    started = time.monotonic()
+    while os.getloadavg()[0] > settings.max_load and time.monotonic() - started < settings.max_wait:
+        time.sleep(2)
+    return time.monotonic() - started
 
 
 def python_env(settings: Settings, **extra: str | Path) -> dict[str, str]:
@@ -87,7 +101,8 @@ class Measured:
     ended_at: float  # time.time() just after it was reaped
     stdout_path: Path
     stderr_path: Path
-    loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # 1-min load average before the run
+    cpu_seconds: float = 0.0  # user + system CPU of the process and the children it waited for
+    loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # load averages before the run
 
     @property
     def stdout(self) -> str:
@@ -109,6 +124,7 @@ class Measured:
     def to_dict(self) -> dict[str, Any]:
         return {
             "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "returncode": self.returncode,
             "loadavg_1m": round(self.loadavg[0], 2),
@@ -131,11 +147,15 @@ def run_measured(
     logs.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
     out_path, err_path = logs / f"{safe}.stdout", logs / f"{safe}.stderr"
+    rss_path = logs / f"{safe}.maxrss"
+    argv = list(command)
+    if TIME_BINARY.exists():
+        argv = [str(TIME_BINARY), "-f", "%M", "-o", str(rss_path), *argv]
     load = os.getloadavg()
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started_at = time.time()
         started = time.perf_counter()
-        process = subprocess.Popen(list(command), env=dict(env), cwd=cwd, stdout=out, stderr=err)
+        process = subprocess.Popen(argv, env=dict(env), cwd=cwd, stdout=out, stderr=err)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         ended_at = time.time()
@@ -143,14 +163,29 @@ def run_measured(
     return Measured(
         label=label,
         seconds=seconds,
-        peak_rss_mb=usage.ru_maxrss / 1024,
+        peak_rss_mb=_peak_rss_mb(rss_path, usage.ru_maxrss),
         returncode=process.returncode,
         started_at=started_at,
         ended_at=ended_at,
         stdout_path=out_path,
         stderr_path=err_path,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
         loadavg=load,
     )
+
+
+# Linux keeps a process's peak RSS across fork and exec: a child started straight from this
+# harness (which holds dagster, DuckDB and data) would report at least the harness's own peak.
+# /usr/bin/time is small when it forks the measured command, so its %M is the command's own.
+TIME_BINARY = Path("/usr/bin/time")
+
+
+def _peak_rss_mb(path: Path, fallback_kb: int) -> float:
+    try:
+        lines = path.read_text(encoding="utf-8").split()
+        return int(lines[-1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return fallback_kb / 1024
 
 
 def median(values: Iterable[float]) -> float:

@@ -23,7 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import Samples, Settings, fresh_dir, python_env, ratio, run_measured, tool
+from bench.common import (
+    Measured,
+    Samples,
+    Settings,
+    fresh_dir,
+    python_env,
+    ratio,
+    run_measured,
+    tool,
+    wait_for_quiet,
+)
 from bench.scripts import DDP_DEFS_LOAD, PLAIN_DEFS_LOAD, write_script
 from bench.synth import MODELS_PER_PRODUCT, generate_project
 
@@ -37,6 +47,8 @@ class SizeResult:
     products: int
     prepare: dict[str, Any]
     seconds: dict[str, Samples] = field(default_factory=lambda: {k: Samples() for k in LOADERS})
+    cpu: dict[str, Samples] = field(default_factory=lambda: {k: Samples() for k in LOADERS})
+    loadavg: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in LOADERS})
     rss: dict[str, Samples] = field(default_factory=lambda: {k: Samples() for k in LOADERS})
     phases: dict[str, dict[str, Samples]] = field(
         default_factory=lambda: {k: {p: Samples() for p in PHASES} for k in LOADERS}
@@ -44,6 +56,7 @@ class SizeResult:
     assets: dict[str, int] = field(default_factory=dict)
     checks: dict[str, int] = field(default_factory=dict)
     parsed_at_load: bool = False
+    profile: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +64,9 @@ class SizeResult:
             "products": self.products,
             "prepare": self.prepare,
             "seconds": {k: v.to_dict() for k, v in self.seconds.items()},
+            "cpu_seconds": {k: v.to_dict() for k, v in self.cpu.items()},
+            "loadavg_1m": self.loadavg,
+            "ratio_cpu": round(ratio(self.cpu["ddp"].median, self.cpu["plain"].median), 3),
             "peak_rss_mb": {k: round(v.median, 1) for k, v in self.rss.items()},
             "phases": {
                 k: {p: round(s.median, 3) for p, s in phases.items()}
@@ -64,6 +80,7 @@ class SizeResult:
                 k: round(1000 * self.seconds[k].median / self.models, 2) for k in LOADERS
             },
             "dbt_parse_at_load": self.parsed_at_load,
+            **({"profile": self.profile} if self.profile else {}),
         }
 
     @property
@@ -120,8 +137,8 @@ class Loader:
         ).check()
         return measured.to_dict()
 
-    def load(self, loader: str, label: str) -> tuple[float, float, dict[str, Any], bool]:
-        """(seconds, peak RSS MB, phase marks, whether dbt re-parsed) of one load."""
+    def load(self, loader: str, label: str) -> tuple[Measured, dict[str, Any], bool]:
+        """(the measured process, its phase marks, whether dbt re-parsed) of one load."""
         if loader == "ddp":
             command = [tool("python"), str(self.ddp_script)]
         else:
@@ -138,11 +155,11 @@ class Loader:
         parsed = _state(self.project) != before
         marks = json.loads(measured.stdout.strip().splitlines()[-1])
         marks["interpreter_start"] = marks["wall0"] - measured.started_at
-        return measured.seconds, measured.peak_rss_mb, marks, parsed
+        return measured, marks, parsed
 
 
 def run_size(
-    settings: Settings, models: int, repeat: int, warmup: bool, log: Any
+    settings: Settings, models: int, repeat: int, warmup: bool, log: Any, profile: bool = False
 ) -> tuple[SizeResult, dict[str, Any] | None]:
     folder = fresh_dir(settings.work / f"defs_{models}")
     project, products = generate_project(folder / "project", models)
@@ -151,13 +168,16 @@ def run_size(
     result = SizeResult(models, products, loader.prepare())
     warm: dict[str, Any] | None = None
     if warmup:
-        warm = {k: round(loader.load(k, f"warmup {k}")[0], 3) for k in LOADERS}
+        warm = {k: round(loader.load(k, f"warmup {k}")[0].seconds, 3) for k in LOADERS}
         log(f"  warm-up loads (not counted): ddp {warm['ddp']:.2f} s, plain {warm['plain']:.2f} s")
     for index in range(repeat):
         for kind in LOADERS:  # alternate, so drifts in machine load hit both alike
-            seconds, rss, marks, parsed = loader.load(kind, f"{kind} load {index + 1}")
-            result.seconds[kind].add(seconds)
-            result.rss[kind].add(rss)
+            wait_for_quiet(settings)
+            measured, marks, parsed = loader.load(kind, f"{kind} load {index + 1}")
+            result.seconds[kind].add(measured.seconds)
+            result.cpu[kind].add(measured.cpu_seconds)
+            result.loadavg[kind].append(round(measured.loadavg[0], 2))
+            result.rss[kind].add(measured.peak_rss_mb)
             for phase in PHASES:
                 result.phases[kind][phase].add(float(marks[phase]))
             result.assets[kind] = int(marks["assets"])
@@ -168,17 +188,19 @@ def run_size(
             f"    load {index + 1}/{repeat}: ddp {result.seconds['ddp'].values[-1]:.2f} s, "
             f"plain {result.seconds['plain'].values[-1]:.2f} s"
         )
+    if profile:
+        from bench.profile import profile_load
+
+        log(f"  {models} models: profiling one more ddp load (not counted) ...")
+        result.profile = profile_load(loader.env(), project, folder / "profile")
     if not settings.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return result, warm
 
 
 def growth(results: Sequence[SizeResult]) -> dict[str, Any]:
-    """Marginal cost per model between consecutive sizes, and a log-log exponent.
-
-    Whole-process time includes a fixed start-up (imports), so the marginal cost, not the
-    average, tells whether loading grows linearly: for linear growth it stays flat.
-    """
+    """Cost per model of the definitions phase at each size, its log-log exponent, and the
+    whole-process marginal cost per model between consecutive sizes (informative: noisy)."""
     out: dict[str, Any] = {}
     for kind in LOADERS:
         sizes = [r.models for r in results]
@@ -192,13 +214,12 @@ def growth(results: Sequence[SizeResult]) -> dict[str, Any]:
             for i in range(1, len(sizes))
         ]
         exponent = _exponent(sizes, definitions)
+        per_model = [1000 * d / s for d, s in zip(definitions, sizes, strict=True)]
         out[kind] = {
             "marginal_ms_per_model": [round(m, 3) for m in marginal],
-            "definitions_ms_per_model": [
-                round(1000 * d / s, 3) for d, s in zip(definitions, sizes, strict=True)
-            ],
+            "definitions_ms_per_model": [round(m, 3) for m in per_model],
             "definitions_exponent": round(exponent, 3),
-            "linear": _linear(marginal, exponent),
+            "linear": _linear(per_model, exponent),
         }
     return out
 
@@ -215,12 +236,16 @@ def _exponent(sizes: Sequence[int], seconds: Sequence[float]) -> float:
     return sxy / sxx if sxx else float("nan")
 
 
-def _linear(marginal: Sequence[float], exponent: float) -> bool | None:
-    """Linear when the per-model cost does not grow: marginal cost flat within 50 %, k <= 1.15."""
-    if not marginal:
+def _linear(per_model: Sequence[float], exponent: float) -> bool | None:
+    """Linear when the definitions phase's cost per model does not grow with the size.
+
+    With a fixed part, a linear cost per model falls as the size grows; a super-linear one
+    rises. Allowed: the largest size's cost per model up to 25 % above the lowest before it
+    (noise on a shared 2-core machine), and a log-log exponent up to 1.15.
+    """
+    if len(per_model) < 2:
         return None
-    flat = marginal[-1] <= 1.5 * max(marginal[0], 1e-9) if len(marginal) > 1 else True
-    return flat and not (exponent > 1.15)
+    return per_model[-1] <= 1.25 * min(per_model[:-1]) and not exponent > 1.15
 
 
 def run(
@@ -233,7 +258,10 @@ def run(
     results: list[SizeResult] = []
     warmups: dict[str, Any] = {}
     for index, size in enumerate(sizes):
-        result, warm = run_size(settings, size, repeat, warmup and index == 0, log)
+        largest = index == len(sizes) - 1
+        result, warm = run_size(
+            settings, size, repeat, warmup and index == 0, log, settings.profile and largest
+        )
         results.append(result)
         if warm is not None:
             warmups[str(size)] = warm

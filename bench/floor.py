@@ -9,7 +9,10 @@ The plan holds, in dependency order:
   ``create or replace view|table <relation> as <compiled sql>`` by its materialization
   (ephemeral models are inlined by dbt and skipped; incremental ones are built as tables);
 - every dbt data test's compiled SQL as ``select count(*) from (<compiled sql>)``;
-- every Python model, called through ``ddp_assets.compute.python_models`` as the platform does.
+- every Python model, called through ``ddp_assets.compute.python_models`` as the platform does;
+- write-audit-publish's publish: every output port built in its product's staging schema is
+  copied to ``<product>.<model>`` (consumers' compiled SQL reads that relation), without the
+  audit (contract quality checks) and without the bookkeeping (checksum, version records).
 
 Not counted, on purpose: process start-up, imports, dbt's parse/compile, Dagster's event log.
 dbt model contracts are not re-checked here (dbt-duckdb creates the table with its declared
@@ -44,18 +47,34 @@ READERS = {
 
 @dataclass
 class Step:
-    """One statement (or Python model) of the plan."""
+    """One unit of the plan: SQL statements (each timed under its kind) or a Python model."""
 
     id: str
-    kind: str  # load | model | test | python
-    sql: str | None = None
+    kind: str  # load | model | test | python | publish
+    statements: list[tuple[str, str]] = field(default_factory=list)  # (kind, sql)
     run: Callable[[duckdb.DuckDBPyConnection], None] | None = None
     deps: set[str] = field(default_factory=set)
-    schema: str | None = None
+    schemas: list[str] = field(default_factory=list)
+    writes: list[tuple[str, str]] = field(default_factory=list)  # relations it creates
 
 
-def _key(schema: str, table: str) -> tuple[str, str]:
-    return (schema.lower(), table.lower())
+def _key(schema: str, table: str) -> str:
+    return f"rel:{schema.lower()}.{table.lower()}"
+
+
+def _publish_sql(product: str, staging: str, name: str) -> str:
+    """What ddp's publish does to the data (ddp_assets/contracts/wap.py), minus its bookkeeping:
+    the audited staging relation copied to the relation consumers read."""
+    target, source = relation(product, name), relation(staging, name)
+    return f"create or replace table {target} as select * from {source}"
+
+
+def _staging_schema(product: str) -> str:
+    try:
+        from ddp_assets.contracts.wap import staging_schema
+    except ImportError:  # a platform without write-audit-publish
+        return product
+    return staging_schema(product)
 
 
 def load_steps(registry: Registry, landing_dir: Path) -> list[Step]:
@@ -76,12 +95,21 @@ def load_steps(registry: Registry, landing_dir: Path) -> list[Step]:
                 sql = f"create or replace view {target} as select * from {relation(schema, table)}"
             else:
                 continue
-            steps.append(Step(f"load:{product.id}.{port.name}", "load", sql, schema=product.id))
+            steps.append(
+                Step(
+                    f"load:{product.id}.{port.name}",
+                    "load",
+                    [("load", sql)],
+                    schemas=[product.id],
+                    writes=[(product.id, port.name)],
+                )
+            )
     return steps
 
 
 def python_steps(registry: Registry) -> list[Step]:
-    """Every Python model, run with the platform's own helpers; deps are relations for now."""
+    """Every Python model, run with the platform's own helpers (then published if it is an
+    output port)."""
     from ddp_assets.compute.python_models import (
         PythonModelContext,
         input_relations,
@@ -95,6 +123,8 @@ def python_steps(registry: Registry) -> list[Step]:
         for model in product.spec.python_models:
             inputs = input_relations(product, model, registry)
             function = load_function(product, model)  # imported outside the timed section
+            is_port = model.name in product.output_models
+            schema = _staging_schema(product.id) if is_port else product.id
 
             def run(
                 connection: duckdb.DuckDBPyConnection,
@@ -102,19 +132,38 @@ def python_steps(registry: Registry) -> list[Step]:
                 function: Callable[[PythonModelContext], Any] = function,
                 inputs: dict[str, tuple[str, str]] = inputs,
                 product_id: str = product.id,
+                schema: str = schema,
                 name: str = model.name,
             ) -> None:
                 result = function(PythonModelContext(connection, product_id, inputs, log))
-                write_result(connection, result, product_id, name)
+                write_result(connection, result, schema, name)
 
-            step = Step(f"python:{product.id}.{model.name}", "python", run=run, schema=product.id)
-            step.deps = {"rel:{}.{}".format(*_key(s, t)) for s, t in inputs.values()}
+            step = Step(
+                f"python:{product.id}.{model.name}",
+                "python",
+                run=run,
+                schemas=[schema, product.id],
+                writes=[(schema, model.name), (product.id, model.name)],
+            )
+            if schema != product.id:
+                step.statements.append(("publish", _publish_sql(product.id, schema, model.name)))
+            step.deps = {_key(s, t) for s, t in inputs.values()}
             steps.append(step)
     return steps
 
 
-def dbt_steps(manifest: dict[str, Any]) -> list[Step]:
-    """Every model and data test of a compiled manifest; deps are unique ids or relations."""
+def _ddp_meta(node: dict[str, Any]) -> dict[str, Any]:
+    return (
+        (node.get("config", {}).get("meta") or {}).get("ddp")
+        or (node.get("meta") or {}).get("ddp")
+        or {}
+    )
+
+
+def dbt_steps(manifest: dict[str, Any], *, build: bool = True, publish: bool = True) -> list[Step]:
+    """Every model and data test of a compiled manifest, in steps whose deps are unique ids or
+    relations. An output-port model built outside its product's schema (write-audit-publish
+    staging) is then published to ``<product>.<model>``, as ddp does after its audit."""
     nodes = manifest["nodes"]
     sources = manifest.get("sources", {})
     steps: list[Step] = []
@@ -125,40 +174,43 @@ def dbt_steps(manifest: dict[str, Any]) -> list[Step]:
         config = node.get("config", {})
         if not config.get("enabled", True):
             continue
-        compiled = node.get("compiled_code")
-        if compiled is None:
-            raise ValueError(f"{unique_id} has no compiled_code: run `dbt compile` first")
         materialized = config.get("materialized", "view")
         if kind == "model" and materialized == "ephemeral":
             continue
+        compiled = node.get("compiled_code")
+        if compiled is None and build:
+            raise ValueError(f"{unique_id} has no compiled_code: run `dbt compile` first")
         deps: set[str] = set()
         for parent in node["depends_on"]["nodes"]:
             if parent in sources:
-                source = sources[parent]
-                deps.add("rel:{}.{}".format(*_key(source["schema"], source["identifier"])))
+                deps.add(_key(sources[parent]["schema"], sources[parent]["identifier"]))
             elif parent in nodes:
                 deps.add(parent)
-        if kind == "model":
+        if kind == "test":
+            if build:
+                sql = f"select count(*) from (\n{compiled}\n) as dbt_test"
+                steps.append(Step(unique_id, "test", [("test", sql)], deps=deps))
+            continue
+        schema, alias = node["schema"], node["alias"]
+        step = Step(unique_id, "model", deps=deps, schemas=[schema], writes=[(schema, alias)])
+        if build:
             verb = "view" if materialized == "view" else "table"
             sql = f"create or replace {verb} {node['relation_name']} as (\n{compiled}\n)"
-            steps.append(Step(unique_id, "model", sql, deps=deps, schema=node["schema"]))
-        else:
-            sql = f"select count(*) from (\n{compiled}\n) as dbt_test"
-            steps.append(Step(unique_id, "test", sql, deps=deps))
+            step.statements.append(("model", sql))
+        meta = _ddp_meta(node)
+        product = meta.get("product")
+        if publish and meta.get("port") and product and product != schema:
+            step.statements.append(("publish", _publish_sql(product, schema, alias)))
+            step.schemas.append(product)
+            step.writes.append((product, alias))
+        if step.statements:
+            steps.append(step)
     return steps
 
 
-def order(steps: list[Step], manifest: dict[str, Any] | None = None) -> list[Step]:
+def order(steps: list[Step]) -> list[Step]:
     """Steps in a dependency order; relation deps resolve to the step that writes them."""
-    writers: dict[str, str] = {}
-    for step in steps:
-        if step.kind in ("load", "python"):
-            schema, name = step.id.split(":", 1)[1].split(".", 1)
-            writers["rel:{}.{}".format(*_key(schema, name))] = step.id
-    if manifest is not None:
-        for unique_id, node in manifest["nodes"].items():
-            if node["resource_type"] == "model":
-                writers["rel:{}.{}".format(*_key(node["schema"], node["alias"]))] = unique_id
+    writers = {_key(*rel): step.id for step in steps for rel in step.writes}
     by_id = {s.id: s for s in steps}
     graph: dict[str, set[str]] = {}
     for step in steps:
@@ -172,10 +224,12 @@ class FloorResult:
     seconds: float
     by_kind: dict[str, float]
     counts: dict[str, int]
+    cpu_seconds: float = 0.0  # this process's CPU (all threads, DuckDB's included)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "by_kind": {k: round(v, 3) for k, v in self.by_kind.items()},
             "counts": self.counts,
         }
@@ -185,25 +239,32 @@ def execute(steps: list[Step], warehouse: Path) -> FloorResult:
     """Run the steps in order on one connection to ``warehouse``; time each kind."""
     by_kind: dict[str, float] = {}
     counts: dict[str, int] = {}
+
+    def add(kind: str, seconds: float) -> None:
+        by_kind[kind] = by_kind.get(kind, 0.0) + seconds
+        counts[kind] = counts.get(kind, 0) + 1
+
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     connection = duckdb.connect(str(warehouse))
     try:
         schemas: set[str] = set()
         for step in steps:
             t0 = time.perf_counter()
-            if step.schema and step.schema not in schemas:
-                connection.execute(f"create schema if not exists {quote(step.schema)}")
-                schemas.add(step.schema)
+            for schema in step.schemas:
+                if schema not in schemas:
+                    connection.execute(f"create schema if not exists {quote(schema)}")
+                    schemas.add(schema)
             if step.run is not None:
                 step.run(connection)
-            elif step.sql is not None:
-                connection.execute(step.sql).fetchall()
-            by_kind[step.kind] = by_kind.get(step.kind, 0.0) + time.perf_counter() - t0
-            counts[step.kind] = counts.get(step.kind, 0) + 1
+                add(step.kind, time.perf_counter() - t0)
+            for kind, sql in step.statements:
+                t0 = time.perf_counter()
+                connection.execute(sql).fetchall()
+                add(kind, time.perf_counter() - t0)
     finally:
         connection.close()
-    return FloorResult(time.perf_counter() - started, by_kind, counts)
+    return FloorResult(time.perf_counter() - started, by_kind, counts, time.process_time() - cpu)
 
 
 def compiled_manifest(path: Path) -> dict[str, Any]:

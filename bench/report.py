@@ -30,7 +30,8 @@ def _x(value: float | None, limit: float | None = None) -> str:
 
 def _parsed(details: dict[str, float]) -> str:
     """A warning when dbt could not reuse the prepared partial parse."""
-    return "; [red]full dbt parse[/red]" if details.get("dbt_full_parse") else ""
+    full = details.get("dbt_full_parse")
+    return f"; [red]{full:.0f} full dbt parse(s)[/red]" if full else ""
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -99,34 +100,49 @@ def print_report(results: dict[str, Any], console: Console) -> None:
         _print_e2e(results["e2e"], console)
     if results.get("defs"):
         _print_defs(results["defs"], console)
+    _print_profiles(results, console)
     _print_targets(results["targets"], console)
 
 
 def _print_e2e(e2e: dict[str, Any], console: Console) -> None:
-    table = Table(title="end to end (seconds, median)", title_justify="left")
-    for column in ("landing rows", "A ddp", "B dbt", "B' loads+dbt+py", "D dagster-dbt", "F floor"):
+    table = Table(
+        title="end to end (seconds, median; the targets are on wall time, CPU is a "
+        "contention-robust cross-check)",
+        title_justify="left",
+    )
+    columns = ("landing rows", "", "A ddp", "A2 again", "B dbt", "B' raw+dbt+py", "D dg-dbt")
+    for column in (*columns, "F floor"):
         table.add_column(column, justify="right")
-    for column in ("A/B", "A/B'", "A/F", "D/B", "A/D"):
+    for column in ("A/B", "A2/B", "A/B'", "A/F", "D/B", "A/D"):
         table.add_column(column, justify="right")
     for scale in e2e["scales"]:
-        s = {k: v["median"] for k, v in scale["seconds"].items()}
-        r = scale["ratios"]
         limit_b = E2E_TARGET_DBT if scale["scale"] == 100_000 else None
         limit_f = E2E_TARGET_FLOOR if scale["scale"] == 10_000_000 else None
-        table.add_row(
-            f"{scale['landing_rows']:,}",
-            _s(s["A"]),
-            _s(s["B"]),
-            _s(s["B'"]),
-            _s(s["D"]),
-            _s(s["F"]),
-            _x(r["A/B"], limit_b),
-            _x(r["A/B'"]),
-            _x(r["A/F"], limit_f),
-            _x(r["D/B"]),
-            _x(r["A/D"]),
-        )
+        for label, key, ratios in (
+            ("wall", "seconds", "ratios"),
+            ("CPU", "cpu_seconds", "cpu_ratios"),
+        ):
+            s = {k: v["median"] for k, v in scale[key].items()}
+            r = scale[ratios]
+            wall = label == "wall"
+            table.add_row(
+                f"{scale['landing_rows']:,}" if wall else "",
+                label,
+                *(_s(s[m]) for m in ("A", "A2", "B", "B'", "D", "F")),
+                _x(r["A/B"], limit_b if wall else None),
+                _x(r["A2/B"], limit_b if wall else None),
+                _x(r["A/B'"]),
+                _x(r["A/F"], limit_f if wall else None),
+                _x(r["D/B"]),
+                _x(r["A/D"]),
+            )
     console.print(table)
+    for scale in e2e["scales"]:
+        loads = {m: v for m, v in scale["loadavg_1m"].items() if v}
+        console.print(
+            f"  {scale['landing_rows']:,} rows: 1-min load average before each run {loads}; "
+            f"waited {scale['waited_for_quiet_seconds']:.0f} s for a quieter machine"
+        )
 
     breakdown = Table(title="where the time goes (seconds, median)", title_justify="left")
     breakdown.add_column("landing rows", justify="right")
@@ -134,18 +150,23 @@ def _print_e2e(e2e: dict[str, Any], console: Console) -> None:
     breakdown.add_column("breakdown", justify="left")
     for scale in e2e["scales"]:
         b = scale["breakdown"]
-        a, d = b.get("A", {}), b.get("D", {})
         rows = f"{scale['landing_rows']:,}"
-        breakdown.add_row(
-            rows,
-            "A ddp",
-            f"start→run created {_s(a.get('start_to_run_created'))} · "
-            f"created→started {_s(a.get('run_created_to_started'))} · "
-            f"loads {_s(a.get('steps_loads'))} · dbt step {_s(a.get('steps_dbt'))} "
-            f"(dbt's own {_s(a.get('dbt_elapsed'))}{_parsed(a)}) · "
-            f"python {_s(a.get('steps_python'))} · "
-            f"between steps {_s(a.get('between_steps'))} · end→exit {_s(a.get('run_end_to_exit'))}",
-        )
+        for name in ("A", "A2"):
+            a = b.get(name, {})
+            breakdown.add_row(
+                rows if name == "A" else "",
+                f"{name} ddp",
+                f"start→run created {_s(a.get('start_to_run_created'))} · "
+                f"created→started {_s(a.get('run_created_to_started'))} · "
+                f"loads {_s(a.get('steps_loads'))} · "
+                f"dbt steps {_s(a.get('steps_dbt'))} ({a.get('dbt_invocations', 0):.0f} dbt runs; "
+                f"dbt's own {_s(a.get('dbt_elapsed'))}{_parsed(a)}) · "
+                f"python {_s(a.get('steps_python'))} · "
+                f"port audit+publish {_s(a.get('steps_ports'))} · "
+                f"other steps {_s(a.get('steps_other'))} · "
+                f"between steps {_s(a.get('between_steps'))} · "
+                f"end→exit {_s(a.get('run_end_to_exit'))}",
+            )
         breakdown.add_row(
             "",
             "B dbt",
@@ -156,24 +177,25 @@ def _print_e2e(e2e: dict[str, Any], console: Console) -> None:
         breakdown.add_row(
             "",
             "B'",
-            f"loads {_s(bp.get('loads'))} · dbt build {_s(bp.get('dbt_build'))} · "
-            f"python {_s(bp.get('python'))}",
+            f"raw loads {_s(bp.get('loads'))} · dbt build {_s(bp.get('dbt_build'))} · "
+            f"python {_s(bp.get('python'))} · publish {_s(bp.get('publish'))}",
         )
+        d = b.get("D", {})
         breakdown.add_row(
             "",
             "D dagster-dbt",
             f"start→run created {_s(d.get('start_to_run_created'))} (imports {_s(d.get('import'))}"
             f", defs {_s(d.get('defs'))}) · created→started {_s(d.get('run_created_to_started'))}"
             f" · dbt step {_s(d.get('steps_dbt'))} (dbt's own {_s(d.get('dbt_elapsed'))}"
-            f"{_parsed(d)}) · "
-            f"end→exit {_s(d.get('run_end_to_exit'))}",
+            f"{_parsed(d)}) · end→exit {_s(d.get('run_end_to_exit'))}",
         )
         f = b.get("F", {})
         breakdown.add_row(
             "",
             "F floor",
-            f"loads {_s(f.get('load'))} · models {_s(f.get('model'))} · "
-            f"tests {_s(f.get('test'))} · python {_s(f.get('python'))}",
+            f"raw loads {_s(f.get('load'))} · models {_s(f.get('model'))} · "
+            f"tests {_s(f.get('test'))} · python {_s(f.get('python'))} · "
+            f"publish {_s(f.get('publish'))}",
         )
     console.print(breakdown)
 
@@ -186,6 +208,7 @@ def _print_defs(defs: dict[str, Any], console: Console) -> None:
         "ddp",
         "plain",
         "ddp/plain",
+        "CPU ratio",
         "defs only",
         "ddp MB",
         "plain MB",
@@ -203,6 +226,7 @@ def _print_defs(defs: dict[str, Any], console: Console) -> None:
             _s(size["seconds"]["ddp"]["median"]),
             _s(size["seconds"]["plain"]["median"]),
             _x(size["ratio_total"], DEFS_TARGET),
+            _x(size["ratio_cpu"]),
             _x(size["ratio_definitions"]),
             f"{size['peak_rss_mb']['ddp']:.0f}",
             f"{size['peak_rss_mb']['plain']:.0f}",
@@ -223,14 +247,44 @@ def _print_defs(defs: dict[str, Any], console: Console) -> None:
         )
 
 
+def _print_profiles(results: dict[str, Any], console: Console) -> None:
+    profiles: list[tuple[str, dict[str, Any]]] = []
+    for scale in (results.get("e2e") or {}).get("scales", []):
+        if scale.get("profile"):
+            profiles.append(
+                (f"ddp materialize at {scale['landing_rows']:,} rows", scale["profile"])
+            )
+    for size in (results.get("defs") or {}).get("sizes", []):
+        if size.get("profile"):
+            profiles.append((f"ddp code location load, {size['models']} models", size["profile"]))
+    for title, profile in profiles:
+        table = Table(
+            title=f"profile (CPU, cProfile; read the shares): {title}, "
+            f"{profile['profiled_cpu_seconds']:.1f} s profiled",
+            title_justify="left",
+        )
+        table.add_column("where")
+        table.add_column("calls", justify="right")
+        table.add_column("CPU s", justify="right")
+        table.add_column("share", justify="right")
+        for row in profile["hot_spots"]:
+            table.add_row(row["label"], str(row["calls"]), _s(row["cpu_seconds"]), _pct(row))
+        for row in profile["ddp_functions"][:12]:
+            table.add_row(row["function"], str(row["calls"]), _s(row["cpu_seconds"]), _pct(row))
+        console.print(table)
+
+
+def _pct(row: dict[str, Any]) -> str:
+    return "—" if row.get("share") is None else f"{100 * row['share']:.0f} %"
+
+
 def _print_targets(rows: list[dict[str, Any]], console: Console) -> None:
     table = Table(title="targets (from the issue)", title_justify="left")
     table.add_column("target")
     table.add_column("measured", justify="right")
     table.add_column("status")
     for row in rows:
-        measured = row["measured"]
-        shown = "—" if measured is None else f"{measured:.2f}"
+        shown = _s(row["measured"])
         status = {True: "[green]met[/green]", False: "[red]not met[/red]"}.get(
             row["met"], "not measured in this run"
         )
