@@ -179,11 +179,11 @@ def test_new_landing_file_ripples_to_downstream_products(dagster_dev: DagsterDev
     import duckdb
 
     watched = {
+        "landing": ["orders", "raw_orders"],  # loaded by the landing sensor's run
         "source": ["orders", "orders"],
         "consumer": ["customer_360", "customer_profile"],
         "cross-domain consumer": ["supplier_performance", "stock_out_alerts"],
     }
-    before = {name: latest_materialization(dagster_dev, key) for name, key in watched.items()}
     landing = demo_env.data_dir / "landing" / "orders"
     new_file = landing / "orders_late_batch.csv"
     with duckdb.connect() as connection:
@@ -192,16 +192,29 @@ def test_new_landing_file_ripples_to_downstream_products(dagster_dev: DagsterDev
             f"channel from read_csv('{landing / 'orders.csv'}') limit 50) to '{new_file}' (header)"
         )
     dropped = time.time()
-    deadline = time.monotonic() + 420
+    # each step must come after the one it waits for: the landing load after the drop, the
+    # source's publish after that load, the consumers after that publish (earlier, unrelated
+    # refreshes do not count)
+    after: dict[str, str | None] = {
+        "landing": None,
+        "source": "landing",
+        "consumer": "source",
+        "cross-domain consumer": "source",
+    }
+    # generous: two runs and two sensor ticks on a shared 2-core machine (~2 min when quiet)
+    deadline = time.monotonic() + 900
     done: dict[str, float] = {}
     while time.monotonic() < deadline and len(done) < len(watched):
         for name, key in watched.items():
-            if name not in done:
-                latest = latest_materialization(dagster_dev, key)
-                if latest > max(before[name], dropped):
-                    done[name] = latest
+            prerequisite = after[name]
+            if name in done or (prerequisite is not None and prerequisite not in done):
+                continue
+            threshold = dropped if prerequisite is None else done[prerequisite]
+            latest = latest_materialization(dagster_dev, key)
+            if latest > threshold:
+                done[name] = latest
         time.sleep(2)
-    assert set(done) == set(watched), f"not refreshed: {set(watched) - set(done)}"
+    assert set(done) == set(watched), f"not refreshed in order: {set(watched) - set(done)}"
     latency = max(done.values()) - dropped
     (demo_env.dagster_home / "ripple_latency_seconds.txt").write_text(f"{latency:.1f}\n")
     print(f"file arrival → last downstream product published: {latency:.1f}s")
