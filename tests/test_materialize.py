@@ -51,16 +51,24 @@ def test_output_ports_are_tables_with_rows(
 
 
 def test_landing_rows_arrive_in_raw_tables(built_demo: RunOutcome, demo_env) -> None:
+    """The raw table holds exactly the rows of the files its latest load says it read
+    (later tests may drop more files and reload, so the files come from that record)."""
+    import dagster as dg
+
+    event = dg.DagsterInstance.get().get_latest_materialization_event(
+        dg.AssetKey(["orders", "raw_orders"])
+    )
+    assert event is not None and event.asset_materialization is not None
+    recorded = event.asset_materialization.metadata["ddp/files"]
+    names: list[str] = list(getattr(recorded, "value", recorded))  # type: ignore[arg-type]
+    files = [str(demo_env.paths.landing_dir / name) for name in names]
+    assert files
     with duckdb.connect(str(demo_env.paths.warehouse_path), read_only=True) as connection:
-        (landing,) = connection.execute(
-            # the port's glob: later tests (the landing-sensor ripple) may drop more files
-            f"select count(*) from read_csv('{demo_env.data_dir}/landing/orders/orders*.csv')"
-        ).fetchone() or (0,)
-        (raw,) = connection.execute('select count(*) from "orders"."raw_orders"').fetchone() or (0,)
-        (published,) = connection.execute('select count(*) from "orders"."orders"').fetchone() or (
+        (landing,) = connection.execute("select count(*) from read_csv(?)", [files]).fetchone() or (
             0,
         )
-    assert landing == raw == published
+        (raw,) = connection.execute('select count(*) from "orders"."raw_orders"').fetchone() or (0,)
+    assert landing == raw > 0
 
 
 def test_runs_are_recorded_in_the_instance(built_demo: RunOutcome, demo_env) -> None:
