@@ -18,6 +18,7 @@ from rich.console import Console
 from bench import defs_scale, e2e
 from bench.common import RESULTS_DIR, BenchError, Settings, machine_info
 from bench.report import print_report, targets
+from bench.synth import MODELS_PER_PRODUCT
 
 DEFAULT_SIZES = (100, 500, 1000)
 BIG_SIZE = 2000
@@ -89,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.repeat < 1:
         parser().error("--repeat must be at least 1")
+    if args.sizes and any(size % MODELS_PER_PRODUCT for size in args.sizes):
+        parser().error(f"--sizes must be multiples of {MODELS_PER_PRODUCT} (models per product)")
     sizes: list[int] = list(args.sizes or DEFAULT_SIZES)
     if args.big and BIG_SIZE not in sizes:
         sizes.append(BIG_SIZE)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -564,7 +563,3 @@ def run(settings: Settings, scales: Sequence[int], repeat: int, warmup: bool, lo
     result["warmup"] = warm_up(project, log) if warmup else None
     result["scales"] = [run_scale(project, scale, repeat, log) for scale in scales]
     return result
-
-
-if __name__ == "__main__":  # pragma: no cover - use `python -m bench e2e`
-    sys.exit("run `python -m bench e2e`")
