@@ -95,8 +95,14 @@ def test_output_ports_are_published_after_their_audit(
                 version = published_version(connection, product.id, port.name)
                 assert version is not None, port
                 # the demo build published it, or a later test's run republished it
-                run = dg.DagsterInstance.get().get_run_by_id(version.run_id)
-                assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+                # (a run may fail elsewhere yet publish this port: its publish step succeeded)
+                instance = dg.DagsterInstance.get()
+                assert instance.get_run_by_id(version.run_id) is not None
+                published = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=dg.AssetKey([product.id, port.model])),
+                    limit=1000,
+                ).records
+                assert version.run_id in {record.run_id for record in published}, port
                 assert (version.rows, version.checksum) == checksum(
                     connection, product.id, port.model
                 )
