@@ -10,7 +10,7 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo build dev test lint format typecheck check bench clean
+.PHONY: help setup system-deps demo build dev test lint format typecheck check bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,18 @@ build: setup ## Generate the demo data and build every product (no UI)
 dev: setup ## Serve the Dagster UI on what is already built
 	DDP_CATALOG_URL=$(CURDIR)/catalog_site $(BIN)/ddp dev --host $(HOST) --port $(PORT)
 
-test: setup ## Quickstart 2: run every test (real dbt, DuckDB, Dagster; a few minutes)
+# The tests drive Debian's Chromium (never a browser download) and start a throwaway PostgreSQL.
+system-deps: ## Debian packages the tests need (Chromium, PostgreSQL server); apt-get as root
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; \
+		echo "apt-get install$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: setup system-deps ## Quickstart 2: run every test (real dbt, DuckDB, Dagster, PostgreSQL, Chromium)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup ## ruff lint and format check

@@ -77,3 +77,14 @@ def shared_spec() -> Path:
     if not SHARED_SPEC.is_dir():
         pytest.skip(f"the official schemas are not at {SHARED_SPEC}")
     return SHARED_SPEC
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server (Debian's binaries), started on first use."""
+    from tests.postgres_server import postgres_bin_dir, throwaway_postgres
+
+    if postgres_bin_dir() is None and not os.environ.get("CI"):
+        pytest.skip("no PostgreSQL server installed: run `make system-deps`")
+    with throwaway_postgres() as server:
+        yield server
