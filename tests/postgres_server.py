@@ -35,13 +35,14 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         """Create a database (if missing) and return its DSN."""
         import psycopg
+        from psycopg import sql
 
         with psycopg.connect(self.dsn(), autocommit=True) as connection:
             exists = connection.execute(
                 "select 1 from pg_database where datname = %s", (name,)
             ).fetchone()
             if not exists:
-                connection.execute(f'create database "{name}"')
+                connection.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         return self.dsn(name)
 
 
