@@ -138,6 +138,36 @@ def test_unreadable_file_is_quarantined_with_its_reason(
     assert (notes[0].parent / "broken.jsonl").exists()
 
 
+def test_file_failing_its_input_contract_is_quarantined(
+    landing_project: ProjectPaths, registry: Registry
+) -> None:
+    """A readable file that breaks the port's contract never reaches a run; good files do."""
+    product = registry.products["inventory"]
+    landing = landing_project.landing_dir / "inventory"
+    landing.mkdir(parents=True)
+    header = "supplier_id,supplier_name,country,lead_time_days\n"
+    (landing / "suppliers.csv").write_text(header + "1,Northwind,ES,22\n2,Contoso,CA,2\n")
+    # a lower-case country breaks the pattern the contract sets for the column
+    bad = landing / "suppliers_fix.csv"
+    bad.write_text(header + "3,Fabrikam,gb,5\n")
+    with dg.instance_for_test() as instance:
+        requests, cursor = tick(product, landing_project, instance, None)
+        assert len(requests) == 1, "the good file still starts its run"
+        assert not bad.exists() and (landing / "suppliers.csv").exists()
+        notes = list((landing_project.data_dir / "quarantine" / "inventory").rglob("*.json"))
+        assert len(notes) == 1
+        note = json.loads(notes[0].read_text())
+        assert note["input_port"] == "raw_suppliers"
+        assert "input contract urn:ddp:supply_chain:inventory:raw_suppliers" in note["reason"]
+        assert "country" in note["reason"]
+        # the quarantined file is not looked at again, the good one is not re-validated
+        assert tick(product, landing_project, instance, cursor)[0] == []
+        assert json.loads(cursor or "{}")["_checked"]["raw_suppliers"] == [
+            f"suppliers.csv:{(landing / 'suppliers.csv').stat().st_size}:"
+            f"{(landing / 'suppliers.csv').stat().st_mtime_ns}"
+        ]
+
+
 @pytest.mark.slow
 def test_files_already_loaded_start_no_run(built_demo, demo_env, registry: Registry) -> None:
     instance = dg.DagsterInstance.get()

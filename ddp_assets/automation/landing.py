@@ -1,10 +1,16 @@
 """Landing-zone sensors: a new or changed file at a source-aligned product's input port starts
-exactly one run of that product; a file that cannot be read is quarantined with its reason.
+exactly one run of that product; a file that cannot be read, or that fails the port's input
+contract, is quarantined with its reason before any run sees it.
 
 The run key is the fingerprint of the port's files (names, sizes, modification times), and the
 cursor keeps the last fingerprint per port, so a restart neither loses nor repeats a run. On the
 very first evaluation the cursor is seeded from the fingerprint the last materialization of the
 raw table recorded: files already loaded by ``ddp materialize`` do not start a run.
+
+Each new file is checked on its own, in an in-memory DuckDB (nothing is pulled into Python):
+readable as the port's format, not empty, and, when the port has a contract
+(``contracts/<port>.odcs.yaml``), valid against the contract's pandera schema. The cursor
+remembers which files (name, size, mtime) were checked, so a file is validated once.
 """
 
 from __future__ import annotations
@@ -15,14 +21,23 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 
-from ddp_assets.ingest.landing import files_fingerprint, landing_files
+from ddp_assets.contracts.compiler import ContractPlan, compile_contract
+from ddp_assets.contracts.pandera_checks import validate_table
+from ddp_assets.ingest.landing import (
+    files_fingerprint,
+    landing_contract_path,
+    landing_files,
+    source_sql,
+)
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import Product
+from ddp_assets.warehouse import quote
 
 _PROBES = {
     "csv": "select count(*) from read_csv(?, header = true)",
@@ -48,6 +63,31 @@ def unreadable_reason(path: Path, file_format: str) -> str | None:
     if path.stat().st_size == 0:
         return "the file is empty"
     return None
+
+
+def contract_violation(path: Path, port: FileInputPort, plan: ContractPlan) -> str | None:
+    """Why the file fails the port's input contract, or None when it passes.
+
+    The file alone is loaded into an in-memory DuckDB and validated there with the contract's
+    pandera schema, so a bad file is caught before it reaches the warehouse.
+    """
+    with duckdb.connect() as connection:
+        connection.execute("create schema landing")
+        connection.execute(
+            f"create table landing.{quote(port.name)} as select * from "
+            + source_sql(port.format, [path])
+        )
+        result = validate_table(connection, plan, "landing", port.name)
+    if result.passed:
+        return None
+    return f"fails its input contract {plan.contract_id}@{plan.contract_version}: " + (
+        result.summary()
+    )
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def quarantine(
@@ -84,26 +124,26 @@ def evaluate_landing(
     context: dg.SensorEvaluationContext, product: Product, paths: ProjectPaths
 ) -> dg.SensorResult:
     """One sensor tick for one product (a function, so tests can call it directly)."""
-    cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    fresh_cursor = dict(cursor)
+    cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
+    checked: dict[str, list[str]] = cursor.pop(_CHECKED, {})
+    fresh_cursor: dict[str, Any] = dict(cursor)
+    fresh_checked: dict[str, list[str]] = {}
     changed: list[str] = []
     for port in product.spec.input_ports:
         if not isinstance(port, FileInputPort):
             continue
-        good = []
-        for path in landing_files(paths.landing_dir, port.path):
-            reason = unreadable_reason(path, port.format)
-            if reason is None:
-                good.append(path)
-                continue
-            moved = quarantine(path, reason, paths, product.id, port.name)
-            context.log.warning(f"quarantined {path} → {moved.moved_to}: {reason}")
-        if not good:
-            continue
-        fingerprint = files_fingerprint(good)
+        files = landing_files(paths.landing_dir, port.path)
         previous = cursor.get(port.name)
         if previous is None and context.instance is not None:
             previous = _recorded_fingerprint(context.instance, product, port)
+        if not files or files_fingerprint(files) == previous:
+            fresh_checked[port.name] = checked.get(port.name, [])
+            continue
+        good = _screen(context, product, port, paths, files, set(checked.get(port.name, [])))
+        fresh_checked[port.name] = [_stamp(f) for f in good]
+        if not good:
+            continue
+        fingerprint = files_fingerprint(good)
         fresh_cursor[port.name] = fingerprint
         if fingerprint != previous:
             changed.append(port.name)
@@ -120,9 +160,40 @@ def evaluate_landing(
                 },
             )
         )
+    fresh_cursor[_CHECKED] = fresh_checked
     return dg.SensorResult(
         run_requests=run_requests, cursor=json.dumps(fresh_cursor, sort_keys=True)
     )
+
+
+_CHECKED = "_checked"  # cursor key: per port, the stamps of files already screened
+
+
+def _screen(
+    context: dg.SensorEvaluationContext,
+    product: Product,
+    port: FileInputPort,
+    paths: ProjectPaths,
+    files: list[Path],
+    already_checked: set[str],
+) -> list[Path]:
+    """The files that may be loaded; the others are quarantined with their reason."""
+    contract = landing_contract_path(product, port)
+    plan = compile_contract(contract, port.name, paths.root) if contract.is_file() else None
+    good = []
+    for path in files:
+        if _stamp(path) in already_checked:
+            good.append(path)
+            continue
+        reason = unreadable_reason(path, port.format)
+        if reason is None and plan is not None:
+            reason = contract_violation(path, port, plan)
+        if reason is None:
+            good.append(path)
+            continue
+        moved = quarantine(path, reason, paths, product.id, port.name)
+        context.log.warning(f"quarantined {path} → {moved.moved_to}: {reason}")
+    return good
 
 
 def landing_sensor(
@@ -136,7 +207,7 @@ def landing_sensor(
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Runs '{product.id}' when files land at its input ports ({', '.join(ports)}); "
-        "unreadable files are moved to the quarantine folder.",
+        "files that cannot be read or fail the port's contract are moved to the quarantine folder.",
     )
     def _landing(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         return evaluate_landing(context, product, paths)

@@ -29,6 +29,12 @@ class LandingFilesMissing(dg.Failure):
     """No file matches a file input port's glob."""
 
 
+def source_sql(file_format: str, files: list[Path]) -> str:
+    """The DuckDB table function reading these files as the port's format."""
+    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return _READERS[file_format].format(files=f"[{listing}]")
+
+
 def landing_files(landing_dir: Path, pattern: str) -> list[Path]:
     return sorted(
         p for p in landing_dir.glob(pattern) if p.is_file() and not p.name.startswith(".")
@@ -100,8 +106,7 @@ def file_port_asset(
                     "or run `ddp demo` to generate the demo landing zone."
                 )
             )
-        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        source = _READERS[port.format].format(files=f"[{listing}]")
+        source = source_sql(port.format, files)
         target = relation(spec.id, port.name)
         with writer(paths.warehouse_path) as connection:
             connection.execute(f"create schema if not exists {quote(spec.id)}")
