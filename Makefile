@@ -18,7 +18,7 @@ help: ## Show the targets
 $(BIN)/ddp: pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
-	$(BIN)/uv sync --frozen --inexact --extra dev --python $(BIN)/python
+	$(BIN)/uv sync --frozen --inexact --extra dev --compile-bytecode --python $(BIN)/python
 	@touch $@
 
 setup: $(BIN)/ddp ## Create .venv with the locked dependencies (uv.lock)
