@@ -117,6 +117,10 @@ def test_landing_sensor_runs_once_per_change_and_survives_restart(
         again, cursor2 = tick(product, landing_project, instance, cursor)
         assert len(again) == 1 and again[0].run_key != requests[0].run_key
         assert tick(product, landing_project, instance, cursor2)[0] == []
+        # the second file taken away: the files are back to an earlier state, a new change
+        (landing / "customers_2.csv").unlink()
+        back, _ = tick(product, landing_project, instance, cursor2)
+        assert len(back) == 1 and back[0].run_key not in {requests[0].run_key, again[0].run_key}
 
 
 def test_unreadable_file_is_quarantined_with_its_reason(

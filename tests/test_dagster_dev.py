@@ -7,129 +7,36 @@ Starts webserver + daemon on a free port, lists the product groups, launches mat
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from ddp_assets.runtime.webserver import DagsterUI
+from ddp_assets.runtime.webserver import dagster_dev as start_dagster_dev
 from ddp_assets.spec.registry import Registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
-RUN_STATUS = """
-query Status($runId: ID!) {
-  runOrError(runId: $runId) { __typename ... on Run { status } ... on PythonError { message } }
-}
-"""
-ASSET_NODES = "{ assetNodes { assetKey { path } groupName } }"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class DagsterDev:
-    def __init__(self, url: str):
-        self.url = url
-        self.client = httpx.Client(timeout=30)
-
-    def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.client.post(
-            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}
-        )
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
-
-    def launch(self, keys: list[list[str]]) -> str:
-        params = {
-            "selector": {
-                "repositoryLocationName": "ddp",
-                "repositoryName": "__repository__",
-                "jobName": "__ASSET_JOB",
-                "assetSelection": [{"path": key} for key in keys],
-            },
-            "mode": "default",
-        }
-        result = self.query(LAUNCH, {"params": params})["launchRun"]
-        assert result["__typename"] == "LaunchRunSuccess", result
-        return result["run"]["runId"]
-
-    def wait(self, run_id: str, timeout: float = 300) -> str:
-        deadline = time.monotonic() + timeout
-        status = "?"
-        while time.monotonic() < deadline:
-            status = self.query(RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
-            if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                return status
-            time.sleep(1)
-        raise AssertionError(f"run {run_id} still {status} after {timeout}s")
-
 
 @pytest.fixture(scope="module")
-def dagster_dev(built_demo, demo_env) -> Iterator[DagsterDev]:
-    port = free_port()
-    log = demo_env.dagster_home / "dagster_dev.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ddp"), "dev", "--port", str(port)],
-            env=demo_env.env(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = DagsterDev(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()[-4000:]
-            try:
-                nodes = server.query(ASSET_NODES)["assetNodes"]
-                if nodes:
-                    break
-            except (httpx.HTTPError, AssertionError):
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(1)
-        yield server
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+def dagster_dev(built_demo, demo_env) -> Iterator[DagsterUI]:
+    command = [str(Path(sys.executable).parent / "ddp"), "dev"]
+    with start_dagster_dev(command, demo_env.env(), demo_env.dagster_home / "dev.log") as ui:
+        yield ui
 
 
-def test_groups_are_the_products(dagster_dev: DagsterDev, demo_env) -> None:
+def test_groups_are_the_products(dagster_dev: DagsterUI, demo_env) -> None:
     registry = Registry.load(demo_env.paths.defs_dir, demo_env.paths.root)
-    nodes = dagster_dev.query(ASSET_NODES)["assetNodes"]
+    nodes = dagster_dev.asset_nodes()
     groups = {node["groupName"] for node in nodes}
     assert groups == set(registry.products)
 
 
-def test_launch_materialization_and_see_it_succeed(dagster_dev: DagsterDev) -> None:
+def test_launch_materialization_and_see_it_succeed(dagster_dev: DagsterUI) -> None:
     keys = [
         ["customers", "raw_customers"],
         ["customers", "stg_customers"],
@@ -139,7 +46,7 @@ def test_launch_materialization_and_see_it_succeed(dagster_dev: DagsterDev) -> N
     assert dagster_dev.wait(run_id) == "SUCCESS"
 
 
-def test_two_runs_launched_at_once_both_succeed(dagster_dev: DagsterDev) -> None:
+def test_two_runs_launched_at_once_both_succeed(dagster_dev: DagsterUI) -> None:
     orders = [
         ["orders", "raw_orders"],
         ["orders", "raw_order_items"],
@@ -159,23 +66,7 @@ def test_two_runs_launched_at_once_both_succeed(dagster_dev: DagsterDev) -> None
     assert dagster_dev.wait(second) == "SUCCESS"
 
 
-LATEST = """
-query Latest($key: AssetKeyInput!) {
-  assetOrError(assetKey: $key) {
-    __typename
-    ... on Asset { assetMaterializations(limit: 1) { timestamp runId } }
-  }
-}
-"""
-
-
-def latest_materialization(server: DagsterDev, key: list[str]) -> float:
-    result = server.query(LATEST, {"key": {"path": key}})["assetOrError"]
-    events = result.get("assetMaterializations") or []
-    return float(events[0]["timestamp"]) / 1000 if events else 0.0
-
-
-def test_new_landing_file_ripples_to_downstream_products(dagster_dev: DagsterDev, demo_env) -> None:
+def test_new_landing_file_ripples_to_downstream_products(dagster_dev: DagsterUI, demo_env) -> None:
     """Drop a file: the source product runs (landing sensor), then its consumers (automation)."""
     import duckdb
 
@@ -211,7 +102,7 @@ def test_new_landing_file_ripples_to_downstream_products(dagster_dev: DagsterDev
             if name in done or (prerequisite is not None and prerequisite not in done):
                 continue
             threshold = dropped if prerequisite is None else done[prerequisite]
-            latest = latest_materialization(dagster_dev, key)
+            latest = dagster_dev.latest_materialization(key)
             if latest > threshold:
                 done[name] = latest
         time.sleep(2)
@@ -221,23 +112,12 @@ def test_new_landing_file_ripples_to_downstream_products(dagster_dev: DagsterDev
     print(f"file arrival → last downstream product published: {latency:.1f}s")
 
 
-RUNS = """
-query Runs($filter: RunsFilter) {
-  runsOrError(filter: $filter) {
-    __typename
-    ... on Runs { results { runId status creationTime } }
-  }
-}
-"""
-
-
-def sensor_runs(server: DagsterDev, product: str, after: float) -> list[dict[str, Any]]:
+def sensor_runs(ui: DagsterUI, product: str, after: float) -> list[dict[str, Any]]:
     """Runs the landing sensor started for a product since ``after`` (epoch seconds)."""
-    filter_ = {"tags": [{"key": "ddp/product", "value": product}], "createdAfter": after}
-    return server.query(RUNS, {"filter": filter_})["runsOrError"]["results"]
+    return ui.runs(tags={"ddp/product": product}, after=after)
 
 
-def wait_for_sensor_run(server: DagsterDev, product: str, after: float, timeout: float) -> dict:
+def wait_for_sensor_run(server: DagsterUI, product: str, after: float, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = sensor_runs(server, product, after)
@@ -248,7 +128,7 @@ def wait_for_sensor_run(server: DagsterDev, product: str, after: float, timeout:
 
 
 def test_bad_landing_file_is_quarantined_and_starts_no_run(
-    dagster_dev: DagsterDev, demo_env
+    dagster_dev: DagsterUI, demo_env
 ) -> None:
     landing = demo_env.data_dir / "landing" / "inventory"
     bad = landing / "suppliers_bad.csv"
@@ -264,7 +144,7 @@ def test_bad_landing_file_is_quarantined_and_starts_no_run(
     assert sensor_runs(dagster_dev, "inventory", dropped) == []
 
 
-def test_failing_contract_stops_the_ripple(dagster_dev: DagsterDev, demo_env) -> None:
+def test_failing_contract_stops_the_ripple(dagster_dev: DagsterUI, demo_env) -> None:
     """Orders whose ids repeat fail the orders contract: nothing is published downstream."""
     import duckdb
 
@@ -291,8 +171,8 @@ def test_failing_contract_stops_the_ripple(dagster_dev: DagsterDev, demo_env) ->
         time.sleep(45)
         assert published() == before, "the orders port was republished despite its contract"
         for key in (["orders", "orders"], ["customer_360", "customer_profile"]):
-            assert latest_materialization(dagster_dev, key) < dropped, key
-        assert latest_materialization(dagster_dev, ["orders", "stg_orders"]) > dropped
+            assert dagster_dev.latest_materialization(key) < dropped, key
+        assert dagster_dev.latest_materialization(["orders", "stg_orders"]) > dropped
     finally:
         dupes.unlink(missing_ok=True)
     # the good files again: the sensor reloads them and the product recovers

@@ -19,7 +19,9 @@ from ddp_assets.spec.registry import load_registry
 class ProductAutomation(dg.Component, dg.Model, dg.Resolvable):
     """Keeps data products fresh and raises alerts; every piece can be switched off in the UI."""
 
-    landing_interval_seconds: int = 15
+    # short ticks keep the ripple from a landing file to its last consumer under a minute
+    landing_interval_seconds: int = 5
+    automation_interval_seconds: int = 5
     slo_interval_seconds: int = 60
     alert_webhook_url: str | None = None  # default: $DDP_ALERT_WEBHOOK, read when loading
 
@@ -39,7 +41,7 @@ class ProductAutomation(dg.Component, dg.Model, dg.Resolvable):
                 "ddp_automation",
                 target=dg.AssetSelection.all(),
                 default_status=dg.DefaultSensorStatus.RUNNING,
-                minimum_interval_seconds=15,
+                minimum_interval_seconds=self.automation_interval_seconds,
                 description="Refreshes products declared 'refresh: on_upstream_change'.",
             )
         )

@@ -2,8 +2,10 @@
 exactly one run of that product; a file that cannot be read, or that fails the port's input
 contract, is quarantined with its reason before any run sees it.
 
-The run key is the fingerprint of the port's files (names, sizes, modification times), and the
-cursor keeps the last fingerprint per port, so a restart neither loses nor repeats a run. On the
+The run key is the fingerprint of the port's files (names, sizes, modification times) with a
+sequence number, and the cursor keeps the last fingerprint per port and the sequence, so a
+restart neither loses nor repeats a run, and files that return to an earlier state (a bad file
+removed) load again. On the
 very first evaluation the cursor is seeded from the fingerprint the last materialization of the
 raw table recorded: files already loaded by ``ddp materialize`` do not start a run.
 
@@ -126,6 +128,7 @@ def evaluate_landing(
     """One sensor tick for one product (a function, so tests can call it directly)."""
     cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     checked: dict[str, list[str]] = cursor.pop(_CHECKED, {})
+    sequence = int(cursor.pop(_SEQUENCE, 0))
     fresh_cursor: dict[str, Any] = dict(cursor)
     fresh_checked: dict[str, list[str]] = {}
     changed: list[str] = []
@@ -149,10 +152,14 @@ def evaluate_landing(
             changed.append(port.name)
     run_requests = []
     if changed:
+        # The run key names this change: the files' fingerprints and a sequence number kept in
+        # the cursor. A tick evaluated again after a crash repeats both (Dagster drops the
+        # duplicate request); files that return to an earlier state are a new change.
+        sequence += 1
         key = hashlib.sha256(json.dumps(fresh_cursor, sort_keys=True).encode()).hexdigest()[:24]
         run_requests.append(
             dg.RunRequest(
-                run_key=f"{product.id}:{key}",
+                run_key=f"{product.id}:{sequence}:{key}",
                 tags={
                     "ddp/product": product.id,
                     "ddp/trigger": "landing",
@@ -161,12 +168,14 @@ def evaluate_landing(
             )
         )
     fresh_cursor[_CHECKED] = fresh_checked
+    fresh_cursor[_SEQUENCE] = sequence
     return dg.SensorResult(
         run_requests=run_requests, cursor=json.dumps(fresh_cursor, sort_keys=True)
     )
 
 
 _CHECKED = "_checked"  # cursor key: per port, the stamps of files already screened
+_SEQUENCE = "_sequence"  # cursor key: how many runs this sensor has requested
 
 
 def _screen(
