@@ -16,7 +16,7 @@ from ddp_assets.contracts.wap import published_version, relation_exists
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
 from ddp_assets.spec.registry import Product
-from ddp_assets.warehouse import reader
+from ddp_assets.warehouse import warehouse_for
 
 
 @dataclass
@@ -57,11 +57,12 @@ class PortTest:
 
 def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
     """Every output port's contract checks on its published relation."""
-    if not paths.warehouse_path.exists():
+    warehouse = warehouse_for(paths)
+    if not warehouse.exists():
         raise SpecErrors(
             [
                 SpecProblem(
-                    str(paths.warehouse_path),
+                    warehouse.location,
                     None,
                     "(warehouse)",
                     "no warehouse yet: nothing has been published",
@@ -71,7 +72,7 @@ def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
         )
     tests: list[PortTest] = []
     try:
-        with reader(paths.warehouse_path) as connection:
+        with warehouse.reader() as connection:
             for port in product.spec.output_ports:
                 plan = compile_contract(product.folder / port.contract, port.model, paths.root)
                 test = PortTest(
@@ -117,7 +118,7 @@ def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
         raise SpecErrors(
             [
                 SpecProblem(
-                    str(paths.warehouse_path),
+                    warehouse.location,
                     None,
                     "(warehouse)",
                     "the warehouse is locked by a running build",
