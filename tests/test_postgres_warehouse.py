@@ -31,8 +31,6 @@ from ddp_assets.spec.registry import load_registry
 from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
 from tests.test_lineage_schemas import schema_errors
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 2_000
 DATABASE = "ddp_pg_demo"
@@ -105,6 +103,8 @@ def pg_demo(postgres_server, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     # `prepare()` of the embedded default rewrites it (its fingerprint covers those files).
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_every_product_builds_and_passes_its_contracts(pg_demo: PostgresDemo) -> None:
     outcome = pg_demo.outcome
     assert outcome["success"], outcome["errors"]
@@ -129,6 +129,8 @@ def test_every_product_builds_and_passes_its_contracts(pg_demo: PostgresDemo) ->
             assert assets[key]["status"] == "materialized", key
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_every_port_is_published_with_its_audit(pg_demo: PostgresDemo) -> None:
     registry = load_registry(ProjectPaths(ROOT).defs_dir, ROOT)
     warehouse = PostgresWarehouse(pg_demo.settings)
@@ -159,6 +161,8 @@ def test_every_port_is_published_with_its_audit(pg_demo: PostgresDemo) -> None:
                 assert kind == ("BASE TABLE",), f"{product.id}.{port.model}: {kind}"
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_other_products_read_the_published_relations(pg_demo: PostgresDemo) -> None:
     """The SQL dbt ran on PostgreSQL: a model reads another product's port where it is
     published (``<product>.<model>``), never from that product's staging schema."""
@@ -185,6 +189,8 @@ def test_other_products_read_the_published_relations(pg_demo: PostgresDemo) -> N
         assert not foreign, f"{model} ({owner}) reads another product's staging: {foreign}"
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_python_model_scores_every_customer(pg_demo: PostgresDemo) -> None:
     assets = _assets(pg_demo.outcome)
     pandera = {c["name"]: c for c in assets["customer_360/churn_scores"]["checks"]}
@@ -204,6 +210,8 @@ def test_python_model_scores_every_customer(pg_demo: PostgresDemo) -> None:
     assert versions == 1
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_lineage_names_postgres_datasets(pg_demo: PostgresDemo, shared_spec: Path) -> None:
     lines = (pg_demo.home / "lineage" / "events.jsonl").read_text(encoding="utf-8").splitlines()
     events = [json.loads(line) for line in lines if line.strip()]
@@ -231,10 +239,46 @@ def test_lineage_names_postgres_datasets(pg_demo: PostgresDemo, shared_spec: Pat
     )
     inputs = {d["name"] for d in build["inputs"]}
     assert f"{DATABASE}.customers.customers" in inputs, inputs
-    errors = [error for event in events for error in schema_errors(event, shared_spec)]
+    errors = [
+        error for event in events for error in schema_errors(event, shared_spec / "openlineage")
+    ]
     assert not errors, errors[:10]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
+def test_failing_rows_are_sampled_in_postgres(pg_demo: PostgresDemo) -> None:
+    """Soda's verdicts and ddp's failing-row samples (regex, duplicates) in PostgreSQL SQL."""
+    from ddp_assets.contracts.compiler import compile_contract
+    from ddp_assets.contracts.soda import run_quality
+
+    product = load_registry(ProjectPaths(ROOT).defs_dir, ROOT).products["inventory"]
+    plan = compile_contract(
+        product.folder / "contracts" / "stock_levels.odcs.yaml", "stock_levels", ROOT
+    )
+    warehouse = PostgresWarehouse(pg_demo.settings)
+    with warehouse.writer() as connection:
+        connection.execute("drop schema if exists scratch cascade")
+        connection.execute("create schema scratch")
+        connection.execute(
+            "create table scratch.stock_levels as select * from inventory.stock_levels "
+            "union all (select * from inventory.stock_levels order by sku limit 3)"
+        )
+        connection.execute("update scratch.stock_levels set sku = 'bad sku' where on_hand = 0")
+        results = {
+            r.check_name: r for r in run_quality(connection, plan, "scratch", "stock_levels")
+        }
+    duplicates = next(r for r in results.values() if r.metric == "duplicateValues")
+    assert not duplicates.passed and duplicates.blocking_failure
+    assert duplicates.sample and all(row["duplicate_count"] > 1 for row in duplicates.sample)
+    pattern = next(r for r in results.values() if r.column == "sku" and r.metric == "invalidValues")
+    assert not pattern.passed
+    assert pattern.sample and {row["sku"] for row in pattern.sample} == {"bad sku"}
+    assert all(r.error is None for r in results.values()), [r.error for r in results.values()]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_failing_contract_keeps_the_published_table(pg_demo: PostgresDemo) -> None:
     """Write-audit-publish on PostgreSQL. Runs last: it changes the demo's landing data."""
     warehouse = PostgresWarehouse(pg_demo.settings)
@@ -260,6 +304,21 @@ def test_failing_contract_keeps_the_published_table(pg_demo: PostgresDemo) -> No
     assert "vip" in failed["segment_invalid_values"]["metadata"]["failing_rows_sample"]
     assert any("held back" in error for error in outcome["errors"]), outcome["errors"]
 
+    # the published table still passes its contract (read-only, `ddp contract test`)
+    tested = subprocess.run(
+        [str(Path(sys.executable).parent / "ddp"), "contract", "test", "customers", "--json"],
+        cwd=ROOT,
+        env=pg_demo.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert tested.returncode == 0, tested.stdout[-2000:] + tested.stderr[-2000:]
+    report = json.loads(tested.stdout[tested.stdout.index("{") :])
+    assert (
+        report["passed"] and report["ports"][0]["published"]["run_id"] == pg_demo.outcome["run_id"]
+    )
+
     with warehouse.reader() as connection:
         assert warehouse.checksum(connection, "customers", "customers") == before
         (bad,) = connection.execute(
@@ -281,3 +340,46 @@ def test_failing_contract_keeps_the_published_table(pg_demo: PostgresDemo) -> No
             "where product = 'customers' and port = 'customers' order by seq desc limit 1"
         ).fetchone()
         assert version is not None and version[0] == pg_demo.outcome["run_id"]
+
+
+def test_profile_selects_the_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The choice is configuration: the dbt profile, rendered from the environment."""
+    from ddp_assets.warehouse import DuckDBWarehouse, warehouse_for
+    from ddp_assets.warehouse.config import WarehouseConfigError, dbt_target
+
+    paths = ProjectPaths(ROOT)
+    for name in ("DDP_DBT_TARGET", "DDP_PG_HOST", "DDP_PG_PORT", "DDP_PG_DBNAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(warehouse_for(paths), DuckDBWarehouse)
+
+    monkeypatch.setenv("DDP_DBT_TARGET", "postgres")
+    monkeypatch.setenv("DDP_PG_HOST", "db.internal")
+    monkeypatch.setenv("DDP_PG_PORT", "6543")
+    monkeypatch.setenv("DDP_PG_DBNAME", "analytics")
+    target = dbt_target(paths)
+    assert target["type"] == "postgres" and target["port"] == 6543  # as_number, as in dbt
+    warehouse = warehouse_for(paths)
+    assert isinstance(warehouse, PostgresWarehouse)
+    assert warehouse.namespace == "postgres://db.internal:6543"
+    assert warehouse.database == "analytics"
+    assert warehouse.location == "postgres://postgres@db.internal:6543/analytics"
+
+    monkeypatch.setenv("DDP_DBT_TARGET", "snowflake")
+    with pytest.raises(WarehouseConfigError, match="not an output of the profile"):
+        warehouse_for(paths)
+
+
+def test_contract_types_reach_dbt_in_the_target_dialect() -> None:
+    from ddp_assets.warehouse.config import data_type_for
+    from ddp_assets.warehouse.postgres import duckdb_type, pg_type
+
+    assert data_type_for("double", "postgres") == "double precision"
+    assert data_type_for("decimal(14,2)", "postgres") == "decimal(14,2)"
+    assert data_type_for("double", "duckdb") == "double"
+    # what landing files become in PostgreSQL, and Python model inputs back in DuckDB
+    assert pg_type("DECIMAL(10,2)") == "numeric(10,2)"
+    assert pg_type("TIMESTAMP WITH TIME ZONE") == "timestamp with time zone"
+    assert pg_type("STRUCT(a INTEGER)") == "jsonb"
+    assert duckdb_type("numeric(14,2)") == "DECIMAL(14,2)"
+    assert duckdb_type("character varying(20)") == "VARCHAR"
+    assert duckdb_type(pg_type("DOUBLE")) == "DOUBLE"
