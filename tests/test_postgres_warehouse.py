@@ -406,7 +406,7 @@ def test_failing_contract_keeps_the_published_table(pg_demo: PostgresDemo) -> No
 
 def test_profile_selects_the_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
     """The choice is configuration: the dbt profile, rendered from the environment."""
-    from ddp_assets.warehouse import DuckDBWarehouse, warehouse_for
+    from ddp_assets.warehouse import DuckDBWarehouse, WarehouseUnavailable, warehouse_for
     from ddp_assets.warehouse.config import WarehouseConfigError, dbt_target
 
     paths = ProjectPaths(ROOT)
@@ -425,6 +425,13 @@ def test_profile_selects_the_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
     assert warehouse.namespace == "postgres://db.internal:6543"
     assert warehouse.database == "analytics"
     assert warehouse.location == "postgres://postgres@db.internal:6543/analytics"
+
+    # a server that is not there: a message naming it and the settings, not a traceback
+    monkeypatch.setenv("DDP_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("DDP_PG_PORT", "1")
+    unreachable = warehouse_for(paths)
+    with pytest.raises(WarehouseUnavailable, match=r"127\.0\.0\.1:1/analytics.*DDP_PG_HOST"):
+        unreachable.reader().__enter__()
 
     monkeypatch.setenv("DDP_DBT_TARGET", "snowflake")
     with pytest.raises(WarehouseConfigError, match="not an output of the profile"):

@@ -16,7 +16,7 @@ from ddp_assets.contracts.wap import published_version, relation_exists
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
 from ddp_assets.spec.registry import Product
-from ddp_assets.warehouse import warehouse_for
+from ddp_assets.warehouse import WarehouseConfigError, WarehouseUnavailable, warehouse_for
 
 
 @dataclass
@@ -57,7 +57,21 @@ class PortTest:
 
 def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
     """Every output port's contract checks on its published relation."""
-    warehouse = warehouse_for(paths)
+    try:
+        warehouse = warehouse_for(paths)
+    except WarehouseConfigError as error:
+        profile = str(paths.dbt_dir / "profiles.yml")
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    profile,
+                    None,
+                    "(warehouse)",
+                    str(error).removeprefix(f"{profile}: "),
+                    "set DDP_DBT_TARGET to dev (DuckDB) or postgres",
+                )
+            ]
+        ) from None
     if not warehouse.exists():
         raise SpecErrors(
             [
@@ -112,6 +126,11 @@ def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
                             sample=frame.sample,
                         )
                     )
+    except WarehouseUnavailable as error:
+        message, _, hint = str(error).partition(" Hint: ")
+        raise SpecErrors(
+            [SpecProblem(warehouse.location, None, "(warehouse)", message, hint or None)]
+        ) from None
     except Exception as error:
         if "lock" not in str(error).lower():
             raise

@@ -13,6 +13,7 @@ from ddp_assets.settings import ProjectPaths
 from ddp_assets.warehouse.base import (
     Connection,
     Warehouse,
+    WarehouseUnavailable,
     quote,
     relation,
     relation_exists,
@@ -27,6 +28,7 @@ __all__ = [
     "DuckDBWarehouse",
     "Warehouse",
     "WarehouseConfigError",
+    "WarehouseUnavailable",
     "quote",
     "reader",
     "relation",

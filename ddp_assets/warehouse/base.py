@@ -43,6 +43,11 @@ class Connection(Protocol):
     def execute(self, query: str, parameters: Sequence[Any] | None = None) -> Cursor: ...
 
 
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse cannot be reached (a server down, wrong credentials): the message says
+    where and which settings to check."""
+
+
 def quote(identifier: str) -> str:
     """An identifier, quoted (the same rule in DuckDB and PostgreSQL)."""
     return '"' + identifier.replace('"', '""') + '"'

@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import psycopg
 
-from ddp_assets.warehouse.base import Warehouse, quote, relation
+from ddp_assets.warehouse.base import Warehouse, WarehouseUnavailable, quote, relation
 from ddp_assets.warehouse.duckdb import file_reader
 
 COPY_CHUNK = 1 << 20
@@ -182,7 +182,15 @@ class PostgresWarehouse(Warehouse):
         kwargs = self.settings.connect_kwargs()
         if read_only:
             kwargs["options"] = "-c default_transaction_read_only=on"
-        return psycopg.connect(autocommit=True, **kwargs)
+        try:
+            return psycopg.connect(autocommit=True, **kwargs)
+        except psycopg.OperationalError as error:
+            reason = (str(error).strip().splitlines() or ["unknown error"])[0].rstrip(".")
+            raise WarehouseUnavailable(
+                f"cannot connect to the PostgreSQL warehouse {self.location}: {reason}. "
+                "Hint: check DDP_PG_HOST, DDP_PG_PORT, DDP_PG_USER, DDP_PG_PASSWORD and "
+                "DDP_PG_DBNAME (docs/warehouse-targets.md)"
+            ) from None
 
     @contextmanager
     def _session(self, read_only: bool) -> Iterator[PostgresConnection]:
