@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from ddp_assets.spec.registry import Product
 
 WRITER_POOL = "duckdb_writer"
-"""The Dagster pool that serializes every DuckDB writer (DuckDB allows one writer process)."""
+"""The Dagster pool that serializes every DuckDB writer (DuckDB allows one writer process).
+
+Kept on a PostgreSQL warehouse too: harmless there, and it keeps ddp's publish steps ordered."""
 
 _TAG_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
 

@@ -53,6 +53,7 @@ class ProjectPaths:
 
     @property
     def warehouse_path(self) -> Path:
+        """The DuckDB warehouse file (the ``dev`` target; see ``ddp_assets.warehouse``)."""
         return self.data_dir / "warehouse.duckdb"
 
     @property

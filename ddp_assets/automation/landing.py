@@ -34,12 +34,12 @@ from ddp_assets.ingest.landing import (
     files_fingerprint,
     landing_contract_path,
     landing_files,
-    source_sql,
 )
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import Product
 from ddp_assets.warehouse import quote
+from ddp_assets.warehouse.duckdb import file_reader
 
 _PROBES = {
     "csv": "select count(*) from read_csv(?, header = true)",
@@ -77,7 +77,7 @@ def contract_violation(path: Path, port: FileInputPort, plan: ContractPlan) -> s
         connection.execute("create schema landing")
         connection.execute(
             f"create table landing.{quote(port.name)} as select * from "
-            + source_sql(port.format, [path])
+            + file_reader([path], port.format)
         )
         result = validate_table(connection, plan, "landing", port.name)
     if result.passed:

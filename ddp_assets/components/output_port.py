@@ -35,7 +35,7 @@ from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import relative
 from ddp_assets.spec.model import OutputPort
 from ddp_assets.spec.registry import Product
-from ddp_assets.warehouse import table_columns, writer
+from ddp_assets.warehouse import table_columns, warehouse_for
 
 
 def staging_key(product: str, model: str) -> dg.AssetKey:
@@ -116,7 +116,11 @@ def output_port_asset(
         owners=list(spec.owners),
         tags=product_tags(product_meta(product), port=port.name),
         # what builds the port (dbt or python), where it lives, and that it is a published table
-        kinds={"duckdb", "python" if port.model in product.python_model_names else "dbt", "table"},
+        kinds={
+            warehouse_for(paths).kind,
+            "python" if port.model in product.python_model_names else "dbt",
+            "table",
+        },
         pool=WRITER_POOL,
         check_specs=check_specs,
         description=(port.description or f"Output port '{port.name}'")
@@ -145,7 +149,7 @@ def output_port_asset(
     def _audit_and_publish(context: dg.AssetExecutionContext) -> Iterator[Any]:
         staging = staging_schema(spec.id)
         run_id = context.run.run_id
-        with writer(paths.warehouse_path) as connection:
+        with warehouse_for(paths).writer() as connection:
             if not relation_exists(connection, staging, port.model):
                 raise dg.Failure(
                     description=f"output port '{spec.id}.{port.name}': the staging relation "

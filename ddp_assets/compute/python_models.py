@@ -7,6 +7,11 @@ A Python model is a plain function in the product folder::
 It reads its inputs as lazy DuckDB relations (``ctx.table("customer_profile")``: nothing is
 loaded until the function asks) and returns a polars/pandas DataFrame, a pyarrow Table or a
 DuckDB relation, which the platform writes to ``<product>.<model>``.
+
+The function's code is the same on every warehouse. On DuckDB it computes on the warehouse
+connection itself; on PostgreSQL in an in-memory DuckDB into which ``ctx.table`` copies each
+input it asks for (under the same ``schema.table`` name, so ``ctx.sql`` reads it too), and the
+result is copied back (:meth:`~ddp_assets.warehouse.Warehouse.python_input`, ``write_result``).
 """
 
 import hashlib
@@ -28,7 +33,13 @@ from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import ProductInputPort, PythonModel
 from ddp_assets.spec.registry import Product, Registry
-from ddp_assets.warehouse import quote, relation, table_columns, writer
+from ddp_assets.warehouse import (
+    Warehouse,
+    row_count,
+    table_columns,
+    warehouse_for,
+    warehouse_of,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,8 @@ class PythonModelContext:
     product: str
     inputs: Mapping[str, tuple[str, str]]  # input name → (schema, table)
     log: logging.Logger | Any
+    # where the inputs live when it is not ``connection`` itself (a PostgreSQL warehouse)
+    warehouse_connection: Any = None
 
     def table(self, name: str) -> duckdb.DuckDBPyRelation:
         """A declared input as a lazy DuckDB relation."""
@@ -46,7 +59,9 @@ class PythonModelContext:
             raise KeyError(
                 f"'{name}' is not an input of this Python model; declared: {sorted(self.inputs)}"
             )
-        return self.connection.table(".".join(quote(p) for p in self.inputs[name]))
+        schema, table = self.inputs[name]
+        source = self.warehouse_connection or self.connection
+        return warehouse_of(source).python_input(self.connection, source, schema, table)
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         return self.connection.sql(query)
@@ -92,20 +107,20 @@ def load_function(product: Product, model: PythonModel) -> Callable[[PythonModel
 
 
 def write_result(
-    connection: duckdb.DuckDBPyConnection, result: Any, schema: str, table: str
+    connection: duckdb.DuckDBPyConnection,
+    result: Any,
+    schema: str,
+    table: str,
+    warehouse_connection: Any = None,
 ) -> None:
-    """Write whatever the function returned to ``schema.table`` (replacing it atomically)."""
-    view = "__ddp_python_result"
-    if isinstance(result, duckdb.DuckDBPyRelation):
-        result.create_view(view, replace=True)
-    else:
-        connection.register(view, result)
-    connection.execute(f"create schema if not exists {quote(schema)}")
-    connection.execute(f"create or replace table {relation(schema, table)} as select * from {view}")
-    if isinstance(result, duckdb.DuckDBPyRelation):
-        connection.execute(f"drop view {view}")
-    else:
-        connection.unregister(view)
+    """Write whatever the function returned to ``schema.table`` (replacing it atomically).
+
+    ``connection`` is the DuckDB the function computed in; the table is written to
+    ``warehouse_connection`` when that is another database (PostgreSQL).
+    """
+    target = warehouse_connection or connection
+    warehouse: Warehouse = warehouse_of(target)
+    warehouse.write_result(connection, target, result, schema, table)
 
 
 def python_model_asset(
@@ -138,7 +153,7 @@ def python_model_asset(
         group_name=spec.id,
         owners=list(spec.owners),
         tags=tags,
-        kinds={"python", "duckdb"},
+        kinds={"python", warehouse_for(paths).kind},
         pool=WRITER_POOL,
         description=model.description or f"Computed in Python by {model.entrypoint}.",
         metadata=metadata,
@@ -149,12 +164,11 @@ def python_model_asset(
         if blocked:
             raise dg.Failure(description="\n".join(b.message() for b in blocked))
         function = load_function(product, model)
-        with writer(paths.warehouse_path) as connection:
-            result = function(PythonModelContext(connection, spec.id, inputs, context.log))
-            write_result(connection, result, schema, model.name)
-            (rows,) = connection.execute(
-                f"select count(*) from {relation(schema, model.name)}"
-            ).fetchone() or (0,)
+        warehouse = warehouse_for(paths)
+        with warehouse.writer() as connection, warehouse.python_session(connection) as session:
+            result = function(PythonModelContext(session, spec.id, inputs, context.log, connection))
+            write_result(session, result, schema, model.name, connection)
+            rows = row_count(connection, schema, model.name)
             columns = table_columns(connection, schema, model.name)
         return dg.MaterializeResult(
             metadata={

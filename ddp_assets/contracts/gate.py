@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dagster as dg
-import duckdb
 
 from ddp_assets.contracts.odcs import load_contract
 from ddp_assets.contracts.validation import requirement_problem
@@ -26,7 +25,7 @@ from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors
 from ddp_assets.spec.model import ProductInputPort
 from ddp_assets.spec.registry import Registry
-from ddp_assets.warehouse import writer
+from ddp_assets.warehouse import Connection, warehouse_for
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def input_port_for(
 
 
 def blocked_inputs(
-    connection: duckdb.DuckDBPyConnection,
+    connection: Connection,
     registry: Registry,
     reads: Iterable[tuple[str, ProductInputPort]],
 ) -> list[BlockedInput]:
@@ -143,7 +142,7 @@ def check_input_ports(
                     reads.append((product, port))
     if not reads:
         return []
-    with writer(paths.warehouse_path) as connection:
+    with warehouse_for(paths).writer() as connection:
         blocked = blocked_inputs(connection, registry, reads)
     for item in blocked:
         context.log.error(item.message())

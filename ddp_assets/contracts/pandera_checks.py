@@ -2,9 +2,10 @@
 
 :func:`pandera_schema` builds a ``pandera.ibis`` schema from a compiled contract (column types,
 required → not nullable, unique, and the ``validValues``/``pattern`` rules as data checks);
-:func:`validate_table` runs it on a DuckDB table in place through ibis, so the checks execute
-as SQL inside DuckDB. Only when the table fails are failure cases fetched, and at most
-:data:`~ddp_assets.contracts.soda.SAMPLE_LIMIT` of them are kept.
+:func:`validate_table` runs it on a warehouse table in place through ibis (its DuckDB or
+PostgreSQL backend), so the checks execute as SQL inside the warehouse. Only when the table
+fails are failure cases fetched, and at most :data:`~ddp_assets.contracts.soda.SAMPLE_LIMIT`
+of them are kept.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-import duckdb
 
 from ddp_assets.contracts.compiler import ContractPlan
 from ddp_assets.contracts.soda import SAMPLE_LIMIT
+from ddp_assets.warehouse import Connection, warehouse_of
 
 PANDERA_CHECK = "pandera_schema"
 
-# DuckDB type names (as written in contracts) → ibis type strings.
+# Type names as written in contracts (DuckDB's, and PostgreSQL's spellings) → ibis types.
 _IBIS_TYPES = {
     "varchar": "string",
     "text": "string",
@@ -35,6 +36,7 @@ _IBIS_TYPES = {
     "tinyint": "int8",
     "hugeint": "int128",
     "double": "float64",
+    "double precision": "float64",
     "float8": "float64",
     "float": "float32",
     "real": "float32",
@@ -44,6 +46,9 @@ _IBIS_TYPES = {
     "timestamp": "timestamp(6)",
     "datetime": "timestamp(6)",
     "timestamptz": "timestamp('UTC', 6)",
+    "timestamp with time zone": "timestamp('UTC', 6)",
+    "timestamp without time zone": "timestamp(6)",
+    "character varying": "string",
     "time": "time",
     "json": "json",
 }
@@ -107,14 +112,13 @@ def pandera_schema(plan: ContractPlan) -> Any:
 
 
 def validate_table(
-    connection: duckdb.DuckDBPyConnection, plan: ContractPlan, schema: str, table: str
+    connection: Connection, plan: ContractPlan, schema: str, table: str
 ) -> PanderaResult:
-    """Validate ``schema.table`` against the contract's pandera schema, inside DuckDB."""
-    import ibis
+    """Validate ``schema.table`` against the contract's pandera schema, inside the warehouse."""
     import pandera.ibis as pa
     from pandera.config import ValidationDepth, config_context
 
-    backend = ibis.duckdb.from_connection(connection)
+    backend = warehouse_of(connection).ibis_backend(connection)
     data = backend.table(table, database=schema)
     try:
         with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):

@@ -1,11 +1,12 @@
-"""Layer 2 of a contract: its quality rules as a Soda v4 contract, run inside DuckDB.
+"""Layer 2 of a contract: its quality rules as a Soda v4 contract, run inside the warehouse.
 
 :func:`soda_contract` compiles a :class:`~ddp_assets.contracts.compiler.ContractPlan` into
-Soda's own contract YAML (Soda v4 does not read ODCS); :func:`run_quality` verifies it on an
-open DuckDB connection with ``verify_contract_locally``. Soda pushes every metric down as SQL,
-so no table is pulled into Python. Each result carries the observed value, the threshold and,
-when the rule fails, a sample of at most :data:`SAMPLE_LIMIT` failing rows (one more query with
-``LIMIT``).
+Soda's own contract YAML (Soda v4 does not read ODCS); :func:`run_quality` verifies it on the
+open warehouse connection with ``verify_contract_locally`` (Soda's DuckDB or PostgreSQL data
+source, from :meth:`~ddp_assets.warehouse.Warehouse.soda_data_source`). Soda pushes every
+metric down as SQL, so no table is pulled into Python. Each result carries the observed value,
+the threshold and, when the rule fails, a sample of at most :data:`SAMPLE_LIMIT` failing rows
+(one more query with ``LIMIT``).
 
 Soda Core v4 is under the Elastic License 2.0 (see the README).
 """
@@ -21,11 +22,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import yaml
 
 from ddp_assets.contracts.compiler import ContractPlan, QualityRule
-from ddp_assets.warehouse import quote, relation
+from ddp_assets.warehouse import Connection, Warehouse, quote, relation, warehouse_of
 
 SAMPLE_LIMIT = 100
 DATA_SOURCE = "ddp"
@@ -139,8 +139,11 @@ _COUNT_QUERY = re.compile(
 )
 
 
-def sample_query(rule: QualityRule, table_relation: str) -> str | None:
+def sample_query(
+    rule: QualityRule, table_relation: str, warehouse: Warehouse | None = None
+) -> str | None:
     """SQL returning at most :data:`SAMPLE_LIMIT` rows that fail ``rule``; None if undefined."""
+    warehouse = warehouse or warehouse_of(None)
     column = quote(rule.column) if rule.column else None
     where: str | None = None
     match rule.metric:
@@ -153,16 +156,12 @@ def sample_query(rule: QualityRule, table_relation: str) -> str | None:
             listed = ", ".join(_literal(v) for v in rule.valid_values) or "null"
             where = f"{column} is not null and {column} not in ({listed})"
         case "invalidValues":
-            where = (
-                f"{column} is not null and not regexp_matches(cast({column} as varchar), "
-                f"{_literal(rule.pattern)})"
-            )
+            assert column is not None
+            mismatch = warehouse.regex_mismatch(column, _literal(rule.pattern))
+            where = f"{column} is not null and {mismatch}"
         case "duplicateValues":
             keys = ", ".join(quote(c) for c in rule.columns)
-            return (
-                f"select * from {table_relation} qualify count(*) over (partition by {keys}) > 1 "
-                f"order by {keys} limit {SAMPLE_LIMIT}"
-            )
+            return warehouse.duplicate_rows(table_relation, keys, SAMPLE_LIMIT)
         case "sql":
             query = rule.sql_for(table_relation) or ""
             match = _COUNT_QUERY.match(query.strip().rstrip(";"))
@@ -185,9 +184,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def failing_rows(
-    connection: duckdb.DuckDBPyConnection, rule: QualityRule, table_relation: str
+    connection: Connection, rule: QualityRule, table_relation: str
 ) -> list[dict[str, Any]]:
-    query = sample_query(rule, table_relation)
+    query = sample_query(rule, table_relation, warehouse_of(connection))
     if query is None:
         return []
     cursor = connection.execute(query)
@@ -210,20 +209,18 @@ def _number(value: Any) -> float | int | None:
 
 
 def run_quality(
-    connection: duckdb.DuckDBPyConnection, plan: ContractPlan, schema: str, table: str
+    connection: Connection, plan: ContractPlan, schema: str, table: str
 ) -> list[RuleResult]:
-    """Verify the quality rules of ``plan`` on ``schema.table`` with Soda, in DuckDB."""
+    """Verify the quality rules of ``plan`` on ``schema.table`` with Soda, in the warehouse."""
     if not plan.rules:
         return []
     from soda_core.contracts import verify_contract_locally
     from soda_core.contracts.contract_verification import CheckOutcome
-    from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
 
     (database,) = connection.execute("select current_database()").fetchone() or ("memory",)
     table_relation = relation(schema, table)
     document = soda_contract(plan, f"{DATA_SOURCE}/{database}/{schema}/{table}", table_relation)
-    cursor = connection.cursor()
-    data_source = DuckDBDataSourceImpl.from_existing_cursor(cursor, DATA_SOURCE)
+    data_source, release = warehouse_of(connection).soda_data_source(connection, DATA_SOURCE)
     with tempfile.TemporaryDirectory(prefix="ddp-soda-") as folder:
         path = Path(folder) / f"{schema}.{table}.contract.yml"
         path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -236,9 +233,7 @@ def run_quality(
             )
         finally:
             soda_logger.setLevel(level)
-            # A DuckDB cursor is a second handle on the database: left to the garbage collector,
-            # it keeps the file locked after the step released the writer pool.
-            cursor.close()
+            release()
     by_name: dict[str, Any] = {}
     for verification in session.contract_verification_results:
         for result in verification.check_results:

@@ -16,7 +16,7 @@ from ddp_assets.contracts.wap import published_version, relation_exists
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
 from ddp_assets.spec.registry import Product
-from ddp_assets.warehouse import reader
+from ddp_assets.warehouse import WarehouseConfigError, WarehouseUnavailable, warehouse_for
 
 
 @dataclass
@@ -57,11 +57,26 @@ class PortTest:
 
 def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
     """Every output port's contract checks on its published relation."""
-    if not paths.warehouse_path.exists():
+    try:
+        warehouse = warehouse_for(paths)
+    except WarehouseConfigError as error:
+        profile = str(paths.dbt_dir / "profiles.yml")
         raise SpecErrors(
             [
                 SpecProblem(
-                    str(paths.warehouse_path),
+                    profile,
+                    None,
+                    "(warehouse)",
+                    str(error).removeprefix(f"{profile}: "),
+                    "set DDP_DBT_TARGET to dev (DuckDB) or postgres",
+                )
+            ]
+        ) from None
+    if not warehouse.exists():
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    warehouse.location,
                     None,
                     "(warehouse)",
                     "no warehouse yet: nothing has been published",
@@ -71,7 +86,7 @@ def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
         )
     tests: list[PortTest] = []
     try:
-        with reader(paths.warehouse_path) as connection:
+        with warehouse.reader() as connection:
             for port in product.spec.output_ports:
                 plan = compile_contract(product.folder / port.contract, port.model, paths.root)
                 test = PortTest(
@@ -111,13 +126,18 @@ def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
                             sample=frame.sample,
                         )
                     )
+    except WarehouseUnavailable as error:
+        message, _, hint = str(error).partition(" Hint: ")
+        raise SpecErrors(
+            [SpecProblem(warehouse.location, None, "(warehouse)", message, hint or None)]
+        ) from None
     except Exception as error:
         if "lock" not in str(error).lower():
             raise
         raise SpecErrors(
             [
                 SpecProblem(
-                    str(paths.warehouse_path),
+                    warehouse.location,
                     None,
                     "(warehouse)",
                     "the warehouse is locked by a running build",

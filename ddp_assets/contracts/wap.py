@@ -3,26 +3,26 @@
 - **write**: dbt (or a Python model) builds an output port's model into the staging schema
   ``<product>__staging`` (:func:`staging_schema`);
 - **audit**: the contract's checks run against the staging relation;
-- **publish**: :func:`publish` copies staging to ``<product>.<model>`` inside one DuckDB
-  transaction, with a record of the published version (rows, content checksum, contract
-  version, run id) in ``_ddp.published_versions``. Every audit is recorded in ``_ddp.audits``,
+- **publish**: :func:`publish` copies staging to ``<product>.<model>`` inside one database
+  transaction (DuckDB or PostgreSQL, through :mod:`ddp_assets.warehouse`), with a record of
+  the published version (rows, content checksum, contract version, run id) in
+  ``_ddp.published_versions``. Every audit is recorded in ``_ddp.audits``,
   so an input port can check its upstream's latest audit before its product runs.
 
 A failed audit, a failed build or a killed process never reaches the published relation: it
-is only ever replaced by a committed transaction, and DuckDB rolls back an uncommitted one.
+is only ever replaced by a committed transaction, and the database rolls back an uncommitted
+one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
-from ddp_assets.warehouse import quote, relation
+from ddp_assets.warehouse import Connection, quote, relation, warehouse_of
+from ddp_assets.warehouse import relation_exists as relation_exists
 
 STAGING_SUFFIX = "__staging"
 META_SCHEMA = "_ddp"
@@ -65,43 +65,36 @@ class Audit:
     audited_at: str
 
 
-def ensure_meta(connection: duckdb.DuckDBPyConnection) -> None:
+_PUBLISHED_COLUMNS = (
+    "product varchar, port varchar, relation varchar, rows bigint, checksum varchar, "
+    "contract_id varchar, contract_version varchar, run_id varchar, published_at varchar"
+)
+_AUDIT_COLUMNS = (
+    "product varchar, port varchar, contract_id varchar, contract_version varchar, "
+    "run_id varchar, passed boolean, failed_checks varchar, audited_at varchar"
+)
+
+
+def _names(columns: str) -> str:
+    return ", ".join(part.split()[0] for part in columns.split(","))
+
+
+def ensure_meta(connection: Connection) -> None:
+    warehouse = warehouse_of(connection)
     connection.execute(f"create schema if not exists {quote(META_SCHEMA)}")
     connection.execute(
-        f"create table if not exists {relation(META_SCHEMA, 'published_versions')} ("
-        "product varchar, port varchar, relation varchar, rows bigint, checksum varchar, "
-        "contract_id varchar, contract_version varchar, run_id varchar, published_at varchar)"
+        warehouse.meta_table_ddl(relation(META_SCHEMA, "published_versions"), _PUBLISHED_COLUMNS)
     )
-    connection.execute(
-        f"create table if not exists {relation(META_SCHEMA, 'audits')} ("
-        "product varchar, port varchar, contract_id varchar, contract_version varchar, "
-        "run_id varchar, passed boolean, failed_checks varchar, audited_at varchar)"
-    )
+    connection.execute(warehouse.meta_table_ddl(relation(META_SCHEMA, "audits"), _AUDIT_COLUMNS))
 
 
-def _meta_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = connection.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [META_SCHEMA, table],
-    ).fetchone()
-    return bool(row and row[0])
+def _meta_exists(connection: Connection, table: str) -> bool:
+    return relation_exists(connection, META_SCHEMA, table)
 
 
-def relation_exists(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    row = connection.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def checksum(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> tuple[int, str]:
-    """Row count and an order-independent content checksum, computed inside DuckDB."""
-    row = connection.execute(
-        f"select count(*), coalesce(sum(hash(t)::hugeint), 0) from {relation(schema, table)} as t"
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), hashlib.sha256(str(row[1]).encode()).hexdigest()[:32]
+def checksum(connection: Connection, schema: str, table: str) -> tuple[int, str]:
+    """Row count and an order-independent content checksum, computed in the warehouse."""
+    return warehouse_of(connection).checksum(connection, schema, table)
 
 
 def _now() -> str:
@@ -109,7 +102,7 @@ def _now() -> str:
 
 
 def record_audit(
-    connection: duckdb.DuckDBPyConnection,
+    connection: Connection,
     *,
     product: str,
     port: str,
@@ -130,7 +123,8 @@ def record_audit(
         _now(),
     )
     connection.execute(
-        f"insert into {relation(META_SCHEMA, 'audits')} values (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into {relation(META_SCHEMA, 'audits')} ({_names(_AUDIT_COLUMNS)}) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             product,
             port,
@@ -146,7 +140,7 @@ def record_audit(
 
 
 def publish(
-    connection: duckdb.DuckDBPyConnection,
+    connection: Connection,
     *,
     product: str,
     port: str,
@@ -157,14 +151,11 @@ def publish(
 ) -> PublishedVersion:
     """Replace ``<product>.<model>`` with the audited staging relation, in one transaction."""
     ensure_meta(connection)
+    warehouse = warehouse_of(connection)
     staging = staging_schema(product)
-    connection.execute("begin transaction")
-    try:
+    with warehouse.transaction(connection):
         connection.execute(f"create schema if not exists {quote(product)}")
-        connection.execute(
-            f"create or replace table {relation(product, model)} as "
-            f"select * from {relation(staging, model)}"
-        )
+        warehouse.copy_table(connection, staging, model, product, model)
         rows, digest = checksum(connection, product, model)
         version = PublishedVersion(
             product,
@@ -179,7 +170,7 @@ def publish(
         )
         connection.execute(
             f"insert into {relation(META_SCHEMA, 'published_versions')} "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"({_names(_PUBLISHED_COLUMNS)}) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 version.product,
                 version.port,
@@ -192,33 +183,29 @@ def publish(
                 version.published_at,
             ],
         )
-        connection.execute("commit")
-    except BaseException:
-        connection.execute("rollback")
-        raise
     return version
 
 
-def published_version(
-    connection: duckdb.DuckDBPyConnection, product: str, port: str
-) -> PublishedVersion | None:
+def published_version(connection: Connection, product: str, port: str) -> PublishedVersion | None:
     """The version consumers read now, or None if the port was never published."""
     if not _meta_exists(connection, "published_versions"):
         return None
     row = connection.execute(
-        f"select * from {relation(META_SCHEMA, 'published_versions')} "
-        "where product = ? and port = ? order by published_at desc, rowid desc limit 1",
+        f"select {_names(_PUBLISHED_COLUMNS)} from {relation(META_SCHEMA, 'published_versions')} "
+        "where product = ? and port = ? "
+        f"order by published_at desc, {warehouse_of(connection).insertion_order} desc limit 1",
         [product, port],
     ).fetchone()
     return PublishedVersion(*row) if row else None
 
 
-def latest_audit(connection: duckdb.DuckDBPyConnection, product: str, port: str) -> Audit | None:
+def latest_audit(connection: Connection, product: str, port: str) -> Audit | None:
     if not _meta_exists(connection, "audits"):
         return None
     row = connection.execute(
-        f"select * from {relation(META_SCHEMA, 'audits')} "
-        "where product = ? and port = ? order by audited_at desc, rowid desc limit 1",
+        f"select {_names(_AUDIT_COLUMNS)} from {relation(META_SCHEMA, 'audits')} "
+        "where product = ? and port = ? "
+        f"order by audited_at desc, {warehouse_of(connection).insertion_order} desc limit 1",
         [product, port],
     ).fetchone()
     if row is None:

@@ -18,9 +18,11 @@ from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.odcs import load_contract
 from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.metadata import product_meta
+from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
 from ddp_assets.spec.model import FileInputPort, TableInputPort
 from ddp_assets.spec.registry import Product, Registry
+from ddp_assets.warehouse.config import data_type_for, target_type
 
 GENERATED_DIR = Path("models") / "_ddp"
 HEADER = (
@@ -110,10 +112,12 @@ def _contract_columns(
     obj = contract.object_for(model)
     descriptions = {p.column: p for p in obj.properties} if obj else {}
     key = plan.primary_key
+    adapter = target_type(ProjectPaths(root))
     columns = []
     for shape in plan.columns:
         prop = descriptions.get(shape.name)
-        column: dict[str, Any] = {"name": shape.name, "data_type": shape.data_type}
+        data_type = data_type_for(shape.data_type, adapter)
+        column: dict[str, Any] = {"name": shape.name, "data_type": data_type}
         if prop is not None and prop.description:
             column["description"] = prop.description
         if shape.required:

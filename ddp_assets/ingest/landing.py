@@ -1,7 +1,9 @@
 """Input ports that bring outside data in: landing-zone files and existing warehouse tables.
 
-A file port becomes the raw table ``<product>.<port>``, loaded entirely inside DuckDB
-(``read_csv``/``read_parquet``/``read_json``), so no row passes through Python. The files'
+A file port becomes the raw table ``<product>.<port>``, read by DuckDB
+(``read_csv``/``read_parquet``/``read_json``) and written by the warehouse
+(:meth:`~ddp_assets.warehouse.Warehouse.load_files`: in place in DuckDB, through ``COPY`` in
+PostgreSQL), so no row is converted by Python. The files'
 fingerprint is the asset's data version, so Dagster knows when new data has landed.
 """
 
@@ -16,23 +18,11 @@ from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, TableInputPort
 from ddp_assets.spec.registry import Product
-from ddp_assets.warehouse import quote, relation, table_columns, writer
-
-_READERS = {
-    "csv": "read_csv({files}, header = true, union_by_name = true)",
-    "parquet": "read_parquet({files}, union_by_name = true)",
-    "json": "read_json({files}, format = 'newline_delimited', union_by_name = true)",
-}
+from ddp_assets.warehouse import quote, relation, row_count, table_columns, warehouse_for
 
 
 class LandingFilesMissing(dg.Failure):
     """No file matches a file input port's glob."""
-
-
-def source_sql(file_format: str, files: list[Path]) -> str:
-    """The DuckDB table function reading these files as the port's format."""
-    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    return _READERS[file_format].format(files=f"[{listing}]")
 
 
 def landing_files(landing_dir: Path, pattern: str) -> list[Path]:
@@ -86,7 +76,7 @@ def file_port_asset(
         group_name=spec.id,
         owners=list(spec.owners),
         tags=product_tags(product_meta(product)),
-        kinds={"duckdb", port.format},
+        kinds={warehouse_for(paths).kind, port.format},
         check_specs=check_specs,
         pool=WRITER_POOL,
         description=port.description or f"Landing files '{port.path}' loaded as they arrive.",
@@ -106,12 +96,11 @@ def file_port_asset(
                     "or run `ddp demo` to generate the demo landing zone."
                 )
             )
-        source = source_sql(port.format, files)
         target = relation(spec.id, port.name)
-        with writer(paths.warehouse_path) as connection:
-            connection.execute(f"create schema if not exists {quote(spec.id)}")
-            connection.execute(f"create or replace table {target} as select * from {source}")
-            (rows,) = connection.execute(f"select count(*) from {target}").fetchone() or (0,)
+        warehouse = warehouse_for(paths)
+        with warehouse.writer() as connection:
+            warehouse.load_files(connection, files, port.format, spec.id, port.name)
+            rows = row_count(connection, spec.id, port.name)
             columns = table_columns(connection, spec.id, port.name)
             checked = validate_table(connection, plan, spec.id, port.name) if plan else None
         fingerprint = files_fingerprint(files)
@@ -142,14 +131,14 @@ def table_port_asset(
         group_name=spec.id,
         owners=list(spec.owners),
         tags=product_tags(product_meta(product)),
-        kinds={"duckdb", "view"},
+        kinds={warehouse_for(paths).kind, "view"},
         pool=WRITER_POOL,
         description=port.description or f"A view over the existing table {port.table}.",
         metadata={"ddp/input_port": port.name, "ddp/table": port.table},
     )
     def _view(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         target = relation(spec.id, port.name)
-        with writer(paths.warehouse_path) as connection:
+        with warehouse_for(paths).writer() as connection:
             connection.execute(f"create schema if not exists {quote(spec.id)}")
             connection.execute(
                 f"create or replace view {target} as select * from {relation(schema, table)}"

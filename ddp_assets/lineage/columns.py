@@ -1,9 +1,9 @@
 """Column lineage from SQL: which source columns each output column is computed from.
 
-The SQL is parsed with sqlglot (DuckDB dialect), qualified against the known schemas of the
-tables it reads, and every output column is traced back to the tables it comes from with
-``sqlglot.lineage``. Anything sqlglot cannot follow yields no lineage for that column, never an
-error: lineage must not break a run.
+The SQL is parsed with sqlglot (in the warehouse's dialect: DuckDB, or Postgres), qualified
+against the known schemas of the tables it reads, and every output column is traced back to the
+tables it comes from with ``sqlglot.lineage``. Anything sqlglot cannot follow yields no lineage
+for that column, never an error: lineage must not break a run.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ def _nested(schemas: Schemas) -> dict[str, object]:
     return nested
 
 
-def _qualified(sql: str, schemas: Schemas) -> Any:
+def _qualified(sql: str, schemas: Schemas, dialect: str = DIALECT) -> Any:
     try:
-        expression = parse_one(sql, dialect=DIALECT)
+        expression = parse_one(sql, dialect=dialect)
         return qualify(
             expression,
             schema=_nested(schemas),
-            dialect=DIALECT,
+            dialect=dialect,
             validate_qualify_columns=False,
             identify=False,
         )
@@ -59,9 +59,9 @@ def _qualified(sql: str, schemas: Schemas) -> Any:
         return None
 
 
-def output_columns(sql: str, schemas: Schemas) -> list[str]:
+def output_columns(sql: str, schemas: Schemas, dialect: str = DIALECT) -> list[str]:
     """The columns the query returns (``*`` expanded from the known schemas)."""
-    expression = _qualified(sql, schemas)
+    expression = _qualified(sql, schemas, dialect)
     if not isinstance(expression, exp.Query):
         return []
     return [name for name in expression.named_selects if name and name != "*"]
@@ -89,9 +89,11 @@ def _leaves(node: Node, path: list[Node]) -> list[tuple[Node, list[Node]]]:
     return found
 
 
-def column_lineage(sql: str, schemas: Schemas) -> dict[str, list[SourceColumn]]:
+def column_lineage(
+    sql: str, schemas: Schemas, dialect: str = DIALECT
+) -> dict[str, list[SourceColumn]]:
     """Output column → the source table columns it is computed from (directly)."""
-    expression = _qualified(sql, schemas)
+    expression = _qualified(sql, schemas, dialect)
     if not isinstance(expression, exp.Query):
         return {}
     scope = build_scope(expression)
@@ -104,7 +106,7 @@ def column_lineage(sql: str, schemas: Schemas) -> dict[str, list[SourceColumn]]:
                 name,
                 expression,
                 schema=_nested(schemas),
-                dialect=DIALECT,
+                dialect=dialect,
                 scope=scope,
                 copy=False,
             )

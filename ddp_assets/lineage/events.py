@@ -308,7 +308,7 @@ class EventBuilder:
             description = f"Checks of {asset.output.name}."
         facets["documentation"] = documentation_job.DocumentationJobFacet(description=description)
         if asset.sql and not checks:
-            facets["sql"] = sql_job.SQLJobFacet(query=asset.sql, dialect="duckdb")
+            facets["sql"] = sql_job.SQLJobFacet(query=asset.sql, dialect=self.graph.dialect)
         name = asset.job + (".checks" if checks else "")
         return Job(namespace=JOB_NAMESPACE, name=name, facets=facets)
 

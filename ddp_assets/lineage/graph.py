@@ -23,6 +23,7 @@ from ddp_assets.lineage.naming import (
     file_name,
     table_name,
     warehouse_database,
+    warehouse_dialect,
     warehouse_namespace,
 )
 from ddp_assets.settings import ProjectPaths
@@ -120,6 +121,7 @@ class LineageGraph:
     namespace: str
     assets: dict[str, AssetLineage]
     product_edges: list[ProductEdge]
+    dialect: str = "duckdb"  # the SQL dialect of the warehouse the models run in
 
     def for_product(self, product: str) -> list[AssetLineage]:
         return [a for a in self.assets.values() if a.product == product]
@@ -227,6 +229,7 @@ def build_graph(
     staging_schema = _wap_staging_schema()
     namespace = warehouse_namespace(paths)
     database = warehouse_database(paths)
+    dialect = warehouse_dialect(paths)
     column_types = column_types or {}
     compiled = compiled or {}
     nodes = manifest.get("nodes", {})
@@ -343,7 +346,7 @@ def build_graph(
         table = _node_table(node)
         sql = compiled.get(uid) or render_sql(node.get("raw_code", ""), manifest, product_id)
         known = dict(schemas)
-        lineage = column_lineage(sql, known)
+        lineage = column_lineage(sql, known, dialect)
         read = sorted({s.table for sources in lineage.values() for s in sources})
         inputs: list[DatasetRef] = []
         for dep in node["depends_on"]["nodes"]:
@@ -365,7 +368,7 @@ def build_graph(
             name: (col.get("data_type") or None)
             for name, col in (node.get("columns") or {}).items()
         }
-        names = output_columns(sql, known) or list(declared)
+        names = output_columns(sql, known, dialect) or list(declared)
         columns: dict[str, str | None] = {n: declared.get(n) for n in names}
         schemas[table] = {n: (t or "unknown") for n, t in columns.items()}
         path = tuple(translator.get_asset_key(node).path)
@@ -405,7 +408,9 @@ def build_graph(
         for port in product.spec.input_ports
         if isinstance(port, ProductInputPort) and port.upstream_product in registry.products
     ]
-    return LineageGraph(namespace, assets, sorted(edges, key=lambda e: (e.downstream, e.upstream)))
+    return LineageGraph(
+        namespace, assets, sorted(edges, key=lambda e: (e.downstream, e.upstream)), dialect
+    )
 
 
 def _publish_columns(

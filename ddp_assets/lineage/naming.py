@@ -9,44 +9,31 @@ Jobs are in the namespace ``ddp``, named ``<product>.<model>`` (the Dagster asse
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from openlineage.client.naming.dataset import Postgres
 
 from ddp_assets.settings import ProjectPaths
+from ddp_assets.warehouse import config
 
 JOB_NAMESPACE = "ddp"
 FILE_NAMESPACE = "file"
-
-_ENV_VAR = re.compile(
-    r"""\{\{\s*env_var\(\s*['"](?P<name>\w+)['"]\s*(?:,\s*['"](?P<default>[^'"]*)['"]\s*)?\)\s*\}\}"""
-)
 
 
 def job_name(product: str, model: str) -> str:
     return f"{product}.{model}"
 
 
-def _render(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    return _ENV_VAR.sub(lambda m: os.environ.get(m["name"], m["default"] or ""), value)
-
-
 def dbt_target(paths: ProjectPaths) -> dict[str, Any]:
-    """The active output of the project's dbt profile, with ``env_var()`` resolved."""
+    """The active output of the project's dbt profile, with ``env_var()`` resolved.
+
+    Lineage never breaks a run: an unreadable profile is reported as the DuckDB default.
+    """
     try:
-        profiles = yaml.safe_load((paths.dbt_dir / "profiles.yml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        return config.dbt_target(paths)
+    except config.WarehouseConfigError:
         return {"type": "duckdb"}
-    profile = next(iter((profiles or {}).values()), {}) or {}
-    target = os.environ.get("DDP_DBT_TARGET") or _render(profile.get("target")) or "dev"
-    output = (profile.get("outputs") or {}).get(target) or {}
-    return {key: _render(value) for key, value in output.items()}
 
 
 def warehouse_namespace(paths: ProjectPaths, target: dict[str, Any] | None = None) -> str:
@@ -66,9 +53,18 @@ def warehouse_namespace(paths: ProjectPaths, target: dict[str, Any] | None = Non
     return f"{kind}://{target.get('host', 'localhost')}"
 
 
-def warehouse_database(paths: ProjectPaths) -> str:
-    """The database (DuckDB catalog) name the tables live in: the file's stem for DuckDB."""
+def warehouse_database(paths: ProjectPaths, target: dict[str, Any] | None = None) -> str:
+    """The database the tables live in: the DuckDB file's stem, or the Postgres dbname."""
+    target = dbt_target(paths) if target is None else target
+    if str(target.get("type", "duckdb")) == "postgres":
+        return str(target.get("dbname") or target.get("database") or "postgres")
     return Path(paths.warehouse_path).stem
+
+
+def warehouse_dialect(paths: ProjectPaths, target: dict[str, Any] | None = None) -> str:
+    """The sqlglot dialect of the SQL the models compile to."""
+    target = dbt_target(paths) if target is None else target
+    return "postgres" if str(target.get("type", "duckdb")) == "postgres" else "duckdb"
 
 
 def table_name(database: str, schema: str, table: str) -> str:

@@ -19,7 +19,7 @@ order_stats as (
         max(orders.ordered_at) filter (where orders.status <> 'cancelled') as last_order_at,
         count(*) filter (
             where orders.status <> 'cancelled'
-                and orders.ordered_at > as_of.as_of_at - interval 90 day
+                and orders.ordered_at > as_of.as_of_at - interval '90 days'
         ) as orders_last_90_days
     from orders
     cross join as_of
@@ -32,8 +32,9 @@ select
     customers.country,
     customers.segment,
     customers.signup_date,
-    cast(greatest(0, date_diff('day', customers.signup_date, cast(as_of.as_of_at as date)))
-        as integer) as tenure_days,
+    cast(greatest(
+        0, {{ dbt.datediff('customers.signup_date', 'cast(as_of.as_of_at as date)', 'day') }}
+    ) as integer) as tenure_days,
     coalesce(order_stats.lifetime_orders, 0) as lifetime_orders,
     coalesce(order_stats.cancelled_orders, 0) as cancelled_orders,
     coalesce(order_stats.returned_orders, 0) as returned_orders,
@@ -42,8 +43,9 @@ select
         as decimal(14, 2)) as avg_order_value,
     order_stats.first_order_at,
     order_stats.last_order_at,
-    cast(date_diff('day', cast(order_stats.last_order_at as date), cast(as_of.as_of_at as date))
-        as integer) as days_since_last_order,
+    cast({{ dbt.datediff(
+        'cast(order_stats.last_order_at as date)', 'cast(as_of.as_of_at as date)', 'day'
+    ) }} as integer) as days_since_last_order,
     coalesce(order_stats.orders_last_90_days, 0) as orders_last_90_days,
     coalesce(usage.engagement_tier, 'dormant') as engagement_tier,
     coalesce(usage.active_days, 0) as active_days_30d,

@@ -1,21 +1,26 @@
 -- One row per event: the pipeline delivers at least once, so an event_id may repeat. The copy
 -- with the latest occurred_at is kept (a re-sent event carries the client's corrected time); the
 -- other columns only break ties, so that the same files always give the same rows.
-with deduplicated as (
-    select *
+with ranked as (
+    select
+        *,
+        row_number() over (
+            partition by event_id
+            order by
+                occurred_at desc,
+                duration_ms desc nulls last,
+                customer_id,
+                event_type,
+                feature nulls last
+        ) as copy_rank
     from {{ ref('stg_usage_events') }}
     where event_id is not null
         and customer_id is not null
         and occurred_at is not null
-    qualify row_number() over (
-        partition by event_id
-        order by
-            occurred_at desc,
-            duration_ms desc nulls last,
-            customer_id,
-            event_type,
-            feature nulls last
-    ) = 1
+),
+
+deduplicated as (
+    select * from ranked where copy_rank = 1
 )
 
 select

@@ -7,7 +7,7 @@
 with bounds as (
     select
         max(activity_date) as window_end,
-        cast(max(activity_date) - interval 29 day as date) as window_start
+        cast(max(activity_date) - interval '29 days' as date) as window_start
     from {{ ref('daily_usage') }}
 ),
 

@@ -17,11 +17,11 @@ measured as (
         orders.received_at is null as is_open,
         cast(greatest(
             0,
-            date_diff(
-                'day',
-                cast(orders.expected_at as date),
-                cast(coalesce(orders.received_at, as_of.as_of_at) as date)
-            )
+            {{ dbt.datediff(
+                'cast(orders.expected_at as date)',
+                'cast(coalesce(orders.received_at, as_of.as_of_at) as date)',
+                'day'
+            ) }}
         ) as integer) as days_late
     from orders
     cross join as_of
@@ -42,8 +42,9 @@ select
     measured.is_open,
     measured.days_late > 0 as is_late,
     measured.days_late,
-    cast(date_diff('day', cast(measured.ordered_at as date), cast(measured.received_at as date))
-        as integer) as actual_lead_time_days,
+    cast({{ dbt.datediff(
+        'cast(measured.ordered_at as date)', 'cast(measured.received_at as date)', 'day'
+    ) }} as integer) as actual_lead_time_days,
     measured.as_of_at
 from measured
 left join {{ ref('stg_inventory_suppliers') }} as suppliers using (supplier_id)

@@ -1,9 +1,14 @@
 -- Current stock: the latest snapshot of every SKU and warehouse (a SKU that dropped out of the
 -- latest weekly snapshot keeps its last known level; snapshot_date tells how old it is).
-with latest as (
-    select *
+with ranked as (
+    select
+        *,
+        row_number() over (partition by sku, warehouse order by snapshot_date desc) as recency
     from {{ ref('stg_inventory_stock_levels') }}
-    qualify row_number() over (partition by sku, warehouse order by snapshot_date desc) = 1
+),
+
+latest as (
+    select * from ranked where recency = 1
 )
 
 select

@@ -50,6 +50,7 @@ measured as (
         positions.snapshot_date,
         positions.on_hand,
         positions.reorder_point,
+        -- numeric in PostgreSQL (exact division, and round() takes numeric), double in DuckDB
         coalesce(sku_demand.units_sold, 0) / 28.0 as sku_daily_demand,
         coalesce(sku_demand.units_sold, 0) / 28.0 / positions.warehouses_stocking
             as avg_daily_demand,
@@ -67,8 +68,8 @@ covered as (
     select
         *,
         -- Rounded here, so that the alert rule and severity use the days of cover shown.
-        round(case when avg_daily_demand > 0 then on_hand / avg_daily_demand end, 1)
-            as days_of_cover
+        cast(round(case when avg_daily_demand > 0 then on_hand / avg_daily_demand end, 1)
+            as double precision) as days_of_cover
     from measured
 )
 
@@ -82,8 +83,8 @@ select
     snapshot_date,
     on_hand,
     reorder_point,
-    round(sku_daily_demand, 3) as sku_daily_demand,
-    round(avg_daily_demand, 3) as avg_daily_demand,
+    cast(round(sku_daily_demand, 3) as double precision) as sku_daily_demand,
+    cast(round(avg_daily_demand, 3) as double precision) as avg_daily_demand,
     days_of_cover,
     lead_time_days,
     open_po_quantity,

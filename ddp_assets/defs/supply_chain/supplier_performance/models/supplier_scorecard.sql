@@ -47,15 +47,18 @@ scored as (
         coalesce(po_stats.received_orders, 0) as received_orders,
         coalesce(po_stats.open_orders, 0) as open_orders,
         coalesce(po_stats.overdue_open_orders, 0) as overdue_open_orders,
-        cast(po_stats.on_time_orders as double) / nullif(po_stats.received_orders, 0)
+        cast(po_stats.on_time_orders as double precision) / nullif(po_stats.received_orders, 0)
             as on_time_rate,
-        round(po_stats.avg_days_late, 2) as avg_days_late,
-        round(po_stats.avg_actual_lead_time_days, 2) as avg_actual_lead_time_days,
-        cast(po_stats.units_received_due as double) / nullif(po_stats.units_due, 0) as fill_rate,
+        -- avg() is numeric in PostgreSQL (round() takes numeric), double in DuckDB
+        cast(round(po_stats.avg_days_late, 2) as double precision) as avg_days_late,
+        cast(round(po_stats.avg_actual_lead_time_days, 2) as double precision)
+            as avg_actual_lead_time_days,
+        cast(po_stats.units_received_due as double precision) / nullif(po_stats.units_due, 0)
+            as fill_rate,
         coalesce(stock_stats.stock_positions, 0) as stock_positions,
         coalesce(stock_stats.stock_out_positions, 0) as stock_out_positions,
-        cast(stock_stats.stock_out_positions as double) / nullif(stock_stats.stock_positions, 0)
-            as stock_out_rate,
+        cast(stock_stats.stock_out_positions as double precision)
+            / nullif(stock_stats.stock_positions, 0) as stock_out_rate,
         as_of.as_of_at
     from {{ ref('suppliers') }} as suppliers
     cross join as_of

@@ -1,0 +1,176 @@
+"""The embedded DuckDB warehouse (the default): one file, ``$DDP_DATA_DIR/warehouse.duckdb``.
+
+DuckDB allows one writer process at a time: every asset that writes runs in the
+:data:`~ddp_assets.metadata.WRITER_POOL` Dagster pool and opens the file through
+:func:`writer`; everything else opens it read-only through :func:`reader`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ddp_assets.warehouse.base import Warehouse, quote, relation
+
+LOCK_WAIT_SECONDS = 120.0
+
+
+def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting (bounded) while another process briefly holds its lock.
+
+    The ``duckdb_writer`` pool serializes ddp's own writers; this covers the moments it cannot
+    see: a process that has not yet released the file after its step, or a user's DuckDB shell.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def writer(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = _connect_waiting(path, read_only=False)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@contextmanager
+def reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = _connect_waiting(path, read_only=True)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+_READERS = {
+    "csv": "read_csv({files}, header = true, union_by_name = true)",
+    "parquet": "read_parquet({files}, union_by_name = true)",
+    "json": "read_json({files}, format = 'newline_delimited', union_by_name = true)",
+}
+
+
+def file_reader(files: Sequence[Path], file_format: str) -> str:
+    """A DuckDB table function reading landing files of one format (schemas unioned by name)."""
+    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return _READERS[file_format].format(files=f"[{listing}]")
+
+
+class DuckDBWarehouse(Warehouse):
+    """The DuckDB file dbt-duckdb writes (``path`` of the dbt output)."""
+
+    kind = "duckdb"
+    sql_dialect = "duckdb"
+    insertion_order = "rowid"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def writer(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return writer(self.path)
+
+    def reader(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return reader(self.path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def database(self) -> str:
+        return self.path.stem
+
+    @property
+    def namespace(self) -> str:
+        return f"duckdb://{self.path}"
+
+    def meta_table_ddl(self, table: str, columns: str) -> str:
+        return f"create table if not exists {table} ({columns})"
+
+    def _replace_table(self, connection: Any, schema: str, table: str, source: str) -> None:
+        # DuckDB binds views by name, so replacing a table under readers' views is safe
+        connection.execute(
+            f"create or replace table {relation(schema, table)} as select * from {source}"
+        )
+
+    def copy_table(
+        self, connection: Any, source_schema: str, source_table: str, schema: str, table: str
+    ) -> None:
+        self._replace_table(connection, schema, table, relation(source_schema, source_table))
+
+    def checksum(self, connection: Any, schema: str, table: str) -> tuple[int, str]:
+        row = connection.execute(
+            f"select count(*), coalesce(sum(hash(t)::hugeint), 0) "
+            f"from {relation(schema, table)} as t"
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), hashlib.sha256(str(row[1]).encode()).hexdigest()[:32]
+
+    def load_files(
+        self, connection: Any, files: Sequence[Path], file_format: str, schema: str, table: str
+    ) -> None:
+        # entirely inside DuckDB: no row passes through Python
+        connection.execute(f"create schema if not exists {quote(schema)}")
+        self._replace_table(connection, schema, table, file_reader(files, file_format))
+
+    def python_session(self, connection: Any) -> AbstractContextManager[Any]:
+        # the model computes on the warehouse connection itself: its inputs stay lazy
+        return nullcontext(connection)
+
+    def python_input(self, session: Any, connection: Any, schema: str, table: str) -> Any:
+        return session.table(relation(schema, table))
+
+    def write_result(
+        self, session: Any, connection: Any, result: Any, schema: str, table: str
+    ) -> None:
+        view = "__ddp_python_result"
+        if isinstance(result, duckdb.DuckDBPyRelation):
+            result.create_view(view, replace=True)
+        else:
+            connection.register(view, result)
+        connection.execute(f"create schema if not exists {quote(schema)}")
+        self._replace_table(connection, schema, table, view)
+        if isinstance(result, duckdb.DuckDBPyRelation):
+            connection.execute(f"drop view {view}")
+        else:
+            connection.unregister(view)
+
+    def soda_data_source(self, connection: Any, name: str) -> tuple[Any, Any]:
+        from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
+
+        cursor = connection.cursor()
+        # A DuckDB cursor is a second handle on the database: left to the garbage collector,
+        # it keeps the file locked after the step released the writer pool.
+        return DuckDBDataSourceImpl.from_existing_cursor(cursor, name), cursor.close
+
+    def ibis_backend(self, connection: Any) -> Any:
+        import ibis
+
+        return ibis.duckdb.from_connection(connection)
+
+    def regex_mismatch(self, column: str, pattern: str) -> str:
+        return f"not regexp_matches(cast({column} as varchar), {pattern})"
+
+    def duplicate_rows(self, table_relation: str, keys: str, limit: int) -> str:
+        return (
+            f"select * from {table_relation} qualify count(*) over (partition by {keys}) > 1 "
+            f"order by {keys} limit {limit}"
+        )
