@@ -15,11 +15,11 @@ parameters.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ddp_assets.contracts.odcs import load_contract
@@ -249,10 +249,13 @@ def coerce(value: Any, column: PortColumn) -> Any:
             if text is not None and _INT_TEXT.match(text):
                 return int(text)
         elif kind == "number":
+            number = None
             if isinstance(value, (int, float)):
-                return Decimal(str(value))
-            if text is not None and _NUM_TEXT.match(text):
-                return Decimal(text)
+                number = float(value)
+            elif text is not None and _NUM_TEXT.match(text):
+                number = float(text)
+            if number is not None and math.isfinite(number):
+                return number
         elif kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -277,7 +280,7 @@ def coerce(value: Any, column: PortColumn) -> Any:
                 f"a value for column '{column.name}' must be under {MAX_TEXT_VALUE} characters "
                 "without NUL bytes"
             )
-    except (ValueError, InvalidOperation, OverflowError):
+    except (ValueError, OverflowError):
         pass
     example = {
         "int": "42",

@@ -31,7 +31,7 @@ from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import LOCK_WAIT_SECONDS, quote, relation
 
 META = "_ddp"
-LOCKED_DOWN = {
+LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
     # A port's connection can read its own tables and nothing else: no files, no network,
     # no extensions, and no way to change these settings back.
     "enable_external_access": False,

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import ParseError
 
 from ddp_assets.ports.policy import Consumer, PortError, policy_select, readable_ports, resolve
 from ddp_assets.ports.serving import (
@@ -134,7 +135,7 @@ def tables_read(query: str) -> list[tuple[str, str]]:
     """(schema, table) pairs a query names, for the audit log (PortError 400 if unparsable)."""
     try:
         statements = sqlglot.parse(query, read="duckdb")
-    except sqlglot.errors.ParseError as error:
+    except ParseError as error:
         raise PortError(400, f"the query does not parse: {str(error).splitlines()[0]}") from None
     found: set[tuple[str, str]] = set()
     for statement in statements:
