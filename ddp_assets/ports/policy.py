@@ -141,7 +141,7 @@ def port_columns(product: Product, port: str) -> tuple[list[PortColumn], tuple[s
     return columns, keys
 
 
-def _covers(grant: Grant, port: str) -> bool:
+def grant_covers(grant: Grant, port: str) -> bool:
     return "*" in grant.ports or port in grant.ports
 
 
@@ -159,7 +159,7 @@ def resolve(product: Product, port: str, consumer: Consumer) -> PortAccess:
     matching = [
         (index, grant)
         for index, grant in enumerate(spec.policies.grants)
-        if grant.to in consumer.principals and _covers(grant, port)
+        if grant.to in consumer.principals and grant_covers(grant, port)
     ]
     if not matching:
         raise PortError(
@@ -199,7 +199,7 @@ def readable_ports(registry: Registry, consumer: Consumer) -> dict[str, list[str
     for product in registry.products.values():
         for output in product.spec.output_ports:
             if any(
-                g.to in consumer.principals and _covers(g, output.name)
+                g.to in consumer.principals and grant_covers(g, output.name)
                 for g in product.spec.policies.grants
             ):
                 found.setdefault(product.id, []).append(output.name)

@@ -62,7 +62,7 @@ class Page:
 
 
 def _column(access: PortAccess, name: str, what: str) -> PortColumn:
-    name = name.strip()
+    """The column named exactly ``name`` (no trimming, no case folding: names are data)."""
     column = access.column(name)
     if column is None:
         shown = name if len(name) <= 80 else name[:80] + "..."
@@ -91,7 +91,7 @@ def _check_length(text: str, what: str) -> None:
 
 
 def parse_columns(access: PortAccess, text: str | None) -> tuple[PortColumn, ...]:
-    if text is None or not text.strip():
+    if text is None or text == "":
         return access.columns
     _check_length(text, "columns")
     chosen: list[PortColumn] = []
@@ -142,13 +142,13 @@ def parse_filter(access: PortAccess, text: str) -> RowCondition:
 
 
 def parse_order(access: PortAccess, text: str | None) -> tuple[tuple[str, bool], ...]:
-    if text is None or not text.strip():
+    if text is None or text == "":
         return ()
     _check_length(text, "order")
     order: list[tuple[str, bool]] = []
     for item in text.split(","):
-        descending = item.strip().startswith("-")
-        column = _unmasked(_column(access, item.strip().removeprefix("-"), "order"), "order")
+        descending = item.startswith("-")
+        column = _unmasked(_column(access, item.removeprefix("-"), "order"), "order")
         order.append((column.name, descending))
     return tuple(order)
 
