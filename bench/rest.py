@@ -132,7 +132,9 @@ print(json.dumps(out))
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench rest", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench rest", description=(__doc__ or "").split("\n\n")[0]
+    )
     p.add_argument("--data-dir", type=Path, help="a built demo's DDP_DATA_DIR (default: build one)")
     p.add_argument("--dagster-home", type=Path, help="its DAGSTER_HOME (with --data-dir)")
     p.add_argument("--scale", type=int, default=5000, help="demo scale when building one")

@@ -128,7 +128,7 @@ class PostgresPort:
 
 def compile_port(
     product: Product, port: str, table: tuple[str, str] | None = None
-) -> tuple[PostgresPort, list[sql.Composable]]:
+) -> tuple[PostgresPort, list[sql.Composed]]:
     """Statements that publish one port through its view (re-runnable)."""
     output = product.spec.output_port(port)
     assert output is not None
@@ -140,7 +140,7 @@ def compile_port(
     masking = product.spec.policies.masking
     view = (view_schema(product.id), port)
     target = sql.Identifier(*view)
-    statements: list[sql.Composable] = [
+    statements: list[sql.Composed] = [
         sql.SQL("revoke all on {} from public").format(base),
         sql.SQL("grant select on {} to {}").format(base, sql.Identifier(OWNER_ROLE)),
         sql.SQL("alter table {} enable row level security").format(base),
@@ -185,9 +185,9 @@ def compile_port(
     return PostgresPort(product.id, port, (schema, name), view, grantees), statements
 
 
-def setup_statements(grantees: Iterable[str], salt: str) -> list[sql.Composable]:
+def setup_statements(grantees: Iterable[str], salt: str) -> list[sql.Composed]:
     """The owner role, the salt table and a NOLOGIN role per grantee (re-runnable)."""
-    statements: list[sql.Composable] = []
+    statements: list[sql.Composed] = []
     for role in sorted({OWNER_ROLE, *grantees}):
         statements += setup_role(role)
     meta = sql.Identifier(META_SCHEMA)
@@ -204,9 +204,9 @@ def setup_statements(grantees: Iterable[str], salt: str) -> list[sql.Composable]
     return statements
 
 
-def consumer_statements(consumers: Iterable[Consumer]) -> list[sql.Composable]:
+def consumer_statements(consumers: Iterable[Consumer]) -> list[sql.Composed]:
     """A role per consumer (NOLOGIN: how it logs in is the deployment's), in its roles."""
-    statements: list[sql.Composable] = []
+    statements: list[sql.Composed] = []
     for consumer in consumers:
         statements += setup_role(consumer.id)
         for role in consumer.roles:
@@ -217,7 +217,7 @@ def consumer_statements(consumers: Iterable[Consumer]) -> list[sql.Composable]:
     return statements
 
 
-def setup_role(name: str) -> list[sql.Composable]:
+def setup_role(name: str) -> list[sql.Composed]:
     _role(name)  # a name PostgreSQL can hold
     return [
         sql.SQL(
@@ -229,7 +229,7 @@ def setup_role(name: str) -> list[sql.Composable]:
 
 def compile_registry(
     registry: Registry, salt: str, tables: dict[tuple[str, str], tuple[str, str]] | None = None
-) -> list[sql.Composable]:
+) -> list[sql.Composed]:
     """Every port of every product (``tables``: (product, port) → its published table)."""
     ports = []
     for product in registry.products.values():

@@ -32,7 +32,7 @@ from ddp_assets.warehouse import quote
 MAX_LIMIT = 1000
 MAX_OFFSET = 1_000_000_000
 MAX_FILTERS = 20
-MAX_PARAM_LENGTH = 4000
+MAX_PARAM_LENGTH = 1000
 OPERATORS: tuple[str, ...] = get_args(FilterOp)
 FILTER_SYNTAX = (
     "write filter=<column>:<op>:<value>, e.g. filter=country:eq:DE, filter=country:in:DE,FR "

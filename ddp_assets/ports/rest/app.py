@@ -26,13 +26,22 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ddp_assets.ports import audit, tokens
 from ddp_assets.ports.files import FORMATS, export_port
 from ddp_assets.ports.policy import Consumer, PortAccess, PortError, readable_ports, resolve
-from ddp_assets.ports.reads import FILTER_SYNTAX, MAX_LIMIT, MAX_OFFSET, parse_request, read_page
+from ddp_assets.ports.reads import (
+    FILTER_SYNTAX,
+    MAX_FILTERS,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_PARAM_LENGTH,
+    parse_request,
+    read_page,
+)
 from ddp_assets.ports.rest import models
 from ddp_assets.ports.serving import ServedPort, Serving, SnapshotMissing, mask_salt, serving_path
 from ddp_assets.ports.store import Store
@@ -414,18 +423,23 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
         who: Caller,
         columns: Annotated[
             str | None,
-            Query(max_length=4000, description="Comma-separated columns (default: all)."),
+            Query(
+                max_length=MAX_PARAM_LENGTH, description="Comma-separated columns (default: all)."
+            ),
         ] = None,
         filter: Annotated[
-            list[str] | None,
+            list[Annotated[str, Field(max_length=MAX_PARAM_LENGTH)]] | None,
             Query(
-                max_length=4000,
+                max_length=MAX_FILTERS,
                 description="Repeatable <column>:<op>:<value>, e.g. country:in:DE,FR.",
             ),
         ] = None,
         order: Annotated[
             str | None,
-            Query(max_length=4000, description="Comma-separated columns, '-' for descending."),
+            Query(
+                max_length=MAX_PARAM_LENGTH,
+                description="Comma-separated columns, '-' for descending.",
+            ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
