@@ -47,7 +47,7 @@ from ddp_assets.ports.serving import serving_path
 from ddp_assets.ports.store import Store
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
-from ddp_assets.warehouse import reader
+from ddp_assets.warehouse import reader, writer
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
 CANARY = Path("/tmp/ddp-pwned-canary")
@@ -350,6 +350,21 @@ def test_every_access_is_audited(server: Server) -> None:
         check=True,
     )
     assert [r["port"] for r in json.loads(shown.stdout)] == ["order_lines", "orders"]
+
+
+def test_serving_never_holds_the_warehouse(server: Server) -> None:
+    """While consumers read, the warehouse's single writer gets in at once; a new snapshot
+    built meanwhile is served without a restart."""
+    before = server.get("/products/orders/ports/orders", "emea").json()["version"]["snapshot_at"]
+    time.sleep(1.1)  # snapshot times have one-second resolution
+    with writer(server.paths.warehouse_path) as connection:
+        assert server.get(ROWS, "emea", limit=5).status_code == 200
+        connection.execute("select count(*) from orders.orders").fetchone()
+    registry = Registry.load(server.paths.defs_dir, server.paths.root)
+    api.build_ports(server.paths, registry, server.store, ["emea-sales"])
+    after = server.get("/products/orders/ports/orders", "emea").json()["version"]["snapshot_at"]
+    assert after > before
+    assert server.get(ROWS, "emea", limit=5).status_code == 200
 
 
 # -- attacks -------------------------------------------------------------------------------

@@ -20,10 +20,9 @@ import pyarrow.parquet as pq
 
 from ddp_assets.contracts.odcs import plain
 from ddp_assets.ports.policy import PortAccess, policy_select
-from ddp_assets.ports.serving import ServedPort
+from ddp_assets.ports.serving import ServedPort, snapshot_relation
 from ddp_assets.spec.loader import read_yaml
 from ddp_assets.spec.registry import Product
-from ddp_assets.warehouse import relation
 
 FileFormat = Literal["parquet", "csv"]
 FORMATS: tuple[FileFormat, ...] = ("parquet", "csv")
@@ -52,7 +51,8 @@ def export_port(
     """Write ``<port>.<format>`` and ``<port>.odcs.json`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = out_dir / f"{access.port}.{file_format}"
-    sql, params = policy_select(access, relation(access.product, access.port), salt)
+    source = snapshot_relation(access.product, access.port)
+    sql, params = policy_select(access, source, salt)
     reader = cursor.execute(sql, params).to_arrow_reader(BATCH_ROWS)
     assert reader is not None, "a select always has a result"
     rows = 0

@@ -40,6 +40,11 @@ LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
     "allow_community_extensions": False,
     "lock_configuration": True,
 }
+EXTENSION_SETTINGS = (
+    "autoinstall_known_extensions",
+    "autoload_known_extensions",
+    "allow_community_extensions",
+)
 
 
 def serving_path(paths: ProjectPaths) -> Path:
@@ -180,8 +185,22 @@ def served_ports(
     return {(r[0], r[1]): ServedPort(*r) for r in rows}
 
 
+SNAPSHOT = "snapshot"
+"""The catalog name the snapshot is attached under in a :class:`Serving` connection."""
+
+
+def snapshot_relation(product: str, port: str) -> str:
+    """A port's table as a :class:`Serving` cursor names it."""
+    return f"{quote(SNAPSHOT)}.{relation(product, port)}"
+
+
 class Serving:
-    """Read-only, locked-down access to the snapshot; reopens when a new one is swapped in."""
+    """Read-only, locked-down access to the snapshot; reopens when a new one is swapped in.
+
+    The snapshot is ATTACHed to an in-memory database rather than opened directly: DuckDB
+    caches open databases by path within a process, so connecting to the same path again
+    would return the old, still open, file instead of the new one.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -190,6 +209,14 @@ class Serving:
         self._inode: int | None = None
         self._ports: dict[tuple[str, str], ServedPort] = {}
 
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        settings = {k: v for k, v in LOCKED_DOWN.items() if k in EXTENSION_SETTINGS}
+        connection = duckdb.connect(":memory:", config=settings)
+        connection.execute(f"attach {sql_literal(str(self.path))} as {quote(SNAPSHOT)} (read_only)")
+        connection.execute("set enable_external_access = false")
+        connection.execute("set lock_configuration = true")
+        return connection
+
     def _current(self) -> tuple[duckdb.DuckDBPyConnection, dict[tuple[str, str], ServedPort]]:
         try:
             inode = self.path.stat().st_ino
@@ -197,8 +224,8 @@ class Serving:
             raise SnapshotMissing(self.path) from None
         with self._lock:
             if self._connection is None or inode != self._inode:
-                connection = duckdb.connect(str(self.path), read_only=True, config=LOCKED_DOWN)
-                self._ports = served_ports(connection)
+                connection = self._open()
+                self._ports = served_ports(connection, SNAPSHOT)
                 # The old connection is left to the garbage collector: requests may still
                 # hold cursors on it.
                 self._connection, self._inode = connection, inode

@@ -43,12 +43,18 @@ from ddp_assets.ports.reads import (
     read_page,
 )
 from ddp_assets.ports.rest import models
-from ddp_assets.ports.serving import ServedPort, Serving, SnapshotMissing, mask_salt, serving_path
+from ddp_assets.ports.serving import (
+    ServedPort,
+    Serving,
+    SnapshotMissing,
+    mask_salt,
+    serving_path,
+    snapshot_relation,
+)
 from ddp_assets.ports.store import Store
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import SLUG
 from ddp_assets.spec.registry import Product, Registry
-from ddp_assets.warehouse import relation
 
 CHANNEL = "rest"
 SLO_CACHE_SECONDS = 30.0
@@ -457,7 +463,9 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             )
             served = published(product, port)
             with state.serving.cursor() as (cursor, _):
-                page = read_page(cursor, access, request, relation(product, port), state.salt)
+                page = read_page(
+                    cursor, access, request, snapshot_relation(product, port), state.salt
+                )
             outcome["rows"] = len(page.rows)
             names = [c.name for c in page.columns]
             return json_response(
