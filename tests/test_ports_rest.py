@@ -49,6 +49,7 @@ from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import reader, writer
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
 CANARY = Path("/tmp/ddp-pwned-canary")
 EMEA = {"DE", "FR", "GB", "NL", "ES", "IT"}

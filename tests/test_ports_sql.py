@@ -21,6 +21,7 @@ import pytest
 from ddp_assets.ports.sql_port import sql_port_path
 from ddp_assets.settings import ProjectPaths
 
+pytestmark = pytest.mark.slow
 DDP = str(Path(sys.executable).parent / "ddp")
 EMEA = {"DE", "FR", "GB", "NL", "ES", "IT"}
 
@@ -140,3 +141,12 @@ def test_revoked_consumer_loses_its_sql_port(demo_env: Any, consumers: dict[str,
     env = {**demo_env.env(), "DDP_TOKEN": consumers["sql-leaver"]}
     refused = ddp(env, "ports", "sql", "select 1", code=2)
     assert "unknown or revoked token" in refused.stderr
+
+
+def test_postgres_script_command(demo_env: Any, consumers: dict[str, str]) -> None:
+    script = ddp(demo_env.env(), "ports", "postgres").stdout
+    lines = script.splitlines()
+    assert lines[0] == "begin;" and lines[-1] == "commit;"
+    assert 'create view "customers__ports"."customers"' in script
+    assert 'alter table "customers"."customers" enable row level security;' in script
+    assert 'grant "role:analyst" to "sql-analyst";' in script

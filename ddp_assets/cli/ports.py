@@ -185,3 +185,25 @@ def access(
         )
         table.add_row(f"{r['product']}.{r['port']}", masked, filtered)
     out.print(table)
+
+
+@app.command("postgres")
+def postgres() -> None:
+    """Print the PostgreSQL script of every port's policy: roles, views, grants, RLS.
+
+    For a PostgreSQL warehouse holding the published tables as <product>.<model>; it includes
+    the masking salt, so treat the output as a secret. Re-running it is safe.
+    """
+    from ddp_assets.ports.postgres import compile_registry, consumer_statements
+    from ddp_assets.ports.serving import mask_salt
+    from ddp_assets.ports.store import Store
+    from ddp_assets.ports.tokens import active_consumers
+
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    statements = compile_registry(registry, mask_salt(paths))
+    statements += consumer_statements(active_consumers(Store.open(paths)))
+    out.print("begin;", markup=False)
+    for statement in statements:
+        out.print(statement.as_string(None) + ";", markup=False)
+    out.print("commit;", markup=False)

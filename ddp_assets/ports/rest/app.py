@@ -8,6 +8,8 @@ the server never holds the warehouse's lock. Errors are one JSON shape,
 404 for an unknown product or port, 400 for a bad column, filter, order or page.
 """
 
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +55,7 @@ from ddp_assets.ports.serving import (
 )
 from ddp_assets.ports.store import Store
 from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import did_you_mean
 from ddp_assets.spec.model import SLUG
 from ddp_assets.spec.registry import Product, Registry
 
@@ -87,8 +90,6 @@ class ServerState:
     def product(self, product_id: str) -> Product:
         product = self.registry.products.get(product_id)
         if product is None:
-            from ddp_assets.spec.errors import did_you_mean
-
             raise PortError(
                 404,
                 f"no product '{product_id}'",
@@ -341,7 +342,7 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             granted = readable_ports(state.registry, who).get(product, [])
             return json_response(summary(found, granted))
 
-    port_errors = {k: v for k, v in ERRORS.items()}
+    port_errors = dict(ERRORS)
 
     @app.get(
         "/products/{product}/ports/{port}",
@@ -503,9 +504,6 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
         ] = "parquet",
     ) -> Response:
         """The whole port as a Parquet or CSV file (the file port over HTTP)."""
-        import shutil
-        import tempfile
-
         assert format in FORMATS
         with audited(who, product, port, "export") as outcome:
             found, access = port_access(who, product, port)
