@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
         description="ddp benchmarks: end to end vs dbt, dagster-dbt and the DuckDB floor; "
         "definitions load at scale vs plain dagster-dbt. Prints ratios, writes JSON.",
     )
-    p.add_argument("mode", nargs="?", choices=("e2e", "defs", "all"), default="all")
+    p.add_argument("mode", nargs="?", choices=("e2e", "defs", "all", "rest"), default="all")
     p.add_argument(
         "--scales",
         type=_ints,
@@ -87,6 +87,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(argv if argv is not None else sys.argv[1:])
+    if raw[:1] == ["rest"]:  # the REST port's benchmark has options of its own: bench/rest.py
+        from bench import rest
+
+        return rest.main(raw[1:])
     args = parser().parse_args(argv)
     if args.repeat < 1:
         parser().error("--repeat must be at least 1")

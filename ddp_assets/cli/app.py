@@ -8,7 +8,20 @@ import sys
 import click
 import typer
 
-from ddp_assets.cli import catalog, contract, export, lineage, products, run, spec, status
+from ddp_assets.cli import (
+    audit,
+    catalog,
+    contract,
+    export,
+    lineage,
+    ports,
+    products,
+    run,
+    serve,
+    spec,
+    status,
+    token,
+)
 from ddp_assets.cli.console import err, print_problems
 from ddp_assets.spec.errors import SpecErrors
 
@@ -33,6 +46,10 @@ app.add_typer(spec.app, name="spec")
 app.add_typer(contract.app, name="contract")
 app.command("lineage")(lineage.lineage)
 app.command("catalog")(catalog.catalog)
+app.command("serve")(serve.serve)
+app.add_typer(token.app, name="token")
+app.add_typer(ports.app, name="ports")
+app.command("audit")(audit.audit)
 
 
 def main() -> None:

@@ -46,6 +46,9 @@ _FIELD_HINTS: dict[str, str] = {
     "max_age": "write a number followed by m, h or d, e.g. 'max_age: 6h'",
     "deadline": "write 'HH:MM' in quotes, e.g. deadline: '06:00'",
     "schedule": "write a cron expression in quotes, e.g. schedule: '0 5 * * *'",
+    "to": "a consumer id (lower-case letters, digits, '_', '.', '@', '-') or 'role:<name>', "
+    "e.g. 'role:analyst'",
+    "column": "a column name of the port: letters, digits and '_', e.g. 'country'",
 }
 
 # What a field's value is called in messages.
@@ -60,6 +63,8 @@ _LABELS: dict[str, str] = {
     "entrypoint": "entrypoint",
     "table": "table",
     "tags": "tag",
+    "to": "consumer or role",
+    "column": "column name",
 }
 
 # What to write for a required field that is missing, by field path without list indexes.
@@ -84,10 +89,18 @@ _EXAMPLES: dict[str, str] = {
     "python_models.name": "name: <model name>",
     "python_models.entrypoint": "entrypoint: <file.py>:<function>",
     "policies.grants.to": "to: <consumer id or role:<name>>",
+    "policies.grants.rows.column": "column: <a column of the port>",
+    "policies.grants.rows.op": "op: eq",
     "slos": "slos: {refresh: manual}",
     "slos.freshness": "freshness: {max_age: 6h}",
     "models": "models: {paths: [models]}",
     "policies": "policies: {classification: internal}",
+}
+
+# Lists whose items are structured, where a text value needs more than brackets.
+_LIST_HINTS: dict[str, str] = {
+    "rows": "row filters are conditions, not SQL: write "
+    "rows: [{column: country, op: eq, value: DE}]",
 }
 
 _PATTERNS: dict[str, str] = {SLUG: "slug", SEMVER: "semver", OWNER: "owner"}
@@ -592,7 +605,9 @@ def _describe(
         )
     if kind == "list_type":
         if isinstance(value, str):
-            return f"expected a list, found {value!r}", f"write a list: {last}: [{value}]"
+            return f"expected a list, found {value!r}", _LIST_HINTS.get(
+                last, f"write a list: {last}: [{value}]"
+            )
         return f"expected a list, found {_describe_value(value)}", (
             f"write a list under '{last}:', one '- item' per line"
         )

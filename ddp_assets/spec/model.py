@@ -286,17 +286,97 @@ class SLOs(_Strict):
         return self
 
 
-class Grant(_Strict):
-    """Who may read which output ports (enforced by the ports layer)."""
+CONSUMER = r"^(role:[a-z][a-z0-9_-]*|[a-z0-9][a-z0-9_.@-]*)$"
+COLUMN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-    to: str = Field(min_length=1, description="A consumer id or 'role:<name>'.")
-    ports: list[str] = Field(default_factory=lambda: ["*"])
+FilterOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "is_null", "not_null"]
+MaskStrategy = Literal["hash", "redact"]
+Scalar = str | int | float | bool
+NO_VALUE_OPS = ("is_null", "not_null")
+LIST_OPS = ("in", "not_in")
+
+
+class RowCondition(_Strict):
+    """One condition on a column of the port: a column, an operator and a value.
+
+    Row filters are data, never SQL text: the ports layer compiles them into parameterized
+    SQL (DuckDB views, PostgreSQL row-level security), so a spec cannot inject SQL.
+    """
+
+    column: str = Field(pattern=COLUMN, max_length=63, description="A column of the port.")
+    op: FilterOp = Field(description="eq, ne, lt, le, gt, ge, in, not_in, is_null, not_null.")
+    value: Scalar | list[Scalar] | None = Field(
+        default=None,
+        description="A value; a non-empty list for 'in'/'not_in'; nothing for the null tests.",
+    )
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> RowCondition:
+        if self.op in NO_VALUE_OPS:
+            if self.value is not None:
+                raise spec_error(
+                    f"'{self.op}' takes no value",
+                    f"remove 'value', or use 'eq' to compare with {self.value!r}",
+                    "value",
+                )
+        elif self.op in LIST_OPS:
+            if not isinstance(self.value, list) or not self.value:
+                raise spec_error(
+                    f"'{self.op}' needs a non-empty list of values",
+                    f"write e.g. {{column: {self.column}, op: {self.op}, value: [DE, FR]}}",
+                    "value",
+                )
+        elif self.value is None or isinstance(self.value, list):
+            found = "no value" if self.value is None else "a list"
+            raise spec_error(
+                f"'{self.op}' needs one value, found {found}",
+                "use 'in' to compare with a list"
+                if isinstance(self.value, list)
+                else f"add e.g. 'value: DE' to the condition on '{self.column}'",
+                "value",
+            )
+        return self
+
+
+class Grant(_Strict):
+    """Who may read which output ports, which rows, and which classified columns in clear."""
+
+    to: str = Field(
+        pattern=CONSUMER,
+        max_length=100,
+        description="A consumer id (the id its API tokens are issued to) or 'role:<name>'.",
+    )
+    ports: list[str] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        description="Output port names of this product, or '*' for all of them.",
+    )
+    rows: list[RowCondition] = Field(
+        default_factory=list,
+        description="Row filter: the grantee sees only rows where every condition holds "
+        "(empty: every row).",
+    )
+    cleared_for: list[str] = Field(
+        default_factory=list,
+        description="Column classifications (from the ODCS contracts, e.g. 'restricted') the "
+        "grantee reads in clear; '*' for all. Other classified columns are masked.",
+    )
 
 
 class Policies(_Strict):
-    """Access policies for the product's output ports."""
+    """Access policies for the product's output ports (enforced by ``ddp_assets.ports``).
+
+    A consumer reads a port when a grant names it or one of its roles; several matching grants
+    add up (the rows of any of them, the clearances of all of them). A column whose contract
+    ``classification`` is anything but 'public' or 'internal' is masked for a consumer not
+    cleared for it: with the strategy ``masking`` gives its classification, else 'hash'.
+    """
 
     classification: Literal["public", "internal", "confidential", "restricted"] = "internal"
+    masking: dict[str, MaskStrategy] = Field(
+        default_factory=dict,
+        description="Column classification → 'hash' (salted SHA-256, joinable) or 'redact'.",
+    )
     grants: list[Grant] = Field(default_factory=list)
 
 

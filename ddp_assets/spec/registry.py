@@ -120,6 +120,7 @@ class Registry:
             registry._check_ports,
             registry._check_references,
             registry._check_cycles,
+            registry._check_policies,
         ):
             try:
                 check()
@@ -368,6 +369,11 @@ class Registry:
                             severity="warning",
                         )
                     )
+
+    def _check_policies(self) -> None:
+        from ddp_assets.ports.policy import policy_problems  # the ports layer owns policy rules
+
+        self.problems.extend(policy_problems(self))
 
     def _check_references(self) -> None:
         for product in self.products.values():

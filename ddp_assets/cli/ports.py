@@ -1,0 +1,209 @@
+"""``ddp ports build|sql|export|access``: the SQL and file ports, and what a consumer may read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ddp_assets.cli.console import err, fail, out, print_json
+from ddp_assets.cli.products import load_registry
+from ddp_assets.settings import ProjectPaths
+
+app = typer.Typer(
+    help="Output ports: build them, query and export as a consumer.", no_args_is_help=True
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar="DDP_TOKEN", help="The consumer's API token (or DDP_TOKEN)."),
+]
+
+
+def _fail_port(error: Exception) -> None:
+    from ddp_assets.ports.policy import PortError
+    from ddp_assets.ports.serving import SnapshotMissing
+
+    if isinstance(error, PortError):
+        fail(error.message, error.hint, code=2)
+    if isinstance(error, SnapshotMissing):
+        fail(str(error), error.hint, code=2)
+    raise error
+
+
+@app.command("build")
+def build(
+    consumer: Annotated[
+        list[str] | None, typer.Option("--consumer", help="Only this consumer's SQL port.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Snapshot every published port for serving, then build each consumer's SQL port."""
+    from ddp_assets.ports.api import build_ports
+    from ddp_assets.ports.store import Store
+
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    try:
+        report = build_ports(paths, registry, Store.open(paths), consumer)
+    except FileNotFoundError as error:
+        fail(str(error), "run 'ddp materialize --all' first", code=2)
+    except Exception as error:
+        _fail_port(error)
+        return
+    if as_json:
+        print_json(
+            {
+                "snapshot": [p.to_dict() for p in report.snapshot],
+                "sql_ports": {c: [p.to_dict() for p in ps] for c, ps in report.sql_ports.items()},
+                "removed": report.removed,
+            }
+        )
+        return
+    out.print(f"serving snapshot: {len(report.snapshot)} published port(s)")
+    for consumer_id, ports in report.sql_ports.items():
+        names = ", ".join(f"{p.product}.{p.port}" for p in ports) or "no granted port"
+        out.print(f"SQL port of {consumer_id}: {names}")
+    for gone in report.removed:
+        out.print(f"removed the SQL port of {gone} (no active token)")
+
+
+@app.command("sql")
+def sql(
+    query: Annotated[str, typer.Argument(help="A SQL query over the consumer's ports.")],
+    token: Token = None,
+    max_rows: Annotated[int, typer.Option(min=1, max=1_000_000)] = 1000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run QUERY in the token's SQL port: read-only, no file or network access, audited."""
+    from ddp_assets.ports.api import query as run
+    from ddp_assets.ports.store import Store
+
+    paths = ProjectPaths.discover()
+    try:
+        result = run(paths, Store.open(paths), token, query, max_rows)
+    except Exception as error:
+        _fail_port(error)
+        return
+    if as_json:
+        print_json({"columns": result.columns, "rows": [list(r) for r in result.rows]})
+        return
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+    if result.truncated:
+        err.print(f"(first {max_rows} rows)")
+
+
+@app.command("export")
+def export(
+    product: Annotated[str, typer.Argument(help="Product id.")],
+    port: Annotated[str, typer.Argument(help="Output port.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write into.")] = Path("."),
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    token: Token = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export a port as the token's consumer sees it, with its contract beside it."""
+    from ddp_assets.ports.api import export as run
+    from ddp_assets.ports.files import FORMATS
+    from ddp_assets.ports.store import Store
+
+    if file_format not in FORMATS:
+        fail(f"unknown format {file_format!r}", f"use one of: {', '.join(FORMATS)}", code=2)
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    try:
+        exported = run(
+            paths,
+            registry,
+            Store.open(paths),
+            token,
+            product,
+            port,
+            out_dir,
+            file_format,  # type: ignore[arg-type]
+        )
+    except Exception as error:
+        _fail_port(error)
+        return
+    if as_json:
+        print_json(exported.to_dict())
+        return
+    out.print(f"{exported.rows} rows → {exported.data}; contract → {exported.contract}")
+
+
+@app.command("access")
+def access(
+    consumer: Annotated[str, typer.Argument(help="A consumer id.")],
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="Roles to assume (default: its token's).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """What CONSUMER may read: granted ports, masked columns, row filters."""
+    from ddp_assets.ports.policy import Consumer, readable_ports, resolve
+    from ddp_assets.ports.store import Store
+    from ddp_assets.ports.tokens import consumer_roles
+
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    roles = role if role is not None else consumer_roles(Store.open(paths), consumer)
+    who = Consumer(consumer, tuple(roles))
+    rows = []
+    for product_id, ports in sorted(readable_ports(registry, who).items()):
+        for port in ports:
+            granted = resolve(registry.products[product_id], port, who)
+            rows.append(
+                {
+                    "product": product_id,
+                    "port": port,
+                    "masked": {c.name: c.mask for c in granted.columns if c.mask},
+                    "row_filter": None
+                    if granted.row_filter is None
+                    else [[c.model_dump() for c in branch] for branch in granted.row_filter],
+                }
+            )
+    if as_json:
+        print_json({"consumer": consumer, "roles": list(roles), "ports": rows})
+        return
+    out.print(f"{consumer} (roles: {', '.join(roles) or 'none'})")
+    table = Table("port", "masked columns", "rows")
+    for r in rows:
+        masked = ", ".join(f"{k} ({v})" for k, v in r["masked"].items()) or "-"
+        filtered = (
+            "all"
+            if r["row_filter"] is None
+            else " or ".join(
+                " and ".join(f"{c['column']} {c['op']} {c['value']}" for c in branch)
+                for branch in r["row_filter"]
+            )
+        )
+        table.add_row(f"{r['product']}.{r['port']}", masked, filtered)
+    out.print(table)
+
+
+@app.command("postgres")
+def postgres() -> None:
+    """Print the PostgreSQL script of every port's policy: roles, views, grants, RLS.
+
+    For a PostgreSQL warehouse holding the published tables as <product>.<model>; it includes
+    the masking salt, so treat the output as a secret. Re-running it is safe.
+    """
+    from ddp_assets.ports.postgres import compile_registry, consumer_statements
+    from ddp_assets.ports.serving import mask_salt
+    from ddp_assets.ports.store import Store
+    from ddp_assets.ports.tokens import active_consumers
+
+    paths = ProjectPaths.discover()
+    registry = load_registry(paths)
+    statements = compile_registry(registry, mask_salt(paths))
+    statements += consumer_statements(active_consumers(Store.open(paths)))
+    out.print("begin;", markup=False)
+    for statement in statements:
+        out.print(statement.as_string(None) + ";", markup=False)
+    out.print("commit;", markup=False)

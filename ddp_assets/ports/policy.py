@@ -1,0 +1,432 @@
+"""The policy engine: what a consumer may read of an output port, and the SQL that reads it.
+
+:func:`resolve` turns a product's ``policies`` (grants, row filters, clearances, masking) and
+the port's ODCS contract (columns, types, ``classification``) into a :class:`PortAccess` for
+one consumer: the columns it sees (each in clear or masked) and the rows it sees (an OR of the
+matching grants' AND-ed conditions). Every port reads through it, so REST, SQL and file ports
+give the same answer. :func:`policy_select` compiles a :class:`PortAccess` into a DuckDB
+``select`` with parameters; :mod:`ddp_assets.ports.postgres` compiles the same access into
+PostgreSQL views, grants and row-level security.
+
+Row conditions are data (column, operator, value), never SQL text: column names are matched
+against the contract and quoted, values are coerced to the column's type and bound as
+parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from ddp_assets.contracts.odcs import load_contract
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted
+from ddp_assets.spec.model import (
+    LIST_OPS,
+    NO_VALUE_OPS,
+    Grant,
+    MaskStrategy,
+    RowCondition,
+)
+from ddp_assets.spec.registry import Product, Registry
+from ddp_assets.warehouse import quote
+
+CLEAR_CLASSIFICATIONS = ("public", "internal")
+REDACTED = "[redacted]"
+MAX_TEXT_VALUE = 1000
+
+
+class PortError(Exception):
+    """A request a port refuses: ``status`` is the HTTP status (400, 403, 404)."""
+
+    def __init__(self, status: int, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """Who reads: an id (the one its API tokens were issued to) and its roles."""
+
+    id: str
+    roles: tuple[str, ...] = ()
+
+    @property
+    def principals(self) -> frozenset[str]:
+        """The names a grant's ``to`` may use for this consumer."""
+        return frozenset({self.id, *(f"role:{role}" for role in self.roles)})
+
+
+@dataclass(frozen=True)
+class PortColumn:
+    """A column as one consumer sees it: in clear, or masked by 'hash' or 'redact'."""
+
+    name: str
+    type: str
+    classification: str | None = None
+    mask: MaskStrategy | None = None
+    description: str | None = None
+
+    @property
+    def output_type(self) -> str:
+        return "varchar" if self.mask else self.type
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.output_type,
+            "classification": self.classification,
+            "masked": self.mask,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class PortAccess:
+    """What a consumer reads of a port: columns (masked or not) and rows (None: all)."""
+
+    product: str
+    port: str
+    model: str
+    consumer: Consumer
+    columns: tuple[PortColumn, ...]
+    row_filter: tuple[tuple[RowCondition, ...], ...] | None
+    primary_key: tuple[str, ...] = ()
+    grants: tuple[int, ...] = field(default=())
+
+    def column(self, name: str) -> PortColumn | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+# -- from the contract -------------------------------------------------------------------
+
+
+def port_columns(product: Product, port: str) -> tuple[list[PortColumn], tuple[str, ...]]:
+    """The port's columns (name, type, classification) and primary key, from its contract."""
+    output = product.spec.output_port(port)
+    assert output is not None
+    contract = load_contract(product.folder / output.contract)
+    obj = contract.object_for(output.model)
+    if obj is None:
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    output.contract,
+                    None,
+                    "schema",
+                    f"the contract describes no schema object '{output.model}'",
+                    "name the schema object after the port's model",
+                )
+            ]
+        )
+    columns = [
+        PortColumn(
+            p.column,
+            p.data_type,
+            (p.classification or "").strip().lower() or None,
+            description=p.description,
+        )
+        for p in obj.properties
+    ]
+    keys = tuple(p.column for p in obj.properties if p.primary_key)
+    return columns, keys
+
+
+def grant_covers(grant: Grant, port: str) -> bool:
+    return "*" in grant.ports or port in grant.ports
+
+
+def resolve(product: Product, port: str, consumer: Consumer) -> PortAccess:
+    """What ``consumer`` may read of ``product.port``; :class:`PortError` 403/404 otherwise."""
+    spec = product.spec
+    output = spec.output_port(port)
+    if output is None:
+        raise PortError(
+            404,
+            f"product '{product.id}' has no output port '{port}'",
+            did_you_mean(port, [p.name for p in spec.output_ports])
+            or f"its output ports: {', '.join(p.name for p in spec.output_ports)}",
+        )
+    matching = [
+        (index, grant)
+        for index, grant in enumerate(spec.policies.grants)
+        if grant.to in consumer.principals and grant_covers(grant, port)
+    ]
+    if not matching:
+        raise PortError(
+            403,
+            f"consumer '{consumer.id}' is not granted port '{product.id}.{port}'",
+            "ask the product's owners for a grant (policies.grants in its defs.yaml): "
+            + ", ".join(spec.owners),
+        )
+    cleared = {c.lower() for _, grant in matching for c in grant.cleared_for}
+    columns, keys = port_columns(product, port)
+    masked = []
+    for column in columns:
+        level = column.classification
+        mask: MaskStrategy | None = None
+        if level not in (None, *CLEAR_CLASSIFICATIONS, *cleared) and "*" not in cleared:
+            mask = spec.policies.masking.get(level or "", "hash")
+        masked.append(PortColumn(column.name, column.type, level, mask, column.description))
+    if any(not grant.rows for _, grant in matching):
+        row_filter = None
+    else:
+        row_filter = tuple(tuple(grant.rows) for _, grant in matching)
+    return PortAccess(
+        product.id,
+        port,
+        output.model,
+        consumer,
+        tuple(masked),
+        row_filter,
+        keys,
+        tuple(index for index, _ in matching),
+    )
+
+
+def readable_ports(registry: Registry, consumer: Consumer) -> dict[str, list[str]]:
+    """Product → the ports ``consumer`` is granted (products with none are left out)."""
+    found: dict[str, list[str]] = {}
+    for product in registry.products.values():
+        for output in product.spec.output_ports:
+            if any(
+                g.to in consumer.principals and grant_covers(g, output.name)
+                for g in product.spec.policies.grants
+            ):
+                found.setdefault(product.id, []).append(output.name)
+    return found
+
+
+# -- values ------------------------------------------------------------------------------
+
+_INTEGER = re.compile(r"^(tiny|small|big|huge|u?)int(eger)?\d*$|^u(tiny|small|big|huge)int$")
+_NUMBER = re.compile(r"^(double|float\d*|real|decimal.*|numeric.*)$")
+_INT_TEXT = re.compile(r"^[+-]?\d{1,38}$")
+_NUM_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def value_kind(column_type: str) -> str | None:
+    """'int', 'number', 'bool', 'date', 'timestamp', 'text', or None (not filterable)."""
+    kind = column_type.strip().lower()
+    if _INTEGER.match(kind) or kind in ("int", "integer", "bigint", "smallint", "tinyint"):
+        return "int"
+    if _NUMBER.match(kind):
+        return "number"
+    if kind in ("boolean", "bool"):
+        return "bool"
+    if kind == "date":
+        return "date"
+    if kind.startswith("timestamp") or kind == "datetime":
+        return "timestamp"
+    if kind in ("varchar", "text", "string", "char", "bpchar") or kind.startswith(
+        ("varchar", "char")
+    ):
+        return "text"
+    return None
+
+
+def coerce(value: Any, column: PortColumn) -> Any:
+    """``value`` as the column's Python type; ValueError with a readable message otherwise."""
+    kind = value_kind(column.output_type)
+    if kind is None:
+        raise ValueError(f"column '{column.name}' ({column.type}) cannot be filtered on")
+    text = value if isinstance(value, str) else None
+    if isinstance(value, bool) and kind != "bool" and kind != "text":
+        raise ValueError(f"{value!r} is not a {kind} value for column '{column.name}'")
+    try:
+        if kind == "int":
+            if isinstance(value, int):
+                return value
+            if text is not None and _INT_TEXT.match(text):
+                return int(text)
+        elif kind == "number":
+            number = None
+            if isinstance(value, (int, float)):
+                number = float(value)
+            elif text is not None and _NUM_TEXT.match(text):
+                number = float(text)
+            if number is not None and math.isfinite(number):
+                return number
+        elif kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if text is not None and text.lower() in ("true", "false"):
+                return text.lower() == "true"
+        elif kind == "date":
+            if isinstance(value, date) and not isinstance(value, datetime):
+                return value
+            if text is not None and len(text) == 10:
+                return date.fromisoformat(text)
+        elif kind == "timestamp":
+            if isinstance(value, datetime):
+                return value
+            if text is not None and len(text) <= 40:
+                parsed = datetime.fromisoformat(text)
+                return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed
+        elif kind == "text":
+            as_text = str(value).lower() if isinstance(value, bool) else str(value)
+            if len(as_text) <= MAX_TEXT_VALUE and "\x00" not in as_text:
+                return as_text
+            raise ValueError(
+                f"a value for column '{column.name}' must be under {MAX_TEXT_VALUE} characters "
+                "without NUL bytes"
+            )
+    except (ValueError, OverflowError):
+        pass
+    example = {
+        "int": "42",
+        "number": "3.5",
+        "bool": "true",
+        "date": "2024-01-31",
+        "timestamp": "2024-01-31T12:00:00",
+    }[kind]
+    label = {"int": "an integer", "number": "a number", "bool": "a boolean"}.get(kind, f"a {kind}")
+    raise ValueError(
+        f"{str(value)[:80]!r} is not {label} value for column '{column.name}' (e.g. {example})"
+    )
+
+
+# -- the DuckDB compiler -----------------------------------------------------------------
+
+_OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def condition_sql(
+    condition: RowCondition, column: PortColumn, target: str | None = None
+) -> tuple[str, list[Any]]:
+    """One condition as SQL with ``?`` parameters (``target``: the expression to test)."""
+    expression = target or quote(column.name)
+    if condition.op in NO_VALUE_OPS:
+        return f"{expression} is {'' if condition.op == 'is_null' else 'not '}null", []
+    if condition.op in LIST_OPS:
+        values = condition.value if isinstance(condition.value, list) else [condition.value]
+        params = [coerce(v, column) for v in values]
+        marks = ", ".join("?" for _ in params)
+        negate = "not " if condition.op == "not_in" else ""
+        return f"{expression} {negate}in ({marks})", params
+    return f"{expression} {_OPS[condition.op]} ?", [coerce(condition.value, column)]
+
+
+def conditions_sql(
+    conditions: Sequence[RowCondition], columns: dict[str, PortColumn]
+) -> tuple[str, list[Any]]:
+    """AND of conditions (names must be in ``columns``; KeyError otherwise)."""
+    parts, params = [], []
+    for condition in conditions:
+        sql, values = condition_sql(condition, columns[condition.column])
+        parts.append(sql)
+        params.extend(values)
+    return (" and ".join(parts) or "true"), params
+
+
+def column_sql(column: PortColumn) -> tuple[str, list[Any]]:
+    """The select expression of a column as the consumer sees it (the salt is a parameter)."""
+    name = quote(column.name)
+    if column.mask == "hash":
+        # Salted so that common values (emails, names) cannot be found by hashing guesses;
+        # the same salt everywhere keeps hashed columns joinable across ports.
+        return f"sha256(? || cast({name} as varchar)) as {name}", ["__salt__"]
+    if column.mask == "redact":
+        return f"case when {name} is null then null else '{REDACTED}' end as {name}", []
+    return name, []
+
+
+def policy_select(access: PortAccess, source: str, salt: str) -> tuple[str, list[Any]]:
+    """``select`` of the port as the consumer sees it, from ``source`` (a quoted relation).
+
+    Row filters test the raw columns (a policy may filter on a column the consumer sees
+    masked); everything a request adds is applied outside, to this query's output.
+    """
+    raw = {c.name: PortColumn(c.name, c.type, c.classification) for c in access.columns}
+    expressions, params = [], []
+    for column in access.columns:
+        sql, values = column_sql(column)
+        expressions.append(sql)
+        params.extend(salt if v == "__salt__" else v for v in values)
+    sql = f"select {', '.join(expressions)} from {source}"
+    if access.row_filter is not None:
+        branches = []
+        for conditions in access.row_filter:
+            branch, values = conditions_sql(conditions, raw)
+            branches.append(f"({branch})")
+            params.extend(values)
+        sql += f" where {' or '.join(branches)}"
+    return sql, params
+
+
+# -- validation (called by the registry) ------------------------------------------------
+
+
+def policy_problems(registry: Registry) -> list[SpecProblem]:
+    """Grants naming unknown ports, row filters on unknown columns or with bad values."""
+    problems: list[SpecProblem] = []
+    for product in registry.products.values():
+        problems.extend(_product_problems(product))
+    return problems
+
+
+def _product_problems(product: Product) -> list[SpecProblem]:
+    problems: list[SpecProblem] = []
+    loaded = product.loaded
+
+    def problem(where: tuple[str | int, ...], message: str, hint: str | None) -> None:
+        problems.append(
+            SpecProblem(loaded.display_path, loaded.line_of(*where), dotted(where), message, hint)
+        )
+
+    port_names = [p.name for p in product.spec.output_ports]
+    columns: dict[str, dict[str, PortColumn]] = {}
+    for name in port_names:
+        try:
+            found, _ = port_columns(product, name)
+        except (SpecErrors, OSError, AssertionError):
+            continue  # a missing or broken contract is reported by the contract checks
+        columns[name] = {c.name: c for c in found}
+    for index, grant in enumerate(product.spec.policies.grants):
+        base = ("policies", "grants", index)
+        for position, port in enumerate(grant.ports):
+            if port != "*" and port not in port_names:
+                problem(
+                    (*base, "ports", position),
+                    f"grant to '{grant.to}' names unknown output port '{port}'",
+                    did_you_mean(port, port_names)
+                    or f"this product's output ports: {', '.join(port_names)}, or '*'",
+                )
+        covered = [p for p in port_names if "*" in grant.ports or p in grant.ports]
+        for position, condition in enumerate(grant.rows):
+            where = (*base, "rows", position)
+            for port in covered:
+                known = columns.get(port)
+                if known is None:
+                    continue
+                column = known.get(condition.column)
+                if column is None:
+                    problem(
+                        (*where, "column"),
+                        f"row filter on '{condition.column}', which port '{port}' does not have",
+                        did_you_mean(condition.column, known)
+                        or (
+                            f"columns of '{port}': {', '.join(known)}; or list under 'ports' "
+                            "only the ports that have the column"
+                        ),
+                    )
+                    break
+                try:
+                    condition_sql(condition, PortColumn(column.name, column.type))
+                except ValueError as error:
+                    problem(
+                        (*where, "value"),
+                        str(error),
+                        f"write a value of the column's type ({column.type})",
+                    )
+                    break
+    return problems

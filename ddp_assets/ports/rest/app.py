@@ -1,0 +1,529 @@
+"""The REST port (``ddp serve``): products, ports, rows, schemas, contracts and SLO status.
+
+Every request but ``/health`` carries an API token (``Authorization: Bearer ddp_...``). Each
+access is resolved through the policy engine (:mod:`ddp_assets.ports.policy`) and written to
+the audit log, allowed or not. Data comes from the serving snapshot, never the warehouse, so
+the server never holds the warehouse's lock. Errors are one JSON shape,
+``{"error": {"status", "message", "hint"}}``: 401 without a valid token, 403 without a grant,
+404 for an unknown product or port, 400 for a bad column, filter, order or page.
+"""
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as dtime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ddp_assets.ports import audit, tokens
+from ddp_assets.ports.files import FORMATS, export_port
+from ddp_assets.ports.policy import Consumer, PortAccess, PortError, readable_ports, resolve
+from ddp_assets.ports.reads import (
+    FILTER_SYNTAX,
+    MAX_FILTERS,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_PARAM_LENGTH,
+    parse_request,
+    read_page,
+)
+from ddp_assets.ports.rest import models
+from ddp_assets.ports.serving import (
+    ServedPort,
+    Serving,
+    SnapshotMissing,
+    mask_salt,
+    serving_path,
+    snapshot_relation,
+)
+from ddp_assets.ports.store import Store
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import did_you_mean
+from ddp_assets.spec.model import SLUG
+from ddp_assets.spec.registry import Product, Registry
+
+CHANNEL = "rest"
+SLO_CACHE_SECONDS = 30.0
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.ErrorResponse, "description": text}
+    for status, text in (
+        (400, "Bad column, filter, order or page"),
+        (401, "No valid API token"),
+        (403, "The token's consumer is not granted the port"),
+        (404, "Unknown product or port"),
+    )
+}
+NOT_FOUND = {404: ERRORS[404]}
+
+ProductId = Annotated[str, PathParam(pattern=SLUG, max_length=63, description="Product id.")]
+PortName = Annotated[str, PathParam(pattern=SLUG, max_length=63, description="Output port.")]
+
+
+@dataclass
+class ServerState:
+    paths: ProjectPaths
+    registry: Registry
+    store: Store
+    serving: Serving
+    salt: str
+    _slo: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    _slo_lock: threading.Lock = field(default_factory=threading.Lock)
+    _instance: Any = None
+
+    def product(self, product_id: str) -> Product:
+        product = self.registry.products.get(product_id)
+        if product is None:
+            raise PortError(
+                404,
+                f"no product '{product_id}'",
+                did_you_mean(product_id, self.registry.products) or "GET /products lists them",
+            )
+        return product
+
+    def record(
+        self,
+        consumer: str | None,
+        product: str | None,
+        port: str | None,
+        action: str,
+        status: int,
+        rows: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        audit.record(
+            self.store,
+            consumer=consumer,
+            product=product,
+            port=port,
+            channel=CHANNEL,
+            action=action,
+            allowed=status < 400,
+            status=status,
+            rows=rows,
+            reason=reason,
+        )
+
+    def slo(self, product: Product, port: str) -> dict[str, Any]:
+        """The port's SLO status, cached for a few seconds (the instance is opened once)."""
+        now = time.monotonic()
+        key = f"{product.id}.{port}"
+        with self._slo_lock:
+            cached = self._slo.get(key)
+            if cached and now - cached[0] < SLO_CACHE_SECONDS:
+                return cached[1]
+            from ddp_assets.ports.slo import port_slo
+            from ddp_assets.runtime.instance import instance
+
+            if self._instance is None:
+                self._instance = instance(self.paths)
+            status = port_slo(self._instance, product, port)
+            self._slo[key] = (now, status)
+            return status
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (date, datetime, dtime)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, UUID):
+        return str(value)
+    return str(value)
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = orjson.dumps(data, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+def error_response(error: PortError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    body = {"error": {"status": error.status, "message": error.message, "hint": error.hint}}
+    return json_response(body, error.status, headers)
+
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token issued with `ddp token issue CONSUMER`.",
+)
+
+
+def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Consumer:
+    """The caller, from its bearer token; 401 (audited) without a valid one."""
+    state: ServerState = request.app.state.ddp
+    found = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        found = tokens.authenticate(state.store, credentials.credentials)
+    if found is None:
+        params = request.path_params
+        reason = "no token" if credentials is None else "unknown or revoked token"
+        state.record(
+            None, params.get("product"), params.get("port"), "authenticate", 401, None, reason
+        )
+        raise PortError(
+            401,
+            "authentication required: " + reason,
+            "send 'Authorization: Bearer <token>' with a token from 'ddp token issue'",
+        )
+    return found
+
+
+Caller = Annotated[Consumer, Depends(authenticated)]
+
+
+def create_app(paths: ProjectPaths | None = None) -> FastAPI:
+    """The FastAPI application over the project's products (``uvicorn --factory``)."""
+    paths = paths or ProjectPaths.discover()
+    from ddp_assets.cli.products import load_registry
+
+    state = ServerState(
+        paths,
+        load_registry(paths),
+        Store.open(paths),
+        Serving(serving_path(paths)),
+        mask_salt(paths),
+    )
+    app = FastAPI(
+        title="ddp data products",
+        version="1.0.0",
+        description="Read data products' output ports under their access policies. Every "
+        "access is audited. Tokens: `ddp token issue CONSUMER`.",
+    )
+    app.state.ddp = state
+
+    record = state.record
+
+    @app.exception_handler(PortError)
+    def _port_error(request: Request, error: PortError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(SnapshotMissing)
+    def _no_snapshot(request: Request, error: SnapshotMissing) -> Response:
+        return error_response(PortError(503, "no published data is served yet", error.hint))
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, error: RequestValidationError) -> Response:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("query", "path"))
+            problems.append(f"{where}: {item.get('msg', 'invalid')}")
+        message = "bad request: " + "; ".join(problems)[:500]
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        who = tokens.authenticate(state.store, token)
+        params = request.path_params
+        record(
+            who.id if who else None,
+            params.get("product"),
+            params.get("port"),
+            "request",
+            400,
+            reason=message,
+        )
+        return error_response(
+            PortError(400, message, "product and port names are lower-case slugs; " + FILTER_SYNTAX)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(request: Request, error: StarletteHTTPException) -> Response:
+        return error_response(PortError(error.status_code, str(error.detail)))
+
+    @contextmanager
+    def audited(
+        who: Consumer, product: str | None, port: str | None, action: str
+    ) -> Iterator[dict[str, Any]]:
+        outcome: dict[str, Any] = {"rows": None}
+        try:
+            yield outcome
+        except PortError as error:
+            record(who.id, product, port, action, error.status, None, error.message)
+            raise
+        except SnapshotMissing:
+            record(who.id, product, port, action, 503, None, "no serving snapshot")
+            raise
+        record(who.id, product, port, action, 200, outcome["rows"])
+
+    def port_access(who: Consumer, product_id: str, port: str) -> tuple[Product, PortAccess]:
+        product = state.product(product_id)
+        return product, resolve(product, port, who)
+
+    def published(product_id: str, port: str) -> ServedPort:
+        served = state.serving.ports().get((product_id, port))
+        if served is None:
+            raise PortError(
+                404,
+                f"port '{product_id}.{port}' has no published version yet",
+                "materialize the product, then run 'ddp ports build'",
+            )
+        return served
+
+    def summary(product: Product, granted: list[str]) -> dict[str, Any]:
+        try:
+            served = state.serving.ports()
+        except SnapshotMissing:
+            served = {}
+        spec = product.spec
+        return {
+            "id": spec.id,
+            "name": spec.name,
+            "domain": spec.domain,
+            "version": spec.version,
+            "status": spec.status,
+            "owners": list(spec.owners),
+            "purpose": spec.description.purpose,
+            "ports": [
+                {
+                    "name": p.name,
+                    "description": p.description,
+                    "granted": p.name in granted,
+                    "published": (spec.id, p.name) in served,
+                }
+                for p in spec.output_ports
+            ],
+        }
+
+    @app.get("/health", response_model=models.Health, tags=["server"])
+    def health() -> Response:
+        """Liveness, and whether a serving snapshot exists (no token needed)."""
+        try:
+            count = len(state.serving.ports())
+        except SnapshotMissing:
+            return json_response({"status": "ok", "snapshot": False, "ports": 0})
+        return json_response({"status": "ok", "snapshot": True, "ports": count})
+
+    @app.get(
+        "/products",
+        response_model=list[models.ProductSummary],
+        responses={401: ERRORS[401]},
+        tags=["products"],
+    )
+    def list_products(who: Caller) -> Response:
+        """Every product with its output ports, and which of them the caller may read."""
+        with audited(who, None, None, "list"):
+            granted = readable_ports(state.registry, who)
+            return json_response(
+                [
+                    summary(product, granted.get(product.id, []))
+                    for _, product in sorted(state.registry.products.items())
+                ]
+            )
+
+    @app.get(
+        "/products/{product}",
+        response_model=models.ProductSummary,
+        responses={**NOT_FOUND, 400: ERRORS[400], 401: ERRORS[401]},
+        tags=["products"],
+    )
+    def get_product(product: ProductId, who: Caller) -> Response:
+        """One product and its output ports."""
+        with audited(who, product, None, "describe"):
+            found = state.product(product)
+            granted = readable_ports(state.registry, who).get(product, [])
+            return json_response(summary(found, granted))
+
+    port_errors = dict(ERRORS)
+
+    @app.get(
+        "/products/{product}/ports/{port}",
+        response_model=models.PortDetail,
+        responses=port_errors,
+        tags=["ports"],
+    )
+    def get_port(product: ProductId, port: PortName, who: Caller) -> Response:
+        """The port as the caller sees it: published version, columns (masked or not)."""
+        with audited(who, product, port, "describe"):
+            found, access = port_access(who, product, port)
+            try:
+                served = state.serving.ports().get((product, port))
+            except SnapshotMissing:
+                served = None
+            output = found.spec.output_port(port)
+            return json_response(
+                {
+                    "product": product,
+                    "port": port,
+                    "description": output.description if output else None,
+                    "version": None
+                    if served is None
+                    else {
+                        k: v
+                        for k, v in served.to_dict().items()
+                        if k not in ("product", "port", "model")
+                    },
+                    "columns": [c.to_dict() for c in access.columns],
+                    "primary_key": list(access.primary_key),
+                    "row_filtered": access.row_filter is not None,
+                }
+            )
+
+    @app.get(
+        "/products/{product}/ports/{port}/schema",
+        response_model=list[models.Column],
+        responses=port_errors,
+        tags=["ports"],
+    )
+    def get_schema(product: ProductId, port: PortName, who: Caller) -> Response:
+        """The columns the caller reads: name, type, classification, masking."""
+        with audited(who, product, port, "schema"):
+            _, access = port_access(who, product, port)
+            return json_response([c.to_dict() for c in access.columns])
+
+    @app.get(
+        "/products/{product}/ports/{port}/contract",
+        response_model=dict[str, Any],
+        responses=port_errors,
+        tags=["ports"],
+    )
+    def get_contract(product: ProductId, port: PortName, who: Caller) -> Response:
+        """The port's ODCS contract, as JSON."""
+        from ddp_assets.contracts.odcs import plain
+        from ddp_assets.spec.loader import read_yaml
+
+        with audited(who, product, port, "contract"):
+            found, _ = port_access(who, product, port)
+            output = found.spec.output_port(port)
+            assert output is not None
+            return json_response(plain(read_yaml(found.folder / output.contract)))
+
+    @app.get(
+        "/products/{product}/ports/{port}/slo",
+        response_model=models.SloStatus,
+        responses=port_errors,
+        tags=["ports"],
+    )
+    def get_slo(product: ProductId, port: PortName, who: Caller) -> Response:
+        """Freshness of the port against its SLO, and the product's open alerts."""
+        with audited(who, product, port, "slo"):
+            found, _ = port_access(who, product, port)
+            return json_response(state.slo(found, port))
+
+    @app.get(
+        "/products/{product}/ports/{port}/rows",
+        response_model=models.RowsPage,
+        responses=port_errors,
+        tags=["ports"],
+    )
+    def get_rows(
+        product: ProductId,
+        port: PortName,
+        who: Caller,
+        columns: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_PARAM_LENGTH, description="Comma-separated columns (default: all)."
+            ),
+        ] = None,
+        filter: Annotated[
+            list[Annotated[str, Field(max_length=MAX_PARAM_LENGTH)]] | None,
+            Query(
+                max_length=MAX_FILTERS,
+                description="Repeatable <column>:<op>:<value>, e.g. country:in:DE,FR.",
+            ),
+        ] = None,
+        order: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_PARAM_LENGTH,
+                description="Comma-separated columns, '-' for descending.",
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> Response:
+        """A page of rows, with column selection, typed filters and ordering."""
+        with audited(who, product, port, "read") as outcome:
+            _, access = port_access(who, product, port)
+            request = parse_request(
+                access,
+                columns=columns,
+                filters=filter or [],
+                order=order,
+                limit=limit,
+                offset=offset,
+            )
+            served = published(product, port)
+            with state.serving.cursor() as (cursor, _):
+                page = read_page(
+                    cursor, access, request, snapshot_relation(product, port), state.salt
+                )
+            outcome["rows"] = len(page.rows)
+            names = [c.name for c in page.columns]
+            return json_response(
+                {
+                    "product": product,
+                    "port": port,
+                    "run_id": served.run_id,
+                    "columns": [c.to_dict() for c in page.columns],
+                    "rows": [dict(zip(names, row, strict=True)) for row in page.rows],
+                    "limit": page.limit,
+                    "offset": page.offset,
+                    "next_offset": page.next_offset,
+                    "filters": page.filters,
+                }
+            )
+
+    @app.get(
+        "/products/{product}/ports/{port}/file",
+        responses={
+            **port_errors,
+            200: {
+                "description": "The port as a file, as the caller sees it",
+                "content": {"application/vnd.apache.parquet": {}, "text/csv": {}},
+            },
+        },
+        response_class=Response,
+        tags=["ports"],
+    )
+    def get_file(
+        product: ProductId,
+        port: PortName,
+        who: Caller,
+        format: Annotated[
+            Literal["parquet", "csv"], Query(description="parquet or csv")
+        ] = "parquet",
+    ) -> Response:
+        """The whole port as a Parquet or CSV file (the file port over HTTP)."""
+        assert format in FORMATS
+        with audited(who, product, port, "export") as outcome:
+            found, access = port_access(who, product, port)
+            served = published(product, port)
+            folder = Path(tempfile.mkdtemp(prefix="ddp-export-"))
+            try:
+                with state.serving.cursor() as (cursor, _):
+                    exported = export_port(
+                        cursor, found, access, served, state.salt, folder, format
+                    )
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            outcome["rows"] = exported.rows
+            media = "application/vnd.apache.parquet" if format == "parquet" else "text/csv"
+            return FileResponse(
+                exported.data,
+                media_type=media,
+                filename=exported.data.name,
+                background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+            )
+
+    return app

@@ -1,0 +1,101 @@
+"""The REST port's response documents (they make its OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    status: int
+    message: str
+    hint: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: str
+    snapshot: bool
+    ports: int
+
+
+class PortSummary(BaseModel):
+    name: str
+    description: str | None = None
+    granted: bool = Field(description="Whether the caller may read the port.")
+    published: bool = Field(description="Whether the port has a published version to serve.")
+
+
+class ProductSummary(BaseModel):
+    id: str
+    name: str
+    domain: str
+    version: str
+    status: str
+    owners: list[str]
+    purpose: str
+    ports: list[PortSummary]
+
+
+class Column(BaseModel):
+    name: str
+    type: str
+    classification: str | None = None
+    masked: str | None = Field(
+        default=None, description="'hash' or 'redact' when masked for the caller."
+    )
+    description: str | None = None
+
+
+class Version(BaseModel):
+    rows: int
+    run_id: str
+    published_at: str
+    contract_id: str
+    contract_version: str
+    checksum: str
+    snapshot_at: str
+
+
+class PortDetail(BaseModel):
+    product: str
+    port: str
+    description: str | None = None
+    version: Version | None
+    columns: list[Column]
+    primary_key: list[str]
+    row_filtered: bool = Field(description="Whether the caller sees only some rows.")
+
+
+class RowsPage(BaseModel):
+    product: str
+    port: str
+    run_id: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    limit: int
+    offset: int
+    next_offset: int | None
+    filters: list[dict[str, Any]]
+
+
+class Alert(BaseModel):
+    kind: str
+    message: str
+    at: str
+
+
+class SloStatus(BaseModel):
+    product: str
+    port: str
+    state: str = Field(description="pass, warn, fail (against the freshness SLO), unknown, no_slo")
+    refresh: str
+    last_materialized_at: str | None = None
+    age_seconds: float | None = None
+    max_age_seconds: float | None = None
+    deadline: str | None = None
+    open_alerts: list[Alert]

@@ -1,0 +1,252 @@
+"""The serving snapshot: every published output port, copied out of the warehouse.
+
+The DuckDB warehouse has one writer process, and a reader holding it open keeps the writer
+out. The ports therefore never read the warehouse while they serve: ``ddp ports build`` takes
+a read lock for as long as one copy takes, copies each port's *published* relation (never
+staging, never another schema) with its published version into
+``$DDP_DATA_DIR/ports/serving.duckdb``, and swaps the file in atomically. The REST server
+reads that file read-only and notices a new one by its inode; the SQL ports are built from it,
+so REST and SQL read the same bytes. The snapshot is never handed to a consumer.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ddp_assets.contracts.wap import published_version, relation_exists
+from ddp_assets.ports.store import ports_dir
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.registry import Registry
+from ddp_assets.warehouse import LOCK_WAIT_SECONDS, quote, relation
+
+META = "_ddp"
+LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
+    # A port's connection can read its own tables and nothing else: no files, no network,
+    # no extensions, and no way to change these settings back.
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
+EXTENSION_SETTINGS = (
+    "autoinstall_known_extensions",
+    "autoload_known_extensions",
+    "allow_community_extensions",
+)
+
+
+def serving_path(paths: ProjectPaths) -> Path:
+    return ports_dir(paths) / "serving.duckdb"
+
+
+def mask_salt(paths: ProjectPaths) -> str:
+    """The secret salt of hashed columns (created once, readable by the owner only)."""
+    path = ports_dir(paths) / "mask.salt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_hex(32))
+    return path.read_text(encoding="utf-8").strip()
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def attach_waiting(connection: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+    """ATTACH a database read-only, waiting (bounded) while a writer holds its lock."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            connection.execute(f"attach {sql_literal(str(path))} as {quote(alias)} (read_only)")
+            return
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@dataclass(frozen=True)
+class ServedPort:
+    """A port in the snapshot: which published version it holds."""
+
+    product: str
+    port: str
+    model: str
+    rows: int
+    run_id: str
+    published_at: str
+    contract_id: str
+    contract_version: str
+    checksum: str
+    snapshot_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_snapshot(paths: ProjectPaths, registry: Registry) -> list[ServedPort]:
+    """Copy every published output port into a new snapshot and swap it in."""
+    target = serving_path(paths)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = target.with_name(f".serving.{os.getpid()}.building.duckdb")
+    building.unlink(missing_ok=True)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    served: list[ServedPort] = []
+    connection = duckdb.connect(str(building))
+    try:
+        if not paths.warehouse_path.exists():
+            raise FileNotFoundError(
+                f"no warehouse at {paths.warehouse_path}: materialize the products first"
+            )
+        home = connection.execute("select current_database()").fetchone()
+        assert home is not None
+        attach_waiting(connection, paths.warehouse_path, "wh")
+        connection.execute("use wh")  # wap's queries name the warehouse's tables unqualified
+        versions = []
+        for product in registry.products.values():
+            for output in product.spec.output_ports:
+                version = published_version(connection, product.id, output.name)
+                if version and relation_exists(connection, product.id, output.model):
+                    versions.append((product.id, output.name, output.model, version))
+        connection.execute(f"use {quote(str(home[0]))}")
+        for product_id, port, model, version in versions:
+            connection.execute(f"create schema if not exists {quote(product_id)}")
+            connection.execute(
+                f"create table {relation(product_id, port)} as "
+                f"select * from wh.{relation(product_id, model)}"
+            )
+            served.append(
+                ServedPort(
+                    product_id,
+                    port,
+                    model,
+                    version.rows,
+                    version.run_id,
+                    version.published_at,
+                    version.contract_id,
+                    version.contract_version,
+                    version.checksum,
+                    now,
+                )
+            )
+        write_meta(connection, served)
+        connection.execute("detach wh")
+    finally:
+        connection.close()
+    os.replace(building, target)
+    return served
+
+
+def write_meta(connection: duckdb.DuckDBPyConnection, served: list[ServedPort]) -> None:
+    connection.execute(f"create schema if not exists {quote(META)}")
+    connection.execute(
+        f"create table {relation(META, 'ports')} (product varchar, port varchar, model varchar, "
+        "rows bigint, run_id varchar, published_at varchar, contract_id varchar, "
+        "contract_version varchar, checksum varchar, snapshot_at varchar)"
+    )
+    for port in served:
+        connection.execute(
+            f"insert into {relation(META, 'ports')} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            list(asdict(port).values()),
+        )
+
+
+def served_ports(
+    connection: duckdb.DuckDBPyConnection, catalog: str | None = None
+) -> dict[tuple[str, str], ServedPort]:
+    """(product, port) → what the snapshot (or a SQL port) holds."""
+    table = (
+        relation(META, "ports")
+        if catalog is None
+        else f"{quote(catalog)}.{relation(META, 'ports')}"
+    )
+    rows = connection.execute(
+        "select product, port, model, rows, run_id, published_at, contract_id, "
+        f"contract_version, checksum, snapshot_at from {table}"
+    ).fetchall()
+    return {(r[0], r[1]): ServedPort(*r) for r in rows}
+
+
+SNAPSHOT = "snapshot"
+"""The catalog name the snapshot is attached under in a :class:`Serving` connection."""
+
+
+def snapshot_relation(product: str, port: str) -> str:
+    """A port's table as a :class:`Serving` cursor names it."""
+    return f"{quote(SNAPSHOT)}.{relation(product, port)}"
+
+
+class Serving:
+    """Read-only, locked-down access to the snapshot; reopens when a new one is swapped in.
+
+    The snapshot is ATTACHed to an in-memory database rather than opened directly: DuckDB
+    caches open databases by path within a process, so connecting to the same path again
+    would return the old, still open, file instead of the new one.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._inode: int | None = None
+        self._ports: dict[tuple[str, str], ServedPort] = {}
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        settings = {k: v for k, v in LOCKED_DOWN.items() if k in EXTENSION_SETTINGS}
+        connection = duckdb.connect(":memory:", config=settings)
+        connection.execute(f"attach {sql_literal(str(self.path))} as {quote(SNAPSHOT)} (read_only)")
+        connection.execute("set enable_external_access = false")
+        connection.execute("set lock_configuration = true")
+        return connection
+
+    def _current(self) -> tuple[duckdb.DuckDBPyConnection, dict[tuple[str, str], ServedPort]]:
+        try:
+            inode = self.path.stat().st_ino
+        except FileNotFoundError:
+            raise SnapshotMissing(self.path) from None
+        with self._lock:
+            if self._connection is None or inode != self._inode:
+                connection = self._open()
+                self._ports = served_ports(connection, SNAPSHOT)
+                # The old connection is left to the garbage collector: requests may still
+                # hold cursors on it.
+                self._connection, self._inode = connection, inode
+            return self._connection, self._ports
+
+    @contextmanager
+    def cursor(
+        self,
+    ) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[tuple[str, str], ServedPort]]]:
+        connection, ports = self._current()
+        cursor = connection.cursor()
+        try:
+            yield cursor, ports
+        finally:
+            cursor.close()
+
+    def ports(self) -> dict[tuple[str, str], ServedPort]:
+        return self._current()[1]
+
+
+class SnapshotMissing(FileNotFoundError):
+    def __init__(self, path: Path):
+        super().__init__(f"no serving snapshot at {path}")
+        self.hint = "run 'ddp ports build' after materializing the products"
