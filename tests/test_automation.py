@@ -75,6 +75,7 @@ def test_schedules_and_sensors_are_on_by_default(defs: dg.Definitions, registry:
         "ddp_automation",
         "ddp_run_failure_alerts",
         "ddp_slo_alerts",
+        "ddp_ports_refresh",
         "customers__landing",
     ):
         assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING, name
@@ -269,3 +270,40 @@ def test_assets_link_to_their_catalog_page(
     node = graph.get(dg.AssetKey(["orders", "orders"]))
     url = node.metadata["ddp/catalog"]
     assert getattr(url, "value", url) == (tmp_path / "site").as_uri() + "/products/orders.html"
+
+
+@pytest.mark.slow
+def test_ports_refresh_sensor_serves_what_was_published(
+    built_demo, demo_env, registry: Registry
+) -> None:
+    """After a publish the serving snapshot is rebuilt; with nothing new it is left alone."""
+    import duckdb
+
+    from ddp_assets.ports.refresh import ports_refresh_sensor
+    from ddp_assets.ports.serving import serving_path
+
+    instance = dg.DagsterInstance.get()
+    sensor = ports_refresh_sensor(registry, demo_env.paths, 15)
+    path = serving_path(demo_env.paths)
+    path.unlink(missing_ok=True)
+    first = dg.build_sensor_context(instance=instance, cursor=None)
+    result = sensor(first)
+    assert "rebuilt" in str(result), result
+    built = path.stat().st_mtime_ns
+    again = dg.build_sensor_context(instance=instance, cursor=first.cursor)
+    assert "no output port published" in str(sensor(again))
+    assert path.stat().st_mtime_ns == built
+    with duckdb.connect(str(path), read_only=True) as connection:
+        served = {
+            (schema, table)
+            for schema, table in connection.execute(
+                "select table_schema, table_name from information_schema.tables "
+                "where table_schema <> '_ddp'"
+            ).fetchall()
+        }
+    expected = {
+        (product.id, port.name)
+        for product in registry.products.values()
+        for port in product.spec.output_ports
+    }
+    assert served == expected

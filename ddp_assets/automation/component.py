@@ -11,6 +11,7 @@ import dagster as dg
 from ddp_assets.automation.alerts import AlertSink, alerts_file, failure_sensor, slo_sensor
 from ddp_assets.automation.landing import landing_sensor
 from ddp_assets.automation.schedules import product_schedules
+from ddp_assets.ports.refresh import ports_refresh_sensor
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import load_registry
@@ -23,6 +24,7 @@ class ProductAutomation(dg.Component, dg.Model, dg.Resolvable):
     landing_interval_seconds: int = 5
     automation_interval_seconds: int = 5
     slo_interval_seconds: int = 60
+    ports_interval_seconds: int = 15
     alert_webhook_url: str | None = None  # default: $DDP_ALERT_WEBHOOK, read when loading
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -47,4 +49,5 @@ class ProductAutomation(dg.Component, dg.Model, dg.Resolvable):
         )
         sensors.append(failure_sensor(registry, sink))
         sensors.append(slo_sensor(registry, sink, self.slo_interval_seconds))
+        sensors.append(ports_refresh_sensor(registry, paths, self.ports_interval_seconds))
         return dg.Definitions(schedules=product_schedules(registry), sensors=sensors)

@@ -28,7 +28,8 @@ from ddp_assets.contracts.wap import published_version, relation_exists
 from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
-from ddp_assets.warehouse import LOCK_WAIT_SECONDS, quote, relation
+from ddp_assets.warehouse import quote, relation
+from ddp_assets.warehouse.duckdb import LOCK_WAIT_SECONDS
 
 META = "_ddp"
 LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
