@@ -475,6 +475,11 @@ def test_helm_values_use_the_chart_keys(helm) -> None:
     assert set(helm["concurrency"]["runs"]) <= set(CHART_RUNS)
 
 
+def test_the_image_dagster_home_is_where_the_chart_mounts_its_instance(dockerfile) -> None:
+    # the chart's `dagsterHome` default; its instance ConfigMap is mounted there in every pod
+    assert _env(dockerfile)["DAGSTER_HOME"] == "/opt/dagster/dagster_home"
+
+
 def test_helm_values_launch_runs_on_kubernetes_from_the_ddp_image(helm) -> None:
     assert helm["runLauncher"]["type"] == "K8sRunLauncher"
     assert set(helm["runLauncher"]["config"]) == {"k8sRunLauncher"}
