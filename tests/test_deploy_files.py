@@ -312,10 +312,11 @@ def test_compose_runs_postgres_user_code_webserver_and_daemon(compose, dockerfil
     services = compose["services"]
     assert set(services) == {"postgres", *DAGSTER_SERVICES}
     assert re.fullmatch(r"postgres:\d+(\.\d+)?", services["postgres"]["image"])
-    build = services["user_code"]["build"]
-    assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == (
-        DEPLOY / "Dockerfile"
-    ).resolve()
+    for name in DAGSTER_SERVICES:
+        build = services[name]["build"]
+        assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == (
+            DEPLOY / "Dockerfile"
+        ).resolve()
     images = {services[name]["image"] for name in DAGSTER_SERVICES}
     assert len(images) == 1, "webserver and daemon run the image user_code builds"
 

@@ -218,11 +218,15 @@ def _stop_run_triggers(ui: DagsterGraphQL) -> None:
     which start no runs, keep running)."""
     repo = {"repositoryName": "__repository__", "repositoryLocationName": ui.location}
     data = ui.query(SENSORS, {"repo": repo})
+    stopped = []
     for sensor in data["sensorsOrError"]["results"]:
-        if sensor["name"].endswith("__landing") or "automation" in sensor["name"]:
+        if sensor["name"].endswith("__landing") or sensor["name"] == "ddp_automation":
             ui.query(STOP_SENSOR, {"id": sensor["sensorState"]["id"]})
+            stopped.append(sensor["name"])
     for schedule in data["schedulesOrError"]["results"]:
         ui.query(STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
+    # a renamed sensor would start runs of its own in the middle of these tests
+    assert "ddp_automation" in stopped and "customers__landing" in stopped, stopped
 
 
 @pytest.fixture(scope="module")
@@ -367,8 +371,9 @@ def test_killed_run_worker_is_failed_and_retried_with_published_data_intact(
     ports = [port.name for port in product.spec.output_ports]
     warehouse = deployment.pg.data_dir / "warehouse.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as connection:
-        before = {port: published_version(connection, product.id, port) for port in ports}
-    assert all(before.values()), before
+        published = {port: published_version(connection, product.id, port) for port in ports}
+    before = {port: version for port, version in published.items() if version is not None}
+    assert set(before) == set(ports), published
 
     keys = [
         ["customers", "raw_customers"],
@@ -419,6 +424,7 @@ def test_killed_run_worker_is_failed_and_retried_with_published_data_intact(
             assert version is not None
             # published by the retry, never by the killed run, and exactly what was recorded
             assert version.run_id == retried.run_id, (port, version, before[port])
+            assert version.rows == before[port].rows  # same landing files, same rows
             schema, table = version.relation.split(".")
             assert checksum(connection, schema, table) == (version.rows, version.checksum)
             killed = connection.execute(
