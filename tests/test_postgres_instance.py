@@ -4,7 +4,7 @@ The instance is the production file itself, with its environment variables point
 throwaway server and run monitoring polled faster (``FAST_MONITORING``, the only change). The
 processes are those of the docker compose deployment: a user-code server (``dagster
 code-server start -m ddp_assets.definitions``), ``dagster-webserver`` and ``dagster-daemon``,
-each on its own, sharing nothing but PostgreSQL, the warehouse and the project.
+each on its own, sharing PostgreSQL, the instance home, the warehouse and the project.
 
 1. the whole demo materializes with runs, events and check results stored in PostgreSQL;
 2. eight runs launched at once through the run queue all succeed, with every event of every
