@@ -246,6 +246,11 @@ def test_dockerfile_builds_the_locked_project_on_python_311(dockerfile) -> None:
     assert make_uv is not None
     assert f'"uv=={make_uv.group(1)}"' in runs, "the same uv as the Makefile"
     assert "ddp prepare" in runs  # dbt parsed at build time, not at every start
+    # ... for the target the image runs with (a build argument, default the embedded DuckDB)
+    assert _env(dockerfile)["DDP_DBT_TARGET"] == "$DDP_DBT_TARGET"
+    (arg,) = _all(dockerfile, "ARG")
+    assert arg.value == "DDP_DBT_TARGET=dev"
+    assert arg.line < next(i.line for i in _all(dockerfile, "RUN") if "ddp prepare" in i.value)
 
 
 def test_dockerfile_copies_existing_files_not_ignored(dockerfile) -> None:
