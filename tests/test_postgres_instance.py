@@ -18,6 +18,7 @@ each on its own, sharing PostgreSQL, the instance home, the warehouse and the pr
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -298,9 +299,16 @@ def test_eight_runs_launched_at_once_all_succeed_with_every_event(
     statuses = {run_id: deployment.ui.wait(run_id, timeout=420) for run_id in run_ids}
     assert set(statuses.values()) == {"SUCCESS"}, statuses
 
+    runs: list[tuple[float, float]] = []  # launched (RUN_STARTING) .. RUN_SUCCESS, per run
+    writes: list[tuple[float, float, str]] = []  # its one step, the warehouse write
     with deployment.pg.instance() as instance:
         for run_id, key in zip(run_ids, keys, strict=True):
             events = _events(instance, run_id)
+            at = {e.dagster_event.event_type: e.timestamp for e in events if e.dagster_event}
+            runs.append((at[DagsterEventType.RUN_STARTING], at[DagsterEventType.RUN_SUCCESS]))
+            writes.append(
+                (at[DagsterEventType.STEP_START], at[DagsterEventType.STEP_SUCCESS], run_id)
+            )
             kinds = Counter(e.dagster_event.event_type for e in events if e.dagster_event)
             once = (
                 DagsterEventType.RUN_ENQUEUED,
@@ -332,6 +340,12 @@ def test_eight_runs_launched_at_once_all_succeed_with_every_event(
             # after RUN_SUCCESS only the worker's exit notice (engine events), nothing lost
             after = ordered[ordered.index(DagsterEventType.RUN_SUCCESS) + 1 :]
             assert set(after) <= {DagsterEventType.ENGINE_EVENT}, ordered
+    # the runs were launched together, and wrote the warehouse one after the other (the pool)
+    overlapping = max(sum(start <= t < end for start, end in runs) for t, _ in runs)
+    assert overlapping >= 2, runs
+    writes.sort()
+    for (_, end, first), (start, _, second) in itertools.pairwise(writes):
+        assert start >= end, f"runs {first} and {second} wrote the warehouse at once"
     for log in deployment.pg.logs():
         found = LOCK_ERROR.search(log.read_text(errors="replace"))
         assert found is None, f"{log}: {found and found.group(0)}"
