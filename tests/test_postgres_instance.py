@@ -36,9 +36,10 @@ import pytest
 import yaml
 from dagster._core.events import DagsterEventType
 
+from ddp_assets.runtime.webserver import DagsterUI, free_port
 from ddp_assets.spec.registry import Registry
 from tests.conftest import ROOT
-from tests.dagster_process import DagsterGraphQL, free_port, process_tree, running, wait_for
+from tests.dagster_process import process_tree, running, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -209,11 +210,11 @@ STOP_SCHEDULE = "mutation Stop($id: String) { stopRunningSchedule(id: $id) { __t
 
 @dataclass(frozen=True)
 class Deployment:
-    ui: DagsterGraphQL
+    ui: DagsterUI
     pg: PgDeployment
 
 
-def _stop_run_triggers(ui: DagsterGraphQL) -> None:
+def _stop_run_triggers(ui: DagsterUI) -> None:
     """Stop the landing sensors, the automation sensor and the schedules before the daemon
     starts, so every run in these tests is one the test launched (lineage and alert sensors,
     which start no runs, keep running)."""
@@ -264,7 +265,7 @@ def deployment(built_on_postgres, pg_deployment: PgDeployment) -> Iterator[Deplo
         running(code_server, env=env, log=home / "code_server.log", cwd=ROOT) as code,
         running(webserver, env=env, log=home / "webserver.log", cwd=ROOT) as web,
     ):
-        ui = DagsterGraphQL(f"http://127.0.0.1:{web_port}")
+        ui = DagsterUI(f"http://127.0.0.1:{web_port}")
 
         def up() -> bool:
             assert code.poll() is None, (home / "code_server.log").read_text()[-4000:]

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -83,15 +83,26 @@ class DagsterUI:
     def asset_nodes(self) -> list[dict[str, Any]]:
         return self.query(ASSET_NODES)["assetNodes"]
 
-    def launch(self, keys: list[list[str]]) -> str:
-        params = {
+    def ready(self) -> bool:
+        """Whether the webserver answers and lists the code location's assets."""
+        try:
+            return bool(self.asset_nodes())
+        except (httpx.HTTPError, RuntimeError):
+            return False
+
+    def launch(self, keys: Sequence[Sequence[str]], tags: Mapping[str, str] | None = None) -> str:
+        """Launch (with a queued run coordinator: submit) a run materializing ``keys``."""
+        params: dict[str, Any] = {
             "selector": {
                 "repositoryLocationName": self.location,
                 "repositoryName": "__repository__",
                 "jobName": "__ASSET_JOB",
-                "assetSelection": [{"path": key} for key in keys],
+                "assetSelection": [{"path": list(key)} for key in keys],
             },
             "mode": "default",
+            "executionMetadata": {
+                "tags": [{"key": key, "value": value} for key, value in (tags or {}).items()]
+            },
         }
         result = self.query(LAUNCH, {"params": params})["launchRun"]
         if result["__typename"] != "LaunchRunSuccess":
@@ -149,11 +160,8 @@ def dagster_dev(
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"dagster dev exited:\n{log.read_text()[-4000:]}")
-            try:
-                if ui.asset_nodes():
-                    break
-            except (httpx.HTTPError, RuntimeError):
-                pass
+            if ui.ready():
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"dagster dev not ready:\n{log.read_text()[-4000:]}")
             time.sleep(1)
