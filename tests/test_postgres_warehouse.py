@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.settings import ProjectPaths
@@ -452,3 +453,62 @@ def test_contract_types_reach_dbt_in_the_target_dialect() -> None:
     assert duckdb_type("numeric(14,2)") == "DECIMAL(14,2)"
     assert duckdb_type("character varying(20)") == "VARCHAR"
     assert duckdb_type(pg_type("DOUBLE")) == "DOUBLE"
+
+
+def _ddp_json(demo: PostgresDemo, *args: str) -> Any:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ddp"), *args, "--json"],
+        cwd=ROOT,
+        env=demo.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-2000:]
+    return json.loads(done.stdout[done.stdout.index("{") :])
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_ports_serve_the_published_tables_of_postgres(pg_demo: PostgresDemo) -> None:
+    """The serving snapshot and a consumer's SQL port are built from PostgreSQL, under policy."""
+    assert pg_demo.outcome["success"], pg_demo.outcome["errors"]
+    issued = _ddp_json(pg_demo, "token", "issue", "pg-analyst", "--role", "analyst")
+    built = _ddp_json(pg_demo, "ports", "build")
+    registry = load_registry(ProjectPaths(ROOT).defs_dir, ROOT)
+    expected = {
+        (product.id, port.name)
+        for product in registry.products.values()
+        for port in product.spec.output_ports
+    }
+    assert {(p["product"], p["port"]) for p in built["snapshot"]} == expected
+    with pg_demo.connect() as connection:
+        for served in built["snapshot"]:
+            row = connection.execute(
+                sql.SQL("select count(*) from {}").format(
+                    sql.Identifier(served["product"], served["model"])
+                )
+            ).fetchone()
+            assert row is not None and served["rows"] == row[0], served
+        emails = {
+            r[0] for r in connection.execute("select email from customers.customers").fetchall()
+        }
+    assert "pg-analyst" in built["sql_ports"]
+    env_token = {**pg_demo.env, "DDP_TOKEN": issued["token"]}
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ddp"),
+            "ports",
+            "sql",
+            "select email from customers.customers limit 20",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env_token,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = json.loads(done.stdout[done.stdout.index("{") :])["rows"]
+    assert rows and not {r[0] for r in rows} & emails, "an analyst saw e-mail addresses in clear"

@@ -1,7 +1,8 @@
 """The serving snapshot: every published output port, copied out of the warehouse.
 
 The DuckDB warehouse has one writer process, and a reader holding it open keeps the writer
-out. The ports therefore never read the warehouse while they serve: ``ddp ports build`` takes
+out. The ports therefore never read the warehouse while they serve (on PostgreSQL too, so both
+targets serve the same way): ``ddp ports build`` takes
 a read lock for as long as one copy takes, copies each port's *published* relation (never
 staging, never another schema) with its published version into
 ``$DDP_DATA_DIR/ports/serving.duckdb``, and swaps the file in atomically. The REST server
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,11 +26,11 @@ from typing import Any
 
 import duckdb
 
-from ddp_assets.contracts.wap import published_version, relation_exists
+from ddp_assets.contracts.wap import PublishedVersion, published_version, relation_exists
 from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
-from ddp_assets.warehouse import quote, relation
+from ddp_assets.warehouse import Warehouse, quote, relation
 from ddp_assets.warehouse.duckdb import LOCK_WAIT_SECONDS
 
 META = "_ddp"
@@ -104,55 +106,102 @@ class ServedPort:
 
 
 def build_snapshot(paths: ProjectPaths, registry: Registry) -> list[ServedPort]:
-    """Copy every published output port into a new snapshot and swap it in."""
+    """Copy every published output port into a new snapshot and swap it in.
+
+    From the DuckDB warehouse the copy is one ``create table ... as select`` per port over the
+    warehouse attached read-only; from PostgreSQL each published table is streamed out with
+    ``COPY`` (the warehouse's :meth:`~ddp_assets.warehouse.Warehouse.python_input`).
+    """
+    from ddp_assets.warehouse import DuckDBWarehouse, warehouse_for
+
+    warehouse = warehouse_for(paths)
     target = serving_path(paths)
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(f".serving.{os.getpid()}.building.duckdb")
     building.unlink(missing_ok=True)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    served: list[ServedPort] = []
     connection = duckdb.connect(str(building))
     try:
-        if not paths.warehouse_path.exists():
-            raise FileNotFoundError(
-                f"no warehouse at {paths.warehouse_path}: materialize the products first"
-            )
-        home = connection.execute("select current_database()").fetchone()
-        assert home is not None
-        attach_waiting(connection, paths.warehouse_path, "wh")
-        connection.execute("use wh")  # wap's queries name the warehouse's tables unqualified
-        versions = []
-        for product in registry.products.values():
-            for output in product.spec.output_ports:
-                version = published_version(connection, product.id, output.name)
-                if version and relation_exists(connection, product.id, output.model):
-                    versions.append((product.id, output.name, output.model, version))
-        connection.execute(f"use {quote(str(home[0]))}")
-        for product_id, port, model, version in versions:
-            connection.execute(f"create schema if not exists {quote(product_id)}")
-            connection.execute(
-                f"create table {relation(product_id, port)} as "
-                f"select * from wh.{relation(product_id, model)}"
-            )
-            served.append(
-                ServedPort(
-                    product_id,
-                    port,
-                    model,
-                    version.rows,
-                    version.run_id,
-                    version.published_at,
-                    version.contract_id,
-                    version.contract_version,
-                    version.checksum,
-                    now,
-                )
-            )
+        if isinstance(warehouse, DuckDBWarehouse):
+            served = _copy_from_duckdb(connection, paths, registry)
+        else:
+            served = _copy_from_warehouse(connection, warehouse, registry)
         write_meta(connection, served)
-        connection.execute("detach wh")
     finally:
         connection.close()
     os.replace(building, target)
+    return served
+
+
+def _published(connection: Any, registry: Registry) -> list[tuple[str, str, str, PublishedVersion]]:
+    versions = []
+    for product in registry.products.values():
+        for output in product.spec.output_ports:
+            version = published_version(connection, product.id, output.name)
+            if version and relation_exists(connection, product.id, output.model):
+                versions.append((product.id, output.name, output.model, version))
+    return versions
+
+
+def _served(product: str, port: str, model: str, version: PublishedVersion) -> ServedPort:
+    return ServedPort(
+        product,
+        port,
+        model,
+        version.rows,
+        version.run_id,
+        version.published_at,
+        version.contract_id,
+        version.contract_version,
+        version.checksum,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _copy_from_duckdb(
+    connection: duckdb.DuckDBPyConnection, paths: ProjectPaths, registry: Registry
+) -> list[ServedPort]:
+    if not paths.warehouse_path.exists():
+        raise FileNotFoundError(
+            f"no warehouse at {paths.warehouse_path}: materialize the products first"
+        )
+    home = connection.execute("select current_database()").fetchone()
+    assert home is not None
+    attach_waiting(connection, paths.warehouse_path, "wh")
+    connection.execute("use wh")  # wap's queries name the warehouse's tables unqualified
+    versions = _published(connection, registry)
+    connection.execute(f"use {quote(str(home[0]))}")
+    served = []
+    for product_id, port, model, version in versions:
+        connection.execute(f"create schema if not exists {quote(product_id)}")
+        connection.execute(
+            f"create table {relation(product_id, port)} as "
+            f"select * from wh.{relation(product_id, model)}"
+        )
+        served.append(_served(product_id, port, model, version))
+    connection.execute("detach wh")
+    return served
+
+
+def _copy_from_warehouse(
+    connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, registry: Registry
+) -> list[ServedPort]:
+    served = []
+    with warehouse.reader() as source:
+        for product_id, port, model, version in _published(source, registry):
+            # each table lands in a scratch DuckDB under its own name, then under the port's
+            with duckdb.connect() as scratch, tempfile.TemporaryDirectory() as folder:
+                warehouse.python_input(scratch, source, product_id, model)
+                parquet = Path(folder) / "port.parquet"
+                scratch.execute(
+                    f"copy {relation(product_id, model)} to {sql_literal(str(parquet))} "
+                    "(format parquet)"
+                )
+                connection.execute(f"create schema if not exists {quote(product_id)}")
+                connection.execute(
+                    f"create table {relation(product_id, port)} as "
+                    f"select * from read_parquet({sql_literal(str(parquet))})"
+                )
+            served.append(_served(product_id, port, model, version))
     return served
 
 
