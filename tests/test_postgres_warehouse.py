@@ -512,3 +512,55 @@ def test_ports_serve_the_published_tables_of_postgres(pg_demo: PostgresDemo) -> 
     assert done.returncode == 0, done.stderr[-4000:]
     rows = json.loads(done.stdout[done.stdout.index("{") :])["rows"]
     assert rows and not {r[0] for r in rows} & emails, "an analyst saw e-mail addresses in clear"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_postgres_policy_answers_as_the_sql_port(
+    pg_demo: PostgresDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the Postgres warehouse, views + grants + RLS give a consumer the SQL port's rows."""
+    from ddp_assets.ports.postgres import compile_registry, consumer_statements, view_schema
+    from ddp_assets.ports.serving import mask_salt
+    from ddp_assets.ports.store import Store
+    from ddp_assets.ports.tokens import active_consumers
+
+    assert pg_demo.outcome["success"], pg_demo.outcome["errors"]
+    monkeypatch.setenv("DDP_DATA_DIR", str(pg_demo.data_dir))
+    issued = _ddp_json(pg_demo, "token", "issue", "emea-sales")
+    _ddp_json(pg_demo, "ports", "build")
+    paths = ProjectPaths(ROOT)
+    registry = load_registry(paths.defs_dir, ROOT)
+    statements = compile_registry(registry, mask_salt(paths))
+    statements += consumer_statements(active_consumers(Store.open(paths)))
+    query = "select customer_id, country, email from {} order by customer_id"
+    with pg_demo.connect() as connection:
+        for statement in statements:
+            connection.execute(statement)
+        connection.execute(sql.SQL("set role {}").format(sql.Identifier("emea-sales")))
+        through_postgres = connection.execute(
+            sql.SQL(query).format(sql.Identifier(view_schema("customers"), "customers"))
+        ).fetchall()
+        connection.execute("reset role")
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ddp"),
+            "ports",
+            "sql",
+            query.format("customers.customers"),
+            "--max-rows",
+            "1000000",
+            "--json",
+        ],
+        cwd=ROOT,
+        env={**pg_demo.env, "DDP_TOKEN": issued["token"]},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    through_sql_port = json.loads(done.stdout[done.stdout.index("{") :])["rows"]
+    assert through_postgres, "the EMEA consumer sees no customer"
+    assert [[str(v) for v in row] for row in through_postgres] == [
+        [str(v) for v in row] for row in through_sql_port
+    ]
