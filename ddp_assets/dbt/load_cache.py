@@ -74,6 +74,13 @@ def _write(path: Path, key: str, registry: Registry) -> None:
             temporary.unlink(missing_ok=True)
 
 
+def store(paths: ProjectPaths, registry: Registry) -> None:
+    """Keep ``registry`` and the contract plans compiled so far for the next loads (``ddp
+    prepare`` calls this, so even the first load after it reads no YAML)."""
+    if not registry.errors:
+        _write(dbt_project(paths).manifest_path.parent / CACHE_FILE, _key(paths), registry)
+
+
 @contextmanager
 def load_scope(paths: ProjectPaths) -> Iterator[Registry]:
     """:func:`~ddp_assets.spec.registry.registry_scope` for one definitions build, with the
@@ -87,6 +94,8 @@ def load_scope(paths: ProjectPaths) -> Iterator[Registry]:
         remember_plans(plans)
         with registry_scope(paths.defs_dir, paths.root, registry) as current:
             yield current
+        if len(known_plans()) > len(plans):  # the build compiled a contract the cache lacked
+            _write(cache_file, key, current)
         return
     with registry_scope(paths.defs_dir, paths.root) as current:
         yield current

@@ -346,6 +346,9 @@ def prepare(
         _parse(paths, project)
         stamp_path.write_text(fingerprint, encoding="utf-8")
     _write_state(state_path, {"inputs": fingerprint, "generator": generator})
+    from ddp_assets.dbt.load_cache import store  # it builds on this module
+
+    store(paths, registry)  # the specs and contract plans just read, for the next loads
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     return PreparedProject(
         project=project, manifest=manifest, parsed=not fresh or force, fingerprint=fingerprint

@@ -35,6 +35,7 @@ class ProductTranslator(DagsterDbtTranslator):
                 enable_source_tests_as_checks=False,
             )
         )
+        self._ddp_specs: dict[tuple[int, str, int], dg.AssetSpec] = {}
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         meta = ddp_meta(dbt_resource_props)
@@ -53,7 +54,14 @@ class ProductTranslator(DagsterDbtTranslator):
         Dagster the dependency is the port's publish asset: the reader waits for publication
         and is skipped when the port is held back by its audit.
         """
-        spec = super().get_asset_spec(manifest, unique_id, project)
+        # Memoized as dagster-dbt memoizes its own specs: it asks again for every downstream node.
+        memo_id = (id(manifest), unique_id, id(project))
+        if memo_id not in self._ddp_specs:
+            spec = super().get_asset_spec(manifest, unique_id, project)
+            self._ddp_specs[memo_id] = self._published_deps(spec)
+        return self._ddp_specs[memo_id]
+
+    def _published_deps(self, spec: dg.AssetSpec) -> dg.AssetSpec:
         product = spec.key.path[0] if len(spec.key.path) > 1 else None
         deps = [
             dg.AssetDep(dg.AssetKey([dep.asset_key.path[0], dep.asset_key.path[2]]))
