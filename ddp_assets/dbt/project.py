@@ -63,14 +63,14 @@ def dbt_project(paths: ProjectPaths) -> DbtProject:
 
 
 class ProductsDbtCliResource(DbtCliResource):
-    """dagster-dbt's resource, minus two fixed costs per run that ddp does not need.
+    """dagster-dbt's resource, minus fixed costs per run that ddp does not need.
 
     - ``dbt --version`` in a subprocess (about a second): the version is the installed
       dbt-core's, read from package metadata.
     - Registering a dbt adapter inside the Dagster process (about a second): it only serves
       the optional row-count and column-metadata queries, which ddp does not use.
-
-    and dbt runs in the Dagster process (:meth:`cli`).
+    - A dbt process per invocation (start, imports, parse: about 2.7 s each): :meth:`cli`
+      runs dbt in this process instead (:mod:`ddp_assets.dbt.in_process`).
     """
 
     # The project root. dbt gets DDP_DATA_DIR exactly as `ddp prepare` gives it (dbt_env), read
