@@ -13,6 +13,11 @@
        on an empty warehouse.
 - (D)  plain dagster-dbt: ``@dbt_assets`` over the prepared manifest, ``dagster.materialize`` on an
        ephemeral instance, whole process, on a copy of the warehouse after (A), as (B).
+- (A-off) (A) with lineage off (``OPENLINEAGE_DISABLED=true``): ddp builds no OpenLineage event.
+- (C)  the contract checks alone (:mod:`bench.contract_pass`), on a copy of the warehouse after
+       (A): every output port's Soda verification (and pandera for Python ports) as the audit
+       runs them, timed in process; (Csql) the same rules as one hand-written SQL query per
+       port. Its process's peak RSS shows whether the checks pull rows into Python.
 """
 
 from __future__ import annotations
@@ -248,6 +253,7 @@ class Repetition:
     waited: float = 0.0
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     details: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # not numbers: kept as they are
 
 
 def reset_data(project: Project, landing: Path, warehouse: Path | None = None) -> Path:
@@ -269,12 +275,20 @@ def reset_data(project: Project, landing: Path, warehouse: Path | None = None) -
 
 
 def run_a(
-    project: Project, landing: Path, rep_dir: Path, rep: Repetition, *, again: bool = False
+    project: Project,
+    landing: Path,
+    rep_dir: Path,
+    rep: Repetition,
+    *,
+    again: bool = False,
+    lineage: bool = True,
 ) -> None:
     """A: ``ddp materialize --all`` on an empty warehouse and a new Dagster instance; with
-    ``again``, A2: the same command once more on the same instance and warehouse."""
-    name = "A2" if again else "A"
-    home = rep_dir / "A" / "dagster_home"
+    ``again``, A2: the same command once more on the same instance and warehouse; without
+    ``lineage``, A-off: as A with ``OPENLINEAGE_DISABLED=true``."""
+    name = "A2" if again else ("A" if lineage else "A-off")
+    home = rep_dir / name.replace("2", "") / "dagster_home"
+    extra = {} if lineage else {"OPENLINEAGE_DISABLED": "true"}
     if again:
         data = project.data
     else:
@@ -284,7 +298,7 @@ def run_a(
     measured = run_measured(
         f"{name} ddp materialize --all",
         [tool("ddp"), "materialize", "--all", "--json"],
-        env=project.env(DDP_DATA_DIR=data, DAGSTER_HOME=home),
+        env=project.env(DDP_DATA_DIR=data, DAGSTER_HOME=home, **extra),
         cwd=project.root,
         logs=rep_dir / "logs",
     )
@@ -389,6 +403,43 @@ def run_d(project: Project, landing: Path, rep_dir: Path, rep: Repetition, after
     rep.details["D"] = details
 
 
+def run_c(project: Project, landing: Path, rep_dir: Path, rep: Repetition, after_a: Path) -> None:
+    """C and Csql: the contract checks alone, and the same rules as one SQL pass per port."""
+    data = reset_data(project, landing, after_a)
+    measured = run_measured(
+        "C contract checks",
+        [tool("python"), "-m", "bench.contract_pass", str(data / "warehouse.duckdb")],
+        env=python_env(
+            project.settings,
+            PYTHONPATH=os.pathsep.join([str(project.root), str(REPO)]),
+            DDP_PROJECT_ROOT=project.root,
+            DDP_DATA_DIR=data,
+        ),
+        cwd=project.root,
+        logs=rep_dir / "logs",
+    ).check()
+    report = json.loads(measured.stdout.strip().splitlines()[-1])
+    rep.seconds["C"] = float(report["platform_seconds"])
+    rep.cpu_seconds["C"] = float(report["platform_cpu_seconds"])
+    rep.seconds["Csql"] = float(report["sql_seconds"])
+    rep.cpu_seconds["Csql"] = float(report["sql_cpu_seconds"])
+    rep.loadavg["C"] = rep.loadavg["Csql"] = measured.loadavg[0]
+    rep.peak_rss_mb["C"] = measured.peak_rss_mb
+    rep.details["C"] = {
+        "process_seconds": measured.seconds,
+        "imports_and_warmup": float(report["imports_and_warmup"]),
+        "ports": float(report["ports"]),
+        "rules": float(report["rules"]),
+        "disagreements_with_sql": float(len(report["disagreements"])),
+        "publish_copy_seconds": float(report["publish_copy_seconds"]),
+        "checksum_seconds": float(report["checksum_seconds"]),
+        "rename_seconds": float(report["rename_seconds"]),
+    }
+    rep.notes["C_per_port"] = report["per_port"]
+    if report["disagreements"]:
+        rep.notes["C_disagreeing_rules"] = report["disagreements"]
+
+
 def run_f(project: Project, landing: Path, rep_dir: Path, rep: Repetition) -> None:
     steps = floor.order(
         [
@@ -421,8 +472,10 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
     for name, run in (
         ("A", a_then_copy),
         ("A2", lambda: run_a(project, landing, rep_dir, rep, again=True)),
+        ("A-off", lambda: run_a(project, landing, rep_dir, rep, lineage=False)),
         ("B'", lambda: run_b_prime(project, landing, rep_dir, rep, after_a)),
         ("B", lambda: run_b(project, landing, rep_dir, rep, after_a)),
+        ("C", lambda: run_c(project, landing, rep_dir, rep, after_a)),
         ("D", lambda: run_d(project, landing, rep_dir, rep, after_a)),
         ("F", lambda: run_f(project, landing, rep_dir, rep)),
     ):
@@ -434,7 +487,7 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
             f" (load {rep.loadavg[name]:.1f})"
         )
     if not project.settings.keep:
-        for name in ("A", "D", "F"):
+        for name in ("A", "A-off", "D", "F"):
             shutil.rmtree(rep_dir / name, ignore_errors=True)
         after_a.unlink(missing_ok=True)
     return rep
@@ -442,7 +495,7 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
 
 # -- a whole scale -----------------------------------------------------------------------------
 
-MEASURES = ("A", "A2", "B", "B'", "D", "F")
+MEASURES = ("A", "A2", "A-off", "B", "B'", "C", "Csql", "D", "F")
 RATIOS = (
     ("A/B", "A", "B"),
     ("A2/B", "A2", "B"),
@@ -450,6 +503,10 @@ RATIOS = (
     ("A/F", "A", "F"),
     ("D/B", "D", "B"),
     ("A/D", "A", "D"),
+    ("A/A-off", "A", "A-off"),  # lineage on vs off
+    ("C/B", "C", "B"),  # all contract checks vs the build (plain dbt build)
+    ("C/F", "C", "F"),  # ... vs the floor's build
+    ("C/Csql", "C", "Csql"),  # ... vs one hand-written SQL pass over the same rules
 )
 
 
@@ -514,6 +571,7 @@ def summarize(
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "cpu_ratios": {k: round(v, 3) for k, v in cpu_ratios.items()},
         "breakdown": {m: {k: round(v, 3) for k, v in d.items()} for m, d in details.items()},
+        "notes": [r.notes for r in reps],
     }
 
 

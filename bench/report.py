@@ -11,6 +11,18 @@ from rich.table import Table
 E2E_TARGET_DBT = 1.5  # end to end ≤ 1.5x plain dbt build at 100k rows
 E2E_TARGET_FLOOR = 1.5  # end to end ≤ 1.5x the floor F at 10M rows
 DEFS_TARGET = 1.25  # loading definitions ≤ 1.25x plain dagster-dbt
+CONTRACTS_TARGET = 0.25  # all contract checks ≤ 0.25x the build
+LINEAGE_TARGET = 1.02  # a run with lineage on ≤ 1.02x the same run with lineage off
+MEMORY_FLAT = 1.25  # "flat": the checks' peak RSS at the largest scale ≤ 1.25x the smallest
+
+
+def contract_memory(scales: list[dict[str, Any]]) -> tuple[float | None, list[float]]:
+    """Peak RSS of the contract checks' process at the largest scale over the smallest."""
+    rss = [s["peak_rss_mb"].get("C") for s in sorted(scales, key=lambda s: s["scale"])]
+    known = [float(r) for r in rss if r]
+    if len(known) < 2:
+        return None, known
+    return known[-1] / known[0], known
 
 
 def _s(value: float | None) -> str:
@@ -52,6 +64,31 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "target": "end to end ≤ 1.5x the floor F at 10M rows (A/F)",
             "measured": at_10m["ratios"]["A/F"] if at_10m else None,
             "met": at_10m["ratios"]["A/F"] <= E2E_TARGET_FLOOR if at_10m else None,
+        }
+    )
+    for scale in sorted(scales.values(), key=lambda s: s["scale"]):
+        contracts = scale["ratios"].get("C/B")
+        rows.append(
+            {
+                "target": f"contract checks ≤ 0.25x the build at {scale['scale']:,} rows (C/B)",
+                "measured": contracts,
+                "met": contracts <= CONTRACTS_TARGET if contracts is not None else None,
+            }
+        )
+        lineage = scale["ratios"].get("A/A-off")
+        rows.append(
+            {
+                "target": f"lineage on/off ≤ 1.02 at {scale['scale']:,} rows (A/A-off)",
+                "measured": lineage,
+                "met": lineage <= LINEAGE_TARGET if lineage is not None else None,
+            }
+        )
+    growth, _ = contract_memory(list(scales.values()))
+    rows.append(
+        {
+            "target": "contract checks' peak memory flat as rows grow (largest/smallest scale)",
+            "measured": growth,
+            "met": growth <= MEMORY_FLAT if growth is not None else None,
         }
     )
     defs = results.get("defs")
@@ -144,6 +181,8 @@ def _print_e2e(e2e: dict[str, Any], console: Console) -> None:
             f"waited {scale['waited_for_quiet_seconds']:.0f} s for a quieter machine"
         )
 
+    _print_contracts_lineage(e2e, console)
+
     breakdown = Table(title="where the time goes (seconds, median)", title_justify="left")
     breakdown.add_column("landing rows", justify="right")
     breakdown.add_column("run", justify="left")
@@ -198,6 +237,82 @@ def _print_e2e(e2e: dict[str, Any], console: Console) -> None:
             f"publish {_s(f.get('publish'))}",
         )
     console.print(breakdown)
+
+
+def _print_contracts_lineage(e2e: dict[str, Any], console: Console) -> None:
+    table = Table(
+        title="contracts (C: every port's Soda/pandera checks as the audit runs them, in "
+        "process; Csql: the same rules, one hand-written SQL query per port) and lineage "
+        "(A-off: A with OPENLINEAGE_DISABLED=true)",
+        title_justify="left",
+    )
+    for column in (
+        "landing rows",
+        "",
+        "C checks",
+        "Csql",
+        "B dbt",
+        "F floor",
+        "C/B",
+        "C/F",
+        "C/Csql",
+        "C peak MB",
+        "A",
+        "A-off",
+        "A/A-off",
+        "A end→exit",
+        "A-off end→exit",
+    ):
+        table.add_column(column, justify="right")
+    for scale in e2e["scales"]:
+        if "C" not in scale["seconds"]:
+            continue
+        b = scale["breakdown"]
+        for label, key, ratios in (
+            ("wall", "seconds", "ratios"),
+            ("CPU", "cpu_seconds", "cpu_ratios"),
+        ):
+            s = {k: v["median"] for k, v in scale[key].items()}
+            r = scale[ratios]
+            wall = label == "wall"
+            table.add_row(
+                f"{scale['landing_rows']:,}" if wall else "",
+                label,
+                *(_s(s.get(m)) for m in ("C", "Csql", "B", "F")),
+                _x(r.get("C/B"), CONTRACTS_TARGET if wall else None),
+                _x(r.get("C/F")),
+                _x(r.get("C/Csql")),
+                f"{scale['peak_rss_mb'].get('C', 0):.0f}" if wall else "",
+                _s(s.get("A")),
+                _s(s.get("A-off")),
+                _x(r.get("A/A-off"), LINEAGE_TARGET if wall else None),
+                _s(b.get("A", {}).get("run_end_to_exit")) if wall else "",
+                _s(b.get("A-off", {}).get("run_end_to_exit")) if wall else "",
+            )
+    console.print(table)
+    for scale in e2e["scales"]:
+        c = scale["breakdown"].get("C", {})
+        if c:
+            console.print(
+                f"  {scale['landing_rows']:,} rows: {c.get('ports', 0):.0f} ports, "
+                f"{c.get('rules', 0):.0f} quality rules; publish (contracts/wap.py) on the same "
+                f"tables: copy {_s(c.get('publish_copy_seconds'))} s, checksum scan "
+                f"{_s(c.get('checksum_seconds'))} s, rename instead of copy "
+                f"{_s(c.get('rename_seconds'))} s"
+            )
+    growth, rss = contract_memory(e2e["scales"])
+    if growth is not None:
+        console.print(
+            f"  contract checks' peak RSS by scale (MB): {[round(r) for r in rss]} → "
+            f"{growth:.2f}x from the smallest to the largest scale"
+        )
+    for scale in e2e["scales"]:
+        for notes in scale.get("notes", []):
+            if notes.get("C_disagreeing_rules"):
+                console.print(
+                    f"  [red]{scale['landing_rows']:,} rows: Soda and the SQL pass disagree on "
+                    f"{notes['C_disagreeing_rules']}[/red]"
+                )
 
 
 def _print_defs(defs: dict[str, Any], console: Console) -> None:

@@ -12,9 +12,9 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from ddp_assets.contracts.gate import check_input_ports
-from ddp_assets.dbt.agreement import check_agreement
+from ddp_assets.dbt.agreement import agreement_errors
 from ddp_assets.dbt.project import dbt_resource, prepare, run_target_path
-from ddp_assets.dbt.translator import ProductTranslator
+from ddp_assets.dbt.translator import ProductTranslator, resolve_in_dependency_order
 from ddp_assets.metadata import WRITER_POOL
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors
@@ -31,18 +31,19 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
         paths = ProjectPaths(context.project_root)
         registry = load_registry(paths.defs_dir, paths.root)
         prepared = prepare(paths, registry)
-        problems = [
-            p for p in check_agreement(registry, prepared.manifest) if p.severity == "error"
-        ]
+        problems = agreement_errors(registry, prepared)
         if problems:
             raise SpecErrors(problems)
+
+        translator = ProductTranslator()
+        resolve_in_dependency_order(translator, prepared.manifest, prepared.project)
 
         @dbt_assets(
             manifest=prepared.manifest,
             project=prepared.project,
             select=self.select,
             exclude=self.exclude or None,
-            dagster_dbt_translator=ProductTranslator(),
+            dagster_dbt_translator=translator,
             name="ddp_dbt_models",
             pool=WRITER_POOL,
         )
@@ -54,7 +55,7 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
             excluded = sorted(k.path[-1] for k in selected if k.path[0] in held)
             if len(excluded) < len(selected):
                 args = ["build", *(["--exclude", *excluded] if excluded else [])]
-                target_path = run_target_path(prepared.project, context.run.run_id)
+                target_path = run_target_path(prepared.project, context.run.run_id, paths.data_dir)
                 yield from dbt.cli(args, context=context, target_path=target_path).stream()
             if blocked:
                 raise dg.Failure(description="\n".join(b.message() for b in blocked))

@@ -160,7 +160,37 @@ def compile_contract(path: Path, model: str, root: Path | None = None) -> Contra
     """Compile the schema object of ``model`` in the contract at ``path``.
 
     Raises :class:`SpecErrors` (file, line, field, hint) for rules that cannot be compiled.
+    A plan is immutable, so it is reused while the file is unchanged: one definitions build
+    asks for every port's plan three times (dbt properties, agreement, the port's checks).
     """
+    try:
+        stat = path.stat()
+    except OSError:
+        return _compile(path, model, root)  # reports the missing file with its hint
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, model, str(root))
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _compile(path, model, root)
+    return plan
+
+
+# (resolved path, mtime_ns, size, model, root) → plan. A changed file has another key, so an
+# entry is never stale; :mod:`ddp_assets.dbt.load_cache` stores them between processes.
+PlanKey = tuple[str, int, int, str, str]
+_PLANS: dict[PlanKey, ContractPlan] = {}
+
+
+def known_plans() -> dict[PlanKey, ContractPlan]:
+    """The plans compiled (or remembered) in this process."""
+    return dict(_PLANS)
+
+
+def remember_plans(plans: dict[PlanKey, ContractPlan]) -> None:
+    """Plans compiled by an earlier process; entries for files since changed never match."""
+    _PLANS.update(plans)
+
+
+def _compile(path: Path, model: str, root: Path | None) -> ContractPlan:
     loaded = load_contract_file(path, root)
     contract = loaded.contract
     index, obj = _object(loaded, contract, model)

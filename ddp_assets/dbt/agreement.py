@@ -6,13 +6,36 @@ These checks read the parsed manifest and say exactly what to fix when the two d
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddp_assets.contracts.validation import contract_problems
 from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.spec.errors import SpecProblem, relative
 from ddp_assets.spec.registry import Registry
+
+if TYPE_CHECKING:
+    from ddp_assets.dbt.project import PreparedProject
+
+
+def agreement_errors(registry: Registry, prepared: PreparedProject) -> list[SpecProblem]:
+    """The error-severity problems of :func:`check_agreement`, remembered when there are none.
+
+    A clean result holds as long as dbt's inputs (specs, contracts, SQL, generated properties)
+    are the ones it was computed on, so a code location load on a prepared project does not
+    re-read every contract (at 200 products the check was 9 % of the load). Only a clean
+    result is kept: one that found errors is computed again until they are fixed. The contract
+    base (``DDP_CONTRACT_BASE``, a git ref) is part of the key; a base ref that moves without
+    any file changing (e.g. ``git reset --soft``) is not noticed until a file changes.
+    """
+    base = os.environ.get("DDP_CONTRACT_BASE", "HEAD")
+    if prepared.agreement_known_clean(base):
+        return []
+    problems = [p for p in check_agreement(registry, prepared.manifest) if p.severity == "error"]
+    if not problems:
+        prepared.remember_agreement_clean(base)
+    return problems
 
 
 def check_agreement(registry: Registry, manifest: dict[str, Any]) -> list[SpecProblem]:

@@ -7,6 +7,7 @@ decides whether a re-parse is needed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -16,23 +17,33 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt import DbtCliResource, DbtProject
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject
+from dagster_dbt.asset_utils import (
+    DBT_INDIRECT_SELECTION_ENV,
+    extract_runtime_selection_from_args,
+    get_updated_cli_invocation_params_for_context,
+)
+from dagster_dbt.dagster_dbt_translator import validate_opt_translator
+from dagster_dbt.dbt_manifest import validate_manifest
 from packaging import version
 
+from ddp_assets.dbt.in_process import InProcessDbt, in_process_enabled, manifest_key
 from ddp_assets.dbt.properties import write_properties
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
 from ddp_assets.spec.registry import Registry
 
 FINGERPRINT_FILE = "ddp_fingerprint.txt"
+STATE_FILE = "ddp_prepared.json"  # what the last prepare saw, and agreement checks that passed
 KEEP_RUN_ARTIFACTS = 20
-_DBT_INPUTS = ("*.sql", "*.yml", "*.yaml", "*.csv", "*.md")
+_DBT_INPUTS = (".sql", ".yml", ".yaml", ".csv", ".md")
 
 
 def dbt_executable() -> str:
@@ -52,13 +63,21 @@ def dbt_project(paths: ProjectPaths) -> DbtProject:
 
 
 class ProductsDbtCliResource(DbtCliResource):
-    """dagster-dbt's resource, minus two fixed costs per run that ddp does not need.
+    """dagster-dbt's resource, minus fixed costs per run that ddp does not need.
 
     - ``dbt --version`` in a subprocess (about a second): the version is the installed
       dbt-core's, read from package metadata.
     - Registering a dbt adapter inside the Dagster process (about a second): it only serves
       the optional row-count and column-metadata queries, which ddp does not use.
+    - A dbt process per invocation (start, imports, parse: about 2.7 s each): :meth:`cli`
+      runs dbt in this process instead (:mod:`ddp_assets.dbt.in_process`).
     """
+
+    # The project root. dbt gets DDP_DATA_DIR exactly as `ddp prepare` gives it (dbt_env), read
+    # when dbt runs: dbt keys its partial parse on the profile, which holds the warehouse path
+    # ("../data" from an unset variable is another profile than the absolute path, and costs a
+    # full parse).
+    project_root: str = ""
 
     @cached_property
     def _cli_version(self) -> version.Version:
@@ -67,12 +86,109 @@ class ProductsDbtCliResource(DbtCliResource):
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
         return None
 
+    def cli(
+        self,
+        args: Sequence[str],
+        *,
+        raise_on_error: bool = True,
+        manifest: Any = None,
+        dagster_dbt_translator: DagsterDbtTranslator | None = None,
+        context: dg.OpExecutionContext | dg.AssetExecutionContext | None = None,
+        target_path: Path | None = None,
+    ) -> DbtCliInvocation:
+        """``DbtCliResource.cli``, with dbt run in this process (:mod:`ddp_assets.dbt.in_process`).
 
-def run_target_path(project: DbtProject, run_id: str) -> Path:
+        The arguments, environment and selection are dagster-dbt's own (the same helpers
+        ``DbtCliResource.cli`` uses); only the process that runs them differs.
+        """
+        if not in_process_enabled():
+            return super().cli(
+                args,
+                raise_on_error=raise_on_error,
+                manifest=manifest,
+                dagster_dbt_translator=dagster_dbt_translator,
+                context=context,
+                target_path=target_path,
+            )
+        translator = validate_opt_translator(dagster_dbt_translator) or DagsterDbtTranslator()
+        manifest = validate_manifest(manifest) if manifest else {}
+        cleaned_args, runtime_selects, runtime_excludes = extract_runtime_selection_from_args(args)
+        params = get_updated_cli_invocation_params_for_context(
+            context=context,
+            manifest=manifest,
+            dagster_dbt_translator=translator,
+            runtime_selects=runtime_selects,
+            runtime_excludes=runtime_excludes,
+        )
+        project_dir = Path(
+            params.dbt_project.project_dir if params.dbt_project else self.project_dir
+        )
+        target_path = target_path or Path("target") / "runs" / uuid.uuid4().hex[:12]
+        if not target_path.is_absolute():
+            target_path = project_dir / target_path
+        env = {
+            **os.environ,
+            "DAGSTER_DBT_CLI": "true",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DBT_LOG_FORMAT": "json",
+            "DBT_TARGET_PATH": os.fspath(target_path),
+            "DBT_LOG_PATH": os.fspath(target_path),
+            "DBT_PROFILES_DIR": self.profiles_dir or os.fspath(project_dir),
+            "DBT_PROJECT_DIR": os.fspath(project_dir),
+        }
+        if self.project_root:
+            env["DDP_DATA_DIR"] = str(ProjectPaths(Path(self.project_root)).data_dir)
+        if params.indirect_selection:
+            env[DBT_INDIRECT_SELECTION_ENV] = params.indirect_selection
+        profile_args = [*(["--profile", self.profile] if self.profile else [])]
+        profile_args += ["--target", self.target] if self.target else []
+        full_args = [
+            self.dbt_executable,
+            *self.global_config_flags,
+            *cleaned_args,
+            *profile_args,
+            *params.selection_args,
+        ]
+        prepared_target = Path("target") / (self.target or "dev")  # see dbt_project()
+        process = InProcessDbt(
+            full_args,
+            env,
+            manifest_key(project_dir, prepared_target, env),
+            keep_parse=partial_parse_slot(project_dir / prepared_target, env.get("DDP_DATA_DIR")),
+        )
+        return DbtCliInvocation(
+            process=process,  # type: ignore[arg-type]  # the part of Popen dagster-dbt uses
+            manifest=params.manifest,
+            dagster_dbt_translator=params.dagster_dbt_translator,
+            project_dir=project_dir,
+            target_path=target_path,
+            raise_on_error=raise_on_error,
+            context=context,
+            adapter=None,
+            cli_version=self._cli_version,
+            project=params.dbt_project,
+        )
+
+
+def partial_parse_slot(prepared_target: Path, data_dir: str | None) -> Path:
+    """Where dbt's partial-parse state for one warehouse folder is kept between runs.
+
+    dbt rejects a partial-parse file written under another profile, and the profile holds the
+    warehouse path, so a run on another ``DDP_DATA_DIR`` than ``ddp prepare`` saw (tests, CI, a
+    second data folder) parsed the whole project again, every invocation. Each data folder gets
+    the state its own runs left, seeded from the prepared one.
+    """
+    key = hashlib.sha256((data_dir or "").encode()).hexdigest()[:16]
+    return prepared_target / "partial_parse" / f"{key}.msgpack"
+
+
+def run_target_path(project: DbtProject, run_id: str, data_dir: Path | None = None) -> Path:
     """A fresh target folder for one dbt invocation, seeded with the prepared partial parse.
 
     dagster-dbt gives every invocation its own target folder (so artifacts never mix); without
     dbt's ``partial_parse.msgpack`` there, dbt would re-parse the whole project on every run.
+    The seed is the state a run on the same ``data_dir`` left when it is newer than the
+    prepared one (:func:`partial_parse_slot`), else the prepared one.
     """
     base = project.project_dir / project.target_path
     runs = base / "runs"
@@ -83,8 +199,14 @@ def run_target_path(project: DbtProject, run_id: str) -> Path:
     path = runs / f"{run_id[:8]}-{uuid.uuid4().hex[:6]}"
     path.mkdir(parents=True, exist_ok=True)
     prepared = base / "partial_parse.msgpack"
-    if prepared.exists():
-        shutil.copyfile(prepared, path / "partial_parse.msgpack")
+    seed = prepared
+    if data_dir is not None:
+        slot = partial_parse_slot(base, str(data_dir))
+        with contextlib.suppress(OSError):
+            if not prepared.exists() or slot.stat().st_mtime_ns >= prepared.stat().st_mtime_ns:
+                seed = slot
+    if seed.exists():
+        shutil.copyfile(seed, path / "partial_parse.msgpack")
     return path
 
 
@@ -95,6 +217,7 @@ def dbt_resource(paths: ProjectPaths) -> DbtCliResource:
         profiles_dir=str(paths.dbt_dir),
         target=project.target,
         dbt_executable=dbt_executable(),
+        project_root=str(paths.root),
     )
 
 
@@ -103,24 +226,40 @@ def dbt_env(paths: ProjectPaths) -> dict[str, str]:
     return {**os.environ, "DDP_DATA_DIR": str(paths.data_dir)}
 
 
-def _fingerprint(paths: ProjectPaths, files: Iterable[Path]) -> str:
+def _fingerprint(paths: ProjectPaths, files: Iterable[str]) -> str:
     digest = hashlib.sha256()
     digest.update(os.environ.get("DDP_DBT_TARGET", "dev").encode())
     for path in sorted(files):
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except OSError:
             continue
         digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def _inputs(paths: ProjectPaths) -> list[Path]:
-    found: list[Path] = [paths.dbt_dir / "dbt_project.yml", paths.dbt_dir / "profiles.yml"]
+def _walk(folder: Path, suffixes: tuple[str, ...], skip: Path | None = None) -> Iterator[str]:
+    """Files under ``folder`` ending in one of ``suffixes``, as strings (one ``os.walk``)."""
+    for parent, dirs, files in os.walk(folder):
+        if skip is not None and Path(parent) == skip:
+            dirs.clear()
+            continue
+        for name in files:
+            if name.endswith(suffixes):
+                yield os.path.join(parent, name)
+
+
+def _inputs(paths: ProjectPaths) -> list[str]:
+    found = [str(paths.dbt_dir / "dbt_project.yml"), str(paths.dbt_dir / "profiles.yml")]
     for folder in (paths.dbt_dir / "models", paths.dbt_dir / "macros", paths.defs_dir):
-        for pattern in _DBT_INPUTS:
-            found.extend(folder.rglob(pattern))
+        found.extend(_walk(folder, _DBT_INPUTS))
     return found
+
+
+def code_fingerprint(paths: ProjectPaths) -> str:
+    """ddp's own code, which turns specs and contracts into the generated dbt properties."""
+    package = Path(__file__).resolve().parent.parent
+    return _fingerprint(paths, _walk(package, (".py",), skip=paths.defs_dir.resolve()))
 
 
 @dataclass(frozen=True)
@@ -128,6 +267,43 @@ class PreparedProject:
     project: DbtProject
     manifest: dict[str, Any]
     parsed: bool  # True when this call ran dbt parse
+    fingerprint: str = ""  # of dbt's inputs, generated properties included
+
+    @property
+    def state_path(self) -> Path:
+        return self.project.manifest_path.parent / STATE_FILE
+
+    def agreement_known_clean(self, base: str) -> bool:
+        """Whether :func:`~ddp_assets.dbt.agreement.check_agreement` found no error on these
+        exact inputs (and this contract base) before."""
+        state = _read_state(self.state_path)
+        return state.get("inputs") == self.fingerprint and base in state.get("clean", [])
+
+    def remember_agreement_clean(self, base: str) -> None:
+        state = _read_state(self.state_path)
+        if state.get("inputs") != self.fingerprint:
+            return
+        state["clean"] = sorted({*state.get("clean", []), base})
+        _write_state(self.state_path, state)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    """Best effort: without the file the next load only does the work again."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        temporary.write_text(json.dumps(state), encoding="utf-8")
+        temporary.replace(path)  # atomic: a concurrent load reads the old or the new state
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def prepare(
@@ -135,15 +311,31 @@ def prepare(
 ) -> PreparedProject:
     """Write the generated properties and parse dbt when anything changed since last time.
 
+    When neither dbt's inputs (SQL, YAML, specs, contracts, the generated properties) nor
+    ddp's own code changed since the last call, the properties cannot change either: they are
+    not rendered again (at 200 products that was 15 % of a code location load).
+
     Raises :class:`SpecErrors` when the specs or dbt's own parse find problems.
     """
     if registry is None:
         registry = Registry.load(paths.defs_dir, paths.root)
     registry.raise_for_errors()
-    write_properties(registry, paths.dbt_dir)
     project = dbt_project(paths)
     manifest_path = project.manifest_path
     stamp_path = manifest_path.parent / FINGERPRINT_FILE
+    state_path = manifest_path.parent / STATE_FILE
+    generator = code_fingerprint(paths)
+    if not force and manifest_path.exists() and stamp_path.exists():
+        fingerprint = _fingerprint(paths, _inputs(paths))
+        state = _read_state(state_path)
+        if (
+            state.get("inputs") == fingerprint
+            and state.get("generator") == generator
+            and stamp_path.read_text(encoding="utf-8") == fingerprint
+        ):
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            return PreparedProject(project, manifest, parsed=False, fingerprint=fingerprint)
+    write_properties(registry, paths.dbt_dir)
     fingerprint = _fingerprint(paths, _inputs(paths))
     fresh = (
         manifest_path.exists()
@@ -153,8 +345,14 @@ def prepare(
     if not fresh or force:
         _parse(paths, project)
         stamp_path.write_text(fingerprint, encoding="utf-8")
+    _write_state(state_path, {"inputs": fingerprint, "generator": generator})
+    from ddp_assets.dbt.load_cache import store  # it builds on this module
+
+    store(paths, registry)  # the specs and contract plans just read, for the next loads
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    return PreparedProject(project=project, manifest=manifest, parsed=not fresh or force)
+    return PreparedProject(
+        project=project, manifest=manifest, parsed=not fresh or force, fingerprint=fingerprint
+    )
 
 
 def _parse(paths: ProjectPaths, project: DbtProject) -> None:

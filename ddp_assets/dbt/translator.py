@@ -5,6 +5,8 @@ Policy is applied once here, from metadata: no model name is ever listed in Pyth
 
 from __future__ import annotations
 
+import contextlib
+import graphlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +35,7 @@ class ProductTranslator(DagsterDbtTranslator):
                 enable_source_tests_as_checks=False,
             )
         )
+        self._ddp_specs: dict[tuple[int, str, int], dg.AssetSpec] = {}
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         meta = ddp_meta(dbt_resource_props)
@@ -51,7 +54,14 @@ class ProductTranslator(DagsterDbtTranslator):
         Dagster the dependency is the port's publish asset: the reader waits for publication
         and is skipped when the port is held back by its audit.
         """
-        spec = super().get_asset_spec(manifest, unique_id, project)
+        # Memoized as dagster-dbt memoizes its own specs: it asks again for every downstream node.
+        memo_id = (id(manifest), unique_id, id(project))
+        if memo_id not in self._ddp_specs:
+            spec = super().get_asset_spec(manifest, unique_id, project)
+            self._ddp_specs[memo_id] = self._published_deps(spec)
+        return self._ddp_specs[memo_id]
+
+    def _published_deps(self, spec: dg.AssetSpec) -> dg.AssetSpec:
         product = spec.key.path[0] if len(spec.key.path) > 1 else None
         deps = [
             dg.AssetDep(dg.AssetKey([dep.asset_key.path[0], dep.asset_key.path[2]]))
@@ -93,6 +103,33 @@ class ProductTranslator(DagsterDbtTranslator):
     def get_code_version(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         checksum = (dbt_resource_props.get("checksum") or {}).get("checksum")
         return checksum[:16] if checksum else None
+
+
+def resolve_in_dependency_order(
+    translator: DagsterDbtTranslator, manifest: Mapping[str, Any], project: Any
+) -> None:
+    """Resolve every node's asset spec upstream first, so ``@dbt_assets`` finds them memoized.
+
+    dagster-dbt resolves a node's upstream specs recursively (memoized per manifest), entering
+    the nodes in set order: in a ref() chain about 1000 models deep (200 products feeding each
+    other) that exceeded Python's recursion limit, depending on ``PYTHONHASHSEED``. In
+    dependency order each call recurses one level at most. Best effort: a node that fails here
+    fails again, with dagster-dbt's own error, where ``@dbt_assets`` resolves it.
+    """
+    nodes = manifest.get("nodes", {})
+    sources = manifest.get("sources", {})
+    graph: dict[str, list[str]] = {uid: [] for uid in sources}
+    for uid, node in nodes.items():
+        if node.get("resource_type") in ("model", "seed", "snapshot"):
+            upstream = (node.get("depends_on") or {}).get("nodes") or []
+            graph[uid] = [u for u in upstream if u in nodes or u in sources]
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError:
+        return  # dbt refuses cycles; leave the error to dbt and dagster-dbt
+    for uid in order:
+        with contextlib.suppress(Exception):
+            translator.get_asset_spec(manifest, uid, project)
 
 
 def _is_staging(key: dg.AssetKey) -> bool:

@@ -8,9 +8,15 @@ for that column, never an error: lineage must not break a run.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlglot import exp, parse_one
@@ -89,10 +95,72 @@ def _leaves(node: Node, path: list[Node]) -> list[tuple[Node, list[Node]]]:
     return found
 
 
+# Column lineage depends only on the SQL and the schemas it is qualified against, and sqlglot
+# takes most of a run's lineage emission to compute it (docs/performance.md): results are kept
+# by a digest of both, in memory and, inside `remembered(path)`, in a JSON file between runs.
+_MEMO: dict[str, dict[str, list[SourceColumn]]] = {}
+_USED: set[str] = set()
+
+
+def _memo_key(sql: str, schemas: Schemas, dialect: str) -> str:
+    digest = hashlib.sha256(f"{dialect}\n{sql}".encode())
+    for table in sorted(schemas):
+        digest.update(json.dumps([table, sorted(schemas[table].items())]).encode())
+    return digest.hexdigest()
+
+
 def column_lineage(
     sql: str, schemas: Schemas, dialect: str = DIALECT
 ) -> dict[str, list[SourceColumn]]:
     """Output column → the source table columns it is computed from (directly)."""
+    key = _memo_key(sql, schemas, dialect)
+    _USED.add(key)
+    found = _MEMO.get(key)
+    if found is None:
+        found = _MEMO[key] = _column_lineage(sql, schemas, dialect)
+    return {name: list(sources) for name, sources in found.items()}
+
+
+@contextmanager
+def remembered(path: Path) -> Iterator[None]:
+    """Column lineage computed by earlier runs is read from ``path``; what this block used is
+    written back (so the file holds the current models only). Best effort: lineage never breaks
+    a run, so an unreadable or unwritable file only means computing again."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        for key, columns in stored.items():
+            _MEMO.setdefault(
+                key,
+                {
+                    name: [SourceColumn((t[0], t[1], t[2]), c, k) for t, c, k in sources]
+                    for name, sources in columns.items()
+                },
+            )
+    except (OSError, ValueError, TypeError, IndexError):
+        pass
+    _USED.clear()
+    try:
+        yield
+    finally:
+        document = {
+            key: {
+                name: [[list(s.table), s.column, s.subtype] for s in sources]
+                for name, sources in _MEMO[key].items()
+            }
+            for key in sorted(_USED)
+            if key in _MEMO
+        }
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(document), encoding="utf-8")
+            temporary.replace(path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+
+
+def _column_lineage(sql: str, schemas: Schemas, dialect: str) -> dict[str, list[SourceColumn]]:
     expression = _qualified(sql, schemas, dialect)
     if not isinstance(expression, exp.Query):
         return {}

@@ -18,14 +18,6 @@ from typing import Any
 from ddp_assets.compute.python_models import input_relations
 from ddp_assets.ingest.landing import landing_files
 from ddp_assets.lineage.columns import SourceColumn, TableName, column_lineage, output_columns
-from ddp_assets.lineage.naming import (
-    FILE_NAMESPACE,
-    file_name,
-    table_name,
-    warehouse_database,
-    warehouse_dialect,
-    warehouse_namespace,
-)
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, ProductInputPort, TableInputPort
 from ddp_assets.spec.registry import Registry
@@ -90,13 +82,18 @@ class AssetLineage:
             "output": self.output.to_dict(),
             "inputs": [i.to_dict() for i in self.inputs],
             "columns": [{"name": n, "type": t} for n, t in self.columns.items()],
-            "column_lineage": {
-                column: [
-                    {"dataset": table_name(*s.table), "column": s.column, "subtype": s.subtype}
-                    for s in sources
-                ]
-                for column, sources in self.column_lineage.items()
-            },
+            "column_lineage": self._column_lineage_dict(),
+        }
+
+    def _column_lineage_dict(self) -> dict[str, list[dict[str, str]]]:
+        from ddp_assets.lineage.naming import table_name
+
+        return {
+            column: [
+                {"dataset": table_name(*s.table), "column": s.column, "subtype": s.subtype}
+                for s in sources
+            ]
+            for column, sources in self.column_lineage.items()
         }
 
 
@@ -224,6 +221,17 @@ def build_graph(
     ``landing``: asset key → the files a landing load read.
     """
     from ddp_assets.dbt.translator import ProductTranslator
+
+    # imported here: the naming module loads the OpenLineage client (~0.3 s), which a code
+    # location load (that imports this module through the catalog) does not need
+    from ddp_assets.lineage.naming import (
+        FILE_NAMESPACE,
+        file_name,
+        table_name,
+        warehouse_database,
+        warehouse_dialect,
+        warehouse_namespace,
+    )
 
     translator = ProductTranslator()
     staging_schema = _wap_staging_schema()

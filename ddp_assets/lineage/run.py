@@ -10,11 +10,14 @@ from typing import Any
 import dagster as dg
 from openlineage.client.event_v2 import RunEvent
 
+from ddp_assets.lineage.columns import remembered
 from ddp_assets.lineage.events import EventBuilder, landing_files_of, read_run
 from ddp_assets.lineage.graph import LineageGraph, build_graph, python_model_key
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import Registry, load_registry
+
+COLUMN_LINEAGE_FILE = "ddp_column_lineage.json"  # beside the dbt targets; see lineage.columns
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -111,12 +114,14 @@ def run_events(
         schema = execution.metadata.get("dagster/column_schema") if execution else None
         if isinstance(schema, dict) and schema:
             types[key] = schema
-    graph = build_graph(
-        paths,
-        registry,
-        manifest,
-        column_types=types,
-        compiled=compiled,
-        landing=landing_files_of(record, paths.landing_dir, keys),
-    )
+    # column lineage depends on the SQL only: reuse what earlier runs computed (cost, not naming)
+    with remembered(paths.dbt_dir / "target" / COLUMN_LINEAGE_FILE):
+        graph = build_graph(
+            paths,
+            registry,
+            manifest,
+            column_types=types,
+            compiled=compiled,
+            landing=landing_files_of(record, paths.landing_dir, keys),
+        )
     return EventBuilder(graph, registry, manifest).events(record)

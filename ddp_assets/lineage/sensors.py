@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from ddp_assets.lineage.emit import emit_lineage_safely
 from ddp_assets.settings import ProjectPaths
 
 STATUSES = {
@@ -33,6 +32,9 @@ def lineage_sensors(root: Path, minimum_interval_seconds: int = 15) -> list[dg.S
             default_status=dg.DefaultSensorStatus.RUNNING,
         )
         def _emit(context: dg.RunStatusSensorContext) -> None:
+            # imported here: the OpenLineage client is not needed to load the code location
+            from ddp_assets.lineage.emit import emit_lineage_safely
+
             result = emit_lineage_safely(context.instance, context.dagster_run.run_id, paths)
             if result is not None:
                 context.log.info(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import graphlib
 import hashlib
+import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -103,7 +105,12 @@ class Registry:
 
     @classmethod
     def load(cls, defs_dir: Path, root: Path | None = None) -> Registry:
-        """Read and cross-check every product; problems are collected, not raised."""
+        """Read and cross-check every product; problems are collected, not raised.
+
+        The result is also what :func:`load_registry` returns until a file changes, so a
+        command that read the registry does not have it read again by the components.
+        """
+        key = folder_key(defs_dir) if defs_dir.is_dir() else None
         registry = cls(root=root or defs_dir.parent.parent)
         for path in find_spec_files(defs_dir):
             try:
@@ -126,6 +133,8 @@ class Registry:
                 check()
             except Exception as error:
                 registry._internal(relative(defs_dir, registry.root), error)
+        if key is not None:
+            _CACHE[defs_dir] = (key, registry)
         return registry
 
     def _internal(self, shown: str, error: Exception) -> None:
@@ -546,26 +555,66 @@ def _cycle_through(start: str, graph: dict[str, list[str]], component: set[str])
 
 
 _CACHE: dict[Path, tuple[str, Registry]] = {}
+_PINNED: dict[Path, Registry] = {}
+_FOLDER_SUFFIXES = (".yaml", ".yml", ".sql", ".py")
+
+
+def folder_key(defs_dir: Path) -> str:
+    """A digest of the name, size and mtime of every spec, SQL and Python file in the folder.
+
+    One ``os.walk`` and one ``stat`` per file, on plain strings (sorting ``Path`` objects
+    cost more than the walk itself).
+    """
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(defs_dir):
+        dirs.sort()
+        for name in sorted(files):
+            if not name.endswith(_FOLDER_SUFFIXES):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                stat = os.stat(path)
+            except OSError:  # e.g. a broken symlink; the registry reports what it cannot read
+                continue
+            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def load_registry(defs_dir: Path, root: Path) -> Registry:
     """:meth:`Registry.load`, reused while no spec, SQL or Python file in the defs folder changed.
 
-    Every product component asks for the registry while Dagster loads definitions; this keeps
-    that to one read of the folder per change.
+    Every product component asks for the registry while Dagster loads definitions; inside
+    :func:`registry_scope` (one definitions build) the folder is read once and not even
+    re-checked; outside it, a digest of the folder decides whether to read it again.
     """
-    digest = hashlib.sha256()
-    for path in sorted(defs_dir.rglob("*")):
-        if path.suffix in (".yaml", ".yml", ".sql", ".py"):
-            try:
-                stat = path.stat()
-            except OSError:  # e.g. a broken symlink; the registry reports what it cannot read
-                continue
-            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    key = digest.hexdigest()
+    pinned = _PINNED.get(defs_dir)
+    if pinned is not None:
+        return pinned
+    key = folder_key(defs_dir)
     cached = _CACHE.get(defs_dir)
     if cached is not None and cached[0] == key:
         return cached[1]
-    registry = Registry.load(defs_dir, root)
-    _CACHE[defs_dir] = (key, registry)
-    return registry
+    return Registry.load(defs_dir, root)
+
+
+@contextmanager
+def registry_scope(
+    defs_dir: Path, root: Path, registry: Registry | None = None
+) -> Iterator[Registry]:
+    """One registry for everything loaded inside the block (one definitions build).
+
+    Without it every component re-checked the whole defs folder (a walk and a ``stat`` per
+    file), once per product: quadratic in the number of products, half of the load's time at
+    200 products (docs/performance.md). A file edited during the build is seen by the next one.
+    ``registry``: one already read for this folder (e.g. from :mod:`ddp_assets.dbt.load_cache`).
+    """
+    if defs_dir in _PINNED:  # nested: the outer scope's registry
+        yield _PINNED[defs_dir]
+        return
+    if registry is None:
+        registry = load_registry(defs_dir, root)
+    _PINNED[defs_dir] = registry
+    try:
+        yield registry
+    finally:
+        _PINNED.pop(defs_dir, None)

@@ -1,0 +1,217 @@
+"""Contracts (C): every output port's contract checks on a built warehouse, three ways.
+
+Run by the harness as a measured process (``python -m bench.contract_pass WAREHOUSE``, with
+``PYTHONPATH`` = the snapshot, then this checkout for ``bench``), so its peak RSS is the peak
+of the checks alone; it prints one JSON line.
+
+- **platform**: what an output port's audit runs (``ddp_assets/components/output_port.py``):
+  the Soda contract verification of the port's quality rules (``contracts/soda.py::
+  run_quality``) and, for a port written from Python, the pandera schema
+  (``contracts/pandera_checks.py::validate_table``), on the staging relation.
+- **sql**: the same quality rules as ONE hand-written SQL query per port (this module:
+  every rule's metric as an aggregate of one scan, compared with the rule's threshold in
+  Python). It is the floor for "the contract checks", as F is for the build. Its verdicts
+  are compared with Soda's: a disagreement is reported, not hidden.
+
+It also times, per port, what the publish step does after the audit (``contracts/wap.py``,
+which another change owns; these figures are the case for changing it): the copy
+``create or replace table <product>.<model> as select * from staging`` (into a scratch schema
+here), the content checksum (``wap.py::checksum``, one more full scan), and the alternative
+of publishing by renaming the audited table (``alter table ... rename``, metadata only).
+
+Timings exclude the interpreter start and imports (Soda, pandera and ibis are imported and
+warmed on an empty table first), so they compare the checks themselves with the build.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def metric_sql(rule: Any, table: str) -> str | None:
+    """One rule's metric as an aggregate over ``table`` (None: not expressible as one)."""
+    column = _quote(rule.column) if rule.column else None
+    match rule.metric:
+        case "rowCount":
+            return "count(*)"
+        case "nullValues":
+            return f"count(*) filter (where {column} is null)"
+        case "missingValues":
+            listed = ", ".join(_literal(v) for v in rule.missing_values)
+            extra = f" or {column} in ({listed})" if listed else ""
+            return f"count(*) filter (where {column} is null{extra})"
+        case "invalidValues" if rule.valid_values is not None:
+            listed = ", ".join(_literal(v) for v in rule.valid_values) or "null"
+            return f"count(*) filter (where {column} is not null and {column} not in ({listed}))"
+        case "invalidValues":
+            return (
+                f"count(*) filter (where {column} is not null and not regexp_matches("
+                f"cast({column} as varchar), {_literal(rule.pattern)}))"
+            )
+        case "duplicateValues":
+            keys = [_quote(c) for c in (rule.columns or (rule.column,))]
+            if len(keys) == 1:
+                return f"count({keys[0]}) - count(distinct {keys[0]})"
+            row = "(" + ", ".join(keys) + ")"
+            return f"count(*) - count(distinct {row})"
+        case "sql":
+            query = rule.sql_for(table)
+            return f"({query.strip().rstrip(';')})" if query else None
+        case _:
+            return None
+
+
+def sql_pass(connection: Any, plan: Any, table: str) -> dict[str, bool]:
+    """Every quality rule of ``plan`` on ``table`` in one query; rule name → passed."""
+    expressions = [(rule, metric_sql(rule, table)) for rule in plan.rules]
+    usable = [(rule, sql) for rule, sql in expressions if sql is not None]
+    if not usable:
+        return {}
+    selects = ", ".join(["count(*)", *(sql for _, sql in usable)])
+    row = connection.execute(f"select {selects} from {table}").fetchone()
+    total, values = row[0], row[1:]
+    verdicts: dict[str, bool] = {}
+    for (rule, _), value in zip(usable, values, strict=True):
+        observed = float(value or 0)
+        if rule.unit == "percent" and rule.metric != "rowCount":
+            observed = 100.0 * observed / total if total else 0.0
+        verdicts[rule.check_name] = bool(rule.threshold.holds(observed))
+    return verdicts
+
+
+def _publish_costs(connection: Any, ports: list[Any], staging_schema: Any) -> dict[str, float]:
+    """The publish step's copy and checksum scan, and a rename instead, on scratch copies."""
+    from ddp_assets.contracts.wap import checksum
+
+    copy = scan = rename = 0.0
+    connection.execute("create schema if not exists bench_publish")
+    for product, port, _ in ports:
+        staging = staging_schema(product.id)
+        name = _quote(port.model)
+        t0 = time.perf_counter()
+        connection.execute(
+            f"create or replace table bench_publish.{name} as select * from {staging}.{name}"
+        )
+        t1 = time.perf_counter()
+        checksum(connection, staging, port.model)
+        t2 = time.perf_counter()
+        connection.execute(
+            f"alter table bench_publish.{name} rename to {_quote(port.model + '_renamed')}"
+        )
+        t3 = time.perf_counter()
+        copy, scan, rename = copy + t1 - t0, scan + t2 - t1, rename + t3 - t2
+    connection.execute("drop schema bench_publish cascade")
+    return {"publish_copy_seconds": copy, "checksum_seconds": scan, "rename_seconds": rename}
+
+
+def main(argv: list[str]) -> int:
+    warehouse = Path(argv[0])
+    started_imports = time.perf_counter()
+    import duckdb
+
+    from ddp_assets.contracts.compiler import compile_contract
+    from ddp_assets.contracts.pandera_checks import validate_table
+    from ddp_assets.contracts.soda import run_quality
+    from ddp_assets.contracts.wap import staging_schema
+    from ddp_assets.settings import ProjectPaths
+    from ddp_assets.spec.registry import Registry
+
+    paths = ProjectPaths.discover(Path.cwd() / "ddp_assets")
+    registry = Registry.load(paths.defs_dir, paths.root)
+    ports = [
+        (product, port, compile_contract(product.folder / port.contract, port.model, paths.root))
+        for product in registry.products.values()
+        for port in product.spec.output_ports
+    ]
+    connection = duckdb.connect(str(warehouse))
+    # Warm-up on an empty copy of one port: Soda, pandera and ibis are imported and initialised
+    # here, not inside the first timed check.
+    product, port, plan = ports[0]
+    staging = staging_schema(product.id)
+    connection.execute("create schema if not exists bench_warmup")
+    connection.execute(
+        f"create or replace table bench_warmup.{_quote(port.model)} as "
+        f"select * from {staging}.{_quote(port.model)} limit 0"
+    )
+    run_quality(connection, plan, "bench_warmup", port.model)
+    validate_table(connection, plan, "bench_warmup", port.model)
+    connection.execute("drop schema bench_warmup cascade")
+    imports = time.perf_counter() - started_imports
+
+    platform_seconds = 0.0
+    platform_cpu = 0.0
+    sql_seconds = 0.0
+    sql_cpu = 0.0
+    per_port: list[dict[str, Any]] = []
+    disagreements: list[str] = []
+    rules = 0
+    for product, port, plan in ports:
+        staging = staging_schema(product.id)
+        table = f"{staging}.{_quote(port.model)}"
+        python_port = port.model in product.python_model_names
+        t0, c0 = time.perf_counter(), time.process_time()
+        results = run_quality(connection, plan, staging, port.model)
+        if python_port:
+            validate_table(connection, plan, staging, port.model)
+        t1, c1 = time.perf_counter(), time.process_time()
+        verdicts = sql_pass(connection, plan, table)
+        t2, c2 = time.perf_counter(), time.process_time()
+        platform_seconds += t1 - t0
+        platform_cpu += c1 - c0
+        sql_seconds += t2 - t1
+        sql_cpu += c2 - c1
+        rules += len(plan.rules)
+        for result in results:
+            expected = verdicts.get(result.check_name)
+            if result.error is None and expected is not None and expected != result.passed:
+                disagreements.append(f"{product.id}.{port.name}:{result.check_name}")
+        (rows,) = connection.execute(f"select count(*) from {table}").fetchone() or (0,)
+        per_port.append(
+            {
+                "port": f"{product.id}.{port.name}",
+                "rows": int(rows),
+                "rules": len(plan.rules),
+                "pandera": python_port,
+                "platform_seconds": round(t1 - t0, 4),
+                "sql_seconds": round(t2 - t1, 4),
+            }
+        )
+    publish = _publish_costs(connection, ports, staging_schema)
+    connection.close()
+    print(
+        json.dumps(
+            {
+                "imports_and_warmup": imports,
+                "platform_seconds": platform_seconds,
+                "platform_cpu_seconds": platform_cpu,
+                "sql_seconds": sql_seconds,
+                "sql_cpu_seconds": sql_cpu,
+                "ports": len(ports),
+                "rules": rules,
+                "disagreements": disagreements,
+                "per_port": per_port,
+                **publish,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

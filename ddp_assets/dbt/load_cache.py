@@ -1,0 +1,103 @@
+"""What a code location load reads from the defs folder, kept beside the prepared manifest.
+
+Every load reads each product spec and each contract with ruamel.yaml (kept for the line
+numbers of error messages) and compiles the contracts: about 1.5 s at 100 products, most of what
+ddp's load costs beyond plain dagster-dbt. The results (the registry and the compiled contract
+plans) change only when a file in the defs folder or ddp's own code changes, so a load stores
+them and the next loads read them back in a few milliseconds. The file is the project's build
+output, like ``manifest.json`` beside it, and is trusted the same way; any change to its key
+(file names, sizes and mtimes under the defs folder, ddp's code, the Python and pydantic
+versions, the project root) makes the load read the files again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from ddp_assets.contracts.compiler import known_plans, remember_plans
+from ddp_assets.dbt.project import code_fingerprint, dbt_project
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.registry import Registry, folder_key, registry_scope
+
+CACHE_FILE = "ddp_load_cache.pickle"
+
+
+def _key(paths: ProjectPaths) -> str:
+    parts = (
+        folder_key(paths.defs_dir),
+        code_fingerprint(paths),
+        sys.version,
+        pydantic.VERSION,
+        str(paths.root),
+    )
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _read(path: Path, key: str) -> tuple[Registry, dict[Any, Any]] | None:
+    try:
+        with path.open("rb") as file:
+            stored = pickle.load(file)
+    except FileNotFoundError:
+        return None
+    except Exception:  # unreadable or from an incompatible version: read the files instead
+        return None
+    if not isinstance(stored, dict) or stored.get("key") != key:
+        return None
+    registry, plans = stored.get("registry"), stored.get("plans")
+    if not isinstance(registry, Registry) or not isinstance(plans, dict):
+        return None
+    return registry, plans
+
+
+def _write(path: Path, key: str, registry: Registry) -> None:
+    """Best effort and atomic: a concurrent load reads the old file or the new one."""
+    root = str(registry.root)
+    plans = {k: v for k, v in known_plans().items() if k[0].startswith(root)}
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("wb") as file:
+            pickle.dump({"key": key, "registry": registry, "plans": plans}, file, protocol=5)
+        temporary.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+def store(paths: ProjectPaths, registry: Registry) -> None:
+    """Keep ``registry`` and the contract plans compiled so far for the next loads (``ddp
+    prepare`` calls this, so even the first load after it reads no YAML)."""
+    if not registry.errors:
+        _write(dbt_project(paths).manifest_path.parent / CACHE_FILE, _key(paths), registry)
+
+
+@contextmanager
+def load_scope(paths: ProjectPaths) -> Iterator[Registry]:
+    """:func:`~ddp_assets.spec.registry.registry_scope` for one definitions build, with the
+    registry and contract plans read from the cache when nothing changed since they were stored.
+    """
+    cache_file = dbt_project(paths).manifest_path.parent / CACHE_FILE
+    key = _key(paths)
+    stored = _read(cache_file, key)
+    if stored is not None:
+        registry, plans = stored
+        remember_plans(plans)
+        with registry_scope(paths.defs_dir, paths.root, registry) as current:
+            yield current
+        if len(known_plans()) > len(plans):  # the build compiled a contract the cache lacked
+            _write(cache_file, key, current)
+        return
+    with registry_scope(paths.defs_dir, paths.root) as current:
+        yield current
+    if not current.errors:  # only a build that succeeded is worth keeping
+        _write(cache_file, key, current)
