@@ -1,4 +1,4 @@
-"""``python -m bench [e2e|defs|all] [--scales ...] [--repeat N] [--big]`` (``make bench``)."""
+"""``python -m bench [e2e|defs|ripple|all|rest] [--scales ...] [--repeat N] [--big]`` (``make bench``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import defs_scale, e2e
+from bench import defs_scale, e2e, ripple
 from bench.common import RESULTS_DIR, BenchError, Settings, machine_info
 from bench.report import print_report, targets
 from bench.synth import MODELS_PER_PRODUCT
@@ -40,7 +40,9 @@ def parser() -> argparse.ArgumentParser:
         description="ddp benchmarks: end to end vs dbt, dagster-dbt and the DuckDB floor; "
         "definitions load at scale vs plain dagster-dbt. Prints ratios, writes JSON.",
     )
-    p.add_argument("mode", nargs="?", choices=("e2e", "defs", "all", "rest"), default="all")
+    p.add_argument(
+        "mode", nargs="?", choices=("e2e", "defs", "ripple", "all", "rest"), default="all"
+    )
     p.add_argument(
         "--scales",
         type=_ints,
@@ -142,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["e2e"] = e2e.run(settings, args.scales, args.repeat, not args.no_warmup, log)
         if args.mode in ("defs", "all"):
             results["defs"] = defs_scale.run(settings, sizes, args.repeat, not args.no_warmup, log)
+        if args.mode in ("ripple", "all"):
+            results["ripple"] = ripple.run(settings, args.scales[0], log)
     except BenchError as error:
         progress.print(f"[red]error:[/red] {error}")
         progress.print(f"the work folder is kept for its logs: {work}")

@@ -117,6 +117,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "met": (not parsed) if parsed is not None else None,
         }
     )
+    ripple = results.get("ripple")
+    rows.append(
+        {
+            "target": "ripple: file lands → last downstream product published < 60 s (issue 5)",
+            "measured": ripple["latency_s"] if ripple else None,
+            "met": ripple["latency_s"] < ripple["target_s"] if ripple else None,
+        }
+    )
     return rows
 
 
@@ -137,6 +145,8 @@ def print_report(results: dict[str, Any], console: Console) -> None:
         _print_e2e(results["e2e"], console)
     if results.get("defs"):
         _print_defs(results["defs"], console)
+    if results.get("ripple"):
+        _print_ripple(results["ripple"], console)
     _print_profiles(results, console)
     _print_targets(results["targets"], console)
 
@@ -391,6 +401,29 @@ def _print_profiles(results: dict[str, Any], console: Console) -> None:
 
 def _pct(row: dict[str, Any]) -> str:
     return "—" if row.get("share") is None else f"{100 * row['share']:.0f} %"
+
+
+def _print_ripple(ripple: dict[str, Any], console: Console) -> None:
+    table = Table(
+        title=f"ripple at {ripple['scale']:,} landing rows under `ddp dev` (seconds after the "
+        "file landed)",
+        title_justify="left",
+    )
+    table.add_column("step")
+    table.add_column("s", justify="right")
+    for step, seconds in ripple["steps_after_drop_s"].items():
+        table.add_row(step, _s(seconds))
+    for run in ripple["runs"]:
+        table.add_row(
+            f"  run {run['run_id'][:8]} ({run['status']}): created / started / took",
+            f"{_s(run['created_after_drop_s'])} / {_s(run['started_after_drop_s'])} / "
+            f"{_s(run['duration_s'])}",
+        )
+    console.print(table)
+    console.print(
+        f"ripple latency {ripple['latency_s']:.1f} s = {ripple['ratio_to_target']:.2f}x the "
+        f"{ripple['target_s']:.0f} s target"
+    )
 
 
 def _print_targets(rows: list[dict[str, Any]], console: Console) -> None:
