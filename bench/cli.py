@@ -1,4 +1,4 @@
-"""``python -m bench [e2e|defs|ripple|all|rest] [--scales ...] [--repeat N] [--big]`` (``make bench``)."""
+"""``python -m bench [e2e|defs|ripple|all|rest] [--scales ...] [--repeat N]`` (``make bench``)."""
 
 from __future__ import annotations
 
