@@ -35,6 +35,7 @@ from tests.test_lineage_schemas import schema_errors
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 2_000
 DATABASE = "ddp_pg_demo"
+DAGSTER_DATABASE = "ddp_pg_demo_dagster"
 
 
 @dataclass
@@ -74,7 +75,9 @@ def pg_demo(postgres_server, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     dsn = urlparse(postgres_server.create_database(DATABASE))
     data_dir = tmp_path_factory.mktemp("pg_data")
     home = tmp_path_factory.mktemp("pg_dagster_home")
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    # the production instance as well: runs, events and checks in PostgreSQL (deploy/)
+    shutil.copyfile(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    postgres_server.create_database(DAGSTER_DATABASE)
     generate_landing_zone(data_dir / "landing", scale=SCALE)
     env = {
         **os.environ,
@@ -88,6 +91,11 @@ def pg_demo(postgres_server, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "DDP_PG_USER": dsn.username or "postgres",
         "DDP_PG_PASSWORD": dsn.password or "",
         "DDP_PG_DBNAME": DATABASE,
+        "DAGSTER_PG_HOST": dsn.hostname or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(dsn.port or 5432),
+        "DAGSTER_PG_USERNAME": dsn.username or "postgres",
+        "DAGSTER_PG_PASSWORD": dsn.password or "",
+        "DAGSTER_PG_DB": DAGSTER_DATABASE,
     }
     env.pop("OPENLINEAGE_URL", None)
     settings = PostgresSettings(
@@ -118,6 +126,18 @@ def test_every_product_builds_and_passes_its_contracts(pg_demo: PostgresDemo) ->
     checks = [(key, c) for key, a in assets.items() for c in a["checks"]]
     failed = [(key, c["name"]) for key, c in checks if not c["passed"]]
     assert not failed
+    # the Dagster instance of that run is PostgreSQL too (deploy/dagster.yaml): the run and its
+    # events are rows there, and no SQLite storage was created
+    dagster_db: dict[str, Any] = {**pg_demo.settings.connect_kwargs(), "dbname": DAGSTER_DATABASE}
+    with psycopg.connect(autocommit=True, **dagster_db) as connection:
+        run = connection.execute(
+            "select status from runs where run_id = %s", (outcome["run_id"],)
+        ).fetchone()
+        events = connection.execute(
+            "select count(*) from event_logs where run_id = %s", (outcome["run_id"],)
+        ).fetchone()
+    assert run is not None and events is not None and events[0] > 0
+    assert not list(pg_demo.home.rglob("*.db"))
     names = {c["name"] for _, c in checks}
     # the three layers ran: dbt tests (contract uniqueness), Soda rules and pandera
     assert "pandera_schema" in names
