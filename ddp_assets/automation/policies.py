@@ -18,11 +18,27 @@ from ddp_assets.spec.registry import Registry
 
 
 def automation_condition(spec: ProductSpec) -> dg.AutomationCondition | None:
-    """Eager refresh when any upstream updates, only once upstream blocking checks passed."""
+    """Refresh when any upstream updates, only once upstream blocking checks passed.
+
+    This is Dagster's ``eager()`` but for what resets it: ``eager`` treats the asset's own update
+    as handling its upstream's, and when both land between two ticks (a consumer run that read
+    the old upstream finishing while the upstream publishes) the reset wins and the consumer
+    keeps stale data. Here only a request of the asset resets the trigger, so an upstream update
+    always leads to a run that starts after it (at worst one extra refresh).
+    """
     if spec.slos.refresh != "on_upstream_change":
         return None
+    condition = dg.AutomationCondition
+    upstream_changed = (condition.newly_missing() | condition.any_deps_updated()).since(
+        condition.newly_requested() | condition.initial_evaluation()
+    )
     return (
-        dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        condition.in_latest_time_window()
+        & upstream_changed
+        & ~condition.any_deps_missing()
+        & ~condition.any_deps_in_progress()
+        & ~condition.in_progress()
+        & condition.all_deps_blocking_checks_passed()
     ).with_label("ddp: refresh on upstream change")
 
 
