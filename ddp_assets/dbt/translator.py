@@ -37,6 +37,33 @@ class ProductTranslator(DagsterDbtTranslator):
         )
         self._ddp_specs: dict[tuple[int, str, int], dg.AssetSpec] = {}
 
+    def get_asset_check_spec(
+        self,
+        asset_spec: dg.AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: Any,
+    ) -> dg.AssetCheckSpec | None:
+        """A dbt test as a check that runs whenever its model is built, automation included.
+
+        Declarative automation puts a check in a run only if the check has an automation
+        condition of its own; without one, a consumer refreshed by automation was rebuilt
+        without its dbt tests, its blocking checks never passed again, and its publish asset
+        waited forever. ``eager()`` requests the check in the same tick as its model.
+        """
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.automation_condition is not None:
+            return spec
+        return dg.AssetCheckSpec(
+            name=spec.name,
+            asset=spec.asset_key,
+            description=spec.description,
+            additional_deps=spec.additional_deps,
+            metadata=spec.metadata,
+            blocking=spec.blocking,
+            automation_condition=dg.AutomationCondition.eager(),
+        )
+
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         meta = ddp_meta(dbt_resource_props)
         if dbt_resource_props.get("resource_type") != "source" and meta.get("product"):
