@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 import typer
@@ -22,7 +21,7 @@ from ddp_assets.cli import (
     status,
     token,
 )
-from ddp_assets.cli.console import err, print_problems
+from ddp_assets.cli.console import err, leave, print_problems
 from ddp_assets.spec.errors import SpecErrors
 
 app = typer.Typer(
@@ -57,24 +56,24 @@ def main() -> None:
     try:
         # Without standalone mode click returns the exit code of typer.Exit instead of exiting.
         result = app(standalone_mode=False)
-        sys.exit(result if isinstance(result, int) else 0)
+        leave(result if isinstance(result, int) else 0)
     except SpecErrors as errors:
         print_problems(errors.problems)
-        sys.exit(1)
+        leave(1)
     except click.exceptions.Exit as exit_:
-        sys.exit(exit_.exit_code)
+        leave(exit_.exit_code)
     except click.ClickException as error:
         error.show()
-        sys.exit(error.exit_code)
+        leave(error.exit_code)
     except click.exceptions.Abort:
         err.print("aborted")
-        sys.exit(130)
+        leave(130)
     except KeyboardInterrupt:
         err.print("interrupted")
-        sys.exit(130)
+        leave(130)
     except Exception as error:  # the last line of defence: never show users a traceback
         if os.environ.get("DDP_DEBUG"):
             raise
         err.print(f"[red]error:[/red] {type(error).__name__}: {error}")
         err.print("    [dim]hint:[/dim] set DDP_DEBUG=1 to see the traceback")
-        sys.exit(1)
+        leave(1)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -37,3 +40,29 @@ def fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
     if hint:
         err.print(f"    [dim]hint:[/dim] {hint}")
     raise typer.Exit(code)
+
+
+_FAST_EXIT = False
+
+
+def allow_fast_exit() -> None:
+    """Let :func:`leave` skip the interpreter's teardown once a command's work is all done.
+
+    A ``ddp materialize`` process has imported about 2,200 modules (Dagster, dbt, Soda, DuckDB,
+    pandera); CPython then spends over a second tearing them down after the command returned
+    (measured 1.45 s, 0.03 s with ``os._exit``). Only commands that closed everything they
+    opened (the run, the warehouse, the lineage outbox) ask for it.
+    """
+    global _FAST_EXIT
+    _FAST_EXIT = True
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with ``code``: immediately after flushing, if the command allowed it."""
+    if _FAST_EXIT:
+        logging.shutdown()  # flush and close every logging handler (dbt's file log among them)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from ddp_assets.cli.console import err, fail, out, print_json
+from ddp_assets.cli.console import allow_fast_exit, err, fail, out, print_json
 from ddp_assets.cli.products import JsonFlag, load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -72,7 +72,7 @@ def materialize_command(
     from ddp_assets.runtime.materialize import materialize
 
     paths = ProjectPaths.discover()
-    registry = load_registry(paths)
+    registry = load_registry(paths, cached=True)
     for product in products or []:
         registry.get(product)
     ensure_dagster_home(paths)
@@ -87,6 +87,7 @@ def materialize_command(
             log_level="DEBUG" if verbose else "ERROR",
         )
     elapsed = time.perf_counter() - started
+    allow_fast_exit()  # the run, its warehouse connections and the lineage outbox are closed
     if as_json:
         print_json({**outcome.to_dict(), "seconds": round(elapsed, 2)})
     else:

@@ -5,7 +5,8 @@ data in (landing files, tables) and the models computed in Python. The product's
 come from :class:`~ddp_assets.components.dbt_products.DbtProducts`, so that a run over many
 products still starts dbt once; both put every asset of the product in the group named after
 the product, with the product's owners and tags. Each output port gets its audit-and-publish
-asset (:mod:`ddp_assets.components.output_port`).
+asset (:mod:`ddp_assets.contracts.port_asset`), executed by the step that builds the port:
+the dbt step for a dbt model, the Python model's step for a Python one.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel
 
-from ddp_assets.components.output_port import output_port_asset
 from ddp_assets.compute.python_models import python_model_asset
-from ddp_assets.ingest.landing import file_port_asset, table_port_asset
+from ddp_assets.ingest.landing import file_ports_asset, table_port_asset
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, ProductSpec, TableInputPort
 from ddp_assets.spec.registry import load_registry
@@ -49,13 +49,12 @@ class DataProduct(dg.Component):
         registry.raise_for_errors()
         product = registry.products[self.spec.id]
         assets: list[dg.AssetsDefinition] = []
+        file_ports = [p for p in product.spec.input_ports if isinstance(p, FileInputPort)]
+        if file_ports:
+            assets.append(file_ports_asset(product, file_ports, paths))
         for port in product.spec.input_ports:
-            if isinstance(port, FileInputPort):
-                assets.append(file_port_asset(product, port, paths))
-            elif isinstance(port, TableInputPort):
+            if isinstance(port, TableInputPort):
                 assets.append(table_port_asset(product, port, paths))
         for model in product.spec.python_models:
             assets.append(python_model_asset(product, model, registry, paths))
-        for port in product.spec.output_ports:
-            assets.append(output_port_asset(product, port, paths))
         return dg.Definitions(assets=assets)

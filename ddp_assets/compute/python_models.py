@@ -18,7 +18,7 @@ import hashlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,13 @@ import dagster as dg
 import duckdb
 
 from ddp_assets.contracts.gate import check_input_ports
+from ddp_assets.contracts.port_asset import (
+    PortAsset,
+    audit_and_publish,
+    held_back_failure,
+    port_asset,
+    staging_key,
+)
 from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.ingest.landing import column_schema
 from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
@@ -126,11 +133,18 @@ def write_result(
 def python_model_asset(
     product: Product, model: PythonModel, registry: Registry, paths: ProjectPaths
 ) -> dg.AssetsDefinition:
+    """The Python model's asset; for an output port, its publish asset too, in the same step.
+
+    A port written from Python is computed into staging, audited and published by one step
+    (:func:`~ddp_assets.contracts.port_asset.audit_and_publish`); either asset can be
+    materialized alone (a publish of what staging holds, or a staging build for inspection).
+    """
     spec = product.spec
     inputs = input_relations(product, model, registry)
     port = product.output_models.get(model.name)
     tags = product_tags(product_meta(product), port=port)
     metadata: dict[str, Any] = {"ddp/version": spec.version, "ddp/entrypoint": model.entrypoint}
+    published: PortAsset | None = None
     if port:
         output = spec.output_port(port)
         assert output is not None
@@ -138,45 +152,60 @@ def python_model_asset(
         metadata["ddp/contract"] = dg.MetadataValue.path(
             str((product.folder / output.contract).relative_to(paths.root))
         )
+        published = port_asset(product, output, paths)
 
-    # An output port is written to staging and published by its port asset after the audit.
+    # An output port is written to staging and published after the audit.
     schema = staging_schema(spec.id) if port else spec.id
-    key = (
-        dg.AssetKey([spec.id, "staging", model.name])
-        if port
-        else dg.AssetKey([spec.id, model.name])
-    )
-
-    @dg.asset(
+    key = staging_key(spec.id, model.name) if port else dg.AssetKey([spec.id, model.name])
+    compute_spec = dg.AssetSpec(
         key=key,
         deps=[dg.AssetKey(list(rel)) for rel in inputs.values()],
         group_name=spec.id,
         owners=list(spec.owners),
         tags=tags,
         kinds={"python", warehouse_for(paths).kind},
-        pool=WRITER_POOL,
         description=model.description or f"Computed in Python by {model.entrypoint}.",
         metadata=metadata,
         code_version=_code_version(product.folder / model.entrypoint.split(":", 1)[0]),
+        skippable=True,
     )
-    def _compute(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        blocked = check_input_ports(context, registry, paths, [context.asset_key])
-        if blocked:
-            raise dg.Failure(description="\n".join(b.message() for b in blocked))
-        function = load_function(product, model)
+
+    @dg.multi_asset(
+        name=f"{spec.id}__{model.name}",
+        specs=[compute_spec, *([published.spec] if published else [])],
+        check_specs=published.check_specs if published else None,
+        can_subset=True,
+        pool=WRITER_POOL,
+    )
+    def _compute(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        selected = context.selected_asset_keys
         warehouse = warehouse_for(paths)
-        with warehouse.writer() as connection, warehouse.python_session(connection) as session:
-            result = function(PythonModelContext(session, spec.id, inputs, context.log, connection))
-            write_result(session, result, schema, model.name, connection)
-            rows = row_count(connection, schema, model.name)
-            columns = table_columns(connection, schema, model.name)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "dagster/column_schema": column_schema(columns),
-                "dagster/table_name": f"{schema}.{model.name}",
-            }
-        )
+        if key in selected:
+            blocked = check_input_ports(context, registry, paths, [key])
+            if blocked:
+                raise dg.Failure(description="\n".join(b.message() for b in blocked))
+            function = load_function(product, model)
+            with warehouse.writer() as connection, warehouse.python_session(connection) as session:
+                result = function(
+                    PythonModelContext(session, spec.id, inputs, context.log, connection)
+                )
+                write_result(session, result, schema, model.name, connection)
+                rows = row_count(connection, schema, model.name)
+                columns = table_columns(connection, schema, model.name)
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={
+                    "dagster/row_count": rows,
+                    "dagster/column_schema": column_schema(columns),
+                    "dagster/table_name": f"{schema}.{model.name}",
+                },
+            )
+        if published is not None and published.key in selected:
+            with warehouse.writer() as connection:
+                outcome = audit_and_publish(connection, published, context.run.run_id, context.log)
+            yield from outcome.events
+            if outcome.held_back:
+                raise held_back_failure([outcome.held_back])
 
     return _compute
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ddp_assets.contracts.odcs import load_contract
+from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.validation import requirement_problem
 from ddp_assets.contracts.wap import latest_audit, published_version
 from ddp_assets.settings import ProjectPaths
@@ -73,8 +73,11 @@ def blocked_inputs(
         output = upstream.spec.output_port(port.upstream_port)
         assert output is not None
         try:
-            declared = load_contract(upstream.folder / output.contract, registry.root)
-            declared_label = f"{declared.id} {declared.version}"
+            # the compiled plan is memoized (and cached with the definitions): no YAML read here
+            declared = compile_contract(
+                upstream.folder / output.contract, output.model, registry.root
+            )
+            declared_label = f"{declared.contract_id} {declared.contract_version}"
         except SpecErrors:
             declared_label = str(output.contract)
 

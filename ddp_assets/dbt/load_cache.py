@@ -101,3 +101,14 @@ def load_scope(paths: ProjectPaths) -> Iterator[Registry]:
         yield current
     if not current.errors:  # only a build that succeeded is worth keeping
         _write(cache_file, key, current)
+
+
+def cached_registry(paths: ProjectPaths) -> Registry | None:
+    """The registry stored by the last prepare or load, if nothing changed since; else None.
+
+    CLI commands that only need the specs (``ddp materialize`` checking product names) take it
+    from here instead of reading every YAML file with ruamel and validating the policies
+    against every contract (about a second for the demo).
+    """
+    stored = _read(dbt_project(paths).manifest_path.parent / CACHE_FILE, _key(paths))
+    return stored[0] if stored is not None else None

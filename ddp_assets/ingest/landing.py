@@ -8,11 +8,12 @@ fingerprint is the asset's data version, so Dagster knows when new data has land
 """
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 
-from ddp_assets.contracts.compiler import compile_contract
+from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import PANDERA_CHECK, pandera_result, validate_table
 from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
 from ddp_assets.settings import ProjectPaths
@@ -48,74 +49,103 @@ def landing_contract_path(product: Product, port: FileInputPort) -> Path:
     return product.folder / "contracts" / f"{port.name}.odcs.yaml"
 
 
-def file_port_asset(
+def _file_port_spec(
     product: Product, port: FileInputPort, paths: ProjectPaths
-) -> dg.AssetsDefinition:
+) -> tuple[dg.AssetSpec, ContractPlan | None, dg.AssetCheckSpec | None]:
     spec = product.spec
     key = dg.AssetKey([spec.id, port.name])
     contract_path = landing_contract_path(product, port)
     plan = (
         compile_contract(contract_path, port.name, paths.root) if contract_path.is_file() else None
     )
-    check_specs = (
-        [
-            dg.AssetCheckSpec(
-                PANDERA_CHECK,
-                asset=key,
-                blocking=True,
-                description="The landing files match their contract (pandera schema, validated "
-                f"in DuckDB through ibis; {plan.file})",
-            )
-        ]
+    check = (
+        dg.AssetCheckSpec(
+            PANDERA_CHECK,
+            asset=key,
+            blocking=True,
+            description="The landing files match their contract (pandera schema, validated "
+            f"in DuckDB through ibis; {plan.file})",
+        )
         if plan
         else None
     )
-
-    @dg.asset(
+    asset_spec = dg.AssetSpec(
         key=key,
         group_name=spec.id,
         owners=list(spec.owners),
         tags=product_tags(product_meta(product)),
         kinds={warehouse_for(paths).kind, port.format},
-        check_specs=check_specs,
-        pool=WRITER_POOL,
         description=port.description or f"Landing files '{port.path}' loaded as they arrive.",
         metadata={
             "ddp/input_port": port.name,
             "ddp/landing_glob": port.path,
             "ddp/version": spec.version,
         },
+        skippable=True,
     )
-    def _load(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        files = landing_files(paths.landing_dir, port.path)
-        if not files:
-            raise LandingFilesMissing(
-                description=(
-                    f"input port '{spec.id}.{port.name}': no file matches "
-                    f"'{port.path}' under {paths.landing_dir}. Hint: drop files there, "
-                    "or run `ddp demo` to generate the demo landing zone."
-                )
-            )
-        target = relation(spec.id, port.name)
+    return asset_spec, plan, check
+
+
+def file_ports_asset(
+    product: Product, ports: list[FileInputPort], paths: ProjectPaths
+) -> dg.AssetsDefinition:
+    """A product's landing-file input ports, loaded by one step (any subset of them).
+
+    One step per product rather than per port: a step costs its own events, pool claim and
+    warehouse connection, while the loads themselves are one ``create table ... as`` each.
+    """
+    spec = product.spec
+    specs = {port.name: _file_port_spec(product, port, paths) for port in ports}
+
+    @dg.multi_asset(
+        name=f"{spec.id}__landing",
+        specs=[asset_spec for asset_spec, _, _ in specs.values()],
+        check_specs=[check for _, _, check in specs.values() if check is not None],
+        can_subset=True,
+        pool=WRITER_POOL,
+    )
+    def _load(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        selected = [
+            port for port in ports if specs[port.name][0].key in context.selected_asset_keys
+        ]
+        missing: list[str] = []
         warehouse = warehouse_for(paths)
         with warehouse.writer() as connection:
-            warehouse.load_files(connection, files, port.format, spec.id, port.name)
-            rows = row_count(connection, spec.id, port.name)
-            columns = table_columns(connection, spec.id, port.name)
-            checked = validate_table(connection, plan, spec.id, port.name) if plan else None
-        fingerprint = files_fingerprint(files)
-        context.log.info(f"loaded {rows} rows from {len(files)} file(s) into {target}")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "dagster/column_schema": column_schema(columns),
-                "dagster/table_name": f"{spec.id}.{port.name}",
-                "ddp/files": [str(f.relative_to(paths.landing_dir)) for f in files],
-                "ddp/files_fingerprint": fingerprint,
-            },
-            data_version=dg.DataVersion(fingerprint),
-            check_results=[pandera_result(checked, plan, key)] if checked and plan else None,
-        )
+            for port in selected:
+                asset_spec, plan, _ = specs[port.name]
+                files = landing_files(paths.landing_dir, port.path)
+                if not files:
+                    missing.append(
+                        f"input port '{spec.id}.{port.name}': no file matches "
+                        f"'{port.path}' under {paths.landing_dir}. Hint: drop files there, "
+                        "or run `ddp demo` to generate the demo landing zone."
+                    )
+                    continue
+                warehouse.load_files(connection, files, port.format, spec.id, port.name)
+                rows = row_count(connection, spec.id, port.name)
+                columns = table_columns(connection, spec.id, port.name)
+                checked = validate_table(connection, plan, spec.id, port.name) if plan else None
+                fingerprint = files_fingerprint(files)
+                context.log.info(
+                    f"loaded {rows} rows from {len(files)} file(s) into "
+                    f"{relation(spec.id, port.name)}"
+                )
+                yield dg.MaterializeResult(
+                    asset_key=asset_spec.key,
+                    metadata={
+                        "dagster/row_count": rows,
+                        "dagster/column_schema": column_schema(columns),
+                        "dagster/table_name": f"{spec.id}.{port.name}",
+                        "ddp/files": [str(f.relative_to(paths.landing_dir)) for f in files],
+                        "ddp/files_fingerprint": fingerprint,
+                    },
+                    data_version=dg.DataVersion(fingerprint),
+                    check_results=[pandera_result(checked, plan, asset_spec.key)]
+                    if checked and plan
+                    else None,
+                )
+        if missing:
+            raise LandingFilesMissing(description="\n".join(missing))
 
     return _load
 

@@ -73,6 +73,22 @@ def _jsonable(value: Any) -> Any:
     return str(raw)
 
 
+def _skipped_in_failed_steps(failures: Sequence[dg.DagsterEvent]) -> set[str]:
+    """Assets a failed step did not attempt because something upstream of them failed.
+
+    A step that builds several layers (the dbt step: models, then their ports' publish, then
+    the models that read them) lists them in its failure's ``ddp/skipped`` metadata.
+    """
+    skipped: set[str] = set()
+    for event in failures:
+        data = getattr(event.event_specific_data, "user_failure_data", None)
+        value = (data.metadata or {}).get("ddp/skipped") if data is not None else None
+        raw = getattr(value, "value", value)
+        if isinstance(raw, (list, tuple)):
+            skipped.update(str(item) for item in raw)
+    return skipped
+
+
 def selected_keys(defs: dg.Definitions, products: Sequence[str] | None) -> list[dg.AssetKey]:
     graph = defs.resolve_asset_graph()
     keys = [k for k in graph.materializable_asset_keys if graph.get(k).group_name]
@@ -105,6 +121,7 @@ def materialize(
         e.asset_key for e in result.get_asset_materialization_events() if e.asset_key is not None
     }
     failed_steps = {e.step_key for e in result.get_step_failure_events() if e.step_key}
+    skipped = _skipped_in_failed_steps(result.get_step_failure_events())
     checks: dict[dg.AssetKey, list[CheckOutcome]] = {}
     for evaluation in result.get_asset_check_evaluations():
         checks.setdefault(evaluation.asset_key, []).append(
@@ -122,6 +139,8 @@ def materialize(
         product = by_product.setdefault(group, ProductOutcome(group, "succeeded"))
         if key in materialized:
             status = "materialized"
+        elif key.to_user_string() in skipped:
+            status = "skipped"
         elif defs.get_assets_def(key).op.name in failed_steps:
             status = "failed"
         else:

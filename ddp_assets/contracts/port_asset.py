@@ -6,10 +6,19 @@ For every output port ``[product, model]`` is this asset: it depends on the stag
 (and, for Python outputs, the pandera schema) as Dagster asset checks, and publishes only when
 no check of severity ``error`` failed. Consumers (other products' SQL through ``ref()``, Python
 models, BI) read the published relation ``<product>.<model>``.
+
+Where it runs: a port built by dbt is audited and published by the dbt step itself, right
+after dbt built it and before dbt builds its consumers
+(:mod:`ddp_assets.components.dbt_products`), so a run is not split into one Dagster step per
+port; a port written from Python is published by the Python model's own step
+(:mod:`ddp_assets.compute.python_models`). Both call :func:`audit_and_publish`.
 """
 
+from __future__ import annotations
+
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -30,12 +39,12 @@ from ddp_assets.contracts.wap import (
     staging_schema,
 )
 from ddp_assets.ingest.landing import column_schema
-from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
+from ddp_assets.metadata import product_meta, product_tags
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import relative
 from ddp_assets.spec.model import OutputPort
 from ddp_assets.spec.registry import Product
-from ddp_assets.warehouse import table_columns, warehouse_for
+from ddp_assets.warehouse import Connection, table_columns, warehouse_for
 
 
 def staging_key(product: str, model: str) -> dg.AssetKey:
@@ -78,9 +87,31 @@ def check_result(
     )
 
 
-def output_port_asset(
-    product: Product, port: OutputPort, paths: ProjectPaths
-) -> dg.AssetsDefinition:
+@dataclass(frozen=True)
+class PortAsset:
+    """An output port's publish asset: its spec, its checks and its compiled contract."""
+
+    product: Product
+    port: OutputPort
+    plan: ContractPlan
+    spec: dg.AssetSpec
+    check_specs: list[dg.AssetCheckSpec]
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return self.spec.key
+
+    @property
+    def staging_key(self) -> dg.AssetKey:
+        return staging_key(self.product.id, self.port.model)
+
+    @property
+    def python_port(self) -> bool:
+        return self.port.model in self.product.python_model_names
+
+
+def port_asset(product: Product, port: OutputPort, paths: ProjectPaths) -> PortAsset:
+    """The publish asset ``[product, model]`` of an output port, with a check per contract rule."""
     spec = product.spec
     contract_path = product.folder / port.contract
     plan = compile_contract(contract_path, port.model, paths.root)
@@ -108,21 +139,14 @@ def output_port_asset(
                 metadata={"ddp/severity": "error", "ddp/layer": "DataFrame (pandera)"},
             )
         )
-
-    @dg.asset(
+    asset_spec = dg.AssetSpec(
         key=key,
         deps=[staging_key(spec.id, port.model)],
         group_name=spec.id,
         owners=list(spec.owners),
         tags=product_tags(product_meta(product), port=port.name),
         # what builds the port (dbt or python), where it lives, and that it is a published table
-        kinds={
-            warehouse_for(paths).kind,
-            "python" if port.model in product.python_model_names else "dbt",
-            "table",
-        },
-        pool=WRITER_POOL,
-        check_specs=check_specs,
+        kinds={warehouse_for(paths).kind, "python" if python_port else "dbt", "table"},
         description=(port.description or f"Output port '{port.name}'")
         + f" — the published relation {spec.id}.{port.model}, audited against its contract.",
         metadata={
@@ -145,75 +169,105 @@ def output_port_asset(
                 ]
             ),
         },
+        skippable=True,
     )
-    def _audit_and_publish(context: dg.AssetExecutionContext) -> Iterator[Any]:
-        staging = staging_schema(spec.id)
-        run_id = context.run.run_id
-        with warehouse_for(paths).writer() as connection:
-            if not relation_exists(connection, staging, port.model):
-                raise dg.Failure(
-                    description=f"output port '{spec.id}.{port.name}': the staging relation "
-                    f"{staging}.{port.model} does not exist, so there is nothing to publish. "
-                    "Hint: materialize the whole product so its model is built first."
-                )
-            started = time.perf_counter()
-            results = run_quality(connection, plan, staging, port.model)
-            for result in results:
-                yield check_result(result, plan, key)
-            failed = [r.check_name for r in results if r.blocking_failure]
-            summaries = [f"{r.check_name}: {r.summary()}" for r in results if r.blocking_failure]
-            if python_port:
-                frame = validate_table(connection, plan, staging, port.model)
-                yield pandera_result(frame, plan, key)
-                if not frame.passed:
-                    failed.append(PANDERA_CHECK)
-                    summaries.append(f"{PANDERA_CHECK}: {frame.summary()}")
-            audit_seconds = time.perf_counter() - started
-            record_audit(
-                connection,
-                product=spec.id,
-                port=port.name,
-                contract_id=plan.contract_id,
-                contract_version=plan.contract_version,
-                run_id=run_id,
-                failed_checks=failed,
-            )
-            if failed:
-                current = published_version(connection, spec.id, port.name)
-                kept = (
-                    f"the published version (run {current.run_id[:8]}, {current.rows} rows, "
-                    f"checksum {current.checksum[:12]}) stays as it was"
-                    if current
-                    else "nothing was published before"
-                )
-                raise dg.Failure(
-                    description=(
-                        f"output port '{spec.id}.{port.name}' held back: contract "
-                        f"{plan.contract_id} {plan.contract_version} failed on staging: "
-                        + "; ".join(summaries)
-                        + f". {kept}; downstream products do not run on this build."
-                    ),
-                    metadata={
-                        "ddp/held_back": True,
-                        "ddp/failed_checks": failed,
-                    },
-                )
-            started = time.perf_counter()
-            version = publish(
-                connection,
-                product=spec.id,
-                port=port.name,
-                model=port.model,
-                contract_id=plan.contract_id,
-                contract_version=plan.contract_version,
-                run_id=run_id,
-            )
-            publish_seconds = time.perf_counter() - started
-            columns = table_columns(connection, spec.id, port.model)
-        context.log.info(
+    return PortAsset(product, port, plan, asset_spec, check_specs)
+
+
+def dbt_port_assets(products: Sequence[Product], paths: ProjectPaths) -> list[PortAsset]:
+    """The publish assets of every output port that a dbt model builds."""
+    return [
+        port_asset(product, port, paths)
+        for product in products
+        for port in product.spec.output_ports
+        if port.model not in product.python_model_names
+    ]
+
+
+@dataclass
+class Published:
+    """What :func:`audit_and_publish` did for one port: its Dagster events and its verdict."""
+
+    events: list[dg.AssetCheckResult | dg.MaterializeResult] = field(default_factory=list)
+    held_back: str | None = None  # why the port was not published
+
+    @property
+    def published(self) -> bool:
+        return self.held_back is None
+
+
+def audit_and_publish(
+    connection: Connection, port: PortAsset, run_id: str, log: Any = None
+) -> Published:
+    """Audit a port's staging relation against its contract; publish it if no blocking rule failed.
+
+    The checks' results are Dagster check results whatever the verdict; a port held back keeps
+    its published version and says so (:attr:`Published.held_back`).
+    """
+    product_id, key, plan = port.product.id, port.key, port.plan
+    staging = staging_schema(product_id)
+    out = Published()
+    if not relation_exists(connection, staging, port.port.model):
+        out.held_back = (
+            f"output port '{product_id}.{port.port.name}': the staging relation "
+            f"{staging}.{port.port.model} does not exist, so there is nothing to publish. "
+            "Hint: materialize the whole product so its model is built first."
+        )
+        return out
+    started = time.perf_counter()
+    results = run_quality(connection, plan, staging, port.port.model)
+    out.events.extend(check_result(result, plan, key) for result in results)
+    failed = [r.check_name for r in results if r.blocking_failure]
+    summaries = [f"{r.check_name}: {r.summary()}" for r in results if r.blocking_failure]
+    if port.python_port:
+        frame = validate_table(connection, plan, staging, port.port.model)
+        out.events.append(pandera_result(frame, plan, key))
+        if not frame.passed:
+            failed.append(PANDERA_CHECK)
+            summaries.append(f"{PANDERA_CHECK}: {frame.summary()}")
+    audit_seconds = time.perf_counter() - started
+    record_audit(
+        connection,
+        product=product_id,
+        port=port.port.name,
+        contract_id=plan.contract_id,
+        contract_version=plan.contract_version,
+        run_id=run_id,
+        failed_checks=failed,
+    )
+    if failed:
+        current = published_version(connection, product_id, port.port.name)
+        kept = (
+            f"the published version (run {current.run_id[:8]}, {current.rows} rows, "
+            f"checksum {current.checksum[:12]}) stays as it was"
+            if current
+            else "nothing was published before"
+        )
+        out.held_back = (
+            f"output port '{product_id}.{port.port.name}' held back: contract "
+            f"{plan.contract_id} {plan.contract_version} failed on staging: "
+            + "; ".join(summaries)
+            + f". {kept}; downstream products do not run on this build."
+        )
+        return out
+    started = time.perf_counter()
+    version = publish(
+        connection,
+        product=product_id,
+        port=port.port.name,
+        model=port.port.model,
+        contract_id=plan.contract_id,
+        contract_version=plan.contract_version,
+        run_id=run_id,
+    )
+    publish_seconds = time.perf_counter() - started
+    columns = table_columns(connection, product_id, port.port.model)
+    if log is not None:
+        log.info(
             f"published {version.relation}: {version.rows} rows, checksum {version.checksum[:12]}"
         )
-        yield dg.MaterializeResult(
+    out.events.append(
+        dg.MaterializeResult(
             asset_key=key,
             metadata={
                 "dagster/row_count": version.rows,
@@ -227,5 +281,13 @@ def output_port_asset(
             },
             data_version=dg.DataVersion(version.checksum[:24]),
         )
+    )
+    return out
 
-    return _audit_and_publish
+
+def held_back_failure(messages: Sequence[str]) -> dg.Failure:
+    """The step's failure when some of its ports were held back (the others were published)."""
+    return dg.Failure(
+        description="\n".join(messages),
+        metadata={"ddp/held_back": True, "ddp/held_back_ports": len(messages)},
+    )
