@@ -93,6 +93,13 @@ def static_graph(
     return build_graph(paths, registry, manifest, column_types=types)
 
 
+def _registry(paths: ProjectPaths) -> Registry:
+    """The specs, from the definitions' load cache when nothing changed (no YAML read then)."""
+    from ddp_assets.dbt.load_cache import cached_registry
+
+    return cached_registry(paths) or load_registry(paths.defs_dir, paths.root)
+
+
 def run_events(
     instance: dg.DagsterInstance, run_id: str, paths: ProjectPaths
 ) -> list[RunEvent] | None:
@@ -100,7 +107,7 @@ def run_events(
     record = read_run(instance, run_id)
     if record is None:
         return None
-    registry = load_registry(paths.defs_dir, paths.root)
+    registry = _registry(paths)
     manifest = run_manifest(paths, run_id) or prepared_manifest(paths)
     compiled = {
         uid: node["compiled_code"]
