@@ -123,22 +123,23 @@ def prepare_project(settings: Settings, log: Any) -> Project:
     compiled = floor.compiled_manifest(
         root / "dbt_project" / "target" / "bench_compile" / "manifest.json"
     )
-    # Step keys are asset keys joined by "__" (an output port's Python model is built as
-    # [product, "staging", model] and its port asset, audit and publish, is [product, model]).
+    # Step keys (ddp_assets/components, ingest, compute): a product's landing files load in one
+    # step "<product>__landing"; a Python model and its port's publish are the step
+    # "<product>__<model>"; every dbt model and the audit + publish of the ports dbt builds are
+    # the step "ddp_dbt_models" (its time is the "dbt" phase, audits and publishes included).
     python_keys = {
-        key
-        for p in registry.products.values()
-        for m in p.spec.python_models
-        for key in (f"{p.id}__{m.name}", f"{p.id}__staging__{m.name}")
+        f"{p.id}__{m.name}" for p in registry.products.values() for m in p.spec.python_models
     }
-    port_keys = {
-        f"{p.id}__{port.model}" for p in registry.products.values() for port in p.spec.output_ports
-    }
+    port_keys: set[str] = set()
     load_keys = {
+        f"{p.id}__landing"
+        for p in registry.products.values()
+        if any(isinstance(port, FileInputPort) for port in p.spec.input_ports)
+    } | {
         f"{p.id}__{port.name}"
         for p in registry.products.values()
         for port in p.spec.input_ports
-        if isinstance(port, FileInputPort | TableInputPort)
+        if isinstance(port, TableInputPort)
     }
     return Project(
         settings=settings,
@@ -218,12 +219,21 @@ def instance_events(home: Path, run_id: str) -> list[tuple[float, str, str | Non
     """(timestamp, event type, step key) of a run, read from a Dagster instance's storage."""
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        return [
-            (e.timestamp, e.dagster_event.event_type_value, e.step_key)
-            for e in instance.all_logs(run_id)
-            if e.dagster_event is not None
-        ]
+    # ddp's dagster.yaml event log finds its folder through DAGSTER_HOME, as in the run itself
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            return [
+                (e.timestamp, e.dagster_event.event_type_value, e.step_key)
+                for e in instance.all_logs(run_id)
+                if e.dagster_event is not None
+            ]
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
 
 
 def _dbt_details(target: Path, details: dict[str, float], log: str | None = None) -> None:

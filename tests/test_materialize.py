@@ -116,3 +116,30 @@ def test_output_ports_are_published_after_their_audit(
                 # the port's quality rules ran as checks on the publish asset, with their values
                 for check in asset.checks:
                     assert "observed" in check.metadata and "threshold" in check.metadata
+
+
+def test_a_whole_build_runs_in_a_few_steps(
+    built_demo: RunOutcome, registry: Registry, demo_env
+) -> None:
+    """Write-audit-publish does not cost a step per port or per dbt layer.
+
+    One step loads each product's landing files, one builds every dbt model with the audit and
+    publish of the ports they build between its dbt rounds, one runs each Python model with its
+    port's publish: every step costs its events, a writer-pool claim and a connection.
+    """
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    steps = {s.step_key for s in instance.get_run_step_stats(built_demo.run_id)}
+    landing = {
+        f"{p.id}__landing"
+        for p in registry.products.values()
+        if any(port.type == "file" for port in p.spec.input_ports)
+    }
+    python = {f"{p.id}__{m.name}" for p in registry.products.values() for m in p.spec.python_models}
+    assert landing and python
+    assert steps - {"ddp_dbt_models"} <= landing | python, steps
+    # the demo's one Python model reads published ports and nothing dbt builds reads it back,
+    # so the dbt work is one step with three rounds inside
+    assert "ddp_dbt_models" in steps
+    assert len(steps) == len(landing) + len(python) + 1

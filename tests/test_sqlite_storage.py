@@ -1,6 +1,5 @@
 """The local instance's pooled SQLite event log (ddp_assets/runtime/sqlite_storage.py)."""
 
-
 import shutil
 from pathlib import Path
 

@@ -17,6 +17,7 @@ Rules ddp cannot enforce are not dropped: they come back as warnings with their 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,9 @@ def compile_contract(path: Path, model: str, root: Path | None = None) -> Contra
         stat = path.stat()
     except OSError:
         return _compile(path, model, root)  # reports the missing file with its hint
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, model, str(root))
+    # abspath, not resolve(): resolving symlinks costs a stat per path part, and a plan is
+    # asked for about a hundred times when a run's lineage is built
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size, model, str(root))
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS[key] = _compile(path, model, root)

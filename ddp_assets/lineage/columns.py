@@ -66,11 +66,23 @@ def _qualified(sql: str, schemas: Schemas, dialect: str = DIALECT) -> Any:
 
 
 def output_columns(sql: str, schemas: Schemas, dialect: str = DIALECT) -> list[str]:
-    """The columns the query returns (``*`` expanded from the known schemas)."""
-    expression = _qualified(sql, schemas, dialect)
-    if not isinstance(expression, exp.Query):
-        return []
-    return [name for name in expression.named_selects if name and name != "*"]
+    """The columns the query returns (``*`` expanded from the known schemas).
+
+    Memoized with the column lineage (same key, its own prefix): qualifying the SQL is the
+    expensive part, and the answer only changes with the SQL and the input schemas.
+    """
+    key = "columns:" + _memo_key(sql, schemas, dialect)
+    _USED.add(key)
+    found = _MEMO.get(key)
+    if found is None:
+        expression = _qualified(sql, schemas, dialect)
+        names = (
+            [name for name in expression.named_selects if name and name != "*"]
+            if isinstance(expression, exp.Query)
+            else []
+        )
+        found = _MEMO[key] = {name: [] for name in names}
+    return list(found)
 
 
 def _subtype(path: list[Node]) -> str:

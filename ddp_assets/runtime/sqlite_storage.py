@@ -36,8 +36,19 @@ KEEP_ENGINES = 8  # the index plus the few runs being written or watched at once
 
 
 def default_base_dir() -> str:
-    """Where Dagster's default SQLite event log lives: ``$DAGSTER_HOME/history/runs``."""
-    home = os.environ.get("DAGSTER_HOME") or os.path.join(os.getcwd(), ".dagster_home")
+    """Where Dagster's default SQLite event log lives: ``$DAGSTER_HOME/history/runs``.
+
+    A storage configured in ``dagster.yaml`` is not told which home it belongs to, so the
+    folder comes from ``DAGSTER_HOME`` (set by every ``ddp`` command and by ``dagster dev``'s
+    processes); without it, this fails rather than writing the events somewhere unexpected.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise dg.DagsterInvariantViolationError(
+            "ddp's event log storage (dagster.yaml: PooledSqliteEventLogStorage) needs "
+            "DAGSTER_HOME, or a base_dir in its config. Hint: run through `ddp` (it sets "
+            "DAGSTER_HOME to .dagster_home) or export DAGSTER_HOME."
+        )
     return os.path.join(home, "history", "runs", "")
 
 
