@@ -31,7 +31,7 @@ from dagster_dbt.asset_utils import (
 from ddp_assets.contracts.gate import check_input_ports
 from ddp_assets.contracts.port_asset import (
     PortAsset,
-    audit_and_publish,
+    audit_and_publish_many,
     dbt_port_assets,
 )
 from ddp_assets.dbt.agreement import agreement_errors
@@ -196,14 +196,14 @@ class _StepPlan:
             skipped |= {port.key for port in round_.ports if port not in ready}
             if ready:
                 with warehouse_for(self.paths).writer() as connection:
-                    for port in ready:
-                        outcome = audit_and_publish(
-                            connection, port, context.run.run_id, context.log
-                        )
-                        yield from outcome.events
-                        if outcome.held_back:
-                            failed.add(port.key)
-                            problems.append(outcome.held_back)
+                    outcomes = audit_and_publish_many(
+                        connection, ready, context.run.run_id, context.log
+                    )
+                for port, outcome in zip(ready, outcomes, strict=True):
+                    yield from outcome.events
+                    if outcome.held_back:
+                        failed.add(port.key)
+                        problems.append(outcome.held_back)
         if problems or failed or skipped:
             raise dg.Failure(
                 description="\n".join(problems) or "some selected assets were not built",

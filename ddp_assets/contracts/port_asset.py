@@ -204,18 +204,54 @@ def audit_and_publish(
     The checks' results are Dagster check results whatever the verdict; a port held back keeps
     its published version and says so (:attr:`Published.held_back`).
     """
+    return audit_and_publish_many(connection, [port], run_id, log)[0]
+
+
+def _quality(connection: Connection, ports: Sequence[PortAsset]) -> list[list[RuleResult]]:
+    """The Soda verdicts of several ports' staging relations, in order."""
+    return [
+        run_quality(connection, port.plan, staging_schema(port.product.id), port.port.model)
+        for port in ports
+    ]
+
+
+def audit_and_publish_many(
+    connection: Connection, ports: Sequence[PortAsset], run_id: str, log: Any = None
+) -> list[Published]:
+    """:func:`audit_and_publish` for the ports a dbt round built, in order, on one connection."""
+    outcomes = [Published() for _ in ports]
+    present: list[int] = []
+    for index, port in enumerate(ports):
+        staging = staging_schema(port.product.id)
+        if relation_exists(connection, staging, port.port.model):
+            present.append(index)
+        else:
+            outcomes[index].held_back = (
+                f"output port '{port.product.id}.{port.port.name}': the staging relation "
+                f"{staging}.{port.port.model} does not exist, so there is nothing to publish. "
+                "Hint: materialize the whole product so its model is built first."
+            )
+    started = time.perf_counter()
+    verdicts = _quality(connection, [ports[i] for i in present])
+    audit_seconds = time.perf_counter() - started
+    for index, results in zip(present, verdicts, strict=True):
+        _finish(connection, ports[index], results, outcomes[index], run_id, log, audit_seconds)
+    return outcomes
+
+
+def _finish(
+    connection: Connection,
+    port: PortAsset,
+    results: list[RuleResult],
+    out: Published,
+    run_id: str,
+    log: Any,
+    audit_seconds: float,
+) -> None:
+    """After the quality rules: pandera (Python ports), the audit record, then publish or hold."""
     product_id, key, plan = port.product.id, port.key, port.plan
     staging = staging_schema(product_id)
-    out = Published()
-    if not relation_exists(connection, staging, port.port.model):
-        out.held_back = (
-            f"output port '{product_id}.{port.port.name}': the staging relation "
-            f"{staging}.{port.port.model} does not exist, so there is nothing to publish. "
-            "Hint: materialize the whole product so its model is built first."
-        )
-        return out
     started = time.perf_counter()
-    results = run_quality(connection, plan, staging, port.port.model)
     out.events.extend(check_result(result, plan, key) for result in results)
     failed = [r.check_name for r in results if r.blocking_failure]
     summaries = [f"{r.check_name}: {r.summary()}" for r in results if r.blocking_failure]
@@ -225,7 +261,7 @@ def audit_and_publish(
         if not frame.passed:
             failed.append(PANDERA_CHECK)
             summaries.append(f"{PANDERA_CHECK}: {frame.summary()}")
-    audit_seconds = time.perf_counter() - started
+    audit_seconds += time.perf_counter() - started
     record_audit(
         connection,
         product=product_id,
@@ -249,7 +285,7 @@ def audit_and_publish(
             + "; ".join(summaries)
             + f". {kept}; downstream products do not run on this build."
         )
-        return out
+        return
     started = time.perf_counter()
     version = publish(
         connection,
@@ -276,13 +312,13 @@ def audit_and_publish(
                 "ddp/published_run_id": version.run_id,
                 "ddp/contract_version": version.contract_version,
                 "ddp/published_at": version.published_at,
+                # the ports of one dbt round are audited together: this is the round's time
                 "ddp/audit_seconds": round(audit_seconds, 3),
                 "ddp/publish_seconds": round(publish_seconds, 3),
             },
             data_version=dg.DataVersion(version.checksum[:24]),
         )
     )
-    return out
 
 
 def held_back_failure(messages: Sequence[str]) -> dg.Failure:
