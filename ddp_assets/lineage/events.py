@@ -124,6 +124,19 @@ def _key(asset_key: dg.AssetKey) -> str:
     return "/".join(asset_key.path)
 
 
+_READ_KINDS = {
+    dg.DagsterEventType.RUN_START,
+    dg.DagsterEventType.RUN_SUCCESS,
+    dg.DagsterEventType.RUN_FAILURE,
+    dg.DagsterEventType.RUN_CANCELED,
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    dg.DagsterEventType.ASSET_MATERIALIZATION,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+}
+
+
 def read_run(instance: dg.DagsterInstance, run_id: str) -> RunRecord | None:
     """The run's outcome per asset, from its event log; None while it has not finished."""
     run = instance.get_run_by_id(run_id)
@@ -133,7 +146,10 @@ def read_run(instance: dg.DagsterInstance, run_id: str) -> RunRecord | None:
     step_failed: dict[str, str] = {}
     assets: dict[str, AssetExecution] = {}
     run_started = run_finished = None
-    for entry in instance.all_logs(run_id):
+    # only the kinds read below: a run's log also holds every log line, step output and check
+    # plan, which would be deserialized for nothing
+    for record in instance.get_records_for_run(run_id, of_type=_READ_KINDS).records:
+        entry = record.event_log_entry
         event = entry.dagster_event
         if event is None:
             continue
