@@ -476,3 +476,16 @@ def test_a_check_only_run_emits_the_checks_not_the_asset(
     assert final["eventType"] == "FAIL"  # a failed ERROR-severity check
     (assertion,) = final["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert assertion == {**assertion, "success": False, "column": "order_id", "name": "has_rows"}
+
+
+def test_the_fast_serializer_writes_what_the_client_would(built_demo: RunOutcome, demo_env) -> None:
+    """``event_dict`` (one pass) gives exactly ``Serde.to_dict`` for every event of a run."""
+    from openlineage.client.serde import Serde
+
+    from ddp_assets.lineage.emit import event_dict
+    from ddp_assets.lineage.run import run_events
+
+    events = run_events(dg.DagsterInstance.get(), built_demo.run_id, demo_env.paths)
+    assert events
+    for event in events:
+        assert event_dict(event) == Serde.to_dict(event)

