@@ -26,6 +26,7 @@ warmed on an empty table first), so they compare the checks themselves with the 
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -120,6 +121,23 @@ def _publish_costs(connection: Any, ports: list[Any], staging_schema: Any) -> di
     return {"publish_copy_seconds": copy, "checksum_seconds": scan, "rename_seconds": rename}
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set so far (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _key(result: Any) -> tuple[Any, ...]:
+    """What must not differ between one Soda session per port and one for all ports."""
+    return (
+        result.check_name,
+        result.passed,
+        result.observed,
+        result.rows_tested,
+        result.error is None,
+        result.sample,
+    )
+
+
 def main(argv: list[str]) -> int:
     warehouse = Path(argv[0])
     started_imports = time.perf_counter()
@@ -127,10 +145,15 @@ def main(argv: list[str]) -> int:
 
     from ddp_assets.contracts.compiler import compile_contract
     from ddp_assets.contracts.pandera_checks import validate_table
-    from ddp_assets.contracts.soda import run_quality
+    from ddp_assets.contracts.soda import run_quality, run_quality_many
     from ddp_assets.contracts.wap import staging_schema
     from ddp_assets.settings import ProjectPaths
     from ddp_assets.spec.registry import Registry
+    from ddp_assets.warehouse import duckdb as duckdb_warehouse
+    from ddp_assets.warehouse import warehouse_of
+
+    if len(argv) > 1:  # an experiment: other DuckDB settings for the checks, as JSON
+        duckdb_warehouse.AUDIT_SETTINGS = json.loads(argv[1])
 
     paths = ProjectPaths.discover(Path.cwd() / "ddp_assets")
     registry = Registry.load(paths.defs_dir, paths.root)
@@ -150,46 +173,89 @@ def main(argv: list[str]) -> int:
         f"select * from {staging}.{_quote(port.model)} limit 0"
     )
     run_quality(connection, plan, "bench_warmup", port.model)
+    run_quality_many(connection, [(plan, "bench_warmup", port.model)] * 2)
     validate_table(connection, plan, "bench_warmup", port.model)
     connection.execute("drop schema bench_warmup cascade")
     imports = time.perf_counter() - started_imports
+    rss_before_checks = _peak_rss_mb()
 
-    platform_seconds = 0.0
-    platform_cpu = 0.0
-    sql_seconds = 0.0
-    sql_cpu = 0.0
+    items = [(plan, staging_schema(product.id), port.model) for product, port, plan in ports]
+    python_ports = [port.model in product.python_model_names for product, port, _ in ports]
+
+    def pandera() -> None:
+        for (plan, staging, model), python_port in zip(items, python_ports, strict=True):
+            if python_port:
+                validate_table(connection, plan, staging, model)
+
+    port_seconds = [0.0] * len(items)
+
+    def each() -> list[list[Any]]:
+        """One Soda session per port (the audit as one step per port runs it)."""
+        results = []
+        for index, item in enumerate(items):
+            started = time.perf_counter()
+            results.append(run_quality(connection, *item))
+            port_seconds[index] += time.perf_counter() - started
+        pandera()
+        return results
+
+    def many() -> list[list[Any]]:
+        """One Soda session for every port (the audit of a whole layer in one step)."""
+        results = run_quality_many(connection, items)
+        pandera()
+        return results
+
+    def sql() -> list[dict[str, bool]]:
+        # under the same DuckDB settings as the platform's checks
+        with warehouse_of(connection).bounded_memory(connection):
+            return [
+                sql_pass(connection, plan, f"{staging}.{_quote(model)}")
+                for plan, staging, model in items
+            ]
+
+    # Rounds in the order A B B A (and the SQL pass in each), so a drift of the machine's load
+    # or of DuckDB's caches during the run weighs on both ways alike; figures are the means.
+    seconds: dict[str, float] = {"each": 0.0, "many": 0.0, "sql": 0.0}
+    cpu: dict[str, float] = {"each": 0.0, "many": 0.0, "sql": 0.0}
+    answers: dict[str, list[Any]] = {}
+    rounds = ("each", "many", "many", "each")
+    for way in rounds:
+        run = {"each": each, "many": many}[way]
+        for name, call in ((way, run), ("sql", sql)):
+            t0, c0 = time.perf_counter(), time.process_time()
+            answer = call()
+            seconds[name] += time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
+            answers[name] = answer
+    counts = {"each": 2, "many": 2, "sql": len(rounds)}
+    seconds = {k: v / counts[k] for k, v in seconds.items()}
+    cpu = {k: v / counts[k] for k, v in cpu.items()}
+    rss_checks = _peak_rss_mb()
+
     per_port: list[dict[str, Any]] = []
     disagreements: list[str] = []
+    each_vs_many: list[str] = []
     rules = 0
-    for product, port, plan in ports:
-        staging = staging_schema(product.id)
-        table = f"{staging}.{_quote(port.model)}"
-        python_port = port.model in product.python_model_names
-        t0, c0 = time.perf_counter(), time.process_time()
-        results = run_quality(connection, plan, staging, port.model)
-        if python_port:
-            validate_table(connection, plan, staging, port.model)
-        t1, c1 = time.perf_counter(), time.process_time()
-        verdicts = sql_pass(connection, plan, table)
-        t2, c2 = time.perf_counter(), time.process_time()
-        platform_seconds += t1 - t0
-        platform_cpu += c1 - c0
-        sql_seconds += t2 - t1
-        sql_cpu += c2 - c1
+    for index, (product, port, plan) in enumerate(ports):
+        name = f"{product.id}.{port.name}"
+        verdicts = answers["sql"][index]
+        many_results = answers["many"][index]
         rules += len(plan.rules)
-        for result in results:
+        for result in many_results:
             expected = verdicts.get(result.check_name)
             if result.error is None and expected is not None and expected != result.passed:
-                disagreements.append(f"{product.id}.{port.name}:{result.check_name}")
+                disagreements.append(f"{name}:{result.check_name}")
+        if [_key(r) for r in answers["each"][index]] != [_key(r) for r in many_results]:
+            each_vs_many.append(name)
+        table = f"{items[index][1]}.{_quote(port.model)}"
         (rows,) = connection.execute(f"select count(*) from {table}").fetchone() or (0,)
         per_port.append(
             {
-                "port": f"{product.id}.{port.name}",
+                "port": name,
                 "rows": int(rows),
                 "rules": len(plan.rules),
-                "pandera": python_port,
-                "platform_seconds": round(t1 - t0, 4),
-                "sql_seconds": round(t2 - t1, 4),
+                "pandera": python_ports[index],
+                "soda_seconds_alone": round(port_seconds[index] / counts["each"], 4),
             }
         )
     publish = _publish_costs(connection, ports, staging_schema)
@@ -198,13 +264,21 @@ def main(argv: list[str]) -> int:
         json.dumps(
             {
                 "imports_and_warmup": imports,
-                "platform_seconds": platform_seconds,
-                "platform_cpu_seconds": platform_cpu,
-                "sql_seconds": sql_seconds,
-                "sql_cpu_seconds": sql_cpu,
+                # C: every port's checks with one Soda session for all ports (run_quality_many)
+                "platform_seconds": seconds["many"],
+                "platform_cpu_seconds": cpu["many"],
+                # the same with one Soda session per port (run_quality per port)
+                "platform_each_seconds": seconds["each"],
+                "platform_each_cpu_seconds": cpu["each"],
+                "sql_seconds": seconds["sql"],
+                "sql_cpu_seconds": cpu["sql"],
                 "ports": len(ports),
                 "rules": rules,
                 "disagreements": disagreements,
+                "each_vs_many_differences": each_vs_many,
+                "peak_rss_mb_before_checks": round(rss_before_checks, 1),
+                "peak_rss_mb_after_checks": round(rss_checks, 1),
+                "peak_rss_mb_after_publish_costs": round(_peak_rss_mb(), 1),
                 "per_port": per_port,
                 **publish,
             }

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -208,37 +207,19 @@ def _number(value: Any) -> float | int | None:
         return None
 
 
-def run_quality(
-    connection: Connection, plan: ContractPlan, schema: str, table: str
+def _rule_results(
+    connection: Connection,
+    plan: ContractPlan,
+    table_relation: str,
+    verification: Any,
+    errors: str | None,
 ) -> list[RuleResult]:
-    """Verify the quality rules of ``plan`` on ``schema.table`` with Soda, in the warehouse."""
-    if not plan.rules:
-        return []
-    from soda_core.contracts import verify_contract_locally
+    """One contract's Soda check results as :class:`RuleResult` (with failing-row samples)."""
     from soda_core.contracts.contract_verification import CheckOutcome
 
-    (database,) = connection.execute("select current_database()").fetchone() or ("memory",)
-    table_relation = relation(schema, table)
-    document = soda_contract(plan, f"{DATA_SOURCE}/{database}/{schema}/{table}", table_relation)
-    data_source, release = warehouse_of(connection).soda_data_source(connection, DATA_SOURCE)
-    with tempfile.TemporaryDirectory(prefix="ddp-soda-") as folder:
-        path = Path(folder) / f"{schema}.{table}.contract.yml"
-        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-        soda_logger = logging.getLogger("soda")
-        level = soda_logger.level
-        soda_logger.setLevel(logging.WARNING)
-        try:
-            session = verify_contract_locally(
-                data_sources=[data_source], contract_file_path=str(path)
-            )
-        finally:
-            soda_logger.setLevel(level)
-            release()
     by_name: dict[str, Any] = {}
-    for verification in session.contract_verification_results:
-        for result in verification.check_results:
-            by_name[result.check.name or ""] = result
-    errors = session.get_errors_str() if session.has_errors else None
+    for result in getattr(verification, "check_results", None) or []:
+        by_name[result.check.name or ""] = result
     outcomes: list[RuleResult] = []
     for rule in plan.rules:
         result = by_name.get(rule.check_name)
@@ -265,3 +246,94 @@ def run_quality(
             outcome.sample = failing_rows(connection, rule, table_relation)
         outcomes.append(outcome)
     return outcomes
+
+
+def _errors(verification: Any, session_errors: list[str]) -> str | None:
+    """What went wrong in one contract's verification (its own log, and the session's)."""
+    errors = list(session_errors)
+    errors.extend(verification.get_errors())
+    failure = getattr(verification, "error", None)
+    if failure is not None and str(failure) not in errors:
+        errors.append(f"{type(failure).__name__}: {failure}")
+    return "\n".join(errors) or None
+
+
+def run_quality_many(
+    connection: Connection, items: Sequence[tuple[ContractPlan, str, str]]
+) -> list[list[RuleResult]]:
+    """Verify several contracts with Soda in ONE verification session, in the warehouse.
+
+    ``items`` are ``(plan, schema, table)``; the answer has one list per item, in order, each
+    exactly what :func:`run_quality` returns for that item. One session instead of one per
+    port: Soda's setup (its data source on the connection, logging, the per-session work of
+    ``verify_contract``) is paid once, and the contracts go to Soda as YAML text, with no
+    temporary files. Soda isolates the contracts from each other: an error in one (a broken
+    ``sql`` rule, a missing table) marks that contract's rules with the error and leaves the
+    others' results as they are.
+
+    The checks run with the warehouse's memory bounded
+    (:meth:`~ddp_assets.warehouse.Warehouse.bounded_memory`): Soda pushes every metric down
+    as SQL and only failing-row samples (at most :data:`SAMPLE_LIMIT` rows per rule) come back
+    to Python, so the checking process's memory stays flat as the tables grow.
+    """
+    answers: list[list[RuleResult]] = [[] for _ in items]
+    todo = [index for index, (plan, _, _) in enumerate(items) if plan.rules]
+    if not todo:
+        return answers
+    from soda_core.common.yaml import ContractYamlSource
+    from soda_core.contracts.contract_verification import ContractVerificationSession
+
+    warehouse = warehouse_of(connection)
+    (database,) = connection.execute("select current_database()").fetchone() or ("memory",)
+    sources = []
+    for index in todo:
+        plan, schema, table = items[index]
+        dataset = f"{DATA_SOURCE}/{database}/{schema}/{table}"
+        document = soda_contract(plan, dataset, relation(schema, table))
+        # file_path only names the contract in Soda's messages; nothing is written
+        sources.append(
+            ContractYamlSource.from_str(
+                yaml.safe_dump(document, sort_keys=False),
+                file_path=f"{schema}.{table}.contract.yml",
+            )
+        )
+    with warehouse.bounded_memory(connection):
+        data_source, release = warehouse.soda_data_source(connection, DATA_SOURCE)
+        soda_logger = logging.getLogger("soda")
+        level = soda_logger.level
+        soda_logger.setLevel(logging.WARNING)
+        try:
+            # ContractVerificationSession is what verify_contract_locally runs, for one
+            # contract file; called directly it verifies many in one session (Soda's
+            # documented use). It raises for a single contract that cannot be parsed or
+            # run, and isolates the contracts from each other when there are several.
+            session = ContractVerificationSession.execute(
+                contract_yaml_sources=sources, data_source_impls=[data_source]
+            )
+        finally:
+            soda_logger.setLevel(level)
+            release()
+        session_errors = [
+            record.getMessage()
+            for record in session.session_log_records
+            if record.levelno >= logging.ERROR
+        ]
+        verifications = session.contract_verification_results
+        for index, verification in zip(todo, verifications, strict=True):
+            plan, schema, table = items[index]
+            answers[index] = _rule_results(
+                connection,
+                plan,
+                relation(schema, table),
+                verification,
+                _errors(verification, session_errors),
+            )
+    return answers
+
+
+def run_quality(
+    connection: Connection, plan: ContractPlan, schema: str, table: str
+) -> list[RuleResult]:
+    """Verify the quality rules of ``plan`` on ``schema.table`` with Soda, in the warehouse."""
+    (results,) = run_quality_many(connection, [(plan, schema, table)])
+    return results

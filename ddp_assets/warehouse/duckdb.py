@@ -8,9 +8,10 @@ DuckDB allows one writer process at a time: every asset that writes runs in the
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,11 @@ import duckdb
 from ddp_assets.warehouse.base import Warehouse, quote, relation
 
 LOCK_WAIT_SECONDS = 120.0
+
+AUDIT_SETTINGS: Mapping[str, str] = {"memory_limit": "64MiB"}
+"""DuckDB settings while the contract checks run (:func:`bounded_memory`); see that function."""
+
+log = logging.getLogger(__name__)
 
 
 def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -56,6 +62,58 @@ def reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield connection
     finally:
         connection.close()
+
+
+def _setting(connection: duckdb.DuckDBPyConnection, name: str) -> str:
+    row = connection.execute("select current_setting(?)", [name]).fetchone()
+    return str(row[0]) if row else ""
+
+
+def _set(connection: duckdb.DuckDBPyConnection, name: str, value: str) -> None:
+    # SET takes no parameters; ``name`` comes from AUDIT_SETTINGS, ``value`` from DuckDB itself
+    connection.execute(f"set {name} = '{value.replace(chr(39), chr(39) * 2)}'")
+
+
+@contextmanager
+def bounded_memory(
+    connection: duckdb.DuckDBPyConnection, settings: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """Run the block with ``settings`` on the database of ``connection``, then restore them.
+
+    Why: DuckDB's default memory limit is 80 % of the machine, and its buffer manager keeps
+    every block a scan reads (and the hash tables of ``count(distinct)``) in memory up to that
+    limit. The contract checks scan each port's table whole, so without a cap the checking
+    process's peak memory grows with the rows; with one, DuckDB evicts clean blocks and spills
+    what does not fit to its temp directory (next to the database file), and the peak stays
+    flat. These settings are global to the database instance, that is to every connection of
+    the process on this file (the writer dbt and the publish step use too), so the previous
+    values are put back afterwards, also when the block raises.
+
+    Settings are changed through a cursor (a second handle on the same database), so that
+    restoring them works even when the block left the connection's transaction aborted. A
+    setting DuckDB refuses (say the database holds more pinned memory than the cap) is left as
+    it was, with a warning: the checks still run, only unbounded.
+    """
+    settings = AUDIT_SETTINGS if settings is None else settings
+    with closing(connection.cursor()) as handle:
+        previous = {name: _setting(handle, name) for name in settings}
+        changed: list[str] = []
+        try:
+            for name, value in settings.items():
+                try:
+                    _set(handle, name, value)
+                except duckdb.Error as error:
+                    log.warning("contract checks run with DuckDB's %s unchanged: %s", name, error)
+                    continue
+                changed.append(name)
+            yield
+        finally:
+            for name in reversed(changed):
+                # RESET restores a default exactly; DuckDB prints memory sizes rounded, so
+                # a value set explicitly before is put back from its printed form.
+                handle.execute(f"reset {name}")
+                if _setting(handle, name) != previous[name]:
+                    _set(handle, name, previous[name])
 
 
 _READERS = {
@@ -152,6 +210,9 @@ class DuckDBWarehouse(Warehouse):
             connection.execute(f"drop view {view}")
         else:
             connection.unregister(view)
+
+    def bounded_memory(self, connection: Any) -> AbstractContextManager[None]:
+        return bounded_memory(connection)
 
     def soda_data_source(self, connection: Any, name: str) -> tuple[Any, Any]:
         from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
