@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
@@ -74,6 +75,26 @@ def _set(connection: duckdb.DuckDBPyConnection, name: str, value: str) -> None:
     connection.execute(f"set {name} = '{value.replace(chr(39), chr(39) * 2)}'")
 
 
+_PRINTED_SIZE = re.compile(r"^(?P<number>\d+\.\d) (?P<unit>[KMGT]iB)$")
+
+
+def _restore(connection: duckdb.DuckDBPyConnection, name: str, previous: str) -> None:
+    """Put a setting back to the value DuckDB printed for it before."""
+    # RESET restores a default exactly. A value set on purpose can only be read back as DuckDB
+    # prints it: sizes truncated to a tenth ("2.7 GiB" for 3 GB), and setting the printed
+    # value reads back a tenth lower through floating point. Halfway up the printed tenth
+    # prints the same and is within 0.05 of a unit of the original.
+    connection.execute(f"reset {name}")
+    if _setting(connection, name) == previous:
+        return
+    _set(connection, name, previous)
+    printed = _PRINTED_SIZE.match(previous)
+    if _setting(connection, name) != previous and printed:
+        _set(connection, name, f"{float(printed['number']) + 0.05:.2f} {printed['unit']}")
+    if _setting(connection, name) != previous:
+        log.warning("DuckDB's %s is now %s, was %s", name, _setting(connection, name), previous)
+
+
 @contextmanager
 def bounded_memory(
     connection: duckdb.DuckDBPyConnection, settings: Mapping[str, str] | None = None
@@ -109,11 +130,7 @@ def bounded_memory(
             yield
         finally:
             for name in reversed(changed):
-                # RESET restores a default exactly; DuckDB prints memory sizes rounded, so
-                # a value set explicitly before is put back from its printed form.
-                handle.execute(f"reset {name}")
-                if _setting(handle, name) != previous[name]:
-                    _set(handle, name, previous[name])
+                _restore(handle, name, previous[name])
 
 
 _READERS = {
