@@ -16,7 +16,13 @@ import pytest
 import yaml
 
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
-from ddp_assets.contracts.soda import SAMPLE_LIMIT, run_quality, run_quality_many
+from ddp_assets.contracts.soda import (
+    SAMPLE_LIMIT,
+    count_expression,
+    run_quality,
+    run_quality_many,
+    soda_contract,
+)
 from ddp_assets.warehouse import duckdb as duckdb_warehouse
 from ddp_assets.warehouse.duckdb import bounded_memory
 
@@ -101,7 +107,8 @@ def items(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[ContractPlan, 
             "amount": [],
         },
     )
-    # a contract with a rule that errors (no such column) beside rules that still evaluate
+    # a contract with rules that error beside rules that still evaluate: no such column (the
+    # query cannot be planned), and a cast that fails on the data (only while it runs)
     broken = _plan(
         folder,
         "broken",
@@ -114,6 +121,16 @@ def items(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[ContractPlan, 
                     "mustBe": 0,
                 },
                 {"metric": "rowCount", "mustBe": ROWS},
+                {
+                    "type": "sql",
+                    "query": "select count(*) from {object} where cast(val as integer) > 0",
+                    "mustBe": 0,
+                },
+                {
+                    "type": "sql",
+                    "query": "select count(*) from {object} where amount < 0",
+                    "mustBe": 10,
+                },
             ],
             "val": [{"metric": "nullValues", "mustBeLessOrEqualTo": 30}],
         },
@@ -165,9 +182,12 @@ def test_one_session_answers_what_each_call_answers(
     assert all(row["val"] is None for row in by_name["val_null_values"].sample)
     assert not by_name["grp_duplicate_values"].blocking_failure  # a warning
 
-    errored, row_count, nulls = broken
+    errored, row_count, cast, negative, nulls = broken
     assert not errored.passed and errored.error and "nope" in errored.error
-    assert row_count.passed and row_count.error is None and nulls.passed
+    assert not cast.passed and cast.error and "Conversion Error" in cast.error
+    for result in (row_count, negative, nulls):
+        assert result.passed and result.error is None
+    assert negative.observed == 10 and isinstance(negative.observed, int)
 
     assert all(not r.passed and r.error for r in missing)  # its own error, nobody else's
 
@@ -241,3 +261,43 @@ def test_the_bound_spills_instead_of_failing(tmp_path: Path) -> None:
     (result,) = run_quality(connection, plan, "s", "big")
     assert result.passed and result.error is None and result.observed == 0
     assert result.rows_tested == rows
+
+
+T = '"s"."t"'
+
+
+@pytest.mark.parametrize(
+    ("query", "expression"),
+    [
+        (f"select count(*) from {T}", "count(*)"),
+        (f"SELECT COUNT( * ) FROM {T} WHERE a < 0;", "count(case when (a < 0) then 1 end)"),
+        (
+            f"select count(*) from {T}\nwhere a < 0\n   or (b is null) <> (c = 0)\n",
+            "count(case when (a < 0\n   or (b is null) <> (c = 0)) then 1 end)",
+        ),
+        # left as queries: another table, a subquery, grouping, the table named in the condition
+        ('select count(*) from "s"."u" where a < 0', None),
+        (f"select count(*) from {T} where a < (select max(a) from {T})", None),
+        (f"select count(*) from {T} where a in (select a from x)", None),
+        (f"select count(*) from {T} group by a", None),
+        (f"select count(*) from {T} where t.a < 0", None),
+        (f"select count(*) from {T} where a < 0 -- comment", None),
+        (f"select count(*) from {T} where a < 0; drop table x", None),
+        (f"select count(distinct a) from {T}", None),
+        (f"select count(*) from {T} as x where x.a < 0", None),
+    ],
+)
+def test_count_queries_become_soda_expressions(query: str, expression: str | None) -> None:
+    assert count_expression(query, T, "t") == expression
+
+
+def test_soda_document_lists_only_columns_with_checks(
+    items: list[tuple[ContractPlan, str, str]],
+) -> None:
+    plan = items[1][0]
+    document = soda_contract(plan, "ddp/w/s/bad", '"s"."bad"')
+    assert [c["name"] for c in document["columns"]] == ["grp", "val"]
+    metrics = [c["metric"] for c in document["checks"] if "metric" in c]
+    assert metrics and all("expression" in m and "query" not in m for m in metrics)
+    unbundled = soda_contract(plan, "ddp/w/s/bad", '"s"."bad"', bundle=False)
+    assert all("query" in c["metric"] for c in unbundled["checks"] if "metric" in c)
