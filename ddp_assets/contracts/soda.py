@@ -1,12 +1,17 @@
 """Layer 2 of a contract: its quality rules as a Soda v4 contract, run inside the warehouse.
 
 :func:`soda_contract` compiles a :class:`~ddp_assets.contracts.compiler.ContractPlan` into
-Soda's own contract YAML (Soda v4 does not read ODCS); :func:`run_quality` verifies it on the
-open warehouse connection with ``verify_contract_locally`` (Soda's DuckDB or PostgreSQL data
-source, from :meth:`~ddp_assets.warehouse.Warehouse.soda_data_source`). Soda pushes every
-metric down as SQL, so no table is pulled into Python. Each result carries the observed value,
-the threshold and, when the rule fails, a sample of at most :data:`SAMPLE_LIMIT` failing rows
-(one more query with ``LIMIT``).
+Soda's own contract YAML (Soda v4 does not read ODCS). :func:`run_quality_many` verifies the
+contracts of several ports in one Soda verification session (``ContractVerificationSession``,
+what ``verify_contract_locally`` runs for a single contract file) on the open warehouse
+connection, through Soda's DuckDB or PostgreSQL data source
+(:meth:`~ddp_assets.warehouse.Warehouse.soda_data_source`); :func:`run_quality` is the same
+for one port. Soda pushes every metric down as SQL, one aggregation query per contract (plus
+a query per ``sql`` rule it cannot fold into it, see :func:`count_expression`), so no table
+is pulled into Python, and the checks run with the warehouse's memory bounded
+(:meth:`~ddp_assets.warehouse.Warehouse.bounded_memory`). Each result carries the observed
+value, the threshold and, when the rule fails, a sample of at most :data:`SAMPLE_LIMIT`
+failing rows (one more query with ``LIMIT``).
 
 Soda Core v4 is under the Elastic License 2.0 (see the README).
 """
