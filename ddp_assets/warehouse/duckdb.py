@@ -23,7 +23,13 @@ from ddp_assets.warehouse.base import Warehouse, quote, relation
 LOCK_WAIT_SECONDS = 120.0
 
 AUDIT_SETTINGS: Mapping[str, str] = {"memory_limit": "64MiB"}
-"""DuckDB settings while the contract checks run (:func:`bounded_memory`); see that function."""
+"""DuckDB settings while the contract checks run (:func:`bounded_memory`).
+
+64 MiB, measured on the demo products (``bench/contract_pass.py``): the checking process's peak
+stays within 1.25x of its 100k-row peak at 10M rows (256 MiB let it grow 1.8x), and the
+checks took no longer than unbounded; DuckDB's buffers are only part of that process (Python,
+Soda, pandera and ibis are ~300 MB of it).
+"""
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,7 @@ def _setting(connection: duckdb.DuckDBPyConnection, name: str) -> str:
 
 
 def _set(connection: duckdb.DuckDBPyConnection, name: str, value: str) -> None:
-    # SET takes no parameters; ``name`` comes from AUDIT_SETTINGS, ``value`` from DuckDB itself
+    # SET takes no parameters; names and values come from AUDIT_SETTINGS or DuckDB itself
     connection.execute(f"set {name} = '{value.replace(chr(39), chr(39) * 2)}'")
 
 
@@ -107,8 +113,8 @@ def bounded_memory(
     process's peak memory grows with the rows; with one, DuckDB evicts clean blocks and spills
     what does not fit to its temp directory (next to the database file), and the peak stays
     flat. These settings are global to the database instance, that is to every connection of
-    the process on this file (the writer dbt and the publish step use too), so the previous
-    values are put back afterwards, also when the block raises.
+    the process on this file (dbt's and the publish step's too, in the same process), so the
+    previous values are put back afterwards, also when the block raises.
 
     Settings are changed through a cursor (a second handle on the same database), so that
     restoring them works even when the block left the connection's transaction aborted. A
