@@ -33,7 +33,15 @@ Timings exclude the interpreter start and imports (Soda, pandera and ibis are im
 warmed on an empty table first), so they compare the checks themselves with the build.
 
 A second argument (JSON) replaces the DuckDB settings of the bound, for experiments:
-``python -m bench.contract_pass W '{"memory_limit": "256MiB"}'``.
+``python -m bench.contract_pass W '{"memory_limit": "256MiB"}'`` (``'{}'``: unbounded).
+
+Alone, without the harness (on a copy: it adds and drops scratch schemas), from the checkout::
+
+    export DDP_DATA_DIR=/tmp/c10m DAGSTER_HOME=/tmp/c10m/home && mkdir -p $DAGSTER_HOME
+    cp dagster.yaml $DAGSTER_HOME/ && .venv/bin/ddp demo --scale 10000000
+    .venv/bin/ddp materialize --all --json > /dev/null
+    cp $DDP_DATA_DIR/warehouse.duckdb /tmp/c10m/copy.duckdb
+    /usr/bin/time -f %M .venv/bin/python -m bench.contract_pass /tmp/c10m/copy.duckdb
 """
 
 from __future__ import annotations

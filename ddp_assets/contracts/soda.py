@@ -394,7 +394,9 @@ def run_quality_many(
     ``verify_contract``) is paid once, and the contracts go to Soda as YAML text, with no
     temporary files. Soda isolates the contracts from each other: an error in one (a broken
     ``sql`` rule, a missing table) marks that contract's rules with the error and leaves the
-    others' results as they are.
+    others' results as they are. (A contract Soda cannot even construct raises when it is the
+    only item, as ``verify_contract_locally`` does and :func:`run_quality` always did; among
+    several, its rules carry the error instead.)
 
     Within a contract, Soda computes the metrics in one aggregation query, including the
     ``sql`` rules :func:`count_expression` translates. One such rule that fails to run would
