@@ -14,9 +14,9 @@ of the checks; it prints one JSON line.
   Python). It is the floor for "the contract checks", as F is for the build. Its verdicts
   are compared with Soda's: a disagreement is reported, not hidden.
 
-The three run in rounds (each, sql, many, sql, many, sql, each, sql) and the figures are the
-means, so a drift of the machine's load weighs on all alike. Every check, Soda's and the SQL
-pass, runs with the warehouse's memory bounded as the audit bounds it
+The three run in rounds (each, sql, many, sql, many, sql, each, sql, twice) and the figures
+are the medians, so a drift of the machine's load weighs on all alike. Every check, Soda's
+and the SQL pass, runs with the warehouse's memory bounded as the audit bounds it
 (``Warehouse.bounded_memory``). ``peak_rss_mb_*`` are this process's peak resident set after
 the imports and warm-up, after the checks, and at the end.
 
@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -249,23 +250,24 @@ def main(argv: list[str]) -> int:
                 for plan, staging, model in items
             ]
 
-    # Rounds in the order A B B A (and the SQL pass in each), so a drift of the machine's load
-    # or of DuckDB's caches during the run weighs on both ways alike; figures are the means.
-    seconds: dict[str, float] = {"each": 0.0, "many": 0.0, "sql": 0.0}
-    cpu: dict[str, float] = {"each": 0.0, "many": 0.0, "sql": 0.0}
+    # Rounds in the order A B B A A B B A (and the SQL pass after each), so a drift of the
+    # machine's load or of DuckDB's caches weighs on both ways alike; figures are the medians
+    # (this box is shared: a median shrugs off one disturbed round, a mean does not).
+    wall: dict[str, list[float]] = {"each": [], "many": [], "sql": []}
+    cpu_times: dict[str, list[float]] = {"each": [], "many": [], "sql": []}
     answers: dict[str, list[Any]] = {}
-    rounds = ("each", "many", "many", "each")
+    rounds = ("each", "many", "many", "each") * 2
     for way in rounds:
         run = {"each": each, "many": many}[way]
         for name, call in ((way, run), ("sql", sql)):
             t0, c0 = time.perf_counter(), time.process_time()
             answer = call()
-            seconds[name] += time.perf_counter() - t0
-            cpu[name] += time.process_time() - c0
+            wall[name].append(time.perf_counter() - t0)
+            cpu_times[name].append(time.process_time() - c0)
             answers[name] = answer
-    counts = {"each": 2, "many": 2, "sql": len(rounds)}
-    seconds = {k: v / counts[k] for k, v in seconds.items()}
-    cpu = {k: v / counts[k] for k, v in cpu.items()}
+    seconds = {k: statistics.median(v) for k, v in wall.items()}
+    cpu = {k: statistics.median(v) for k, v in cpu_times.items()}
+    counts = {k: len(v) for k, v in wall.items()}
     rss_checks = _peak_rss_mb()
 
     per_port: list[dict[str, Any]] = []
@@ -306,7 +308,7 @@ def main(argv: list[str]) -> int:
                 # the same with one Soda session per port (run_quality per port)
                 "platform_each_seconds": seconds["each"],
                 "platform_each_cpu_seconds": cpu["each"],
-                # pandera's share of both (the Python port's schema), per round
+                # pandera's share of both (the Python port's schema), per round (mean)
                 "pandera_seconds": pandera_timing[0] / len(rounds),
                 "pandera_cpu_seconds": pandera_timing[1] / len(rounds),
                 "sql_seconds": seconds["sql"],
