@@ -301,3 +301,50 @@ def test_soda_document_lists_only_columns_with_checks(
     assert metrics and all("expression" in m and "query" not in m for m in metrics)
     unbundled = soda_contract(plan, "ddp/w/s/bad", '"s"."bad"', bundle=False)
     assert all("query" in c["metric"] for c in unbundled["checks"] if "metric" in c)
+
+
+def test_one_session_on_postgresql(
+    postgres_server: Any, items: list[tuple[ContractPlan, str, str]]
+) -> None:
+    """The same items on PostgreSQL (Soda's own connection there): the same verdicts, an
+    error in one contract's aggregation query isolated to its rule."""
+    from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
+
+    postgres_server.create_database("soda_batch")
+    warehouse = PostgresWarehouse(
+        PostgresSettings(
+            host=postgres_server.host,
+            port=postgres_server.port,
+            user=postgres_server.user,
+            password="",
+            dbname="soda_batch",
+        )
+    )
+    with warehouse.writer() as connection:
+        connection.execute("drop schema if exists s cascade")
+        postgres_tables = TABLES_SQL.replace("create or replace table", "create table").replace(
+            f"range({ROWS}) r(id)", f"generate_series(0, {ROWS - 1}) as r(id)"
+        )
+        for statement in postgres_tables.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        together = run_quality_many(connection, items)
+        alone = [run_quality(connection, *item) for item in items]
+    assert together == alone
+    passing, failing, no_rules, broken, missing, again = together
+    assert all(r.passed and r.error is None for r in passing) and no_rules == []
+    assert again == failing
+    assert {r.check_name: (r.passed, r.observed) for r in failing} == {
+        "bad_row_count": (True, ROWS),
+        "bad_sql": (False, 10),
+        "bad_duplicate_values": (False, ROWS - 60),
+        "grp_duplicate_values": (False, ROWS - 60),
+        "val_null_values": (False, 30),
+        "val_invalid_values": (False, 30),
+    }
+    assert all(0 < len(r.sample) <= SAMPLE_LIMIT for r in failing if not r.passed)
+    errored, row_count, cast, negative, nulls = broken
+    assert errored.error and cast.error and not errored.passed and not cast.passed
+    for result in (row_count, negative, nulls):
+        assert result.passed and result.error is None
+    assert all(not r.passed and r.error for r in missing)
