@@ -348,3 +348,18 @@ def test_one_session_on_postgresql(
     for result in (row_count, negative, nulls):
         assert result.passed and result.error is None
     assert all(not r.passed and r.error for r in missing)
+
+
+def test_pandera_runs_bounded_and_restores_the_settings(
+    warehouse: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    from ddp_assets.contracts.pandera_checks import validate_table
+
+    rule = {"metric": "invalidValues", "arguments": {"validValues": ["a"]}, "mustBe": 0}
+    rule["severity"] = "error"
+    plan = _plan(tmp_path, "pandera", "bad", {"val": [rule]})
+    before = warehouse.execute("select name, value from duckdb_settings() order by name").fetchall()
+    result = validate_table(warehouse, plan, "s", "bad")
+    assert not result.passed and 0 < len(result.sample) <= SAMPLE_LIMIT
+    after = warehouse.execute("select name, value from duckdb_settings() order by name").fetchall()
+    assert after == before
