@@ -281,6 +281,8 @@ T = '"s"."t"'
         (f"select count(*) from {T} where a in (select a from x)", None),
         (f"select count(*) from {T} group by a", None),
         (f"select count(*) from {T} where t.a < 0", None),
+        (f'select count(*) from {T} where "t"."a" < 0', None),
+        (f"select count(*) from {T} where total < 0", "count(case when (total < 0) then 1 end)"),
         (f"select count(*) from {T} where a < 0 -- comment", None),
         (f"select count(*) from {T} where a < 0; drop table x", None),
         (f"select count(distinct a) from {T}", None),

@@ -144,8 +144,10 @@ def count_expression(query: str, table_relation: str, table: str) -> str | None:
     condition = match["condition"]
     if condition is None:
         return "count(*)"
-    if _BUNDLE_REFUSED.search(condition) or table.lower() in condition.lower():
+    if _BUNDLE_REFUSED.search(condition):
         return None
+    if re.search(rf"(?<![\w$]){re.escape(table)}(?![\w$])", condition, re.IGNORECASE):
+        return None  # names the table (a qualified column): Soda's query calls it otherwise
     return f"count(case when ({condition}) then 1 end)"
 
 
