@@ -3,9 +3,12 @@
 :func:`pandera_schema` builds a ``pandera.ibis`` schema from a compiled contract (column types,
 required → not nullable, unique, and the ``validValues``/``pattern`` rules as data checks);
 :func:`validate_table` runs it on a warehouse table in place through ibis (its DuckDB or
-PostgreSQL backend), so the checks execute as SQL inside the warehouse. Only when the table
-fails are failure cases fetched, and at most :data:`~ddp_assets.contracts.soda.SAMPLE_LIMIT`
-of them are kept.
+PostgreSQL backend), so the checks execute as SQL inside the warehouse, with its memory
+bounded (:meth:`~ddp_assets.warehouse.Warehouse.bounded_memory`). Only when a check fails is
+anything fetched, and at most :data:`~ddp_assets.contracts.soda.SAMPLE_LIMIT` failure cases
+are kept; but pandera's ibis backend then fetches every failure case of that check, and its
+boolean output for every row, into pandas (``pandera/backends/ibis/base.py``), so a failing
+table's check costs memory in proportion to its rows.
 """
 
 from __future__ import annotations
@@ -118,10 +121,20 @@ def validate_table(
     import pandera.ibis as pa
     from pandera.config import ValidationDepth, config_context
 
-    backend = warehouse_of(connection).ibis_backend(connection)
-    data = backend.table(table, database=schema)
+    warehouse = warehouse_of(connection)
+    # ibis sets the session's time zone to UTC and, on DuckDB, turns off replacement scans
+    # (Python objects named in SQL); the connection goes on to build and publish, so it gets
+    # its own settings back
+    names = _IBIS_SETTINGS.get(warehouse.kind, ())
+    previous = {name: _setting(connection, name) for name in names}
     try:
-        with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+        backend = warehouse.ibis_backend(connection)
+        data = backend.table(table, database=schema)
+        # the checks are SQL in the warehouse, bounded in memory as Soda's are
+        with (
+            warehouse.bounded_memory(connection),
+            config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA),
+        ):
             pandera_schema(plan).validate(data, lazy=True)
     except pa.errors.SchemaErrors as errors:
         messages = [
@@ -140,7 +153,20 @@ def validate_table(
             for row in cases[["column", "check", "failure_case"]].to_dict("records")
         ]
         return PanderaResult(False, dict(errors.error_counts), messages, sample)
+    finally:
+        for name, value in previous.items():
+            if _setting(connection, name) != value:
+                connection.execute(f"set {name} = '" + value.replace("'", "''") + "'")
     return PanderaResult(True)
+
+
+_IBIS_SETTINGS = {"duckdb": ("TimeZone", "python_enable_replacements"), "postgres": ("TimeZone",)}
+"""Session settings ibis changes on the connection it is given (see :func:`validate_table`)."""
+
+
+def _setting(connection: Connection, name: str) -> str:
+    (value,) = connection.execute(f"select current_setting('{name}')").fetchone() or ("",)
+    return str(value)
 
 
 def sample_markdown(rows: list[dict[str, Any]]) -> str:

@@ -1,12 +1,17 @@
 """Layer 2 of a contract: its quality rules as a Soda v4 contract, run inside the warehouse.
 
 :func:`soda_contract` compiles a :class:`~ddp_assets.contracts.compiler.ContractPlan` into
-Soda's own contract YAML (Soda v4 does not read ODCS); :func:`run_quality` verifies it on the
-open warehouse connection with ``verify_contract_locally`` (Soda's DuckDB or PostgreSQL data
-source, from :meth:`~ddp_assets.warehouse.Warehouse.soda_data_source`). Soda pushes every
-metric down as SQL, so no table is pulled into Python. Each result carries the observed value,
-the threshold and, when the rule fails, a sample of at most :data:`SAMPLE_LIMIT` failing rows
-(one more query with ``LIMIT``).
+Soda's own contract YAML (Soda v4 does not read ODCS). :func:`run_quality_many` verifies the
+contracts of several ports in one Soda verification session (``ContractVerificationSession``,
+what ``verify_contract_locally`` runs for a single contract file) on the open warehouse
+connection, through Soda's DuckDB or PostgreSQL data source
+(:meth:`~ddp_assets.warehouse.Warehouse.soda_data_source`); :func:`run_quality` is the same
+for one port. Soda pushes every metric down as SQL, one aggregation query per contract (plus
+a query per ``sql`` rule it cannot fold into it, see :func:`count_expression`), so no table
+is pulled into Python, and the checks run with the warehouse's memory bounded
+(:meth:`~ddp_assets.warehouse.Warehouse.bounded_memory`). Each result carries the observed
+value, the threshold and, when the rule fails, a sample of at most :data:`SAMPLE_LIMIT`
+failing rows (one more query with ``LIMIT``).
 
 Soda Core v4 is under the Elastic License 2.0 (see the README).
 """
@@ -15,11 +20,10 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -108,27 +112,76 @@ def _check(rule: QualityRule) -> dict[str, Any]:
             return {"metric": body}
 
 
-def soda_contract(plan: ContractPlan, dataset: str, table_relation: str) -> dict[str, Any]:
-    """The Soda v4 contract document for ``plan`` on ``dataset`` (``ddp/<db>/<schema>/<t>``)."""
+_BUNDLE_REFUSED = re.compile(
+    r"\b(select|from|join|group|having|order|limit|union|intersect|except|over|qualify|window"
+    r"|with)\b|;|--|/\*",
+    re.IGNORECASE,
+)
+
+
+def count_expression(query: str, table_relation: str, table: str) -> str | None:
+    """``select count(*) from <the table> [where C]`` as the aggregate ``count(case when C ...)``.
+
+    Why: Soda runs a ``metric`` check given as a ``query`` on its own, one more scan of the
+    table per rule, while a ``metric`` given as an ``expression`` joins the one aggregation
+    query Soda runs per contract (with the row count, missing, invalid and duplicate
+    metrics). Most ``sql`` rules of ODCS contracts are a count of the table's rows where a
+    condition holds, and that count is the same number as the aggregate over the table. Only
+    that shape is translated, and only when the condition cannot change meaning inside
+    Soda's query: no subquery, join, grouping, window, comment or second statement, and no
+    mention of the table itself. Anything else (None) stays a query, run as written.
+    """
+    text = query.strip().rstrip(";").strip()
+    match = re.fullmatch(
+        r"select\s+count\s*\(\s*\*\s*\)\s+from\s+"
+        + re.escape(table_relation)
+        + r"(?:\s+where\s+(?P<condition>.+))?",
+        text,
+        re.IGNORECASE | re.DOTALL,
+    )
+    if match is None:
+        return None
+    condition = match["condition"]
+    if condition is None:
+        return "count(*)"
+    if _BUNDLE_REFUSED.search(condition):
+        return None
+    if re.search(rf"(?<![\w$]){re.escape(table)}(?![\w$])", condition, re.IGNORECASE):
+        return None  # names the table (a qualified column): Soda's query calls it otherwise
+    return f"count(case when ({condition}) then 1 end)"
+
+
+def soda_contract(
+    plan: ContractPlan, dataset: str, table_relation: str, bundle: bool = True
+) -> dict[str, Any]:
+    """The Soda v4 contract document for ``plan`` on ``dataset`` (``ddp/<db>/<schema>/<t>``).
+
+    With ``bundle``, ``sql`` rules Soda can compute in its one aggregation query are given to
+    it as expressions (:func:`count_expression`); without, every one is a query of its own.
+    """
+    table = dataset.rsplit("/", 1)[-1]
     columns: dict[str, list[dict[str, Any]]] = {}
     checks: list[dict[str, Any]] = []
     for rule in plan.rules:
         check = _check(rule)
         if rule.metric == "sql":
-            check["metric"]["query"] = rule.sql_for(table_relation)
+            query = rule.sql_for(table_relation)
+            expression = (
+                count_expression(query, table_relation, table) if bundle and query else None
+            )
+            if expression is not None:
+                check["metric"]["expression"] = expression
+            else:
+                check["metric"]["query"] = query
             checks.append(check)
         elif rule.column is not None:
             columns.setdefault(rule.column, []).append(check)
         else:
             checks.append(check)
     document: dict[str, Any] = {"dataset": dataset}
-    # Soda needs the columns listed; without data_type it checks no schema (dbt does that).
-    names = [c.name for c in plan.columns] + [
-        n for n in columns if n not in {c.name for c in plan.columns}
-    ]
-    document["columns"] = [
-        {"name": name, **({"checks": columns[name]} if name in columns else {})} for name in names
-    ]
+    # Only the columns with checks: without a data_type a listed column checks nothing (dbt
+    # checks the schema), and every line of the document costs Soda's YAML parser time.
+    document["columns"] = [{"name": name, "checks": found} for name, found in columns.items()]
     if checks:
         document["checks"] = checks
     return document
@@ -208,37 +261,24 @@ def _number(value: Any) -> float | int | None:
         return None
 
 
-def run_quality(
-    connection: Connection, plan: ContractPlan, schema: str, table: str
+def _rule_results(
+    connection: Connection,
+    plan: ContractPlan,
+    table_relation: str,
+    verification: Any,
+    errors: str | None,
+    counted: frozenset[str] = frozenset(),
 ) -> list[RuleResult]:
-    """Verify the quality rules of ``plan`` on ``schema.table`` with Soda, in the warehouse."""
-    if not plan.rules:
-        return []
-    from soda_core.contracts import verify_contract_locally
+    """One contract's Soda check results as :class:`RuleResult` (with failing-row samples).
+
+    ``counted``: the ``sql`` rules given to Soda as a count expression, whose value Soda
+    returns as a float; as a query it was the integer ``count(*)``, and it still is here.
+    """
     from soda_core.contracts.contract_verification import CheckOutcome
 
-    (database,) = connection.execute("select current_database()").fetchone() or ("memory",)
-    table_relation = relation(schema, table)
-    document = soda_contract(plan, f"{DATA_SOURCE}/{database}/{schema}/{table}", table_relation)
-    data_source, release = warehouse_of(connection).soda_data_source(connection, DATA_SOURCE)
-    with tempfile.TemporaryDirectory(prefix="ddp-soda-") as folder:
-        path = Path(folder) / f"{schema}.{table}.contract.yml"
-        path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-        soda_logger = logging.getLogger("soda")
-        level = soda_logger.level
-        soda_logger.setLevel(logging.WARNING)
-        try:
-            session = verify_contract_locally(
-                data_sources=[data_source], contract_file_path=str(path)
-            )
-        finally:
-            soda_logger.setLevel(level)
-            release()
     by_name: dict[str, Any] = {}
-    for verification in session.contract_verification_results:
-        for result in verification.check_results:
-            by_name[result.check.name or ""] = result
-    errors = session.get_errors_str() if session.has_errors else None
+    for result in getattr(verification, "check_results", None) or []:
+        by_name[result.check.name or ""] = result
     outcomes: list[RuleResult] = []
     for rule in plan.rules:
         result = by_name.get(rule.check_name)
@@ -249,11 +289,14 @@ def run_quality(
             CheckOutcome.WARN,
         )
         passed = bool(result is not None and result.outcome == CheckOutcome.PASSED)
+        observed = _number(result.threshold_value) if result is not None else None
+        if rule.check_name in counted and isinstance(observed, float) and observed.is_integer():
+            observed = int(observed)
         outcome = RuleResult(
             check_name=rule.check_name,
             passed=passed,
             severity=rule.severity,
-            observed=_number(result.threshold_value) if result is not None else None,
+            observed=observed,
             threshold=rule.threshold.describe() + (" %" if rule.unit == "percent" else ""),
             metric=rule.metric,
             column=rule.column,
@@ -265,3 +308,132 @@ def run_quality(
             outcome.sample = failing_rows(connection, rule, table_relation)
         outcomes.append(outcome)
     return outcomes
+
+
+def _errors(verification: Any, session_errors: list[str]) -> str | None:
+    """What went wrong in one contract's verification (its own log, and the session's)."""
+    errors = list(session_errors)
+    errors.extend(verification.get_errors())
+    failure = getattr(verification, "error", None)
+    if failure is not None and str(failure) not in errors:
+        errors.append(f"{type(failure).__name__}: {failure}")
+    return "\n".join(errors) or None
+
+
+def _verify(
+    connection: Connection, items: Sequence[tuple[ContractPlan, str, str]], bundle: bool
+) -> list[list[RuleResult]]:
+    """One Soda verification session over ``items`` (all with rules); results per item."""
+    from soda_core.common.yaml import ContractYamlSource
+    from soda_core.contracts.contract_verification import ContractVerificationSession
+
+    (database,) = connection.execute("select current_database()").fetchone() or ("memory",)
+    sources = []
+    for plan, schema, table in items:
+        dataset = f"{DATA_SOURCE}/{database}/{schema}/{table}"
+        document = soda_contract(plan, dataset, relation(schema, table), bundle=bundle)
+        # file_path only names the contract in Soda's messages; nothing is written
+        sources.append(
+            ContractYamlSource.from_str(
+                yaml.safe_dump(document, sort_keys=False),
+                file_path=f"{schema}.{table}.contract.yml",
+            )
+        )
+    data_source, release = warehouse_of(connection).soda_data_source(connection, DATA_SOURCE)
+    soda_logger = logging.getLogger("soda")
+    level = soda_logger.level
+    soda_logger.setLevel(logging.WARNING)
+    try:
+        # ContractVerificationSession is what verify_contract_locally runs, for one contract
+        # file; called directly it verifies many in one session (Soda's documented use). It
+        # raises for a single contract that cannot be parsed or run, and isolates the
+        # contracts from each other when there are several.
+        session = ContractVerificationSession.execute(
+            contract_yaml_sources=sources, data_source_impls=[data_source]
+        )
+    finally:
+        soda_logger.setLevel(level)
+        release()
+    session_errors = [
+        record.getMessage()
+        for record in session.session_log_records
+        if record.levelno >= logging.ERROR
+    ]
+    return [
+        _rule_results(
+            connection,
+            plan,
+            relation(schema, table),
+            verification,
+            _errors(verification, session_errors),
+            _counted(plan, schema, table) if bundle else frozenset(),
+        )
+        for (plan, schema, table), verification in zip(
+            items, session.contract_verification_results, strict=True
+        )
+    ]
+
+
+def _counted(plan: ContractPlan, schema: str, table: str) -> frozenset[str]:
+    """The ``sql`` rules :func:`soda_contract` gives Soda as a count expression."""
+    table_relation = relation(schema, table)
+    return frozenset(
+        rule.check_name
+        for rule in plan.rules
+        if rule.metric == "sql"
+        and count_expression(rule.sql_for(table_relation) or "", table_relation, table)
+    )
+
+
+def run_quality_many(
+    connection: Connection, items: Sequence[tuple[ContractPlan, str, str]]
+) -> list[list[RuleResult]]:
+    """Verify several contracts with Soda in ONE verification session, in the warehouse.
+
+    ``items`` are ``(plan, schema, table)``; the answer has one list per item, in order, each
+    exactly what :func:`run_quality` returns for that item. One session instead of one per
+    port: Soda's setup (its data source on the connection, logging, the per-session work of
+    ``verify_contract``) is paid once, and the contracts go to Soda as YAML text, with no
+    temporary files. Soda isolates the contracts from each other: an error in one (a broken
+    ``sql`` rule, a missing table) marks that contract's rules with the error and leaves the
+    others' results as they are. (A contract Soda cannot even construct raises when it is the
+    only item, as ``verify_contract_locally`` does and :func:`run_quality` always did; among
+    several, its rules carry the error instead.)
+
+    Within a contract, Soda computes the metrics in one aggregation query, including the
+    ``sql`` rules :func:`count_expression` translates. One such rule that fails to run would
+    fail that query, and so every metric in it; a contract with an error is therefore
+    verified again with each ``sql`` rule as its own query, as written, so that only the
+    broken rule reports the error.
+
+    The checks run with the warehouse's memory bounded
+    (:meth:`~ddp_assets.warehouse.Warehouse.bounded_memory`): Soda pushes every metric down
+    as SQL and only failing-row samples (at most :data:`SAMPLE_LIMIT` rows per rule) come back
+    to Python, so the checking process's memory stays flat as the tables grow.
+    """
+    answers: list[list[RuleResult]] = [[] for _ in items]
+    todo = [index for index, (plan, _, _) in enumerate(items) if plan.rules]
+    if not todo:
+        return answers
+    with warehouse_of(connection).bounded_memory(connection):
+        first = _verify(connection, [items[i] for i in todo], bundle=True)
+        for index, results in zip(todo, first, strict=True):
+            answers[index] = results
+        again = [
+            index
+            for index in todo
+            if any(r.error is not None for r in answers[index]) and _counted(*items[index])
+        ]
+        if again:
+            unbundled = _verify(connection, [items[i] for i in again], bundle=False)
+            for index, results in zip(again, unbundled, strict=True):
+                answers[index] = results
+    return answers
+
+
+def run_quality(
+    connection: Connection, plan: ContractPlan, schema: str, table: str
+) -> list[RuleResult]:
+    """Verify the quality rules of ``plan`` on ``schema.table`` with Soda, in the warehouse."""
+    (results,) = run_quality_many(connection, [(plan, schema, table)])
+    return results

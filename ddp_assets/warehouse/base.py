@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -176,6 +176,15 @@ class Warehouse(ABC):
         """Write what a Python model returned to ``schema.table``, replacing it atomically."""
 
     # --- contract checks --------------------------------------------------------------------
+
+    def bounded_memory(self, connection: Any) -> AbstractContextManager[None]:
+        """Inside, ``connection``'s database works in a bounded amount of memory (the audit).
+
+        The contract checks scan whole tables; an embedded database would otherwise keep what
+        it read cached in the checking process. A server database manages its own memory, so
+        by default this changes nothing.
+        """
+        return nullcontext()
 
     @abstractmethod
     def soda_data_source(self, connection: Any, name: str) -> tuple[Any, Any]:
