@@ -30,7 +30,7 @@ from ddp_assets.contracts.pandera_checks import (
     sample_markdown,
     validate_table,
 )
-from ddp_assets.contracts.soda import RuleResult, run_quality
+from ddp_assets.contracts.soda import RuleResult, run_quality_many
 from ddp_assets.contracts.wap import (
     publish,
     published_version,
@@ -208,11 +208,13 @@ def audit_and_publish(
 
 
 def _quality(connection: Connection, ports: Sequence[PortAsset]) -> list[list[RuleResult]]:
-    """The Soda verdicts of several ports' staging relations, in order."""
-    return [
-        run_quality(connection, port.plan, staging_schema(port.product.id), port.port.model)
-        for port in ports
-    ]
+    """The Soda verdicts of several ports' staging relations, in order, in one Soda session."""
+    if not ports:
+        return []
+    return run_quality_many(
+        connection,
+        [(port.plan, staging_schema(port.product.id), port.port.model) for port in ports],
+    )
 
 
 def audit_and_publish_many(
