@@ -1,6 +1,8 @@
 """dbt nodes → Dagster asset specs, driven by the ``meta.ddp`` block ddp writes for each product.
 
-Policy is applied once here, from metadata: no model name is ever listed in Python.
+Policy is applied once here, from metadata: no model name is ever listed in Python. Each spec
+gets its product's refresh policy (and catalog link) here, where dagster-dbt creates it, so the
+root pass (``automation/policies.py::apply_product_policies``) leaves the dbt assets as they are.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from ddp_assets.automation.policies import asset_policies
+from ddp_assets.catalog.url import catalog_url
 from ddp_assets.metadata import product_tags
+from ddp_assets.spec.registry import Registry, scoped_registry
 
 
 def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -25,9 +30,14 @@ def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 class ProductTranslator(DagsterDbtTranslator):
-    """Asset keys ``[product, model]``; one group per product; owners and tags from the spec."""
+    """Asset keys ``[product, model]``; one group per product; owners and tags from the spec.
 
-    def __init__(self) -> None:
+    ``registry``: the products, for their refresh policy; by default the registry of the
+    definitions build in progress (``spec/registry.py::registry_scope``). Without one, specs get
+    no automation condition here and the root pass gives it to them.
+    """
+
+    def __init__(self, registry: Registry | None = None) -> None:
         super().__init__(
             DagsterDbtTranslatorSettings(
                 enable_asset_checks=True,
@@ -36,6 +46,7 @@ class ProductTranslator(DagsterDbtTranslator):
             )
         )
         self._ddp_specs: dict[tuple[int, str, int], dg.AssetSpec] = {}
+        self._registry = registry if registry is not None else scoped_registry()
 
     def get_asset_check_spec(
         self,
@@ -125,7 +136,24 @@ class ProductTranslator(DagsterDbtTranslator):
             if meta.get("port"):
                 metadata["ddp/output_port"] = meta["port"]
                 metadata["ddp/contract"] = dg.MetadataValue.path(meta["contract"])
+            url = catalog_url(meta["product"])  # the product's page in the static catalog
+            if url:
+                metadata["ddp/catalog"] = dg.MetadataValue.url(url)
         return metadata
+
+    def get_automation_condition(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> dg.AutomationCondition | None:
+        """The product's refresh policy (``slos.refresh``), shared by its assets."""
+        own = super().get_automation_condition(dbt_resource_props)
+        product_id = ddp_meta(dbt_resource_props).get("product")
+        if own is not None or not product_id or self._registry is None:
+            return own
+        product = self._registry.products.get(product_id)
+        if product is None:
+            return None
+        condition, _ = asset_policies(product.spec, self.get_asset_key(dbt_resource_props))
+        return condition
 
     def get_code_version(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         checksum = (dbt_resource_props.get("checksum") or {}).get("checksum")
