@@ -106,6 +106,11 @@ def is_published_port(spec: ProductSpec, key: dg.AssetKey) -> bool:
     return len(path) == 2 and path[0] == spec.id and path[1] in _policies(spec).published
 
 
+def refresh_condition(spec: ProductSpec) -> dg.AutomationCondition | None:
+    """The automation condition every asset of product ``spec`` gets (one object per product)."""
+    return _policies(spec).condition
+
+
 def asset_policies(
     spec: ProductSpec, key: dg.AssetKey
 ) -> tuple[dg.AutomationCondition | None, dg.FreshnessPolicy | None]:
