@@ -3,6 +3,7 @@ product's refresh and freshness policy completed once, here, over the specs that
 
 import atexit
 import gc
+import io
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,13 +105,9 @@ def _positions_loader(filename: str) -> type[Any]:
 def _parse_component_yaml(
     src: str, filename: str = "<string>", implicits_to_remove: Sequence[str] = ()
 ) -> list[ValueAndSourcePositionTree]:
-    try:
-        return list(yaml.load_all(src, Loader=_positions_loader(filename)))
-    except yaml.MarkedYAMLError as error:
-        for mark in (error.context_mark, error.problem_mark):
-            if mark is not None:
-                mark.name = filename
-        raise
+    stream = io.StringIO(src)
+    stream.name = filename  # type: ignore[attr-defined]  # libyaml names the file in its errors
+    return list(yaml.load_all(stream, Loader=_positions_loader(filename)))
 
 
 @contextmanager
@@ -123,15 +120,16 @@ def _component_yaml_in_c() -> Iterator[None]:
     import (dagster 1.13, pinned in pyproject.toml) and offers no option for the parser;
     tests/test_load_cost.py checks that both give the same trees for every spec of the demo.
     """
-    original = dagster_decl.parse_yamls_with_source_position
+    name = "parse_yamls_with_source_position"
+    original = getattr(dagster_decl, name)
     if _CParser is None:  # PyYAML without libyaml: dagster's own parser
         yield
         return
-    dagster_decl.parse_yamls_with_source_position = _parse_component_yaml
+    setattr(dagster_decl, name, _parse_component_yaml)
     try:
         yield
     finally:
-        dagster_decl.parse_yamls_with_source_position = original
+        setattr(dagster_decl, name, original)
 
 
 @dg.definitions
