@@ -162,3 +162,13 @@ def test_dbt_specs_get_their_policies_where_they_are_created(project_paths: Proj
         if spec.group_name in refreshed:
             assert spec.automation_condition is not None, spec.key
     assert any(a is dbt_models for a in applied.assets or [])
+
+
+def test_a_build_leaves_the_collector_on() -> None:
+    """The build pauses Python's cyclic collector (definitions.py); it must turn it back on,
+    or the process would never free reference cycles again."""
+    import gc
+
+    assert gc.isenabled()
+    _build()
+    assert gc.isenabled()
