@@ -1,18 +1,28 @@
-"""Refresh and freshness policy, applied once at the root over every asset spec.
+"""Refresh and freshness policy of every asset of a product.
 
 A product's ``slos`` decide, for every asset in its group, the automation condition (refresh on
 upstream change, gated on upstream blocking checks) and, for its output ports, the freshness
 policy. Nothing here names an asset: the product is read from the asset's group.
+
+Where specs are created, :func:`asset_policies` gives them their policies (the dbt translator
+does; components can). :func:`apply_product_policies` then completes, at the root, any spec
+that did not get them, and rebuilds only the assets definitions that had such a spec:
+rebuilding every one (``Definitions.map_asset_specs``) was 15 % of a 1000-model load.
 """
 
 from __future__ import annotations
 
-import warnings
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
-from ddp_assets.catalog.site import catalog_url
+# Private, and what Definitions.map_asset_specs itself uses to build its result (dagster 1.13,
+# definitions_class.py): a Definitions with only its assets replaced. dagster is pinned to
+# 1.13.* (pyproject.toml); tests/test_automation.py checks every spec's policies.
+from dagster._record import replace as _replace_record
+
+from ddp_assets.catalog.url import catalog_url
 from ddp_assets.spec.model import ProductSpec
 from ddp_assets.spec.registry import Registry
 
@@ -65,35 +75,100 @@ def freshness_policy(spec: ProductSpec) -> dg.FreshnessPolicy | None:
     )
 
 
+class _Policies:
+    """One product's policies, built once per product spec (a condition per asset spec was a
+    quarter of a 1000-model load: docs/performance.md)."""
+
+    def __init__(self, spec: ProductSpec) -> None:
+        self.spec = spec
+        self.condition = automation_condition(spec)
+        self.freshness = freshness_policy(spec)
+        self.published = {port.model for port in spec.output_ports}
+
+
+# id(spec) -> policies; each entry holds its spec, so an id is not reused while it is here
+_BY_SPEC: dict[int, _Policies] = {}
+
+
+def _policies(spec: ProductSpec) -> _Policies:
+    found = _BY_SPEC.get(id(spec))
+    if found is None or found.spec is not spec:
+        if len(_BY_SPEC) > 10_000:  # a long-lived process loading many registries
+            _BY_SPEC.clear()
+        found = _BY_SPEC[id(spec)] = _Policies(spec)
+    return found
+
+
+def is_published_port(spec: ProductSpec, key: dg.AssetKey) -> bool:
+    """The published relation of an output port: key ``[product, model]`` (the staging relation
+    ``[product, "staging", model]`` is not what consumers read)."""
+    path = key.path
+    return len(path) == 2 and path[0] == spec.id and path[1] in _policies(spec).published
+
+
+def refresh_condition(spec: ProductSpec) -> dg.AutomationCondition | None:
+    """The automation condition every asset of product ``spec`` gets (one object per product)."""
+    return _policies(spec).condition
+
+
+def asset_policies(
+    spec: ProductSpec, key: dg.AssetKey
+) -> tuple[dg.AutomationCondition | None, dg.FreshnessPolicy | None]:
+    """(automation condition, freshness policy) of the asset ``key`` of product ``spec``.
+
+    For the code that creates a product's specs: ``condition, freshness =
+    asset_policies(product.spec, key)``, then ``automation_condition=condition,
+    freshness_policy=freshness`` on the ``AssetSpec`` / ``@dg.asset``. The condition object is
+    shared by every asset of the product.
+    """
+    policies = _policies(spec)
+    return policies.condition, policies.freshness if is_published_port(spec, key) else None
+
+
 def apply_product_policies(defs: dg.Definitions, registry: Registry) -> dg.Definitions:
     """Every asset of a product gets its refresh policy and a link to its catalog page (when
-    ``DDP_CATALOG_URL`` is set); its published output ports (keys ``[product, model]``; staging
-    relations are not what consumers read) get its freshness SLO."""
+    ``DDP_CATALOG_URL`` is set); its published output ports get its freshness SLO.
 
-    # one condition per product, shared by its specs (built per spec, it was a quarter of a
-    # 1000-model load: docs/performance.md)
-    conditions = {pid: automation_condition(p.spec) for pid, p in registry.products.items()}
+    Specs that already carry them (set where they were created, :func:`asset_policies`) are left
+    alone, and an assets definition none of whose specs lacks anything is kept as it is.
+    """
+    urls: dict[str, str | None] = {}
 
-    def apply(asset: dg.AssetSpec) -> dg.AssetSpec:
+    def updates(asset: dg.AssetSpec) -> dict[str, Any] | None:
         product = registry.products.get(asset.group_name or "")
         if product is None:
-            return asset
-        updates: dict[str, object] = {}
-        condition = conditions[product.id]
-        if condition is not None and asset.automation_condition is None:
-            updates["automation_condition"] = condition
-        published = {(product.id, port.model) for port in product.spec.output_ports}
-        if tuple(asset.key.path) in published and asset.freshness_policy is None:
-            policy = freshness_policy(product.spec)
-            if policy is not None:
-                updates["freshness_policy"] = policy
-        url = catalog_url(product.id)  # the product's page in the static catalog, if published
+            return None
+        policies = _policies(product.spec)
+        changed: dict[str, Any] = {}
+        if policies.condition is not None and asset.automation_condition is None:
+            changed["automation_condition"] = policies.condition
+        if (
+            policies.freshness is not None
+            and asset.freshness_policy is None
+            and is_published_port(product.spec, asset.key)
+        ):
+            changed["freshness_policy"] = policies.freshness
+        if product.id not in urls:  # the product's page in the static catalog, if published
+            urls[product.id] = catalog_url(product.id)
+        url = urls[product.id]
         if url and "ddp/catalog" not in asset.metadata:
-            updates["metadata"] = {**asset.metadata, "ddp/catalog": dg.MetadataValue.url(url)}
-        return asset.replace_attributes(**updates) if updates else asset  # type: ignore[arg-type]
+            changed["metadata"] = {**asset.metadata, "ddp/catalog": dg.MetadataValue.url(url)}
+        return changed or None
 
-    # map_asset_specs is marked "preview"; dagster is pinned to 1.13.* in pyproject.toml, and
-    # tests/test_automation.py checks the policies land on the specs.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        return defs.map_asset_specs(func=apply)
+    def apply(asset: dg.AssetSpec) -> dg.AssetSpec:
+        changed = updates(asset)
+        return asset.replace_attributes(**changed) if changed else asset
+
+    assets: list[Any] = []
+    mapped = False
+    for item in defs.assets or []:
+        if isinstance(item, dg.AssetsDefinition) and any(updates(s) for s in item.specs):
+            item = dg.map_asset_specs(apply, [item])[0]
+            mapped = True
+        elif isinstance(item, dg.AssetSpec) and updates(item):
+            item = apply(item)
+            mapped = True
+        assets.append(item)
+    if not mapped:
+        return defs
+    return _replace_record(defs, assets=assets)

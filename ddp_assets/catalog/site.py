@@ -8,31 +8,17 @@ static host, or behind the Dagster UI's links (:func:`catalog_url`).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from ddp_assets.catalog.svg import Node, dag_svg
+
+# re-exported: where it lived before (ddp_assets.catalog, describe.py)
+from ddp_assets.catalog.url import CATALOG_URL_ENV as CATALOG_URL_ENV
+from ddp_assets.catalog.url import catalog_url as catalog_url
 from ddp_assets.lineage.graph import LineageGraph
-
-CATALOG_URL_ENV = "DDP_CATALOG_URL"
-
-
-def catalog_url(product_id: str) -> str | None:
-    """The catalog page of a product, for asset metadata in the Dagster UI.
-
-    Reads ``DDP_CATALOG_URL`` when called (a base URL such as ``https://catalog.example.com``,
-    or the folder ``ddp catalog build`` wrote); None when it is not set.
-    """
-    base = os.environ.get(CATALOG_URL_ENV, "").strip()
-    if not base:
-        return None
-    if "://" not in base:
-        base = Path(base).resolve().as_uri()
-    return f"{base.rstrip('/')}/products/{product_id}.html"
-
 
 _CSS = """
 :root { --ink: #1d2733; --muted: #5b6b7c; --line: #d6dde5; --accent: #1f4e79; }

@@ -1,19 +1,32 @@
 """dbt nodes → Dagster asset specs, driven by the ``meta.ddp`` block ddp writes for each product.
 
-Policy is applied once here, from metadata: no model name is ever listed in Python.
+Policy is applied once here, from metadata: no model name is ever listed in Python. Each spec
+gets its product's refresh policy (and catalog link) here, where dagster-dbt creates it, so the
+root pass (``automation/policies.py::apply_product_policies``) leaves the dbt assets as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import graphlib
+import os
+import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from ddp_assets.automation.policies import refresh_condition
+from ddp_assets.catalog.url import catalog_url
 from ddp_assets.metadata import product_tags
+from ddp_assets.spec.registry import Registry, scoped_registry
+
+# One condition object for every dbt test (a condition is an immutable tree; one per check was
+# 2200 more objects for the collector at 200 products).
+_CHECK_CONDITION = dg.AutomationCondition.eager()
+_CODE_REFERENCES = "dagster/code_references"  # dagster's CodeReferencesMetadataSet key
 
 
 def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -25,17 +38,26 @@ def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 class ProductTranslator(DagsterDbtTranslator):
-    """Asset keys ``[product, model]``; one group per product; owners and tags from the spec."""
+    """Asset keys ``[product, model]``; one group per product; owners and tags from the spec.
 
-    def __init__(self) -> None:
+    ``registry``: the products, for their refresh policy; by default the registry of the
+    definitions build in progress (``spec/registry.py::registry_scope``). Without one, specs get
+    no automation condition here and the root pass gives it to them.
+    """
+
+    def __init__(self, registry: Registry | None = None) -> None:
         super().__init__(
             DagsterDbtTranslatorSettings(
                 enable_asset_checks=True,
-                enable_code_references=True,
+                # the link to each model's SQL file is set in get_metadata (dagster-dbt's own
+                # rebuilt every spec once more and resolved every path: a third of its work)
+                enable_code_references=False,
                 enable_source_tests_as_checks=False,
             )
         )
         self._ddp_specs: dict[tuple[int, str, int], dg.AssetSpec] = {}
+        self._registry = registry if registry is not None else scoped_registry()
+        self._project_dir: str | None = None  # the dbt project's folder, resolved once
 
     def get_asset_check_spec(
         self,
@@ -61,7 +83,7 @@ class ProductTranslator(DagsterDbtTranslator):
             additional_deps=spec.additional_deps,
             metadata=spec.metadata,
             blocking=spec.blocking,
-            automation_condition=dg.AutomationCondition.eager(),
+            automation_condition=_CHECK_CONDITION,
         )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
@@ -84,6 +106,8 @@ class ProductTranslator(DagsterDbtTranslator):
         # Memoized as dagster-dbt memoizes its own specs: it asks again for every downstream node.
         memo_id = (id(manifest), unique_id, id(project))
         if memo_id not in self._ddp_specs:
+            if self._project_dir is None and project is not None:
+                self._project_dir = str(Path(project.project_dir).resolve())
             spec = super().get_asset_spec(manifest, unique_id, project)
             self._ddp_specs[memo_id] = self._published_deps(spec)
         return self._ddp_specs[memo_id]
@@ -125,7 +149,32 @@ class ProductTranslator(DagsterDbtTranslator):
             if meta.get("port"):
                 metadata["ddp/output_port"] = meta["port"]
                 metadata["ddp/contract"] = dg.MetadataValue.path(meta["contract"])
+            url = catalog_url(meta["product"])  # the product's page in the static catalog
+            if url:
+                metadata["ddp/catalog"] = dg.MetadataValue.url(url)
+        source = dbt_resource_props.get("original_file_path")
+        if source and self._project_dir is not None:
+            # the model's SQL file, linked from the UI (what enable_code_references sets)
+            path = os.path.normpath(os.path.join(self._project_dir, source))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                metadata[_CODE_REFERENCES] = dg.CodeReferencesMetadataValue(
+                    code_references=[dg.LocalFileCodeReference(file_path=path)]
+                )
         return metadata
+
+    def get_automation_condition(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> dg.AutomationCondition | None:
+        """The product's refresh policy (``slos.refresh``), shared by its assets."""
+        own = super().get_automation_condition(dbt_resource_props)
+        product_id = ddp_meta(dbt_resource_props).get("product")
+        if own is not None or not product_id or self._registry is None:
+            return own
+        product = self._registry.products.get(product_id)
+        # dbt builds no published port ([product, model] of an output port is the publish asset
+        # of the port's component), so a dbt asset gets no freshness policy, only this
+        return refresh_condition(product.spec) if product is not None else None
 
     def get_code_version(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         checksum = (dbt_resource_props.get("checksum") or {}).get("checksum")

@@ -618,3 +618,11 @@ def registry_scope(
         yield registry
     finally:
         _PINNED.pop(defs_dir, None)
+
+
+def scoped_registry() -> Registry | None:
+    """The registry of the definitions build in progress (:func:`registry_scope`), if there is
+    exactly one; for code that the build calls without handing it the registry."""
+    if len(_PINNED) != 1:
+        return None
+    return next(iter(_PINNED.values()))
