@@ -26,6 +26,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from ddp_assets.automation.policies import refresh_condition
 from ddp_assets.contracts.gate import check_input_ports
 from ddp_assets.contracts.port_asset import (
     PortAsset,
@@ -159,6 +160,7 @@ def python_model_asset(
     key = staging_key(spec.id, model.name) if port else dg.AssetKey([spec.id, model.name])
     compute_spec = dg.AssetSpec(
         key=key,
+        automation_condition=refresh_condition(spec),
         deps=[dg.AssetKey(list(rel)) for rel in inputs.values()],
         group_name=spec.id,
         owners=list(spec.owners),

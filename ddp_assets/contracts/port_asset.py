@@ -23,6 +23,7 @@ from typing import Any
 
 import dagster as dg
 
+from ddp_assets.automation.policies import asset_policies
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import (
     PANDERA_CHECK,
@@ -139,9 +140,14 @@ def port_asset(product: Product, port: OutputPort, paths: ProjectPaths) -> PortA
                 metadata={"ddp/severity": "error", "ddp/layer": "DataFrame (pandera)"},
             )
         )
+    # the product's refresh condition and, for a port, its freshness policy, set here so the
+    # definitions' root does not rebuild the dbt multi-asset to add them (automation/policies.py)
+    condition, freshness = asset_policies(spec, key)
     asset_spec = dg.AssetSpec(
         key=key,
         deps=[staging_key(spec.id, port.model)],
+        automation_condition=condition,
+        freshness_policy=freshness,
         group_name=spec.id,
         owners=list(spec.owners),
         tags=product_tags(product_meta(product), port=port.name),

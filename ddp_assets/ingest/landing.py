@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ddp_assets.automation.policies import refresh_condition
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import PANDERA_CHECK, pandera_result, validate_table
 from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
@@ -71,6 +72,7 @@ def _file_port_spec(
     )
     asset_spec = dg.AssetSpec(
         key=key,
+        automation_condition=refresh_condition(spec),
         group_name=spec.id,
         owners=list(spec.owners),
         tags=product_tags(product_meta(product)),
