@@ -16,6 +16,7 @@ where this is one (two when a Python model sits between dbt layers: Dagster then
 multi-asset around it, as it must).
 """
 
+import graphlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,20 +118,17 @@ class _StepPlan:
         """The selected models and ports, by how many selected publishes each waits for."""
         selected = context.selected_asset_keys
         deps = context.assets_def.asset_deps
+        upstream = {key: [d for d in deps.get(key, ()) if d in selected] for key in selected}
         depth: dict[dg.AssetKey, int] = {}
-
-        def depth_of(key: dg.AssetKey) -> int:
-            if key not in depth:
-                depth[key] = 0  # the graph is acyclic; this only guards the recursion
-                upstream = [d for d in deps.get(key, ()) if d in selected]
-                depth[key] = max(
-                    (depth_of(d) + (1 if d in self.ports else 0) for d in upstream), default=0
-                )
-            return depth[key]
+        # in dependency order, without recursion: a ref() chain may be thousands of models deep
+        for key in graphlib.TopologicalSorter(upstream).static_order():
+            depth[key] = max(
+                (depth[d] + (1 if d in self.ports else 0) for d in upstream[key]), default=0
+            )
 
         rounds: dict[int, _Round] = {}
         for key in sorted(selected, key=lambda k: k.to_user_string()):
-            level = depth_of(key)
+            level = depth[key]
             target = rounds.setdefault(level, _Round())
             if key in self.ports:
                 target.ports.append(self.ports[key])
