@@ -197,10 +197,6 @@ class Published:
     events: list[dg.AssetCheckResult | dg.MaterializeResult] = field(default_factory=list)
     held_back: str | None = None  # why the port was not published
 
-    @property
-    def published(self) -> bool:
-        return self.held_back is None
-
 
 def audit_and_publish(
     connection: Connection, port: PortAsset, run_id: str, log: Any = None
