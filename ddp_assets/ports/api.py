@@ -65,6 +65,30 @@ def build_ports(
     return report
 
 
+def _denied(
+    store: Store,
+    error: PortError,
+    consumer: Consumer,
+    product: str | None,
+    port: str | None,
+    channel: str,
+    action: str,
+) -> PortError:
+    """Record a refused access of ``consumer`` in the audit log; the error to raise."""
+    audit.record(
+        store,
+        consumer=consumer.id,
+        product=product,
+        port=port,
+        channel=channel,
+        action=action,
+        allowed=False,
+        status=error.status,
+        reason=error.message,
+    )
+    return error
+
+
 def authenticate(store: Store, token: str | None, channel: str) -> Consumer:
     consumer = tokens.authenticate(store, token)
     if consumer is None:
@@ -95,17 +119,7 @@ def query(
     try:
         result = run_query(paths, consumer, sql, max_rows)
     except PortError as error:
-        audit.record(
-            store,
-            consumer=consumer.id,
-            product=None,
-            port=None,
-            channel="sql",
-            action="query",
-            allowed=False,
-            status=error.status,
-            reason=error.message,
-        )
+        _denied(store, error, consumer, None, None, "sql", "query")
         raise
     for product, port in result.ports or [(None, None)]:
         audit.record(
@@ -136,18 +150,7 @@ def export(
     consumer = authenticate(store, token, "file")
 
     def denied(error: PortError) -> PortError:
-        audit.record(
-            store,
-            consumer=consumer.id,
-            product=product_id,
-            port=port,
-            channel="file",
-            action="export",
-            allowed=False,
-            status=error.status,
-            reason=error.message,
-        )
-        return error
+        return _denied(store, error, consumer, product_id, port, "file", "export")
 
     product = registry.products.get(product_id)
     if product is None:
