@@ -54,41 +54,31 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+from ddp_assets.warehouse.base import literal, quote
 
 
 def metric_sql(rule: Any, table: str) -> str | None:
     """One rule's metric as an aggregate over ``table`` (None: not expressible as one)."""
-    column = _quote(rule.column) if rule.column else None
+    column = quote(rule.column) if rule.column else None
     match rule.metric:
         case "rowCount":
             return "count(*)"
         case "nullValues":
             return f"count(*) filter (where {column} is null)"
         case "missingValues":
-            listed = ", ".join(_literal(v) for v in rule.missing_values)
+            listed = ", ".join(literal(v) for v in rule.missing_values)
             extra = f" or {column} in ({listed})" if listed else ""
             return f"count(*) filter (where {column} is null{extra})"
         case "invalidValues" if rule.valid_values is not None:
-            listed = ", ".join(_literal(v) for v in rule.valid_values) or "null"
+            listed = ", ".join(literal(v) for v in rule.valid_values) or "null"
             return f"count(*) filter (where {column} is not null and {column} not in ({listed}))"
         case "invalidValues":
             return (
                 f"count(*) filter (where {column} is not null and not regexp_matches("
-                f"cast({column} as varchar), {_literal(rule.pattern)}))"
+                f"cast({column} as varchar), {literal(rule.pattern)}))"
             )
         case "duplicateValues":
-            keys = [_quote(c) for c in (rule.columns or (rule.column,))]
+            keys = [quote(c) for c in (rule.columns or (rule.column,))]
             if len(keys) == 1:
                 return f"count({keys[0]}) - count(distinct {keys[0]})"
             row = "(" + ", ".join(keys) + ")"
@@ -136,7 +126,7 @@ def _publish_costs_unbounded(
     connection.execute("create schema if not exists bench_publish")
     for product, port, _ in ports:
         staging = staging_schema(product.id)
-        name = _quote(port.model)
+        name = quote(port.model)
         t0 = time.perf_counter()
         connection.execute(
             f"create or replace table bench_publish.{name} as select * from {staging}.{name}"
@@ -145,7 +135,7 @@ def _publish_costs_unbounded(
         checksum(connection, staging, port.model)
         t2 = time.perf_counter()
         connection.execute(
-            f"alter table bench_publish.{name} rename to {_quote(port.model + '_renamed')}"
+            f"alter table bench_publish.{name} rename to {quote(port.model + '_renamed')}"
         )
         t3 = time.perf_counter()
         copy, scan, rename = copy + t1 - t0, scan + t2 - t1, rename + t3 - t2
@@ -201,8 +191,8 @@ def main(argv: list[str]) -> int:
     staging = staging_schema(product.id)
     connection.execute("create schema if not exists bench_warmup")
     connection.execute(
-        f"create or replace table bench_warmup.{_quote(port.model)} as "
-        f"select * from {staging}.{_quote(port.model)} limit 0"
+        f"create or replace table bench_warmup.{quote(port.model)} as "
+        f"select * from {staging}.{quote(port.model)} limit 0"
     )
     run_quality(connection, plan, "bench_warmup", port.model)
     run_quality_many(connection, [(plan, "bench_warmup", port.model)] * 2)
@@ -246,7 +236,7 @@ def main(argv: list[str]) -> int:
         # under the same DuckDB settings as the platform's checks
         with warehouse_of(connection).bounded_memory(connection):
             return [
-                sql_pass(connection, plan, f"{staging}.{_quote(model)}")
+                sql_pass(connection, plan, f"{staging}.{quote(model)}")
                 for plan, staging, model in items
             ]
 
@@ -285,7 +275,7 @@ def main(argv: list[str]) -> int:
                 disagreements.append(f"{name}:{result.check_name}")
         if [_key(r) for r in answers["each"][index]] != [_key(r) for r in many_results]:
             each_vs_many.append(name)
-        table = f"{items[index][1]}.{_quote(port.model)}"
+        table = f"{items[index][1]}.{quote(port.model)}"
         (rows,) = connection.execute(f"select count(*) from {table}").fetchone() or (0,)
         per_port.append(
             {

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from ddp_assets.contracts.compiler import ContractPlan, QualityRule
-from ddp_assets.warehouse import Connection, Warehouse, quote, relation, warehouse_of
+from ddp_assets.warehouse import Connection, Warehouse, literal, quote, relation, warehouse_of
 
 SAMPLE_LIMIT = 100
 DATA_SOURCE = "ddp"
@@ -60,14 +60,6 @@ class RuleResult:
         verdict = "passed" if self.passed else "FAILED"
         text = f"{where}{self.metric} = {self.observed} (must be {self.threshold}) {verdict}"
         return text + (f": {self.error}" if self.error else "")
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _threshold(rule: QualityRule) -> dict[str, Any]:
@@ -203,14 +195,14 @@ def sample_query(
         case "nullValues":
             where = f"{column} is null"
         case "missingValues":
-            listed = ", ".join(_literal(v) for v in rule.missing_values)
+            listed = ", ".join(literal(v) for v in rule.missing_values)
             where = f"{column} is null" + (f" or {column} in ({listed})" if listed else "")
         case "invalidValues" if rule.valid_values is not None:
-            listed = ", ".join(_literal(v) for v in rule.valid_values) or "null"
+            listed = ", ".join(literal(v) for v in rule.valid_values) or "null"
             where = f"{column} is not null and {column} not in ({listed})"
         case "invalidValues":
             assert column is not None
-            mismatch = warehouse.regex_mismatch(column, _literal(rule.pattern))
+            mismatch = warehouse.regex_mismatch(column, literal(rule.pattern))
             where = f"{column} is not null and {mismatch}"
         case "duplicateValues":
             keys = ", ".join(quote(c) for c in rule.columns)

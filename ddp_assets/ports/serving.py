@@ -30,7 +30,7 @@ from ddp_assets.contracts.wap import PublishedVersion, published_version, relati
 from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
-from ddp_assets.warehouse import Warehouse, quote, relation
+from ddp_assets.warehouse import Warehouse, literal, quote, relation
 from ddp_assets.warehouse.duckdb import LOCK_WAIT_SECONDS
 
 META = "_ddp"
@@ -67,17 +67,13 @@ def mask_salt(paths: ProjectPaths) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def attach_waiting(connection: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
     """ATTACH a database read-only, waiting (bounded) while a writer holds its lock."""
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     delay = 0.05
     while True:
         try:
-            connection.execute(f"attach {sql_literal(str(path))} as {quote(alias)} (read_only)")
+            connection.execute(f"attach {literal(str(path))} as {quote(alias)} (read_only)")
             return
         except duckdb.IOException as error:
             if "lock" not in str(error).lower() or time.monotonic() > deadline:
@@ -193,13 +189,13 @@ def _copy_from_warehouse(
                 warehouse.python_input(scratch, source, product_id, model)
                 parquet = Path(folder) / "port.parquet"
                 scratch.execute(
-                    f"copy {relation(product_id, model)} to {sql_literal(str(parquet))} "
+                    f"copy {relation(product_id, model)} to {literal(str(parquet))} "
                     "(format parquet)"
                 )
                 connection.execute(f"create schema if not exists {quote(product_id)}")
                 connection.execute(
                     f"create table {relation(product_id, port)} as "
-                    f"select * from read_parquet({sql_literal(str(parquet))})"
+                    f"select * from read_parquet({literal(str(parquet))})"
                 )
             served.append(_served(product_id, port, model, version))
     return served
@@ -262,7 +258,7 @@ class Serving:
     def _open(self) -> duckdb.DuckDBPyConnection:
         settings = {k: v for k, v in LOCKED_DOWN.items() if k in EXTENSION_SETTINGS}
         connection = duckdb.connect(":memory:", config=settings)
-        connection.execute(f"attach {sql_literal(str(self.path))} as {quote(SNAPSHOT)} (read_only)")
+        connection.execute(f"attach {literal(str(self.path))} as {quote(SNAPSHOT)} (read_only)")
         connection.execute("set enable_external_access = false")
         connection.execute("set lock_configuration = true")
         return connection

@@ -53,6 +53,16 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def literal(value: Any) -> str:
+    """A constant as SQL text: booleans and numbers as such, anything else as a quoted string
+    (the same rule in DuckDB and PostgreSQL)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def relation(schema: str, table: str) -> str:
     return f"{quote(schema)}.{quote(table)}"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from ddp_assets.warehouse.base import Warehouse, quote, relation
+from ddp_assets.warehouse.base import Warehouse, literal, quote, relation
 
 LOCK_WAIT_SECONDS = 120.0
 
@@ -148,7 +148,7 @@ _READERS = {
 
 def file_reader(files: Sequence[Path], file_format: str) -> str:
     """A DuckDB table function reading landing files of one format (schemas unioned by name)."""
-    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listing = ", ".join(literal(str(f)) for f in files)
     return _READERS[file_format].format(files=f"[{listing}]")
 
 
