@@ -73,3 +73,24 @@ def test_old_engines_are_disposed(home: Path, monkeypatch: pytest.MonkeyPatch) -
     assert list(storage._engines) == ["c", "d"]
     storage.dispose()
     assert not storage._engines
+
+
+def test_pooled_connections_are_in_wal_mode_and_sync_at_checkpoints(home: Path) -> None:
+    storage = PooledSqliteEventLogStorage(str(home / "events"))
+    with storage.run_connection("a") as connection:
+        # synchronous=NORMAL is safe from corruption only in WAL mode
+        assert connection.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+        # 1 = NORMAL (2 = FULL, SQLite's default)
+        assert connection.exec_driver_sql("pragma synchronous").scalar() == 1
+    storage.dispose()
+
+
+def test_has_table_remembers_only_what_it_found(home: Path) -> None:
+    storage = PooledSqliteEventLogStorage(str(home / "events"))
+    assert storage.has_table("asset_check_executions")
+    assert "asset_check_executions" in storage._tables
+    assert not storage.has_table("no_such_table")
+    assert "no_such_table" not in storage._tables
+    storage.wipe()  # forgets what it found, then recreates the schema
+    assert storage.has_table("asset_check_executions")
+    storage.dispose()

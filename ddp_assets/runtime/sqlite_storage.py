@@ -6,9 +6,20 @@ own database and the cross-run index). A ``ddp materialize`` of the demo stores 
 events; measured here, that is 6 ms of CPU per asset event and 1.8 ms per log line, against
 1.8 ms and 0.3 ms with the engines kept (``bench/`` shows the whole-run effect).
 
-This subclass keeps one engine per database file (a small pool, the most recent files only)
-and changes nothing else: same files, same schema, same locking (SQLite's own, in WAL mode),
-so the webserver, the daemon and runs share the instance as before. It is the event log of
+This subclass keeps one engine per database file (a small pool, the most recent files only),
+and two more things:
+
+- Its connections are in WAL mode (as Dagster sets up each file; a connection opened before
+  that saw the old mode) and commit with ``PRAGMA synchronous=NORMAL``: WAL with NORMAL syncs
+  the log at checkpoints instead of at every commit. SQLite documents that as safe from
+  corruption; a power cut (not a crash of the process) may lose the last events before it.
+  Measured: commits were a third of the time spent storing events.
+- ``has_table`` remembers the tables it found: Dagster asks, through a new engine and
+  connection each time, whether the asset-check and event-tag tables exist for every check
+  evaluation and materialization it stores.
+
+Nothing else changes: same files, same schema, same locking (SQLite's own), so the
+webserver, the daemon and runs share the instance as before. It is the event log of
 the project's ``dagster.yaml``; ``deploy/dagster.yaml`` uses PostgreSQL and is unaffected.
 Dagster is pinned to 1.13.* (``pyproject.toml``): ``_connect`` is the storage's private
 connection hook, checked by ``tests/test_sqlite_storage.py``.
@@ -26,7 +37,7 @@ import dagster as dg
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -55,6 +66,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._tables: set[str] = set()  # tables has_table found (none is dropped but by wipe)
         super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
 
     @classmethod
@@ -81,6 +93,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             # whichever thread holds it
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
+        event.listen(engine, "connect", _sync_at_checkpoints)
         if shard not in self._initialized_dbs:
             self._initdb(engine)
             self._initialized_dbs.add(shard)
@@ -95,6 +108,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self._db_lock, self._engine(shard).connect() as connection, connection.begin():
             yield connection
 
+    def has_table(self, table_name: str) -> bool:
+        if table_name in self._tables:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables.add(table_name)
+        return found
+
     def _forget_engines(self) -> None:
         with self._db_lock:
             for engine in self._engines.values():
@@ -107,8 +128,19 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def wipe(self) -> None:
         self._forget_engines()
+        self._tables.clear()
         super().wipe()
 
     def dispose(self) -> None:
         self._forget_engines()
         super().dispose()
+
+
+def _sync_at_checkpoints(connection: Any, _record: Any) -> None:
+    """WAL and ``synchronous=NORMAL`` on every new SQLite connection of the pool (module doc)."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
