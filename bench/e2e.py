@@ -18,6 +18,12 @@
        (A): every output port's Soda verification (and pandera for Python ports) as the audit
        runs them, timed in process; (Csql) the same rules as one hand-written SQL query per
        port. Its process's peak RSS shows whether the checks pull rows into Python.
+- (I)  the import floor: a process that only imports the third-party modules a ``ddp
+       materialize --all`` loads (captured once, :func:`capture_modules`), in the same order,
+       and exits as ddp does; (Idbt) the same for the modules plain ``dbt build`` loads, with
+       dbt's normal exit. From them, :func:`floors`: the lowest A/B and A/F any run could reach
+       that loads those libraries in one process and does what B (and B', C) do after their
+       imports, with nothing at all for Dagster's own run.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from bench.common import (
     tool,
     wait_for_quiet,
 )
-from bench.scripts import PLAIN_DAGSTER_DBT_RUN, write_script
+from bench.scripts import IMPORTS_ONLY, MODULES_LOADED_BY, PLAIN_DAGSTER_DBT_RUN, write_script
 from ddp_assets.spec.model import FileInputPort, TableInputPort
 from ddp_assets.spec.registry import Registry
 
@@ -67,6 +73,7 @@ class Project:
     port_step_keys: set[str]
     data: Path
     preparation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    modules: dict[str, Path] = field(default_factory=dict)  # "ddp"/"dbt": a module list file
 
     @property
     def dbt_dir(self) -> Path:
@@ -450,6 +457,80 @@ def run_c(project: Project, landing: Path, rep_dir: Path, rep: Repetition, after
         rep.notes["C_disagreeing_rules"] = report["disagreements"]
 
 
+def capture_modules(project: Project, landing: Path, work: Path, log: Any) -> dict[str, Any]:
+    """Which modules ``ddp materialize --all`` and plain ``dbt build`` load (not measured).
+
+    Run once, on a small landing zone: what a process imports does not depend on the rows.
+    """
+    script = write_script(work, "modules_loaded_by.py", MODULES_LOADED_BY)
+    home = fresh_dir(work / "dagster_home")
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    data = reset_data(project, landing)
+    summary: dict[str, Any] = {}
+    for name, command, env in (
+        (
+            "ddp",
+            ["ddp", "materialize", "--all", "--json"],
+            project.env(DDP_DATA_DIR=data, DAGSTER_HOME=home),
+        ),
+        ("dbt", project.dbt_command("build")[1:], project.env(DDP_DATA_DIR=data)),
+    ):
+        out = work / f"modules_{name}.txt"
+        run_measured(
+            f"modules loaded by {name}",
+            [tool("python"), str(script), name, *command],
+            env={**env, "DDP_BENCH_MODULES": str(out)},
+            cwd=project.root,
+            logs=work / "logs",
+        ).check()
+        project.modules[name] = out
+        summary[name] = len(out.read_text(encoding="utf-8").splitlines())
+    log(f"  modules loaded: ddp materialize {summary['ddp']:,}, dbt build {summary['dbt']:,}")
+    return summary
+
+
+def run_i(project: Project, rep_dir: Path, rep: Repetition) -> None:
+    """I and Idbt: processes that only import what a ddp run, and a dbt build, load."""
+    script = write_script(rep_dir / "I", "imports_only.py", IMPORTS_ONLY)
+    for name, modules, exit_ in (
+        ("I", project.modules["ddp"], "fast"),
+        ("Idbt", project.modules["dbt"], "teardown"),
+    ):
+        measured = run_measured(
+            f"{name} imports only",
+            [tool("python"), str(script), str(modules), exit_],
+            env=project.env(),
+            cwd=project.root,
+            logs=rep_dir / "logs",
+        ).check()
+        _record(rep, name, measured)
+        report = json.loads(measured.stdout.strip().splitlines()[-1])
+        rep.details[name] = {
+            "interpreter_start": report["wall0"] - measured.started_at,
+            "imports": float(report["seconds"]),
+            "modules": float(report["loaded"]),
+            "failed": float(report["failed"]),
+        }
+
+
+def floors(medians: dict[str, float]) -> dict[str, float]:
+    """The lowest A/B and A/F a run loading ddp's libraries in one process could reach.
+
+    - A/B at any scale: the imports (I) plus what plain ``dbt build`` does after its own imports
+      and before its interpreter's teardown (B - Idbt): parse state, nodes, artifacts.
+    - A/F: the imports beyond dbt's (I - Idbt), the same work as A without Dagster (B': the
+      loads, ``dbt build``, the Python model, the publish copies) and the contract checks (C).
+
+    Nothing is counted for Dagster itself (definitions, planning, events, run records), the
+    landing checks, checksums or lineage: a real run costs more than its floor.
+    """
+    i, idbt, b = medians["I"], medians["Idbt"], medians["B"]
+    return {
+        "A/B": ratio(i + b - idbt, b),
+        "A/F": ratio(i - idbt + medians["B'"] + medians["C"], medians["F"]),
+    }
+
+
 def run_f(project: Project, landing: Path, rep_dir: Path, rep: Repetition) -> None:
     steps = floor.order(
         [
@@ -488,6 +569,7 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
         ("C", lambda: run_c(project, landing, rep_dir, rep, after_a)),
         ("D", lambda: run_d(project, landing, rep_dir, rep, after_a)),
         ("F", lambda: run_f(project, landing, rep_dir, rep)),
+        ("I", lambda: run_i(project, rep_dir, rep)),
     ):
         rep.waited += wait_for_quiet(project.settings)
         rep.loadavg.setdefault(name, os.getloadavg()[0])
@@ -495,6 +577,7 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
         log(
             f"    {name:<3} {rep.seconds[name]:8.2f} s wall, {rep.cpu_seconds[name]:7.2f} s CPU"
             f" (load {rep.loadavg[name]:.1f})"
+            + (f"; Idbt {rep.seconds['Idbt']:.2f} s" if name == "I" else "")
         )
     if not project.settings.keep:
         for name in ("A", "A-off", "D", "F"):
@@ -505,7 +588,7 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
 
 # -- a whole scale -----------------------------------------------------------------------------
 
-MEASURES = ("A", "A2", "A-off", "B", "B'", "C", "Csql", "D", "F")
+MEASURES = ("A", "A2", "A-off", "B", "B'", "C", "Csql", "D", "F", "I", "Idbt")
 RATIOS = (
     ("A/B", "A", "B"),
     ("A2/B", "A2", "B"),
@@ -580,6 +663,8 @@ def summarize(
         },
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "cpu_ratios": {k: round(v, 3) for k, v in cpu_ratios.items()},
+        "floors": {k: round(v, 3) for k, v in floors(medians).items()},
+        "cpu_floors": {k: round(v, 3) for k, v in floors(cpu_medians).items()},
         "breakdown": {m: {k: round(v, 3) for k, v in d.items()} for m, d in details.items()},
         "notes": [r.notes for r in reps],
     }
@@ -629,5 +714,8 @@ def run(settings: Settings, scales: Sequence[int], repeat: int, warmup: bool, lo
         "tests": sum(1 for n in project.compiled["nodes"].values() if n["resource_type"] == "test"),
     }
     result["warmup"] = warm_up(project, log) if warmup else None
+    scale_dir = fresh_dir(settings.work / "e2e_modules")
+    generate_landing(scale_dir / "landing", WARMUP_SCALE)
+    result["modules"] = capture_modules(project, scale_dir / "landing", scale_dir, log)
     result["scales"] = [run_scale(project, scale, repeat, log) for scale in scales]
     return result

@@ -128,6 +128,70 @@ print(json.dumps({
 """.replace("RECURSION_LIMIT", str(RECURSION_LIMIT))
 
 
+# Runs `ddp ...` or `dbt ...` (argv: the tool, then its arguments) as its console script would,
+# and writes the modules the process had loaded when it ended, in the order it loaded them
+# (``sys.modules`` keeps it), one per line, to $DDP_BENCH_MODULES. Not measured: it tells the
+# import-floor measurement (IMPORTS_ONLY) what to import. ``ddp materialize`` ends with
+# ``os._exit`` (ddp_assets/cli/console.py), dbt with ``sys.exit``: both are covered.
+MODULES_LOADED_BY = """\
+import atexit, os, sys
+
+OUT = os.environ.pop("DDP_BENCH_MODULES")
+_exit = os._exit
+
+
+def dump():
+    with open(OUT, "w", encoding="utf-8") as f:
+        f.write("\\n".join(list(sys.modules)))
+
+
+def fast_exit(code):
+    dump()
+    _exit(code)
+
+
+os._exit = fast_exit
+atexit.register(dump)
+tool, sys.argv = sys.argv[1], sys.argv[1:]
+if tool == "ddp":
+    from ddp_assets.cli.app import main
+else:
+    from dbt.cli.main import cli as main
+main()
+"""
+
+# (I) and (Idbt): a process that only imports the modules another process loaded (a file written
+# by MODULES_LOADED_BY), in the same order, and exits. argv: the module list, then "fast" (end
+# with os._exit, as `ddp materialize` does) or "teardown" (a normal exit, as dbt's). The project's
+# own modules (ddp_assets, the products' Python) are left out: they are ddp's work, not the floor.
+IMPORTS_ONLY = """\
+import importlib, json, os, sys, time
+
+WALL0, T0 = time.time(), time.perf_counter()
+OWN = ("__main__", "__mp_main__", "ddp_assets", "ddp_python_models", "bench")
+names = [n for n in open(sys.argv[1], encoding="utf-8").read().splitlines() if n]
+failed = []
+for name in names:
+    if name in sys.modules or name.split(".")[0] in OWN:
+        continue
+    try:
+        importlib.import_module(name)
+    except Exception:  # e.g. a module a package registers under another name
+        failed.append(name)
+report = {
+    "wall0": WALL0,
+    "seconds": time.perf_counter() - T0,
+    "listed": len(names),
+    "loaded": len(sys.modules),
+    "failed": len(failed),
+    "failed_sample": failed[:10],
+}
+print(json.dumps(report), flush=True)
+if sys.argv[2] == "fast":
+    os._exit(0)
+"""
+
+
 def write_script(folder: Path, name: str, text: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
