@@ -470,7 +470,7 @@ def capture_modules(project: Project, landing: Path, work: Path, log: Any) -> di
     for name, command, env in (
         (
             "ddp",
-            ["ddp", "materialize", "--all", "--json"],
+            ["materialize", "--all", "--json"],
             project.env(DDP_DATA_DIR=data, DAGSTER_HOME=home),
         ),
         ("dbt", project.dbt_command("build")[1:], project.env(DDP_DATA_DIR=data)),
