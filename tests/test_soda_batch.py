@@ -8,6 +8,8 @@ check raises.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -365,3 +367,25 @@ def test_pandera_runs_bounded_and_restores_the_settings(
     assert not result.passed and 0 < len(result.sample) <= SAMPLE_LIMIT
     after = warehouse.execute("select name, value from duckdb_settings() order by name").fetchall()
     assert after == before
+
+
+def test_soda_is_imported_without_the_other_warehouses_data_sources() -> None:
+    """A DuckDB run does not import Soda's Postgres data source (nor psycopg) for nothing; the
+    check types still register, and the Postgres data source still imports when needed."""
+    script = (
+        "import sys\n"
+        "from ddp_assets.contracts.soda import import_soda\n"
+        "import_soda()\n"
+        "assert 'soda_postgres' not in sys.modules and 'psycopg' not in sys.modules\n"
+        "assert 'soda_core.contracts.impl.check_types.check_types' in sys.modules\n"
+        "import importlib.metadata as m\n"
+        "assert m.entry_points.__name__ == 'entry_points'  # put back after the import\n"
+        "from soda_postgres.common.data_sources.postgres_data_source import "
+        "PostgresDataSourceImpl\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("ok")
