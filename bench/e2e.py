@@ -215,7 +215,8 @@ def timeline(
         "steps_python": by_kind["python"],
         "steps_ports": by_kind["ports"],
         "steps_other": by_kind["other"],
-        "dbt_invocations": dbt_steps,
+        "dbt_steps": dbt_steps,
+        "dbt_invocations": dbt_steps,  # one per step in a subprocess; run_a counts in-process ones
         "between_steps": (run_end - run_start) - sum(durations.values()),
         "run_end_to_exit": ended_at - run_end,
         "steps": len(durations),
@@ -341,8 +342,10 @@ def run_a(
     )
     details["materialize_seconds_reported"] = float(outcome.get("seconds", float("nan")))
     runs = project.dbt_dir / "target" / "dev" / "runs"
-    for target in sorted(runs.glob(f"{outcome['run_id'][:8]}-*")):  # one per dbt invocation
+    targets = sorted(runs.glob(f"{outcome['run_id'][:8]}-*"))  # one per dbt invocation
+    for target in targets:
         _dbt_details(target, details)
+    details["dbt_invocations"] = float(len(targets))
     rep.details[name] = details
 
 
