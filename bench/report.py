@@ -460,8 +460,9 @@ def _print_targets(rows: list[dict[str, Any]], console: Console) -> None:
         )
         table.add_row(row["target"], shown, _s(row.get("floor")), status)
     console.print(table)
-    console.print(
-        "  floor: the lowest ratio a run could reach that loads ddp's libraries in one process "
-        "(I, imports only) and does what plain dbt does after its imports (B - Idbt; at 10M "
-        "also B' and C), with nothing for Dagster's own run"
-    )
+    if any(row.get("floor") is not None for row in rows):
+        console.print(
+            "  floor: the lowest ratio a run could reach that loads ddp's libraries in one "
+            "process (I, imports only) and does what plain dbt does after its imports (B - "
+            "Idbt; at 10M also B' and C), with nothing for Dagster's own run"
+        )
