@@ -110,8 +110,11 @@ def materialize(
     keys = selected_keys(defs, products)
     graph = defs.resolve_asset_graph()
     job = defs.resolve_implicit_global_asset_job_def()
+    # one instance for the run and its lineage: another would set up its storages again
+    # (Dagster checks each SQLite file's migrations, about 0.2 s)
+    run_instance = instance(paths)
     result = job.execute_in_process(
-        instance=instance(paths),
+        instance=run_instance,
         asset_selection=keys,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
@@ -161,5 +164,5 @@ def materialize(
         products=list(by_product.values()),
         errors=errors,
     )
-    emit_lineage_safely(instance(paths), result.run_id, paths)  # OpenLineage; never raises
+    emit_lineage_safely(run_instance, result.run_id, paths)  # OpenLineage; never raises
     return outcome
