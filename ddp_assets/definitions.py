@@ -23,7 +23,10 @@ from dagster_shared.yaml_utils.source_position import (
 
 from ddp_assets.automation.policies import apply_product_policies
 from ddp_assets.dbt.load_cache import load_scope
+from ddp_assets.runtime import collector
 from ddp_assets.settings import ProjectPaths
+
+collector.tune()  # every process that loads the code location (runtime/collector.py)
 
 _FROZEN = False  # whether a build in this process has frozen what it built (once per process)
 
