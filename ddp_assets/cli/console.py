@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, NoReturn
 
 import typer
@@ -19,6 +20,16 @@ from ddp_assets.spec.errors import SpecProblem
 _WIDTH = None if sys.stdout.isatty() else 160
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+
+
+def working(message: str) -> AbstractContextManager[Any]:
+    """A spinner with ``message`` on stderr while a command works, when stderr is a terminal.
+
+    Elsewhere (a pipe, CI, a harness) there is nobody to watch it, and its refresh thread
+    would still wake twelve times a second for the whole command: about 0.3 s of a demo
+    ``ddp materialize``, measured.
+    """
+    return err.status(message) if err.is_terminal else contextlib.nullcontext()
 
 
 def print_json(data: Any) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from ddp_assets.cli.console import allow_fast_exit, err, fail, out, print_json
+from ddp_assets.cli.console import allow_fast_exit, err, fail, out, print_json, working
 from ddp_assets.cli.products import JsonFlag, load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -32,7 +32,7 @@ def demo(
 
     paths = ProjectPaths.discover()
     started = time.perf_counter()
-    with err.status(f"generating {scale:,} landing rows into {paths.landing_dir} ..."):
+    with working(f"generating {scale:,} landing rows into {paths.landing_dir} ..."):
         counts = generate_landing_zone(paths.landing_dir, scale=scale, seed=seed)
     table = Table("file", "rows", title=f"landing zone: {paths.landing_dir}")
     for name, rows in counts.items():
@@ -49,7 +49,7 @@ def prepare() -> None:
 
     paths = ProjectPaths.discover()
     registry = load_registry(paths)
-    with err.status("preparing the dbt project ..."):
+    with working("preparing the dbt project ..."):
         prepared = prepare_dbt(paths, registry)
     state = "parsed" if prepared.parsed else "up to date"
     out.print(f"[green]ok[/green]: dbt manifest {state}: {prepared.project.manifest_path}")
@@ -80,7 +80,7 @@ def materialize_command(
     captured = io.StringIO()
     redirect = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(captured)
     what = "all products" if all_products else ", ".join(products or [])
-    with redirect, err.status(f"materializing {what} ..."):
+    with redirect, working(f"materializing {what} ..."):
         outcome = materialize(
             paths,
             None if all_products else products,
@@ -128,7 +128,7 @@ def dev(
 
     paths = ProjectPaths.discover()
     registry = load_registry(paths)
-    with err.status("preparing the dbt project ..."):
+    with working("preparing the dbt project ..."):
         prepare_dbt(paths, registry)
     ensure_dagster_home(paths)
     dagster = Path(sys.executable).parent / "dagster"
