@@ -127,6 +127,8 @@ class InProcessDbt:
         from dbt.cli.main import dbtRunner
         from dbt_common.events.functions import msg_to_dict
 
+        _name_behavior_flags_cheaply()
+
         def forward(event: Any) -> None:
             # What the dbt subprocess printed at its default level: dagster-dbt needs the info
             # events (node results) and the errors; debug events only cost time here.
@@ -180,6 +182,35 @@ class InProcessDbt:
                 "data": {},
             }
         )
+
+
+def _calling_module() -> str:
+    """The module of the first frame outside ``dbt_common.behavior_flags``, as
+    ``BehaviorFlagRendered._default_source`` finds it, without reading any source file."""
+    from dbt_common import behavior_flags
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if name and name != behavior_flags.__name__:
+            return name
+        frame = frame.f_back
+    return "Unknown"
+
+
+def _name_behavior_flags_cheaply() -> None:
+    """Make dbt's behavior flags name their source module without ``inspect.stack()``.
+
+    Every adapter registration (each dbt invocation) builds the adapter's behavior flags, and
+    each flag computes a default source with ``inspect.stack()``, which reads the source lines
+    of every frame and, through ``inspect.getmodule``, scans every loaded module: about 0.07 s
+    per invocation in a process that has Dagster, dbt and Soda loaded (three per demo run). A
+    dbt subprocess pays it once too; in process it is ddp's cost. Same result, from the frames'
+    globals (``tests/test_dbt_in_process.py`` compares both). dbt-core is pinned below 1.12.
+    """
+    from dbt_common.behavior_flags import BehaviorFlagRendered
+
+    BehaviorFlagRendered._default_source = staticmethod(_calling_module)  # type: ignore[method-assign]
 
 
 def _release_duckdb() -> None:
