@@ -41,6 +41,16 @@ select id, id % 60 as grp,
 from range({ROWS}) r(id);
 """
 
+# (passed, observed) of each rule of the contract on s.bad, by check name
+FAILING_VERDICTS = {
+    "bad_row_count": (True, ROWS),
+    "bad_sql": (False, 10),
+    "bad_duplicate_values": (False, ROWS - 60),
+    "grp_duplicate_values": (False, ROWS - 60),
+    "val_null_values": (False, 30),
+    "val_invalid_values": (False, 30),
+}
+
 
 def _plan(tmp_path: Path, name: str, table: str, columns: dict[str, list[dict[str, Any]]]) -> Any:
     """The compiled plan of an ODCS contract for ``table`` with these rules per column
@@ -168,14 +178,7 @@ def test_one_session_answers_what_each_call_answers(
     by_name = {r.check_name: r for r in failing}
     assert by_name["bad_row_count"].passed
     verdicts = {name: (r.passed, r.observed) for name, r in by_name.items()}
-    assert verdicts == {
-        "bad_row_count": (True, ROWS),
-        "bad_sql": (False, 10),
-        "bad_duplicate_values": (False, ROWS - 60),
-        "grp_duplicate_values": (False, ROWS - 60),
-        "val_null_values": (False, 30),
-        "val_invalid_values": (False, 30),
-    }
+    assert verdicts == FAILING_VERDICTS
     for result in failing:
         assert result.error is None
         if not result.passed:
@@ -338,14 +341,7 @@ def test_one_session_on_postgresql(
     passing, failing, no_rules, broken, missing, again = together
     assert all(r.passed and r.error is None for r in passing) and no_rules == []
     assert again == failing
-    assert {r.check_name: (r.passed, r.observed) for r in failing} == {
-        "bad_row_count": (True, ROWS),
-        "bad_sql": (False, 10),
-        "bad_duplicate_values": (False, ROWS - 60),
-        "grp_duplicate_values": (False, ROWS - 60),
-        "val_null_values": (False, 30),
-        "val_invalid_values": (False, 30),
-    }
+    assert {r.check_name: (r.passed, r.observed) for r in failing} == FAILING_VERDICTS
     assert all(0 < len(r.sample) <= SAMPLE_LIMIT for r in failing if not r.passed)
     errored, row_count, cast, negative, nulls = broken
     assert errored.error and cast.error and not errored.passed and not cast.passed
