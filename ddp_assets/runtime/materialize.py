@@ -111,7 +111,7 @@ def materialize(
     graph = defs.resolve_asset_graph()
     job = defs.resolve_implicit_global_asset_job_def()
     # one instance for the run and its lineage: another would set up its storages again
-    # (Dagster checks each SQLite file's migrations, about 0.2 s)
+    # (Dagster checks each SQLite file's migrations: 0.05 s of a demo run, measured)
     run_instance = instance(paths)
     result = job.execute_in_process(
         instance=run_instance,
