@@ -67,4 +67,4 @@ bench: setup ## Benchmarks: prints ratios, writes bench/results/*.json
 	$(BIN)/python -m bench
 
 clean: ## Remove built data, the local Dagster instance and dbt artifacts
-	rm -rf data .dagster_home dbt_project/target dbt_project/models/_ddp dbt_project/logs
+	rm -rf data .dagster_home dbt_project/target dbt_project/models/_ddp dbt_project/macros/_ddp dbt_project/logs

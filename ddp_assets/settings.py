@@ -1,26 +1,77 @@
 """Where things live: the project's folders and the data directories.
 
+A ddp *project* is a team's repository (written by ``ddp init``; this repository's demo is one
+too): a ``pyproject.toml`` whose ``[tool.dg.project] root_module`` names the code location's
+package, that package's ``defs/`` folder (one folder per product), and ``dbt_project/``. The
+platform itself is the installed ``ddp_assets`` package and never lives in the project.
+
 Everything is resolved when asked for, never at import, so tests and deployments can point
-``DDP_DATA_DIR`` and ``DAGSTER_HOME`` elsewhere without reloading modules.
+``DDP_PROJECT_ROOT``, ``DDP_DATA_DIR`` and ``DAGSTER_HOME`` elsewhere without reloading modules.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-PACKAGE = "ddp_assets"
+from ddp_assets.spec.errors import SpecErrors, SpecProblem
+
+PACKAGE = "ddp_assets"  # the root module when a project does not name one (this repository)
+DBT_DIR = "dbt_project"
+PYPROJECT = "pyproject.toml"
+
+
+class ProjectNotFound(SpecErrors):
+    """No ddp project at or above the working folder (reported like any spec problem)."""
+
+    def __init__(self, start: Path):
+        self.start = start
+        problem = SpecProblem(
+            str(start),
+            None,
+            "(project)",
+            "not inside a ddp project: no folder here or above has pyproject.toml with "
+            "[tool.dg.project] root_module, <root_module>/defs and dbt_project/",
+            "cd into your project, set DDP_PROJECT_ROOT, or create one with `ddp init NAME`",
+        )
+        super().__init__([problem])
+
+
+def _dg_project(root: Path) -> dict[str, object]:
+    """``[tool.dg.project]`` of the project's ``pyproject.toml`` (Dagster's own settings, which
+    ``dg`` reads too); empty when there is none."""
+    try:
+        with (root / PYPROJECT).open("rb") as file:
+            config = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    project = config.get("tool", {}).get("dg", {}).get("project", {})
+    return project if isinstance(project, dict) else {}
+
+
+def root_module(root: Path) -> str:
+    """The project's package (``root_module``), else ``ddp_assets``."""
+    module = _dg_project(root).get("root_module")
+    return module if isinstance(module, str) and module else PACKAGE
+
+
+def _is_project(folder: Path) -> bool:
+    if not (folder / DBT_DIR).is_dir():
+        return False
+    return (folder / root_module(folder).replace(".", os.sep) / "defs").is_dir()
 
 
 def find_project_root(start: Path | None = None) -> Path:
-    """The folder holding ``ddp_assets/defs`` and ``dbt_project``: the cwd or a parent of it,
-    else the checkout this package was imported from."""
+    """The project holding ``start`` (default: the working folder): it or its nearest parent
+    with ``dbt_project/`` and ``<root_module>/defs``. Raises :class:`ProjectNotFound`."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / PACKAGE / "defs").is_dir() and (folder / "dbt_project").is_dir():
+        if _is_project(folder):
             return folder
-    return Path(__file__).resolve().parent.parent
+    raise ProjectNotFound(here)
 
 
 @dataclass(frozen=True)
@@ -34,13 +85,29 @@ class ProjectPaths:
         root = os.environ.get("DDP_PROJECT_ROOT")
         return cls(Path(root).resolve() if root else find_project_root(start))
 
+    @cached_property
+    def package(self) -> str:
+        """The code location's package (``[tool.dg.project] root_module``)."""
+        return root_module(self.root)
+
+    @property
+    def code_location_module(self) -> str:
+        """The module whose ``defs`` is the code location (``code_location_target_module``,
+        else ``<package>.definitions``, as ``dg`` resolves it)."""
+        module = _dg_project(self.root).get("code_location_target_module")
+        return module if isinstance(module, str) and module else f"{self.package}.definitions"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.root / self.package.replace(".", os.sep)
+
     @property
     def defs_dir(self) -> Path:
-        return self.root / PACKAGE / "defs"
+        return self.package_dir / "defs"
 
     @property
     def dbt_dir(self) -> Path:
-        return self.root / "dbt_project"
+        return self.root / DBT_DIR
 
     @property
     def data_dir(self) -> Path:

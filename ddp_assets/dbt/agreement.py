@@ -6,12 +6,12 @@ These checks read the parsed manifest and say exactly what to fix when the two d
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ddp_assets.contracts.validation import contract_problems
 from ddp_assets.contracts.wap import staging_schema
+from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecProblem, relative
 from ddp_assets.spec.registry import Registry
 
@@ -20,26 +20,32 @@ if TYPE_CHECKING:
 
 
 def agreement_errors(registry: Registry, prepared: PreparedProject) -> list[SpecProblem]:
-    """The error-severity problems of :func:`check_agreement`, remembered when there are none.
+    """The error-severity problems of :func:`check_agreement` for a code location load,
+    remembered when there are none.
 
-    A clean result holds as long as dbt's inputs (specs, contracts, SQL, generated properties)
-    are the ones it was computed on, so a code location load on a prepared project does not
-    re-read every contract (at 200 products the check was 9 % of the load). Only a clean
-    result is kept: one that found errors is computed again until they are fixed. The contract
-    base (``DDP_CONTRACT_BASE``, a git ref) is part of the key; a base ref that moves without
-    any file changing (e.g. ``git reset --soft``) is not noticed until a file changes.
+    Contract policy (JSON Schema conformance, breaking changes against a git base) is not part
+    of it: that is ``ddp validate``'s and CI's job, so that an uncommitted contract edit never
+    takes the UI's code location down. A clean result holds as long as dbt's inputs (specs,
+    contracts, SQL, generated properties) are the ones it was computed on; only a clean result
+    is kept: one that found errors is computed again until they are fixed.
     """
-    base = os.environ.get("DDP_CONTRACT_BASE", "HEAD")
-    if prepared.agreement_known_clean(base):
+    if prepared.agreement_known_clean():
         return []
-    problems = [p for p in check_agreement(registry, prepared.manifest) if p.severity == "error"]
+    problems = [
+        p
+        for p in check_agreement(registry, prepared.manifest, contract_policy=False)
+        if p.severity == "error"
+    ]
     if not problems:
-        prepared.remember_agreement_clean(base)
+        prepared.remember_agreement_clean()
     return problems
 
 
-def check_agreement(registry: Registry, manifest: dict[str, Any]) -> list[SpecProblem]:
-    """Problems where the manifest contradicts the specs (empty when they agree)."""
+def check_agreement(
+    registry: Registry, manifest: dict[str, Any], *, contract_policy: bool = True
+) -> list[SpecProblem]:
+    """Problems where the manifest contradicts the specs (empty when they agree), and with
+    ``contract_policy`` the contracts' own (:func:`contract_problems`)."""
     problems: list[SpecProblem] = []
     nodes = {
         n["name"]: n for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"
@@ -109,10 +115,11 @@ def check_agreement(registry: Registry, manifest: dict[str, Any]) -> list[SpecPr
                     )
                 )
     owned = {path.resolve() for p in registry.products.values() for path in p.sql_models.values()}
-    defs_dir = registry.root / "ddp_assets" / "defs"
+    paths = ProjectPaths(registry.root)
+    defs_dir = paths.defs_dir
     for node in nodes.values():
         original = Path(node.get("original_file_path", ""))
-        absolute = (registry.root / "dbt_project" / original).resolve()
+        absolute = (paths.dbt_dir / original).resolve()
         if absolute.is_relative_to(defs_dir.resolve()) and absolute not in owned:
             problems.append(
                 SpecProblem(
@@ -124,5 +131,6 @@ def check_agreement(registry: Registry, manifest: dict[str, Any]) -> list[SpecPr
                     severity="warning",
                 )
             )
-    problems.extend(contract_problems(registry))
+    if contract_policy:
+        problems.extend(contract_problems(registry))
     return problems

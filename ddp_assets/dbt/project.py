@@ -261,9 +261,43 @@ def _inputs(paths: ProjectPaths) -> list[str]:
 
 
 def code_fingerprint(paths: ProjectPaths) -> str:
-    """ddp's own code, which turns specs and contracts into the generated dbt properties."""
+    """ddp's own code, which turns specs and contracts into the generated dbt properties, and
+    the platform's dbt macros it writes into the project (:func:`write_platform_macros`)."""
     package = Path(__file__).resolve().parent.parent
-    return _fingerprint(paths, _walk(package, (".py",), skip=paths.defs_dir.resolve()))
+    return _fingerprint(paths, _walk(package, (".py", ".sql"), skip=paths.defs_dir.resolve()))
+
+
+PLATFORM_MACROS = Path(__file__).resolve().parent / "macros"
+GENERATED_MACROS = Path("macros") / "_ddp"
+
+
+def write_platform_macros(dbt_dir: Path) -> list[Path]:
+    """Copy the platform's dbt macros (the ``ref`` override of write-audit-publish, the schema
+    naming, the uniqueness test) into ``<dbt_dir>/macros/_ddp`` and return the files written.
+
+    They ship in ddp's distribution and are generated into the project like its properties
+    (git-ignored), so a team's repository holds no platform code and upgrading ddp upgrades
+    them. A file is only rewritten when its text changed (dbt's partial parse and the
+    fingerprint key on modification times); files ddp no longer ships are removed.
+    """
+    out_dir = dbt_dir / GENERATED_MACROS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    shipped = {source.name: source for source in PLATFORM_MACROS.glob("*.sql")}
+    for name, source in shipped.items():
+        target = out_dir / name
+        text = source.read_text(encoding="utf-8")
+        try:
+            unchanged = target.read_text(encoding="utf-8") == text
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            target.write_text(text, encoding="utf-8")
+            written.append(target)
+    for stale in out_dir.glob("*.sql"):
+        if stale.name not in shipped:
+            stale.unlink()
+    return written
 
 
 @dataclass(frozen=True)
@@ -277,17 +311,17 @@ class PreparedProject:
     def state_path(self) -> Path:
         return self.project.manifest_path.parent / STATE_FILE
 
-    def agreement_known_clean(self, base: str) -> bool:
-        """Whether :func:`~ddp_assets.dbt.agreement.check_agreement` found no error on these
-        exact inputs (and this contract base) before."""
+    def agreement_known_clean(self) -> bool:
+        """Whether :func:`~ddp_assets.dbt.agreement.agreement_errors` found no error on these
+        exact inputs before."""
         state = _read_state(self.state_path)
-        return state.get("inputs") == self.fingerprint and base in state.get("clean", [])
+        return state.get("inputs") == self.fingerprint and state.get("agreement_clean") is True
 
-    def remember_agreement_clean(self, base: str) -> None:
+    def remember_agreement_clean(self) -> None:
         state = _read_state(self.state_path)
         if state.get("inputs") != self.fingerprint:
             return
-        state["clean"] = sorted({*state.get("clean", []), base})
+        state["agreement_clean"] = True
         _write_state(self.state_path, state)
 
 
@@ -339,6 +373,7 @@ def prepare(
         ):
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             return PreparedProject(project, manifest, parsed=False, fingerprint=fingerprint)
+    write_platform_macros(paths.dbt_dir)
     write_properties(registry, paths.dbt_dir)
     fingerprint = _fingerprint(paths, _inputs(paths))
     fresh = (

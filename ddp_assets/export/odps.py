@@ -29,6 +29,7 @@ from ddp_assets.spec.model import (
     TableInputPort,
 )
 from ddp_assets.spec.registry import Product, Registry
+from ddp_assets.standards import SchemaUnavailable, odps_schema
 
 ODPS_API_VERSION = "v1.0.0"
 ODPS_FILE_SUFFIX = ".odps.yaml"
@@ -81,7 +82,32 @@ def to_odps(product: Product, registry: Registry, *, tenant: str | None = None) 
     custom = _product_properties(spec)
     if custom:
         document["customProperties"] = custom
+    _check(document, product, registry)
     return document
+
+
+def _check(document: dict[str, Any], product: Product, registry: Registry) -> None:
+    """Refuse to hand out a descriptor the official ODPS schema rejects (the schema ships in
+    ddp's distribution: :mod:`ddp_assets.standards`)."""
+    from jsonschema import Draft201909Validator
+
+    shown = relative(product.loaded.path, registry.root)
+    try:
+        standard = odps_schema(ODPS_API_VERSION)
+    except SchemaUnavailable as error:
+        raise SpecErrors([SpecProblem(shown, None, "(odps)", str(error), error.hint)]) from None
+    problems = [
+        SpecProblem(
+            shown,
+            None,
+            ".".join(map(str, error.path)) or "(descriptor)",
+            f"the ODPS descriptor does not conform to {standard.source}: {error.message}",
+            "this is a bug in ddp's ODPS export: please report it with the product spec",
+        )
+        for error in Draft201909Validator(standard.schema).iter_errors(document)
+    ]
+    if problems:
+        raise SpecErrors(problems)
 
 
 def write_odps(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 import dagster as dg
 
 from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import SpecErrors, SpecProblem
 
 
 def ensure_dagster_home(paths: ProjectPaths) -> None:
@@ -29,11 +33,31 @@ def instance(paths: ProjectPaths) -> dg.DagsterInstance:
 
 @lru_cache(maxsize=4)
 def _definitions(root: str) -> dg.Definitions:
-    from ddp_assets.definitions import defs
-
-    return defs() if callable(defs) else defs  # @dg.definitions wraps the function lazily
+    paths = ProjectPaths(Path(root))
+    if root not in sys.path:  # as `dagster dev` does with the workspace's working_directory
+        sys.path.insert(0, root)
+    module = importlib.import_module(paths.code_location_module)
+    defs = getattr(module, "defs", None)
+    if defs is None:
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    str(paths.package_dir / "definitions.py"),
+                    None,
+                    "defs",
+                    f"the code location module '{paths.code_location_module}' has no 'defs'",
+                    "define `@dg.definitions def defs(): return build_definitions(...)` "
+                    "(see `ddp init`)",
+                )
+            ]
+        )
+    built = defs() if callable(defs) else defs  # @dg.definitions wraps the function lazily
+    if not isinstance(built, dg.Definitions):
+        raise TypeError(f"{paths.code_location_module}.defs is not a dagster Definitions")
+    return built
 
 
 def definitions(paths: ProjectPaths) -> dg.Definitions:
-    """The code location's Definitions (loaded once per process)."""
+    """The project's code location Definitions, from its own module (``<package>.definitions``,
+    so a team's additions to it are there too), loaded once per process."""
     return _definitions(str(paths.root))
