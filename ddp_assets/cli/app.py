@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import click
 import typer
@@ -12,6 +13,7 @@ from ddp_assets.cli import (
     catalog,
     contract,
     export,
+    init,
     lineage,
     ports,
     products,
@@ -21,7 +23,13 @@ from ddp_assets.cli import (
     status,
     token,
 )
-from ddp_assets.cli.console import err, leave, print_problems
+from ddp_assets.cli.console import (
+    err,
+    leave,
+    print_click_error,
+    print_problems,
+    print_unexpected,
+)
 from ddp_assets.spec.errors import SpecErrors
 
 app = typer.Typer(
@@ -31,6 +39,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("init")(init.init)
 app.command("validate")(products.validate)
 app.command("list")(products.list_products)
 app.command("show")(products.show)
@@ -51,21 +60,25 @@ app.add_typer(ports.app, name="ports")
 app.command("audit")(audit.audit)
 
 
-def main() -> None:
-    """Entry point: spec problems and unexpected errors are reported without a traceback."""
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point: spec problems and unexpected errors are reported without a traceback.
+
+    ``args``: the command line after ``ddp`` (default: ``sys.argv[1:]``). Messages are shown
+    as plain text, never read as markup (console.py), so an error cannot fail again here.
+    """
     try:
         # Without standalone mode click returns the exit code of typer.Exit instead of exiting.
-        result = app(standalone_mode=False)
+        result = app(args=None if args is None else list(args), standalone_mode=False)
         leave(result if isinstance(result, int) else 0)
     except SpecErrors as errors:
         print_problems(errors.problems)
         leave(1)
     except click.exceptions.Exit as exit_:
         leave(exit_.exit_code)
-    except click.ClickException as error:
-        error.show()
+    except (click.ClickException, typer.TyperException) as error:  # a usage error
+        print_click_error(error)
         leave(error.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err.print("aborted")
         leave(130)
     except KeyboardInterrupt:
@@ -74,6 +87,5 @@ def main() -> None:
     except Exception as error:  # the last line of defence: never show users a traceback
         if os.environ.get("DDP_DEBUG"):
             raise
-        err.print(f"[red]error:[/red] {type(error).__name__}: {error}")
-        err.print("    [dim]hint:[/dim] set DDP_DEBUG=1 to see the traceback")
+        print_unexpected(error)
         leave(1)

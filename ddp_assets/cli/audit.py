@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import out, print_json
+from ddp_assets.cli.console import Table, out, print_json, styled
 from ddp_assets.settings import ProjectPaths
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -35,7 +34,7 @@ def audit(
     table = Table("at", "consumer", "port", "channel", "action", "rows", "outcome", "reason")
     for r in records:
         port = f"{r.product}.{r.port}" if r.port else (r.product or "-")
-        outcome = "[green]allowed[/green]" if r.allowed else f"[red]denied {r.status}[/red]"
+        outcome = styled("allowed", "green") if r.allowed else styled(f"denied {r.status}", "red")
         table.add_row(
             r.at,
             r.consumer or "(anonymous)",

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import fail, out, print_json
+from ddp_assets.cli.console import Table, fail, out, print_json, say
 from ddp_assets.cli.products import JsonFlag, load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -44,7 +43,7 @@ def catalog(
         print_json([h.to_dict() for h in hits])
         return
     if not hits:
-        out.print("no product matches")
+        say("no product matches")
         raise typer.Exit(1)
     table = Table("product", "domain", "owners", "tags", "matched", "purpose")
     for hit in hits:
@@ -77,4 +76,4 @@ def build(outdir: Path) -> None:
     }
     written = build_site(outdir, catalog_entries(registry), graph, statuses)
     index = (outdir / "index.html").resolve()
-    out.print(f"[green]ok[/green]: wrote {len(written)} files; open {index.as_uri()}")
+    say("[green]ok[/green]: wrote {} files; open {}", len(written), index.as_uri())

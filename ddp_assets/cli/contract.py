@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import err, fail, out, print_json
+from ddp_assets.cli.console import Table, fail, out, print_json, say, say_err, styled
 from ddp_assets.cli.products import load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -44,17 +43,17 @@ def diff(
         print_json({"base": base, "ports": [d.to_dict() for d in diffs], "ok": not unbumped})
     else:
         if not diffs:
-            out.print(f"no contract changes since {base}")
+            say("no contract changes since {}", base)
         for d in diffs:
             versions = f"{d.old_version} → {d.new_version}" if d.old_version else "removed"
-            out.print(f"[bold]{d.product}.{d.port}[/bold] ({d.contract_file}) {versions}")
+            say("[bold]{}.{}[/bold] ({}) {}", d.product, d.port, d.contract_file, versions)
             for change in d.changes:
                 style = "red" if change.breaking else "green"
-                out.print(f"  [{style}]{change.format()}[/{style}]")
+                say("  {}", styled(change.format(), style))
             if d.breaking:
-                out.print(f"  affected downstream: {', '.join(d.downstream) or 'none'}")
+                say("  affected downstream: {}", ", ".join(d.downstream) or "none")
             if d in unbumped:
-                err.print("  [red]breaking change without a major version bump[/red]")
+                say_err("  [red]breaking change without a major version bump[/red]")
     if unbumped:
         raise typer.Exit(1)
 
@@ -84,13 +83,13 @@ def test(
                 title=f"{port.relation} — {port.contract}",
             )
             for r in port.results:
-                verdict = "[green]passed[/green]" if r.passed else "[red]FAILED[/red]"
+                verdict = styled("passed", "green") if r.passed else styled("FAILED", "red")
                 table.add_row(r.check_name, r.severity, str(r.observed), r.threshold, verdict)
             out.print(table)
             for r in port.results:
                 if not r.passed:
-                    out.print(f"[red]{r.check_name}[/red]: {r.error or r.summary()}")
+                    say("[red]{}[/red]: {}", r.check_name, r.error or r.summary())
                     for row in r.sample[:5]:
-                        out.print(f"    {row}")
+                        say("    {}", row)
     if not ok:
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from ddp_assets.cli.console import out
+from ddp_assets.cli.console import say
 from ddp_assets.cli.products import load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -34,4 +34,4 @@ def odps(
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        out.print(f"[green]wrote[/green] {output}")
+        say("[green]wrote[/green] {}", output)

@@ -6,9 +6,8 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import err, fail, out, print_json
+from ddp_assets.cli.console import Table, echo, fail, out, print_json, say, say_err
 from ddp_assets.cli.products import load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -55,7 +54,7 @@ def lineage(
         print_json(graph.to_dict(product))
         return
     if output_format is LineageFormat.mermaid:
-        typer.echo(to_mermaid(graph, product), nl=False)
+        echo(to_mermaid(graph, product))
         return
     table = Table("upstream product", "port", "downstream product", title="products")
     for edge in graph.product_edges if product is None else graph.neighbourhood(product):
@@ -74,10 +73,10 @@ def flush() -> None:
     paths = ProjectPaths.discover()
     result = flush_events(paths.dagster_home)
     if result.error:
-        err.print(f"[yellow]{result.delivered} delivered, {result.pending} still pending[/yellow]")
+        say_err("[yellow]{} delivered, {} still pending[/yellow]", result.delivered, result.pending)
         fail(
             f"delivery stopped: {result.error}",
             "check the OpenLineage transport (openlineage.yml, OPENLINEAGE__* or OPENLINEAGE_URL) "
             "and run `ddp lineage flush` again",
         )
-    out.print(f"[green]ok[/green]: {result.delivered} event(s) delivered, nothing pending")
+    say("[green]ok[/green]: {} event(s) delivered, nothing pending", result.delivered)

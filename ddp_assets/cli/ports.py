@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import err, fail, out, print_json
+from ddp_assets.cli.console import Table, fail, out, print_json, say, say_err
 from ddp_assets.cli.products import load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -63,12 +62,12 @@ def build(
             }
         )
         return
-    out.print(f"serving snapshot: {len(report.snapshot)} published port(s)")
+    say("serving snapshot: {} published port(s)", len(report.snapshot))
     for consumer_id, ports in report.sql_ports.items():
         names = ", ".join(f"{p.product}.{p.port}" for p in ports) or "no granted port"
-        out.print(f"SQL port of {consumer_id}: {names}")
+        say("SQL port of {}: {}", consumer_id, names)
     for gone in report.removed:
-        out.print(f"removed the SQL port of {gone} (no active token)")
+        say("removed the SQL port of {} (no active token)", gone)
 
 
 @app.command("sql")
@@ -96,7 +95,7 @@ def sql(
         table.add_row(*("" if v is None else str(v) for v in row))
     out.print(table)
     if result.truncated:
-        err.print(f"(first {max_rows} rows)")
+        say_err("(first {} rows)", max_rows)
 
 
 @app.command("export")
@@ -134,7 +133,7 @@ def export(
     if as_json:
         print_json(exported.to_dict())
         return
-    out.print(f"{exported.rows} rows → {exported.data}; contract → {exported.contract}")
+    say("{} rows → {}; contract → {}", exported.rows, exported.data, exported.contract)
 
 
 @app.command("access")
@@ -171,7 +170,7 @@ def access(
     if as_json:
         print_json({"consumer": consumer, "roles": list(roles), "ports": rows})
         return
-    out.print(f"{consumer} (roles: {', '.join(roles) or 'none'})")
+    say("{} (roles: {})", consumer, ", ".join(roles) or "none")
     table = Table("port", "masked columns", "rows")
     for r in rows:
         masked = ", ".join(f"{k} ({v})" for k, v in r["masked"].items()) or "-"
@@ -203,7 +202,8 @@ def postgres() -> None:
     registry = load_registry(paths)
     statements = compile_registry(registry, mask_salt(paths))
     statements += consumer_statements(active_consumers(Store.open(paths)))
-    out.print("begin;", markup=False)
+    # A script for psql, not for the eye: written as compiled (its literals are the policy's).
+    typer.echo("begin;")
     for statement in statements:
-        out.print(statement.as_string(None) + ";", markup=False)
-    out.print("commit;", markup=False)
+        typer.echo(statement.as_string(None) + ";")
+    typer.echo("commit;")

@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import err, out, print_json, print_problems
+from ddp_assets.cli.console import (
+    Table,
+    out,
+    print_json,
+    print_problems,
+    say,
+    say_err,
+    styled,
+)
 from ddp_assets.describe import show_details, summary
 from ddp_assets.scaffold import scaffold_product
 from ddp_assets.settings import ProjectPaths
@@ -69,12 +76,13 @@ def validate(
     else:
         print_problems(problems)
         if errors:
-            err.print(f"[red]{len(errors)} error(s)[/red] in {len(registry.products)} product(s)")
+            say_err("[red]{} error(s)[/red] in {} product(s)", len(errors), len(registry.products))
         else:
             warnings = len(problems) - len(errors)
-            out.print(
-                f"[green]ok[/green]: {len(registry.products)} products valid"
-                + (f", {warnings} warning(s)" if warnings else "")
+            say(
+                "[green]ok[/green]: {} products valid{}",
+                len(registry.products),
+                f", {warnings} warning(s)" if warnings else "",
             )
     if errors:
         raise typer.Exit(1)
@@ -116,17 +124,28 @@ def show(
 
     paths = ProjectPaths.discover()
     registry = load_registry(paths)
-    info = show_details(registry.get(product), registry, instance_if_any(paths))
+    found = registry.get(product)
+    info = show_details(found, registry, instance_if_any(paths))
     if as_json:
         print_json(info)
         return
-    out.print(f"[bold]{info['name']}[/bold] ({info['id']}) v{info['version']} — {info['status']}")
-    out.print(
-        f"domain: {info['domain']}   tier: {info['tier']}   owners: {', '.join(info['owners'])}"
+    # info["status"] is the materialization status (show_details); the headline has the spec's.
+    say(
+        "[bold]{}[/bold] ({}) v{} — {}",
+        info["name"],
+        info["id"],
+        info["version"],
+        found.spec.status,
     )
-    out.print(f"spec: {info['spec_file']}")
+    say(
+        "domain: {}   tier: {}   owners: {}",
+        info["domain"],
+        info["tier"],
+        ", ".join(info["owners"]),
+    )
+    say("spec: {}", info["spec_file"])
     for key, value in info["description"].items():
-        out.print(f"{key}: {value}")
+        say("{}: {}", key, value)
     table = Table("port", "kind", "details", title="input ports")
     for port in info["input_ports"]:
         table.add_row(port["name"], port["type"], port.get("product") or port.get("path") or "")
@@ -135,16 +154,16 @@ def show(
     for port in info["output_ports"]:
         table.add_row(port["name"], port["relation"], port["contract"])
     out.print(table)
-    out.print(f"models: {', '.join(info['models']['sql'])}")
+    say("models: {}", ", ".join(info["models"]["sql"]))
     if info["models"]["python"]:
-        out.print(f"python models: {', '.join(m['name'] for m in info['models']['python'])}")
-    out.print(f"slos: {info['slos']}")
-    out.print(f"upstream: {', '.join(info['upstream']) or '-'}")
-    out.print(f"downstream: {', '.join(info['downstream']) or '-'}")
+        say("python models: {}", ", ".join(m["name"] for m in info["models"]["python"]))
+    say("slos: {}", info["slos"])
+    say("upstream: {}", ", ".join(info["upstream"]) or "-")
+    say("downstream: {}", ", ".join(info["downstream"]) or "-")
     _print_contracts(info["contracts"])
     _print_status(info["status"])
     if info["catalog_url"]:
-        out.print(f"catalog: {info['catalog_url']}")
+        say("catalog: {}", info["catalog_url"])
 
 
 def _print_contracts(contracts: list[dict[str, Any]]) -> None:
@@ -158,24 +177,23 @@ def _print_contracts(contracts: list[dict[str, Any]]) -> None:
             table.add_row(column["name"], column["type"], ", ".join(column["rules"]))
         out.print(table)
         if contract["rules"]:
-            out.print(f"  table rules: {'; '.join(contract['rules'])}")
+            say("  table rules: {}", "; ".join(contract["rules"]))
 
 
 def _print_status(status: dict[str, Any] | None) -> None:
     if not status or not status["materialized"]:
-        out.print("last materialization: never")
+        say("last materialization: never")
         return
     last = status["last_materialization"]
-    out.print(
-        f"last materialization: {last['at']} (run {last['run_id']}, {last['run_status']}; "
-        f"{last['assets']}/{last['of_assets']} assets)"
+    say(
+        "last materialization: {at} (run {run_id}, {run_status}; {assets}/{of_assets} assets)",
+        **last,
     )
     checks = status["checks"]
     colour = {"passing": "green", "failing": "red"}.get(checks["status"], "yellow")
-    line = f"checks: [{colour}]{checks['status']}[/{colour}] ({checks['passed']}/{checks['total']})"
-    if checks["failed"]:
-        line += " — failed: " + ", ".join(checks["failed"])
-    out.print(line)
+    failed = " — failed: " + ", ".join(checks["failed"]) if checks["failed"] else ""
+    state = styled(checks["status"], colour)
+    say("checks: {} ({}/{}){}", state, checks["passed"], checks["total"], failed)
 
 
 def new(
@@ -186,5 +204,5 @@ def new(
     """Scaffold a working product: spec, a dbt model and its contract."""
     paths = ProjectPaths.discover()
     for path in scaffold_product(paths, product, domain, owner):
-        out.print(f"[green]created[/green] {path.relative_to(paths.root)}")
-    out.print("next: edit the files, then `ddp validate` and `ddp materialize " + product + "`")
+        say("[green]created[/green] {}", path.relative_to(paths.root))
+    say("next: edit the files, then `ddp validate` and `ddp materialize {}`", product)

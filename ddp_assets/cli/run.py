@@ -11,9 +11,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import allow_fast_exit, err, fail, out, print_json, working
+from ddp_assets.cli.console import (
+    Table,
+    allow_fast_exit,
+    fail,
+    out,
+    print_json,
+    say,
+    say_err,
+    styled,
+    working,
+)
 from ddp_assets.cli.products import JsonFlag, load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -38,8 +47,10 @@ def demo(
     for name, rows in counts.items():
         table.add_row(name, f"{rows:,}")
     out.print(table)
-    out.print(
-        f"[green]ok[/green]: {sum(counts.values()):,} rows in {time.perf_counter() - started:.1f}s"
+    say(
+        "[green]ok[/green]: {:,} rows in {:.1f}s",
+        sum(counts.values()),
+        time.perf_counter() - started,
     )
 
 
@@ -52,7 +63,7 @@ def prepare() -> None:
     with working("preparing the dbt project ..."):
         prepared = prepare_dbt(paths, registry)
     state = "parsed" if prepared.parsed else "up to date"
-    out.print(f"[green]ok[/green]: dbt manifest {state}: {prepared.project.manifest_path}")
+    say("[green]ok[/green]: dbt manifest {}: {}", state, prepared.project.manifest_path)
 
 
 def materialize_command(
@@ -106,15 +117,13 @@ def _print_outcome(outcome: RunOutcome, elapsed: float) -> None:
             if failed:
                 checks += " — failed: " + ", ".join(failed)
             colour = {"materialized": "green", "failed": "red"}.get(asset.status, "yellow")
-            table.add_row(
-                product.product, asset.asset, f"[{colour}]{asset.status}[/{colour}]", checks
-            )
+            table.add_row(product.product, asset.asset, styled(asset.status, colour), checks)
     out.print(table)
     for error in outcome.errors:
-        err.print(f"[red]error:[/red] {error}")
-    verdict = "[green]succeeded[/green]" if outcome.success else "[red]failed[/red]"
-    out.print(
-        f"{verdict} in {elapsed:.1f}s — see run {outcome.run_id} in the Dagster UI (`ddp dev`)"
+        say_err("[red]error:[/red] {}", error)
+    verdict = styled("succeeded", "green") if outcome.success else styled("failed", "red")
+    say(
+        "{} in {:.1f}s — see run {} in the Dagster UI (`ddp dev`)", verdict, elapsed, outcome.run_id
     )
 
 
@@ -142,6 +151,6 @@ def dev(
         "--port",
         str(port),
     ]
-    err.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={paths.dagster_home})")
+    say_err("Dagster UI on http://{}:{} (DAGSTER_HOME={})", host, port, paths.dagster_home)
     os.chdir(paths.root)
     os.execvpe(command[0], command, {**os.environ, "DDP_DATA_DIR": str(paths.data_dir)})

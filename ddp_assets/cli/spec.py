@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ddp_assets.cli.console import out
+from ddp_assets.cli.console import say
 
 app = typer.Typer(help="The data product spec format.", no_args_is_help=True)
 
@@ -27,4 +27,4 @@ def schema(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        out.print(f"[green]wrote[/green] {output}")
+        say("[green]wrote[/green] {}", output)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import out, print_json
+from ddp_assets.cli.console import Table, out, print_json, styled
 from ddp_assets.cli.products import JsonFlag, load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -38,7 +37,7 @@ def status(
         rate = card.contract_pass_rate
         table.add_row(
             card.product,
-            f"[{colour}]{card.state}[/{colour}]",
+            styled(card.state, colour),
             freshness,
             card.last_run["status"] if card.last_run else "-",
             "-" if rate is None else f"{rate:.0%} of {card.checks_evaluated}",

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ddp_assets.cli.console import err, fail, out, print_json
+from ddp_assets.cli.console import Table, fail, out, print_json, say, say_err
 from ddp_assets.settings import ProjectPaths
 
 app = typer.Typer(help="API tokens of the ports' consumers.", no_args_is_help=True)
@@ -42,10 +41,13 @@ def issue(
             {"id": info.id, "consumer": info.consumer, "roles": info.roles, "token": info.token}
         )
         return
-    out.print(info.token)
-    err.print(
-        f"token {info.id} for '{info.consumer}' (roles: {', '.join(info.roles) or 'none'}); "
-        "it is not shown again. Run 'ddp ports build' to refresh the consumer's SQL port."
+    say("{}", info.token)
+    say_err(
+        "token {} for '{}' (roles: {}); it is not shown again. "
+        "Run 'ddp ports build' to refresh the consumer's SQL port.",
+        info.id,
+        info.consumer,
+        ", ".join(info.roles) or "none",
     )
 
 
@@ -105,10 +107,10 @@ def revoke(
     removed = [c for c in _consumers_of(store, token_id, consumer) if c not in active]
     for gone in removed:
         remove_sql_port(paths, gone)
-    out.print(
-        f"revoked {count} token(s)"
-        + (f"; removed the SQL port of {', '.join(removed)}" if removed else "")
-    )
+    if removed:
+        say("revoked {} token(s); removed the SQL port of {}", count, ", ".join(removed))
+    else:
+        say("revoked {} token(s)", count)
 
 
 def _consumers_of(store: object, token_id: str | None, consumer: str | None) -> list[str]:
