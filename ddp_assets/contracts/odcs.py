@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted, relative
-from ddp_assets.spec.loader import Positions, read_yaml
+from ddp_assets.spec.loader import Positions, read_document
 
 SUPPORTED_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2", "v3.1.0", "v3.2.0")
 
@@ -127,10 +127,7 @@ class LoadedContract:
 @lru_cache(maxsize=256)
 def _load_cached(path: Path, mtime_ns: int, root: Path | None) -> LoadedContract:
     shown = relative(path, root)
-    try:
-        document = read_yaml(path)
-    except Exception as error:  # ruamel raises many error types for bad YAML
-        raise SpecErrors([SpecProblem(shown, None, "(yaml)", f"not valid YAML: {error}")]) from None
+    document = read_document(path, shown)  # bad or unbounded YAML: SpecErrors at its line
     positions = Positions(document)
     try:
         return LoadedContract(Contract.model_validate(document), document, shown)
@@ -206,9 +203,9 @@ def schema_problems(
 
     shown = relative(path, root)
     try:
-        document = read_yaml(path)
-    except Exception as error:  # ruamel raises many error types for bad YAML
-        return [SpecProblem(shown, None, "(yaml)", f"not valid YAML: {error}")]
+        document = read_document(path, shown)
+    except SpecErrors as errors:
+        return errors.problems
     schema_dir = schema_dir or odcs_schema_dir(root)
     if schema_dir is None:
         return []

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, NodeEvent
 from ruamel.yaml.reader import ReaderError
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
@@ -154,25 +155,237 @@ class Positions:
         return line
 
 
+# Bounds on what one spec or contract file may hold. Anchors and aliases (``&a`` / ``*a``) are
+# shared when parsed, but everything that reads the document afterwards (pydantic, JSON Schema,
+# dbt's own YAML reader) walks them expanded: a "billion laughs" file of a few hundred bytes
+# expands to 10^9 values. The largest file of the project holds a few hundred values.
+MAX_YAML_BYTES = 2 * 1024 * 1024
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+class YamlLimitError(YAMLError):
+    """A YAML file beyond the bounds above; ``line`` is where (1-based), when known."""
+
+    def __init__(self, message: str, line: int | None, hint: str):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.hint = hint
+
+
 def parse_yaml(text: str) -> Any:
-    """Parse YAML text keeping positions; duplicate keys are an error, as in dbt."""
+    """Parse YAML text keeping positions; duplicate keys are an error, as in dbt.
+
+    Raises :class:`YamlLimitError` for text beyond :data:`MAX_YAML_BYTES`, nesting deeper than
+    :data:`MAX_YAML_DEPTH`, or aliases expanding to more than :data:`MAX_YAML_VALUES` values.
+    """
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_YAML_BYTES:
+        raise YamlLimitError(
+            f"the file is too large ({size:,} bytes; at most {MAX_YAML_BYTES:,})",
+            None,
+            "a product spec or contract is a few kilobytes: split it, or remove generated data",
+        )
+    if text.count("[") + text.count("{") > MAX_YAML_DEPTH:  # else it cannot nest too deep
+        deepest, line = _flow_depth(text)
+        if deepest > MAX_YAML_DEPTH:
+            raise _too_deep(line)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
-    return yaml.load(io.StringIO(text))
+    try:
+        document = yaml.load(io.StringIO(text))
+    except RecursionError:
+        raise _too_deep(_deepest_indent(text)) from None
+    check_expansion(document, text)
+    return document
 
 
 def read_yaml(path: Path) -> Any:
     """Read and parse a UTF-8 YAML file (see :func:`parse_yaml`).
 
-    Raises ``OSError``, ``UnicodeDecodeError`` or ruamel's ``YAMLError``.
+    Raises ``OSError``, ``UnicodeDecodeError`` or ruamel's ``YAMLError`` (including
+    :class:`YamlLimitError`, also for a file larger than :data:`MAX_YAML_BYTES`, unread).
     """
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise YamlLimitError(
+            f"the file is too large ({size:,} bytes; at most {MAX_YAML_BYTES:,})",
+            None,
+            "a product spec or contract is a few kilobytes: split it, or remove generated data",
+        )
     return parse_yaml(path.read_bytes().decode("utf-8-sig"))
+
+
+def _too_deep(line: int | None) -> YamlLimitError:
+    return YamlLimitError(
+        f"values are nested more than {MAX_YAML_DEPTH} levels deep",
+        line,
+        "a spec or contract nests a few levels; flatten this value",
+    )
+
+
+def _flow_depth(text: str) -> tuple[int, int | None]:
+    """The deepest nesting of flow brackets (``[`` and ``{``) outside quotes and comments,
+    and the line where it is first reached (a cheap look before ruamel recurses into it)."""
+    depth = deepest = 0
+    where: int | None = None
+    line = 1
+    quote = ""
+    previous = "\n"
+    for char in text:
+        if char == "\n":
+            line += 1
+            if quote == "#":
+                quote = ""
+        elif quote:
+            if char == quote and quote != "#":
+                quote = ""
+        elif char in "'\"":
+            if previous in " \t[{,:\n" or previous == "\n":
+                quote = char
+        elif char == "#" and previous in " \t\n":
+            quote = "#"
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, line
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        previous = char
+    return deepest, where
+
+
+def _deepest_indent(text: str) -> int | None:
+    """The line that starts deepest (indentation and '- ' markers), for nesting in block style."""
+    best, where = -1, None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.lstrip(" -")
+        if stripped and not stripped.startswith("#") and len(line) - len(stripped) > best:
+            best, where = len(line) - len(stripped), number
+    return where
+
+
+def check_expansion(document: Any, text: str) -> None:
+    """Raise :class:`YamlLimitError` when the document, with every alias expanded, holds more
+    than :data:`MAX_YAML_VALUES` values or nests deeper than :data:`MAX_YAML_DEPTH`.
+
+    Linear in the parsed document: a shared (aliased) container is measured once. ``text``
+    is the document's YAML, read again only to locate the alias that breaks a limit.
+    """
+    if not isinstance(document, (dict, list)):
+        return
+    sizes: dict[int, int] = {}  # id → values in the container, itself included, expanded
+    depths: dict[int, int] = {}
+    deep_line: int | None = None
+    seen: set[int] = set()
+    aliases: list[tuple[int, int | None, str | None]] = []  # (id, line of the alias, anchor)
+    on_path: set[int] = set()  # the containers being measured: the current one's parents
+    stack: list[tuple[Any, bool]] = [(document, False)]
+    while stack:
+        node, measured = stack.pop()
+        key = id(node)
+        if measured:
+            on_path.discard(key)
+            size, depth = 1, 0
+            for _, child in _children(node):
+                if isinstance(child, (dict, list)):
+                    size += sizes[id(child)]
+                    depth = max(depth, depths[id(child)])
+                else:
+                    size += 1
+            sizes[key], depths[key] = size, depth + 1
+            if depth + 1 > MAX_YAML_DEPTH and deep_line is None:
+                deep_line = _line_in(node, None)
+            continue
+        if key in sizes:
+            continue
+        if len(on_path) >= MAX_YAML_DEPTH:
+            raise _too_deep(_line_in(node, None))
+        on_path.add(key)
+        seen.add(key)
+        stack.append((node, True))
+        for position, child in _children(node):
+            if not isinstance(child, (dict, list)):
+                continue
+            if id(child) in on_path:
+                raise YamlLimitError(
+                    "an alias refers to a value that contains it",
+                    _line_in(node, position),
+                    "a value cannot include itself; write it out without the alias",
+                )
+            if id(child) in seen:
+                aliases.append((id(child), _line_in(node, position), _anchor(child)))
+            seen.add(id(child))
+            stack.append((child, False))
+    if sizes[id(document)] > MAX_YAML_VALUES:
+        if aliases:
+            child, line, anchor = max(aliases, key=lambda alias: sizes[alias[0]])
+            name, defined = "an alias", ""
+            if anchor:
+                name = f"alias '*{anchor}'"
+                line, anchor_line = _alias_lines(text, anchor, line)
+                defined = f" of the anchor '&{anchor}' on line {anchor_line}" if anchor_line else ""
+            raise YamlLimitError(
+                f"YAML aliases expand to {sizes[id(document)]:,} values, more than the "
+                f"{MAX_YAML_VALUES:,} allowed ({name}{defined} alone expands to {sizes[child]:,})",
+                line,
+                "anchors (&name) and aliases (*name) may repeat small values only: "
+                "write the values out, or remove the nested aliases",
+            )
+        raise YamlLimitError(
+            f"the file holds {sizes[id(document)]:,} values, more than the "
+            f"{MAX_YAML_VALUES:,} allowed",
+            None,
+            "a product spec or contract holds a few hundred values: split it",
+        )
+    if depths[id(document)] > MAX_YAML_DEPTH:
+        raise _too_deep(deep_line)
+
+
+def _alias_lines(text: str, anchor: str, line: int | None) -> tuple[int | None, int | None]:
+    """The line of the first alias ``*anchor`` and of its anchor ``&anchor`` in the text."""
+    alias_line = anchor_line = None
+    try:
+        for event in YAML(typ="rt").parse(io.StringIO(text)):
+            if isinstance(event, AliasEvent) and event.anchor == anchor:
+                alias_line = event.start_mark.line + 1
+                break
+            if isinstance(event, NodeEvent) and event.anchor == anchor:
+                anchor_line = event.start_mark.line + 1
+    except YAMLError:
+        pass
+    return alias_line or line, anchor_line
+
+
+def _children(node: Any) -> list[tuple[Any, Any]]:
+    return list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+
+
+def _line_in(node: Any, position: Any) -> int | None:
+    """The line (1-based) of an item of a ruamel container, or of the container itself."""
+    try:
+        if position is not None and isinstance(node, CommentedMap):
+            return node.lc.key(position)[0] + 1
+        if position is not None and isinstance(node, CommentedSeq):
+            return node.lc.item(position)[0] + 1
+        if isinstance(node, (CommentedMap, CommentedSeq)):
+            return node.lc.line + 1
+    except (KeyError, IndexError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def _anchor(node: Any) -> str | None:
+    anchor = getattr(node, "anchor", None)
+    value = getattr(anchor, "value", None)
+    return str(value) if value else None
 
 
 def load_spec(path: Path, root: Path | None = None) -> LoadedSpec:
     """Load and validate one ``defs.yaml``; raise :class:`SpecErrors` listing every problem."""
     shown = relative(path, root)
-    document = _read_document(path, shown)
+    document = read_document(path, shown)
     positions = Positions(document)
     if not isinstance(document, CommentedMap):
         found = "is empty" if document is None else f"holds a {_kind(document)}"
@@ -217,9 +430,25 @@ def load_spec(path: Path, root: Path | None = None) -> LoadedSpec:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _read_document(path: Path, shown: str) -> Any:
-    """The parsed YAML document, or :class:`SpecErrors` saying why there is none."""
+def read_document(path: Path, shown: str) -> Any:
+    """The parsed YAML document of a spec or contract file (see :func:`parse_yaml`), or
+    :class:`SpecErrors` saying why there is none, at the file's line (``shown``: its name in
+    messages)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES and path.is_file():
+            raise SpecErrors(
+                [
+                    SpecProblem(
+                        shown,
+                        1,
+                        "(file)",
+                        f"the file is too large ({size:,} bytes; at most {MAX_YAML_BYTES:,})",
+                        "a product spec or contract is a few kilobytes: split it, or remove "
+                        "generated data",
+                    )
+                ]
+            )
         data = path.read_bytes()
     except IsADirectoryError:
         raise SpecErrors(
@@ -263,6 +492,10 @@ def _read_document(path: Path, shown: str) -> Any:
         ) from None
     try:
         return parse_yaml(text)
+    except YamlLimitError as error:
+        line = error.line or 1
+        field = _field_at(text, line) or "(yaml)"
+        raise SpecErrors([SpecProblem(shown, line, field, error.message, error.hint)]) from None
     except MarkedYAMLError as error:
         raise SpecErrors([_yaml_problem(error, text, shown)]) from None
     except ReaderError as error:

@@ -7,6 +7,7 @@ Every model forbids unknown keys so that a typo is reported with a did-you-mean 
 
 from __future__ import annotations
 
+import calendar
 import re
 import zoneinfo
 from datetime import timedelta
@@ -36,6 +37,13 @@ SPEC_ERROR = "spec"
 """The pydantic error type of the checks below; its context carries a hint and a field path."""
 
 
+# The durations a freshness SLO may use: at least a minute, at most ten years (what every
+# consumer of the timedelta, Dagster's freshness policies included, handles without overflow).
+MIN_DURATION = timedelta(minutes=1)
+MAX_DURATION = timedelta(days=3650)
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+
+
 def duration(text: str) -> timedelta:
     """'30m', '6h', '2d' → a timedelta (the text was validated against DURATION)."""
     match = DURATION.match(text)
@@ -43,6 +51,139 @@ def duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not a duration like '6h'")
     unit = {"m": "minutes", "h": "hours", "d": "days"}[match["unit"]]
     return timedelta(**{unit: int(match["n"])})
+
+
+def duration_problem(text: str) -> str | None:
+    """Why a duration is out of bounds (:data:`MIN_DURATION`..:data:`MAX_DURATION`), or None.
+
+    Compared in minutes, as integers: a huge number never reaches ``timedelta`` (which
+    overflows past 999999999 days).
+    """
+    match = DURATION.match(text)
+    if match is None:
+        return f"{text!r} is not a duration"
+    minutes = int(match["n"]) * _UNIT_MINUTES[match["unit"]]
+    if minutes < MIN_DURATION.total_seconds() // 60:
+        return f"{text!r} is shorter than a minute"
+    if minutes > MAX_DURATION.total_seconds() // 60:
+        return f"{text!r} is longer than {MAX_DURATION.days} days"
+    return None
+
+
+# -- cron expressions ---------------------------------------------------------------------
+
+_CRON_FIELDS = (  # name, lowest, highest, names
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    (
+        "month",
+        1,
+        12,
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    ),
+    ("weekday", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+_DAYS_IN_MONTH = {
+    1: 31,
+    2: 29,
+    3: 31,
+    4: 30,
+    5: 31,
+    6: 30,
+    7: 31,
+    8: 31,
+    9: 30,
+    10: 31,
+    11: 30,
+    12: 31,
+}
+
+
+class _CronFieldError(ValueError):
+    pass
+
+
+def _cron_values(text: str, index: int) -> set[int] | None:
+    """The values one cron field matches; None for the special forms (L, W, #) and '*'/'?'."""
+    name, lowest, highest, names = _CRON_FIELDS[index]
+    if text in ("*", "?") or any(c in text.upper() for c in "LW#"):
+        return None
+
+    def number(token: str) -> int:
+        lowered = token.lower()
+        if lowered in names:
+            return names.index(lowered) + (1 if index == 3 else 0)
+        if not token.isdigit():
+            raise _CronFieldError(f"{name} {token!r} is not a number")
+        value = int(token)
+        if not lowest <= value <= highest:
+            raise _CronFieldError(f"{name} {value} is out of range {lowest}-{highest}")
+        return value
+
+    values: set[int] = set()
+    for part in text.split(","):
+        base, _, step_text = part.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise _CronFieldError(f"{name} step {step_text!r} is not a positive number")
+            step = int(step_text)
+        if base == "*":
+            start, end = lowest, highest
+        elif "-" in base:
+            first, _, last = base.partition("-")
+            start, end = number(first), number(last)
+        else:
+            start = number(base)
+            end = highest if step_text else start
+        span = (
+            range(start, end + 1)
+            if start <= end
+            else [*range(start, highest + 1), *range(lowest, end + 1)]
+        )
+        values.update(list(span)[::step])
+    return values
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why Dagster would not schedule ``expression``, or why it would never fire; None if fine.
+
+    The fields are read as Dagster's cron parser reads them (5 fields, ranges, steps, names,
+    L/W/#), and the expression is then given to Dagster itself (a ``ScheduleDefinition``, as
+    the code location builds for it): what ``ddp validate`` accepts, the load accepts.
+    """
+    if expression in CRON_MACROS:
+        return None
+    fields = expression.split()
+    if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+        return f"{expression!r} is not a cron expression"
+    try:
+        expanded = [_cron_values(text, index) for index, text in enumerate(fields)]
+    except _CronFieldError as error:
+        return f"{expression!r} is not a valid cron expression: {error}"
+    days, months = expanded[2], expanded[3]
+    weekday_any = fields[4] in ("*", "?")
+    if days is not None and weekday_any:  # else some day of every month matches
+        possible = [
+            m for m in (months or range(1, 13)) if any(d <= _DAYS_IN_MONTH.get(m, 31) for d in days)
+        ]
+        if not possible:
+            named = [calendar.month_name[m] for m in sorted(months or range(1, 13))]
+            listed = ", ".join(str(d) for d in sorted(days))
+            verb = "has" if len(named) == 1 else "have"
+            return f"{expression!r} never fires: {' and '.join(named)} {verb} no day {listed}"
+    import dagster as dg  # here: only a spec with a schedule pays for the import
+
+    try:
+        dg.ScheduleDefinition(
+            name="ddp_validate",
+            cron_schedule=expression,
+            target=dg.AssetSelection.all(),
+        )
+    except dg.DagsterInvalidDefinitionError:
+        return f"{expression!r} is not a cron expression Dagster can schedule"
+    return None
 
 
 def spec_error(message: str, hint: str | None = None, *loc: str | int) -> PydanticCustomError:
@@ -104,6 +245,16 @@ class FileInputPort(_Strict):
     )
     format: Literal["csv", "parquet", "json"]
     description: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _inside_landing_zone(cls, value: str) -> str:
+        hint = "write a glob relative to the landing zone, e.g. 'orders/*.csv'"
+        if value.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", value):
+            raise spec_error(f"{value!r} is an absolute path", hint)
+        if ".." in re.split(r"[/\\]", value):
+            raise spec_error(f"{value!r} leaves the landing zone ('..')", hint)
+        return value
 
 
 class TableInputPort(_Strict):
@@ -188,10 +339,12 @@ class Freshness(_Strict):
     @field_validator("max_age", "warn_after")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION.match(value):
+        problem = None if value is None else duration_problem(value)
+        if problem is not None:
             raise spec_error(
-                f"{value!r} is not a duration",
-                "write a number followed by m, h or d, e.g. 'max_age: 6h'",
+                problem,
+                "write a number followed by m, h or d, from 1m to "
+                f"{MAX_DURATION.days}d, e.g. 'max_age: 6h'",
             )
         return value
 
@@ -254,14 +407,14 @@ class SLOs(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is None or value in CRON_MACROS:
-            return value
-        fields = value.split()
-        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
-            raise spec_error(
-                f"{value!r} is not a cron expression",
-                "write 5 fields 'minute hour day month weekday' in quotes, e.g. '0 5 * * *'",
-            )
+        problem = None if value is None else cron_problem(value)
+        if problem is not None:
+            hint = "write 5 fields 'minute hour day month weekday' in quotes, e.g. '0 5 * * *'"
+            if "never fires" in problem:
+                hint = "pick a day that exists in the month, e.g. '0 0 28 2 *' or '0 0 L 2 *'"
+            elif "out of range" in problem:
+                hint = "minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-7; e.g. '0 5 * * *'"
+            raise spec_error(problem, hint)
         return value
 
     @field_validator("timezone")
@@ -419,6 +572,18 @@ class ProductSpec(_Strict):
                         "name",
                     )
                 seen.add(name)
+        backed: dict[str, str] = {}
+        for index, port in enumerate(self.output_ports):
+            if port.model in backed:
+                raise spec_error(
+                    f"model '{port.model}' already backs output port '{backed[port.model]}'",
+                    "one output port per model: each port is audited and published as its "
+                    "model's relation; add a model (e.g. a view over it) for the second port",
+                    "output_ports",
+                    index,
+                    "model",
+                )
+            backed[port.model] = port.name
         return self
 
     @property

@@ -127,6 +127,8 @@ class Registry:
             registry._check_ports,
             registry._check_references,
             registry._check_cycles,
+            registry._check_model_cycles,
+            registry._check_inside_project,
             registry._check_policies,
         ):
             try:
@@ -498,39 +500,151 @@ class Registry:
                 "products must form a DAG: remove one of the input ports in this cycle",
             )
 
+    def _check_model_cycles(self) -> None:
+        """A model that ref()s itself, or models that ref() each other: dbt cannot order them
+        (and code walking the model graph would recurse forever)."""
+        graph: dict[str, list[str]] = {}
+        where: dict[tuple[str, str], Reference] = {}
+        for product in self.products.values():
+            for ref in product.references():
+                if ref.kind != "ref" or ref.name not in self.model_owner:
+                    continue
+                model = ref.file.stem
+                if model not in product.sql_models or product.sql_models[model] != ref.file:
+                    continue
+                if ref.name == model:
+                    self.problems.append(
+                        SpecProblem(
+                            relative(ref.file, self.root),
+                            ref.line,
+                            f"ref('{ref.name}')",
+                            f"model '{model}' reads itself",
+                            "ref() another model: a model cannot select from its own relation "
+                            "(for incremental models use {{ this }})",
+                        )
+                    )
+                    continue
+                graph.setdefault(model, [])
+                if ref.name not in graph[model]:
+                    graph[model].append(ref.name)
+                    where[(model, ref.name)] = ref
+        for component in _cycles(graph):
+            start = min(component)
+            cycle = _cycle_through(start, graph, component)
+            ref = where[(cycle[0], cycle[1])]
+            self.problems.append(
+                SpecProblem(
+                    relative(ref.file, self.root),
+                    ref.line,
+                    f"ref('{ref.name}')",
+                    f"models read each other in a cycle: {' -> '.join(cycle)} "
+                    "(each reads the next)",
+                    "models must form a DAG: remove one of the ref() calls in this cycle",
+                )
+            )
+
+    def _check_inside_project(self) -> None:
+        """Every file a product is read from lies inside the project: a symbolic link out of it
+        (a product folder, models folder, SQL model, contract or Python file) is an error, as
+        dbt, the catalog and the lineage name files relative to the project."""
+        root = self.root.resolve()
+        for product in self.products.values():
+            files: list[tuple[Path, tuple[str | int, ...] | None]] = [
+                (product.folder, ("id",)),
+                *(
+                    (product.folder / f, ("models", "paths", i))
+                    for i, f in enumerate(product.spec.models.paths)
+                ),
+                *(
+                    (product.folder / p.contract, ("output_ports", i, "contract"))
+                    for i, p in enumerate(product.spec.output_ports)
+                ),
+                *(
+                    (
+                        product.folder / m.entrypoint.partition(":")[0],
+                        ("python_models", i, "entrypoint"),
+                    )
+                    for i, m in enumerate(product.spec.python_models)
+                ),
+                *((path, None) for path in product.sql_models.values()),
+            ]
+            for path, field_path in files:
+                try:
+                    resolved = path.resolve()
+                except (OSError, RuntimeError):  # a symlink loop
+                    resolved = None
+                if resolved is not None and resolved.is_relative_to(root):
+                    continue
+                if resolved is not None and not path.exists():
+                    continue  # missing files are reported by the other checks
+                target = "a symbolic link loop" if resolved is None else str(resolved)
+                message = (
+                    f"'{_shown_unresolved(path, self.root)}' leads outside the project, to {target}"
+                )
+                hint = (
+                    "copy the file into the product folder: every file of a product lives "
+                    "inside the project"
+                )
+                if field_path is None:
+                    self.problems.append(
+                        SpecProblem(_shown_unresolved(path, self.root), 1, "(file)", message, hint)
+                    )
+                else:
+                    self._problem(product, field_path, message, hint)
+
+
+def _shown_unresolved(path: Path, root: Path) -> str:
+    """A path relative to the root as written (symbolic links not followed)."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path(os.path.abspath(root))))
+    except ValueError:
+        return str(path)
+
 
 def _cycles(graph: dict[str, list[str]]) -> list[set[str]]:
-    """The strongly connected components of more than one product (Tarjan), sorted."""
+    """The strongly connected components of more than one node (Tarjan), sorted.
+
+    Iterative: a chain of thousands of models must not reach Python's recursion limit.
+    """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
     found: list[set[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for succ in graph.get(node, []):
-            if succ not in index:
-                visit(succ)
-                low[node] = min(low[node], low[succ])
-            elif succ in on_stack:
-                low[node] = min(low[node], index[succ])
-        if low[node] == index[node]:
-            component: set[str] = set()
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.add(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(component)
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
+    for root in sorted(graph):
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(graph.get(root, [])))]
+        while work:
+            node, successors = work[-1]
+            succ = next(successors, None)
+            if succ is not None:
+                if succ not in index:
+                    index[succ] = low[succ] = len(index)
+                    stack.append(succ)
+                    on_stack.add(succ)
+                    work.append((succ, iter(graph.get(succ, []))))
+                elif succ in on_stack:
+                    low[node] = min(low[node], index[succ])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component: set[str] = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(component)
     return sorted(found, key=min)
 
 

@@ -1,0 +1,2 @@
+select * from {{ ref('stg_customers') }}
+union all select * from {{ ref('customers') }}

@@ -1,0 +1,1 @@
+../../../../bad_cron/sales/customers/models/stg_customers.sql
