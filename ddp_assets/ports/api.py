@@ -16,9 +16,11 @@ from ddp_assets.ports.serving import (
     ServedPort,
     Serving,
     build_snapshot,
+    clean_stale_builds,
     mask_salt,
     serving_path,
 )
+from ddp_assets.ports.sql_guard import QueryLimits
 from ddp_assets.ports.sql_port import (
     QueryResult,
     build_sql_port,
@@ -46,6 +48,7 @@ def build_ports(
     Consumers whose tokens were all revoked lose their SQL port file.
     """
     report = BuildReport(build_snapshot(paths, registry))
+    clean_stale_builds(sql_ports_dir(paths))  # left by a killed build
     salt = mask_salt(paths)
     active = {c.id: c for c in tokens.active_consumers(store)}
     for consumer_id in consumers or sorted(active):
@@ -112,14 +115,24 @@ def authenticate(store: Store, token: str | None, channel: str) -> Consumer:
 
 
 def query(
-    paths: ProjectPaths, store: Store, token: str | None, sql: str, max_rows: int = 10_000
+    paths: ProjectPaths,
+    store: Store,
+    token: str | None,
+    sql: str,
+    max_rows: int = 10_000,
+    limits: QueryLimits | None = None,
 ) -> QueryResult:
-    """Run SQL in the token's consumer's SQL port; one audit row per port it reads."""
+    """Run SQL in the token's consumer's SQL port; one audit row per port it reads.
+
+    ``limits``: the query's time and memory bounds (default: from the environment).
+    """
     consumer = authenticate(store, token, "sql")
     try:
-        result = run_query(paths, consumer, sql, max_rows)
+        result = run_query(paths, consumer, sql, max_rows, limits)
     except PortError as error:
-        _denied(store, error, consumer, None, None, "sql", "query")
+        # a refused or aborted query is denied for every port it named
+        for product, port in getattr(error, "ports", None) or [(None, None)]:
+            _denied(store, error, consumer, product, port, "sql", "query")
         raise
     for product, port in result.ports or [(None, None)]:
         audit.record(

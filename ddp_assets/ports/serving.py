@@ -12,7 +12,9 @@ so REST and SQL read the same bytes. The snapshot is never handed to a consumer.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -27,6 +29,8 @@ from typing import Any
 import duckdb
 
 from ddp_assets.contracts.wap import PublishedVersion, published_version, relation_exists
+from ddp_assets.ports.permissions import private_dir, private_file
+from ddp_assets.ports.policy import PortAccess
 from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
@@ -41,13 +45,17 @@ LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
+    # a query's unknown table name is never looked up among the Python process's variables
+    "python_enable_replacements": False,
     "lock_configuration": True,
 }
 EXTENSION_SETTINGS = (
     "autoinstall_known_extensions",
     "autoload_known_extensions",
     "allow_community_extensions",
+    "python_enable_replacements",
 )
+_BUILDING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.building\.duckdb(\.wal)?$")
 
 
 def serving_path(paths: ProjectPaths) -> Path:
@@ -57,7 +65,7 @@ def serving_path(paths: ProjectPaths) -> Path:
 def mask_salt(paths: ProjectPaths) -> str:
     """The secret salt of hashed columns (created once, readable by the owner only)."""
     path = ports_dir(paths) / "mask.salt"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -112,10 +120,12 @@ def build_snapshot(paths: ProjectPaths, registry: Registry) -> list[ServedPort]:
 
     warehouse = warehouse_for(paths)
     target = serving_path(paths)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)
+    clean_stale_builds(target.parent)
     building = target.with_name(f".serving.{os.getpid()}.building.duckdb")
     building.unlink(missing_ok=True)
     connection = duckdb.connect(str(building))
+    private_file(building)  # unmasked rows: the owner's (or DDP_DATA_GROUP's) only
     try:
         if isinstance(warehouse, DuckDBWarehouse):
             served = _copy_from_duckdb(connection, paths, registry)
@@ -125,7 +135,52 @@ def build_snapshot(paths: ProjectPaths, registry: Registry) -> list[ServedPort]:
     finally:
         connection.close()
     os.replace(building, target)
+    private_file(target)
     return served
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def clean_stale_builds(folder: Path) -> list[Path]:
+    """Remove ``.<name>.<pid>.building.duckdb`` files (and WALs) left by a killed build.
+
+    Only those whose process is gone: a build running in another process keeps its file.
+    """
+    removed = []
+    for path in sorted(folder.glob(".*.building.duckdb*")) if folder.is_dir() else []:
+        match = _BUILDING.match(path.name)
+        if match is None:
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and not _alive(pid):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def partial_view(access: PortAccess) -> bool:
+    """Whether the consumer sees less than the published table: filtered rows or masked
+    values (its counts and checksums are then of what it sees)."""
+    return access.row_filter is not None or any(c.mask for c in access.columns)
+
+
+def view_checksum(
+    connection: duckdb.DuckDBPyConnection, sql: str, params: list[Any]
+) -> tuple[int, str]:
+    """Row count and order-independent checksum of a query's rows (as the warehouse's)."""
+    row = connection.execute(
+        f"select count(*), coalesce(sum(hash(t)::hugeint), 0) from ({sql}) as t", params
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), hashlib.sha256(str(row[1]).encode()).hexdigest()[:32]
 
 
 def _published(connection: Any, registry: Registry) -> list[tuple[str, str, str, PublishedVersion]]:

@@ -12,27 +12,39 @@ files, attach other databases, load extensions or change settings either.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError
 
+from ddp_assets.ports.permissions import private_dir, private_file
 from ddp_assets.ports.policy import Consumer, PortError, policy_select, readable_ports, resolve
 from ddp_assets.ports.serving import (
     LOCKED_DOWN,
     META,
     ServedPort,
     attach_waiting,
+    partial_view,
     served_ports,
     serving_path,
+    view_checksum,
     write_meta,
+)
+from ddp_assets.ports.sql_guard import (
+    MEMORY_ENV,
+    TIMEOUT_ENV,
+    QueryLimits,
+    QueryRefused,
+    check_shape,
+    parse_tree,
+    ports_read,
+    redact,
+    server_paths,
 )
 from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
@@ -51,14 +63,21 @@ def sql_port_path(paths: ProjectPaths, consumer: str) -> Path:
 def build_sql_port(
     paths: ProjectPaths, registry: Registry, consumer: Consumer, salt: str
 ) -> list[ServedPort]:
-    """Write the consumer's database from the serving snapshot and swap it in."""
+    """Write the consumer's database from the serving snapshot and swap it in.
+
+    The file (and the folder it is built in) is readable by its owner only, or the
+    ``DDP_DATA_GROUP``: it holds the consumer's rows. ``_ddp.ports`` counts the rows the
+    consumer holds, and for a masked or row-filtered port the checksum is of those rows.
+    """
     target = sql_port_path(paths, consumer.id)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent.parent)
+    private_dir(target.parent)
     building = target.with_name(f".{consumer.id}.{os.getpid()}.building.duckdb")
     building.unlink(missing_ok=True)
     built: list[ServedPort] = []
     now = datetime.now(UTC).isoformat(timespec="seconds")
     connection = duckdb.connect(str(building))
+    private_file(building)
     try:
         attach_waiting(connection, serving_path(paths), "src")
         snapshot = served_ports(connection, "src")
@@ -69,32 +88,20 @@ def build_sql_port(
                 if served is None:
                     continue  # not published yet
                 access = resolve(product, port, consumer)
-                sql, params = policy_select(access, f"src.{relation(product_id, port)}", salt)
+                table = relation(product_id, port)
+                sql, params = policy_select(access, f"src.{table}", salt)
                 connection.execute(f"create schema if not exists {quote(product_id)}")
-                connection.execute(f"create table {relation(product_id, port)} as {sql}", params)
-                row = connection.execute(
-                    f"select count(*) from {relation(product_id, port)}"
-                ).fetchone()
-                assert row is not None
-                built.append(
-                    ServedPort(
-                        product_id,
-                        port,
-                        served.model,
-                        int(row[0]),
-                        served.run_id,
-                        served.published_at,
-                        served.contract_id,
-                        served.contract_version,
-                        served.checksum,
-                        now,
-                    )
-                )
+                connection.execute(f"create table {table} as {sql}", params)
+                rows, checksum = view_checksum(connection, f"select * from {table}", [])
+                if not partial_view(access):
+                    checksum = served.checksum
+                built.append(replace(served, rows=rows, checksum=checksum, snapshot_at=now))
         write_meta(connection, built)
         connection.execute("detach src")
     finally:
         connection.close()
     os.replace(building, target)
+    private_file(target)
     return built
 
 
@@ -107,8 +114,10 @@ def remove_sql_port(paths: ProjectPaths, consumer: str) -> bool:
 
 
 @contextmanager
-def connect(paths: ProjectPaths, consumer: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The consumer's SQL port, read-only and locked down."""
+def connect(
+    paths: ProjectPaths, consumer: str, limits: QueryLimits | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The consumer's SQL port, read-only, locked down and bounded by ``limits``."""
     path = sql_port_path(paths, consumer)
     if not path.exists():
         raise PortError(
@@ -116,7 +125,11 @@ def connect(paths: ProjectPaths, consumer: str) -> Iterator[duckdb.DuckDBPyConne
             f"consumer '{consumer}' has no SQL port yet",
             "run 'ddp ports build' (after issuing the consumer a token)",
         )
-    connection = duckdb.connect(str(path), read_only=True, config=LOCKED_DOWN)
+    limits = limits or QueryLimits.from_env()
+    # No temporary directory: a query bigger than the memory limit fails instead of spilling
+    # to the server's disk.
+    config = {**LOCKED_DOWN, "memory_limit": limits.memory, "temp_directory": ""}
+    connection = duckdb.connect(str(path), read_only=True, config=config)
     try:
         yield connection
     finally:
@@ -131,34 +144,67 @@ class QueryResult:
     ports: list[tuple[str, str]]  # (product, port) the query read
 
 
-def tables_read(query: str) -> list[tuple[str, str]]:
-    """(schema, table) pairs a query names, for the audit log (PortError 400 if unparsable)."""
-    try:
-        statements = sqlglot.parse(query, read="duckdb")
-    except ParseError as error:
-        raise PortError(400, f"the query does not parse: {str(error).splitlines()[0]}") from None
-    found: set[tuple[str, str]] = set()
-    for statement in statements:
-        if statement is None:
-            continue
-        for table in statement.find_all(exp.Table):
-            if table.db and table.name:
-                found.add((table.db, table.name))
-    return sorted(found)
+def _held(connection: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    rows = connection.execute(f"select product, port from {relation(META, 'ports')}").fetchall()
+    return {(str(p).lower(), str(q).lower()) for p, q in rows}
 
 
 def run_query(
-    paths: ProjectPaths, consumer: Consumer, query: str, max_rows: int = 10_000
+    paths: ProjectPaths,
+    consumer: Consumer,
+    query: str,
+    max_rows: int = 10_000,
+    limits: QueryLimits | None = None,
 ) -> QueryResult:
-    """Run a consumer's query in its locked-down SQL port."""
-    ports = [t for t in tables_read(query) if t[0] != META]
-    with connect(paths, consumer.id) as connection:
+    """Run a consumer's query in its locked-down SQL port, checked and bounded.
+
+    :class:`QueryRefused` (a :class:`PortError` naming the ports the query read) when it is
+    refused (400), runs past the time limit (408) or the memory limit (413), or fails (400).
+    """
+    limits = limits or QueryLimits.from_env()
+    check_shape(query)
+    with connect(paths, consumer.id, limits) as connection:
+        held = _held(connection)
+        ports = ports_read(parse_tree(connection, query), held)
+        hidden = server_paths(
+            connection, sql_port_path(paths, consumer.id), paths.data_dir, paths.root
+        )
+        fired = threading.Event()
+
+        def interrupt() -> None:
+            fired.set()
+            connection.interrupt()
+
+        timer = threading.Timer(limits.seconds, interrupt)
+        timer.daemon = True
+        timer.start()
         try:
             cursor = connection.execute(query)
+            if cursor.description is None:
+                return QueryResult([], [], False, ports)
+            columns = [str(redact(d[0], hidden)) for d in cursor.description]
+            rows = cursor.fetchmany(max_rows + 1)
+        except duckdb.InterruptException:
+            if not fired.is_set():
+                raise
+            raise QueryRefused(
+                408,
+                f"aborted: the query ran past the SQL port's time limit ({limits.seconds:g} s)",
+                f"narrow it (filters, limit); the limit is {TIMEOUT_ENV}",
+                ports,
+            ) from None
+        except duckdb.OutOfMemoryException:
+            raise QueryRefused(
+                413,
+                f"aborted: the query needed more than the SQL port's memory limit "
+                f"({limits.memory})",
+                f"narrow it (filters, fewer columns, limit); the limit is {MEMORY_ENV}",
+                ports,
+            ) from None
         except duckdb.Error as error:
-            raise PortError(400, f"the query failed: {str(error).splitlines()[0]}") from None
-        if cursor.description is None:
-            return QueryResult([], [], False, ports)
-        columns = [d[0] for d in cursor.description]
-        rows = cursor.fetchmany(max_rows + 1)
+            message = redact(str(error).splitlines()[0], hidden)
+            raise QueryRefused(400, f"the query failed: {message}", None, ports) from None
+        finally:
+            timer.cancel()
+    rows = [redact(row, hidden) for row in rows[: max_rows + 1]]
     return QueryResult(columns, rows[:max_rows], len(rows) > max_rows, ports)

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from ddp_assets.ports.permissions import private_dir, private_file
 from ddp_assets.settings import ProjectPaths
 
 SCHEMA = """
@@ -53,7 +54,7 @@ class Store:
     """One SQLite connection per process, shared by threads under a lock (writes are tiny)."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self.path = path
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(
@@ -63,6 +64,7 @@ class Store:
         self._connection.execute("pragma synchronous=normal")
         self._connection.execute("pragma foreign_keys=on")
         self._connection.executescript(SCHEMA)
+        private_file(path)  # token hashes and who read what: the owner's only
 
     @classmethod
     def open(cls, paths: ProjectPaths) -> Store:

@@ -31,10 +31,18 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ddp_assets.ports import audit, tokens
 from ddp_assets.ports.files import FORMATS, export_port
-from ddp_assets.ports.policy import Consumer, PortAccess, PortError, readable_ports, resolve
+from ddp_assets.ports.policy import (
+    Consumer,
+    PortAccess,
+    PortError,
+    policy_select,
+    readable_ports,
+    resolve,
+)
 from ddp_assets.ports.reads import (
     FILTER_SYNTAX,
     MAX_FILTERS,
@@ -50,8 +58,10 @@ from ddp_assets.ports.serving import (
     Serving,
     SnapshotMissing,
     mask_salt,
+    partial_view,
     serving_path,
     snapshot_relation,
+    view_checksum,
 )
 from ddp_assets.ports.store import Store
 from ddp_assets.settings import ProjectPaths
@@ -86,6 +96,21 @@ class ServerState:
     _slo: dict[str, tuple[float, Any]] = field(default_factory=dict)
     _slo_lock: threading.Lock = field(default_factory=threading.Lock)
     _instance: Any = None
+    _seen: dict[tuple[Any, ...], tuple[int, str]] = field(default_factory=dict)
+
+    def seen(self, access: PortAccess, served: ServedPort) -> tuple[int, str]:
+        """Rows and checksum of a port as ``access`` sees it (cached per snapshot)."""
+        source = snapshot_relation(access.product, access.port)
+        sql, params = policy_select(access, source, self.salt)
+        key = (served.run_id, served.snapshot_at, sql, tuple(params))
+        found = self._seen.get(key)
+        if found is None:
+            with self.serving.cursor() as (cursor, _):
+                found = view_checksum(cursor, sql, params)
+            if len(self._seen) > 1000:
+                self._seen.clear()
+            self._seen[key] = found
+        return found
 
     def product(self, product_id: str) -> Product:
         product = self.registry.products.get(product_id)
@@ -193,6 +218,28 @@ def authenticated(
 Caller = Annotated[Consumer, Depends(authenticated)]
 
 
+class HeadAsGet:
+    """HEAD answered wherever GET is: the GET route runs (audited as such), the body is
+    dropped and the headers (``content-length`` included) are kept, as RFC 9110 asks."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def create_app(paths: ProjectPaths | None = None) -> FastAPI:
     """The FastAPI application over the project's products (``uvicorn --factory``)."""
     paths = paths or ProjectPaths.discover()
@@ -212,6 +259,7 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
         "access is audited. Tokens: `ddp token issue CONSUMER`.",
     )
     app.state.ddp = state
+    app.add_middleware(HeadAsGet)
 
     record = state.record
 
@@ -223,6 +271,14 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
     def _no_snapshot(request: Request, error: SnapshotMissing) -> Response:
         return error_response(PortError(503, "no published data is served yet", error.hint))
 
+    def caller_id(request: Request) -> str | None:
+        """The consumer of the request's token, if valid (for requests no route checked)."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        who = tokens.authenticate(state.store, token.strip())
+        return who.id if who else None
+
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, error: RequestValidationError) -> Response:
         problems = []
@@ -230,11 +286,9 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("query", "path"))
             problems.append(f"{where}: {item.get('msg', 'invalid')}")
         message = "bad request: " + "; ".join(problems)[:500]
-        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        who = tokens.authenticate(state.store, token)
         params = request.path_params
         record(
-            who.id if who else None,
+            caller_id(request),
             params.get("product"),
             params.get("port"),
             "request",
@@ -247,7 +301,41 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, error: StarletteHTTPException) -> Response:
-        return error_response(PortError(error.status_code, str(error.detail)))
+        # no route (404) or a method no route takes (405): audited like every other request
+        status = error.status_code
+        shown = "".join(c if c.isprintable() else "?" for c in request.url.path)[:200]
+        record(
+            caller_id(request),
+            None,
+            None,
+            "request",
+            status,
+            reason=f"{request.method[:10]} {shown}: {error.detail}",
+        )
+        hint = {
+            404: "GET /openapi.json lists the endpoints",
+            405: "the ports are read with GET (or HEAD)",
+        }.get(status)
+        response = error_response(PortError(status, str(error.detail), hint))
+        for name, value in (error.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    def _internal(request: Request, error: Exception) -> Response:
+        # never the exception's text: it may name the server's files
+        params = request.path_params
+        record(
+            caller_id(request),
+            params.get("product"),
+            params.get("port"),
+            "request",
+            500,
+            reason=f"internal error: {type(error).__name__}",
+        )
+        return error_response(
+            PortError(500, "internal error", "the server's log has the details; retry later")
+        )
 
     @contextmanager
     def audited(
@@ -359,18 +447,22 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             except SnapshotMissing:
                 served = None
             output = found.spec.output_port(port)
+            version = None
+            if served is not None:
+                version = {
+                    k: v
+                    for k, v in served.to_dict().items()
+                    if k not in ("product", "port", "model")
+                }
+                if partial_view(access):
+                    # counted over the rows and values the caller sees, never the whole table
+                    version["rows"], version["checksum"] = state.seen(access, served)
             return json_response(
                 {
                     "product": product,
                     "port": port,
                     "description": output.description if output else None,
-                    "version": None
-                    if served is None
-                    else {
-                        k: v
-                        for k, v in served.to_dict().items()
-                        if k not in ("product", "port", "model")
-                    },
+                    "version": version,
                     "columns": [c.to_dict() for c in access.columns],
                     "primary_key": list(access.primary_key),
                     "row_filtered": access.row_filter is not None,
