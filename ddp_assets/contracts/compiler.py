@@ -13,12 +13,17 @@
    files (:mod:`ddp_assets.contracts.pandera_checks`).
 
 Rules ddp cannot enforce are not dropped: they come back as warnings with their file and line.
+Rules it must not run are errors with their file, line and field: a ``type: sql`` query that is
+not one read-only ``SELECT`` of the port's own relation and the product's declared inputs (see
+:mod:`ddp_assets.contracts.sql_rules`), a ``pattern`` that is not a valid regular expression.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +38,7 @@ from ddp_assets.contracts.odcs import (
     plain,
     unsupported_parts,
 )
+from ddp_assets.contracts.sql_rules import OWN_SCHEMA, RuleRefused, sandboxed_query
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted
 
 Severity = Literal["error", "warning"]
@@ -129,15 +135,25 @@ class QualityRule:
         return self.severity == "error"
 
     def sql_for(self, relation: str) -> str | None:
-        """The rule's SQL query with its placeholders resolved against ``relation``."""
+        """The rule's SQL query with its placeholders resolved against ``relation``.
+
+        This is the text as written: what runs is
+        :func:`~ddp_assets.contracts.sql_rules.sandboxed_query` of it.
+        """
         if self.query is None:
             return None
-        column = self.column or ""
+        return resolve_placeholders(self.query, relation, self.column)
 
-        def replace(match: re.Match[str]) -> str:
-            return relation if match[1] in ("object", "table", "model") else f'"{column}"'
 
-        return PLACEHOLDER.sub(replace, self.query)
+def resolve_placeholders(query: str, relation: str, column: str | None) -> str:
+    """``{object}``/``${table}``/``{model}`` → ``relation``, ``{column}``/``{property}`` → the
+    quoted column."""
+    quoted = '"' + (column or "").replace('"', '""') + '"'
+
+    def replace(match: re.Match[str]) -> str:
+        return relation if match[1] in ("object", "table", "model") else quoted
+
+    return PLACEHOLDER.sub(replace, query)
 
 
 @dataclass(frozen=True)
@@ -151,35 +167,45 @@ class ContractPlan:
     columns: tuple[ShapeColumn, ...]
     rules: tuple[QualityRule, ...]
     warnings: tuple[SpecProblem, ...] = field(default_factory=tuple)
+    inputs: tuple[str, ...] = ()
+    """The relations its ``sql`` rules may read besides the port's own (``product.model``)."""
 
     @property
     def primary_key(self) -> list[str]:
         return [c.name for c in self.columns if c.primary_key]
 
 
-def compile_contract(path: Path, model: str, root: Path | None = None) -> ContractPlan:
+def compile_contract(
+    path: Path, model: str, root: Path | None = None, inputs: Collection[str] = ()
+) -> ContractPlan:
     """Compile the schema object of ``model`` in the contract at ``path``.
 
-    Raises :class:`SpecErrors` (file, line, field, hint) for rules that cannot be compiled.
-    A plan is immutable, so it is reused while the file is unchanged: one definitions build
-    asks for every port's plan three times (dbt properties, agreement, the port's checks).
+    ``inputs``: the relations (``product.model``) the contract's ``sql`` rules may read besides
+    the port's own, i.e. the product's declared input ports
+    (:func:`~ddp_assets.contracts.sql_rules.input_relations`); by default none.
+
+    Raises :class:`SpecErrors` (file, line, field, hint) for rules that cannot be compiled or
+    must not run. A plan is immutable, so it is reused while the file is unchanged: one
+    definitions build asks for every port's plan three times (dbt properties, agreement, the
+    port's checks).
     """
+    readable = tuple(sorted(set(inputs)))
     try:
         stat = path.stat()
     except OSError:
-        return _compile(path, model, root)  # reports the missing file with its hint
+        return _compile(path, model, root, readable)  # reports the missing file with its hint
     # abspath, not resolve(): resolving symlinks costs a stat per path part, and a plan is
     # asked for about a hundred times when a run's lineage is built
-    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size, model, str(root))
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size, model, str(root), readable)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _PLANS[key] = _compile(path, model, root)
+        plan = _PLANS[key] = _compile(path, model, root, readable)
     return plan
 
 
-# (resolved path, mtime_ns, size, model, root) → plan. A changed file has another key, so an
-# entry is never stale; :mod:`ddp_assets.dbt.load_cache` stores them between processes.
-PlanKey = tuple[str, int, int, str, str]
+# (resolved path, mtime_ns, size, model, root, inputs) → plan. A changed file has another key,
+# so an entry is never stale; :mod:`ddp_assets.dbt.load_cache` stores them between processes.
+PlanKey = tuple[str, int, int, str, str, tuple[str, ...]]
 _PLANS: dict[PlanKey, ContractPlan] = {}
 
 
@@ -193,7 +219,7 @@ def remember_plans(plans: dict[PlanKey, ContractPlan]) -> None:
     _PLANS.update(plans)
 
 
-def _compile(path: Path, model: str, root: Path | None) -> ContractPlan:
+def _compile(path: Path, model: str, root: Path | None, inputs: tuple[str, ...]) -> ContractPlan:
     loaded = load_contract_file(path, root)
     contract = loaded.contract
     index, obj = _object(loaded, contract, model)
@@ -226,14 +252,24 @@ def _compile(path: Path, model: str, root: Path | None) -> ContractPlan:
     where_obj: tuple[str | int, ...] = ("schema", index)
     for q, raw in enumerate(obj.quality):
         rule = _rule(
-            loaded, raw, None, (*where_obj, "quality", q), names, problems, warnings, obj.name
+            loaded,
+            raw,
+            None,
+            (*where_obj, "quality", q),
+            names,
+            problems,
+            warnings,
+            obj.name,
+            inputs,
         )
         if rule is not None:
             rules.append(rule)
     for p, prop in enumerate(obj.properties):
         for q, raw in enumerate(prop.quality):
             where = (*where_obj, "properties", p, "quality", q)
-            rule = _rule(loaded, raw, prop.column, where, names, problems, warnings, obj.name)
+            rule = _rule(
+                loaded, raw, prop.column, where, names, problems, warnings, obj.name, inputs
+            )
             if rule is not None:
                 rules.append(rule)
     if problems:
@@ -246,6 +282,7 @@ def _compile(path: Path, model: str, root: Path | None) -> ContractPlan:
         columns=columns,
         rules=tuple(rules),
         warnings=tuple(warnings),
+        inputs=inputs,
     )
 
 
@@ -279,6 +316,7 @@ def _rule(
     problems: list[SpecProblem],
     warnings: list[SpecProblem],
     object_name: str,
+    inputs: tuple[str, ...] = (),
 ) -> QualityRule | None:
     """One raw ODCS rule → a :class:`QualityRule`, or None when ddp does not enforce it (the
     warning is already in ``warnings``: see :func:`unsupported_parts`)."""
@@ -286,8 +324,8 @@ def _rule(
     kind = raw.get("type") or "library"
     line = loaded.line(*where)
 
-    def problem(message: str, hint: str, key: str | None = None) -> None:
-        at = (*where, key) if key else where
+    def problem(message: str, hint: str, key: str | tuple[str, ...] | None = None) -> None:
+        at = (*where, *((key,) if isinstance(key, str) else key or ()))
         problems.append(SpecProblem(loaded.shown, loaded.line(*at), dotted(at), message, hint))
 
     if kind == "sql":
@@ -296,6 +334,12 @@ def _rule(
             problem(
                 "a 'type: sql' rule needs a 'query'", "add query: select count(*) from {object} ..."
             )
+            return None
+        own = f'"{OWN_SCHEMA}".' + '"' + object_name.replace('"', '""') + '"'
+        try:
+            sandboxed_query(resolve_placeholders(raw["query"], own, column), own, inputs)
+        except RuleRefused as refused:
+            problem(f"not run: {refused.message}", refused.hint, "query")
             return None
     elif kind == "library":
         metric = raw.get("metric") or raw.get("rule") or ""
@@ -374,6 +418,15 @@ def _rule(
                 )
         elif "pattern" in arguments:
             pattern = str(arguments["pattern"])
+            invalid = regex_problem(pattern)
+            if invalid is not None:
+                problem(
+                    f"pattern {pattern!r} is not a valid regular expression: {invalid}",
+                    "fix the expression (RE2 syntax, as DuckDB runs it: no look-arounds or "
+                    "back-references), e.g. pattern: '^[A-Z]{2}$'",
+                    ("arguments", "pattern"),
+                )
+                return None
         else:
             problem(
                 "invalidValues needs arguments.validValues or arguments.pattern",
@@ -414,6 +467,36 @@ def _rule(
         description=raw.get("description"),
         line=line,
     )
+
+
+_REGEX_LOCK = threading.Lock()
+_REGEX_CHECKER: list[Any] = []  # one in-memory DuckDB connection, made on first use
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a regular expression the checks can run, or None.
+
+    Python's ``re`` first (a syntax error anywhere), then DuckDB's own (RE2) when DuckDB is
+    installed: Soda runs the pattern in the warehouse as ``regexp_matches``, and RE2 refuses
+    some of what Python accepts (look-arounds, back-references). Unchecked, such a pattern
+    fails the whole aggregation query of the contract at run time.
+    """
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        return str(error)
+    try:
+        import duckdb
+    except ImportError:  # pragma: no cover - duckdb is a dependency of ddp
+        return None
+    with _REGEX_LOCK:
+        if not _REGEX_CHECKER:
+            _REGEX_CHECKER.append(duckdb.connect(":memory:"))
+        try:
+            _REGEX_CHECKER[0].execute("select regexp_matches('', ?)", [pattern]).fetchall()
+        except duckdb.Error as error:
+            return str(error).removeprefix("Invalid Input Error: ")
+    return None
 
 
 def _is_number(value: Any) -> bool:

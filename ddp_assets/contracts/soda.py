@@ -13,6 +13,15 @@ is pulled into Python, and the checks run with the warehouse's memory bounded
 value, the threshold and, when the rule fails, a sample of at most :data:`SAMPLE_LIMIT`
 failing rows (one more query with ``LIMIT``).
 
+Contract SQL is sandboxed (:mod:`ddp_assets.contracts.sql_rules`): a ``sql`` rule runs only as
+sqlglot's rendering of the one read-only ``SELECT`` the sandbox accepted, checked again here
+against the relation it is about to read; a refused rule never reaches Soda and fails its check
+with the reason. Soda's data source and the samples cannot write
+(:meth:`~ddp_assets.warehouse.Warehouse.soda_data_source`,
+:meth:`~ddp_assets.warehouse.Warehouse.read_only`). A rule Soda could not evaluate (a broken
+query, a contract Soda could not run) is a blocking failure whatever its severity: a port is
+never published as if checks passed that did not run.
+
 Soda Core v4 is under the Elastic License 2.0 (see the README).
 """
 
@@ -22,15 +31,17 @@ import importlib.metadata
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import yaml
 
 from ddp_assets.contracts.compiler import ContractPlan, QualityRule
+from ddp_assets.contracts.sql_rules import RuleRefused, sandboxed_query
 from ddp_assets.warehouse import Connection, Warehouse, literal, quote, relation, warehouse_of
 
 SAMPLE_LIMIT = 100
@@ -55,7 +66,9 @@ class RuleResult:
 
     @property
     def blocking_failure(self) -> bool:
-        return not self.passed and self.severity == "error"
+        """A failed error-severity rule, or any rule that could not be evaluated (``error``):
+        a check that did not run is not a pass, whatever its severity."""
+        return not self.passed and (self.severity == "error" or self.error is not None)
 
     def summary(self) -> str:
         where = f"{self.column}: " if self.column else ""
@@ -145,21 +158,64 @@ def count_expression(query: str, table_relation: str, table: str) -> str | None:
     return f"count(case when ({condition}) then 1 end)"
 
 
+@lru_cache(maxsize=4096)
+def _sandboxed(
+    query: str, table_relation: str, inputs: tuple[str, ...], dialect: str
+) -> str | RuleRefused:
+    try:
+        return sandboxed_query(query, table_relation, inputs, dialect)
+    except RuleRefused as refused:
+        return refused
+
+
+def rule_queries(
+    plan: ContractPlan, table_relation: str, dialect: str = "duckdb"
+) -> dict[str, str | RuleRefused]:
+    """Each ``sql`` rule's query as it may run on ``table_relation``, or why it may not.
+
+    The contract's text with its placeholders resolved, through the sandbox
+    (:func:`~ddp_assets.contracts.sql_rules.sandboxed_query`): one read-only ``SELECT`` of the
+    port's relation and the plan's inputs, rendered by sqlglot in the warehouse's dialect.
+    The compiler refused anything else already; this checks what actually runs.
+    """
+    return {
+        rule.check_name: _sandboxed(
+            rule.sql_for(table_relation) or "", table_relation, plan.inputs, dialect
+        )
+        for rule in plan.rules
+        if rule.metric == "sql"
+    }
+
+
+def refusal_text(refused: RuleRefused) -> str:
+    return f"not run: the rule's SQL is refused: {refused.message}. Hint: {refused.hint}"
+
+
 def soda_contract(
-    plan: ContractPlan, dataset: str, table_relation: str, bundle: bool = True
+    plan: ContractPlan,
+    dataset: str,
+    table_relation: str,
+    bundle: bool = True,
+    queries: Mapping[str, str | RuleRefused] | None = None,
 ) -> dict[str, Any]:
     """The Soda v4 contract document for ``plan`` on ``dataset`` (``ddp/<db>/<schema>/<t>``).
 
     With ``bundle``, ``sql`` rules Soda can compute in its one aggregation query are given to
     it as expressions (:func:`count_expression`); without, every one is a query of its own.
+    ``queries`` are the sandboxed queries of the ``sql`` rules (:func:`rule_queries`, DuckDB's
+    dialect by default); a refused rule is left out of the document (it never runs).
     """
+    if queries is None:
+        queries = rule_queries(plan, table_relation)
     table = dataset.rsplit("/", 1)[-1]
     columns: dict[str, list[dict[str, Any]]] = {}
     checks: list[dict[str, Any]] = []
     for rule in plan.rules:
         check = _check(rule)
         if rule.metric == "sql":
-            query = rule.sql_for(table_relation)
+            query = queries.get(rule.check_name)
+            if not isinstance(query, str):
+                continue  # refused: never given to Soda
             expression = (
                 count_expression(query, table_relation, table) if bundle and query else None
             )
@@ -187,9 +243,16 @@ _COUNT_QUERY = re.compile(
 
 
 def sample_query(
-    rule: QualityRule, table_relation: str, warehouse: Warehouse | None = None
+    rule: QualityRule,
+    table_relation: str,
+    warehouse: Warehouse | None = None,
+    query: str | None = None,
 ) -> str | None:
-    """SQL returning at most :data:`SAMPLE_LIMIT` rows that fail ``rule``; None if undefined."""
+    """SQL returning at most :data:`SAMPLE_LIMIT` rows that fail ``rule``; None if undefined.
+
+    For a ``sql`` rule, ``query`` is its sandboxed query (:func:`rule_queries`); without it, the
+    rule is sandboxed here against ``table_relation`` alone.
+    """
     warehouse = warehouse or warehouse_of(None)
     column = quote(rule.column) if rule.column else None
     where: str | None = None
@@ -210,7 +273,13 @@ def sample_query(
             keys = ", ".join(quote(c) for c in rule.columns)
             return warehouse.duplicate_rows(table_relation, keys, SAMPLE_LIMIT)
         case "sql":
-            query = rule.sql_for(table_relation) or ""
+            if query is None:
+                checked = _sandboxed(
+                    rule.sql_for(table_relation) or "", table_relation, (), warehouse.sql_dialect
+                )
+                if not isinstance(checked, str):
+                    return None
+                query = checked
             match = _COUNT_QUERY.match(query.strip().rstrip(";"))
             if match and " group by " not in query.lower():
                 return f"select * from {match['rest']} limit {SAMPLE_LIMIT}"
@@ -231,9 +300,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def failing_rows(
-    connection: Connection, rule: QualityRule, table_relation: str
+    connection: Connection, rule: QualityRule, table_relation: str, query: str | None = None
 ) -> list[dict[str, Any]]:
-    query = sample_query(rule, table_relation, warehouse_of(connection))
+    """At most :data:`SAMPLE_LIMIT` rows failing ``rule``, read on ``connection`` (the
+    contract checks pass a :meth:`~ddp_assets.warehouse.Warehouse.read_only` session)."""
+    query = sample_query(rule, table_relation, warehouse_of(connection), query)
     if query is None:
         return []
     cursor = connection.execute(query)
@@ -262,12 +333,16 @@ def _rule_results(
     verification: Any,
     errors: str | None,
     counted: frozenset[str] = frozenset(),
+    queries: Mapping[str, str | RuleRefused] | None = None,
 ) -> list[RuleResult]:
     """One contract's Soda check results as :class:`RuleResult` (with failing-row samples).
 
-    ``counted``: the ``sql`` rules given to Soda as a count expression, whose value Soda
-    returns as a float; as a query it was the integer ``count(*)``, and it still is here.
+    ``connection`` reads the samples (a read-only session). ``counted``: the ``sql`` rules
+    given to Soda as a count expression, whose value Soda returns as a float; as a query it was
+    the integer ``count(*)``, and it still is here. ``queries``: the sandboxed ``sql`` rules
+    (:func:`rule_queries`); a refused one fails with the reason, Soda never saw it.
     """
+    queries = queries or {}
     from soda_core.contracts.contract_verification import CheckOutcome
 
     by_name: dict[str, Any] = {}
@@ -275,6 +350,22 @@ def _rule_results(
         by_name[result.check.name or ""] = result
     outcomes: list[RuleResult] = []
     for rule in plan.rules:
+        query = queries.get(rule.check_name)
+        if isinstance(query, RuleRefused):
+            outcomes.append(
+                RuleResult(
+                    check_name=rule.check_name,
+                    passed=False,
+                    severity=rule.severity,
+                    observed=None,
+                    threshold=rule.threshold.describe() + (" %" if rule.unit == "percent" else ""),
+                    metric=rule.metric,
+                    column=rule.column,
+                    description=rule.description,
+                    error=refusal_text(query),
+                )
+            )
+            continue
         result = by_name.get(rule.check_name)
         diagnostics = (result.diagnostic_metric_values or {}) if result is not None else {}
         evaluated = result is not None and result.outcome in (
@@ -299,7 +390,7 @@ def _rule_results(
             error=None if evaluated else (errors or "Soda did not evaluate this rule"),
         )
         if not passed and evaluated:
-            outcome.sample = failing_rows(connection, rule, table_relation)
+            outcome.sample = failing_rows(connection, rule, table_relation, query)
         outcomes.append(outcome)
     return outcomes
 
@@ -350,23 +441,67 @@ def import_soda() -> None:
 def _verify(
     connection: Connection, items: Sequence[tuple[ContractPlan, str, str]], bundle: bool
 ) -> list[list[RuleResult]]:
-    """One Soda verification session over ``items`` (all with rules); results per item."""
+    """One Soda verification session over ``items`` (all with rules); results per item.
+
+    Rules the sandbox refuses never reach Soda; an item left with no rule to run is not given
+    to Soda at all.
+    """
+    warehouse = warehouse_of(connection)
+    prepared = [
+        (plan, schema, table, rule_queries(plan, relation(schema, table), warehouse.sql_dialect))
+        for plan, schema, table in items
+    ]
+    documents: list[dict[str, Any] | None] = []
+    (database,) = connection.execute("select current_database()").fetchone() or ("memory",)
+    for plan, schema, table, queries in prepared:
+        dataset = f"{DATA_SOURCE}/{database}/{schema}/{table}"
+        document = soda_contract(plan, dataset, relation(schema, table), bundle, queries)
+        runnable = any(c["checks"] for c in document["columns"]) or document.get("checks")
+        documents.append(document if runnable else None)
+    verifications: list[Any] = [None] * len(items)
+    session_errors: list[str] = []
+    to_run = [
+        (index, (document, items[index][1], items[index][2]))
+        for index, document in enumerate(documents)
+        if document is not None
+    ]
+    if to_run:
+        found, session_errors = _session(connection, [entry for _, entry in to_run])
+        for (index, _), verification in zip(to_run, found, strict=True):
+            verifications[index] = verification
+    with warehouse.read_only(connection) as reading:
+        return [
+            _rule_results(
+                reading,
+                plan,
+                relation(schema, table),
+                verification,
+                _errors(verification, session_errors) if verification is not None else None,
+                _counted(plan, schema, table, queries) if bundle else frozenset(),
+                queries,
+            )
+            for (plan, schema, table, queries), verification in zip(
+                prepared, verifications, strict=True
+            )
+        ]
+
+
+def _session(
+    connection: Connection, documents: Sequence[tuple[dict[str, Any], str, str]]
+) -> tuple[list[Any], list[str]]:
+    """Soda's verification results for these contract documents, and the session's errors."""
     import_soda()
     from soda_core.common.yaml import ContractYamlSource
     from soda_core.contracts.contract_verification import ContractVerificationSession
 
-    (database,) = connection.execute("select current_database()").fetchone() or ("memory",)
-    sources = []
-    for plan, schema, table in items:
-        dataset = f"{DATA_SOURCE}/{database}/{schema}/{table}"
-        document = soda_contract(plan, dataset, relation(schema, table), bundle=bundle)
+    sources: list[Any] = [
         # file_path only names the contract in Soda's messages; nothing is written
-        sources.append(
-            ContractYamlSource.from_str(
-                yaml.safe_dump(document, sort_keys=False),
-                file_path=f"{schema}.{table}.contract.yml",
-            )
+        ContractYamlSource.from_str(
+            yaml.safe_dump(document, sort_keys=False),
+            file_path=f"{schema}.{table}.contract.yml",
         )
+        for document, schema, table in documents
+    ]
     data_source, release = warehouse_of(connection).soda_data_source(connection, DATA_SOURCE)
     soda_logger = logging.getLogger("soda")
     level = soda_logger.level
@@ -387,29 +522,23 @@ def _verify(
         for record in session.session_log_records
         if record.levelno >= logging.ERROR
     ]
-    return [
-        _rule_results(
-            connection,
-            plan,
-            relation(schema, table),
-            verification,
-            _errors(verification, session_errors),
-            _counted(plan, schema, table) if bundle else frozenset(),
-        )
-        for (plan, schema, table), verification in zip(
-            items, session.contract_verification_results, strict=True
-        )
-    ]
+    return list(session.contract_verification_results), session_errors
 
 
-def _counted(plan: ContractPlan, schema: str, table: str) -> frozenset[str]:
+def _counted(
+    plan: ContractPlan,
+    schema: str,
+    table: str,
+    queries: Mapping[str, str | RuleRefused] | None = None,
+) -> frozenset[str]:
     """The ``sql`` rules :func:`soda_contract` gives Soda as a count expression."""
     table_relation = relation(schema, table)
+    if queries is None:
+        queries = rule_queries(plan, table_relation)
     return frozenset(
-        rule.check_name
-        for rule in plan.rules
-        if rule.metric == "sql"
-        and count_expression(rule.sql_for(table_relation) or "", table_relation, table)
+        name
+        for name, query in queries.items()
+        if isinstance(query, str) and count_expression(query, table_relation, table)
     )
 
 
@@ -443,15 +572,24 @@ def run_quality_many(
     todo = [index for index, (plan, _, _) in enumerate(items) if plan.rules]
     if not todo:
         return answers
-    with warehouse_of(connection).bounded_memory(connection):
+    warehouse = warehouse_of(connection)
+
+    def queries(index: int) -> dict[str, str | RuleRefused]:
+        plan, schema, table = items[index]
+        return rule_queries(plan, relation(schema, table), warehouse.sql_dialect)
+
+    def rerun(index: int) -> bool:
+        """An error in a rule Soda ran, in a contract with count expressions bundled."""
+        found = queries(index)
+        refused = {n for n, q in found.items() if isinstance(q, RuleRefused)}
+        errored = any(r.error is not None and r.check_name not in refused for r in answers[index])
+        return errored and bool(_counted(*items[index], found))
+
+    with warehouse.bounded_memory(connection):
         first = _verify(connection, [items[i] for i in todo], bundle=True)
         for index, results in zip(todo, first, strict=True):
             answers[index] = results
-        again = [
-            index
-            for index in todo
-            if any(r.error is not None for r in answers[index]) and _counted(*items[index])
-        ]
+        again = [index for index in todo if rerun(index)]
         if again:
             unbundled = _verify(connection, [items[i] for i in again], bundle=False)
             for index, results in zip(again, unbundled, strict=True):

@@ -198,7 +198,19 @@ class Warehouse(ABC):
 
     @abstractmethod
     def soda_data_source(self, connection: Any, name: str) -> tuple[Any, Any]:
-        """A Soda data source over ``connection`` and a callable releasing it."""
+        """A Soda data source over ``connection`` and a callable releasing it.
+
+        The data source cannot write: the contract's ``sql`` rules run through it, and they
+        are written by whoever can edit a contract (see :mod:`ddp_assets.contracts.sql_rules`).
+        """
+
+    @abstractmethod
+    def read_only(self, connection: Any) -> AbstractContextManager[Connection]:
+        """A session beside ``connection`` whose statements cannot write to the warehouse.
+
+        Inside, only reads run (the failing-row samples of the contract checks); whatever a
+        statement tries to change is refused by the database and rolled back at the end.
+        """
 
     @abstractmethod
     def ibis_backend(self, connection: Any) -> Any:

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,85 @@ def bounded_memory(
                 _restore(handle, name, previous[name])
 
 
+class ReadOnlyCursor:
+    """A second handle on the database on which only reads run: each call one ``SELECT``, in a
+    read-only transaction that is rolled back at the end.
+
+    The contract checks run SQL from contracts through it (Soda's queries and the failing-row
+    samples). Two checks, both DuckDB's own, beside the parsed allow-list of
+    :mod:`ddp_assets.contracts.sql_rules`:
+
+    - DuckDB's parser (``extract_statements``) must find exactly one statement, of type
+      SELECT (``COPY``, ``ATTACH``, ``PRAGMA``, ``SET``, ``CALL``, ``INSTALL``/``LOAD``, DDL and
+      DML are other types, and so is a second statement after a ``;``);
+    - it runs in ``BEGIN TRANSACTION READ ONLY``: whatever writes to the database (a sequence's
+      ``nextval`` included) fails.
+
+    A failed statement aborts a DuckDB transaction, so the transaction starts again after an
+    error, and after Soda's ``commit``/``rollback``: the next statement is isolated from the
+    error and still read-only. File and network access cannot be switched off per connection
+    (see :mod:`ddp_assets.contracts.sql_rules`): table functions such as ``read_csv`` are
+    stopped by the allow-list, not here.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = connection.cursor()
+        self._begin()
+
+    def _begin(self) -> None:
+        self._cursor.execute("begin transaction read only")
+
+    def _restart(self) -> None:
+        with suppress(duckdb.Error):  # no transaction left to roll back
+            self._cursor.execute("rollback")
+        self._begin()
+
+    def execute(self, query: str, parameters: Sequence[Any] | None = None) -> Any:
+        statements = self._cursor.extract_statements(query)
+        kinds = [str(s.type).rsplit(".", 1)[-1] for s in statements]
+        if kinds != ["SELECT"]:
+            raise duckdb.PermissionException(
+                "refused by ddp: a contract check runs exactly one SELECT, not "
+                + (" + ".join(kinds) or "an empty statement")
+            )
+        try:
+            if parameters is None:
+                self._cursor.execute(query)
+            else:
+                self._cursor.execute(query, parameters)
+        except duckdb.Error:
+            self._restart()
+            raise
+        return self._cursor
+
+    def commit(self) -> None:
+        self._restart()
+
+    def rollback(self) -> None:
+        self._restart()
+
+    def close(self) -> None:
+        try:
+            with suppress(duckdb.Error):
+                self._cursor.execute("rollback")
+        finally:
+            self._cursor.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # fetchone, fetchall, fetchmany, description ...: the cursor's own
+        return getattr(self._cursor, name)
+
+
+@contextmanager
+def read_only(connection: duckdb.DuckDBPyConnection) -> Iterator[ReadOnlyCursor]:
+    """A :class:`ReadOnlyCursor` on ``connection``'s database, closed (rolled back) after."""
+    cursor = ReadOnlyCursor(connection)
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
 _READERS = {
     "csv": "read_csv({files}, header = true, union_by_name = true)",
     "parquet": "read_parquet({files}, union_by_name = true)",
@@ -238,12 +317,36 @@ class DuckDBWarehouse(Warehouse):
         return bounded_memory(connection)
 
     def soda_data_source(self, connection: Any, name: str) -> tuple[Any, Any]:
-        from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
+        from soda_duckdb.common.data_sources.duckdb_data_source import (
+            DuckDBDataSourceConnection,
+            DuckDBDataSourceConnectionWrapper,
+            DuckDBDataSourceImpl,
+        )
+        from soda_duckdb.common.data_sources.duckdb_data_source_connection import (
+            DuckDBDataSource,
+        )
 
-        cursor = connection.cursor()
+        # What DuckDBDataSourceImpl.from_existing_cursor builds, with Soda's queries going
+        # through a ReadOnlyCursor (from_existing_cursor accepts only a DuckDB connection).
+        # The model holds no connection: should Soda reconnect, it gets none rather than an
+        # unguarded handle on the warehouse.
+        cursor = ReadOnlyCursor(connection)
+        model = DuckDBDataSource.model_validate(
+            {"name": name, "connection": {"duckdb_connection": None}}
+        )
+        soda_connection = DuckDBDataSourceConnection(
+            name=name,
+            connection_properties={},
+            connection=DuckDBDataSourceConnectionWrapper(cursor),
+        )
         # A DuckDB cursor is a second handle on the database: left to the garbage collector,
         # it keeps the file locked after the step released the writer pool.
-        return DuckDBDataSourceImpl.from_existing_cursor(cursor, name), cursor.close
+        return DuckDBDataSourceImpl(data_source_model=model, connection=soda_connection), (
+            cursor.close
+        )
+
+    def read_only(self, connection: Any) -> AbstractContextManager[ReadOnlyCursor]:
+        return read_only(connection)
 
     def ibis_backend(self, connection: Any) -> Any:
         import ibis

@@ -421,10 +421,21 @@ class PostgresWarehouse(Warehouse):
         }
         if s.sslmode:
             properties["sslmode"] = s.sslmode
+        # every transaction of Soda's connection is read-only: the contracts' sql rules run
+        # there (psycopg gets the extra property as a connection keyword)
+        properties["options"] = "-c default_transaction_read_only=on"
         model = PostgresDataSourceModel.model_validate({"name": name, "connection": properties})
         # Soda opens a connection of its own (it may commit, roll back or close what it holds)
         data_source = PostgresDataSourceImpl(data_source_model=model)
         return data_source, data_source.close_connection
+
+    @contextmanager
+    def read_only(self, connection: Any) -> Iterator[PostgresConnection]:
+        # a connection of its own with default_transaction_read_only (what reader() opens):
+        # a transaction ended from inside does not leave the next one writable, and the
+        # writer's connection is not touched; the staging tables are committed already
+        with self._session(read_only=True) as session:
+            yield session
 
     def ibis_backend(self, connection: Any) -> Any:
         import ibis
