@@ -9,9 +9,15 @@ removed) load again. On the
 very first evaluation the cursor is seeded from the fingerprint the last materialization of the
 raw table recorded: files already loaded by ``ddp materialize`` do not start a run.
 
-Each new file is checked on its own, in an in-memory DuckDB (nothing is pulled into Python):
-readable as the port's format, not empty, and, when the port has a contract
-(``contracts/<port>.odcs.yaml``), valid against the contract's pandera schema. The cursor
+Each new entry is screened on its own (:mod:`ddp_assets.ingest.screen`, an in-memory DuckDB:
+nothing is pulled into Python): a regular file inside the landing zone (a symbolic link, FIFO,
+socket, device or directory is refused without being opened), not empty, with the header and
+column types the port expects (its input contract's columns, else the columns the raw table was
+last loaded with), readable as the port's format, and, when the port has a contract
+(``contracts/<port>.odcs.yaml``), valid against the contract's pandera schema. A refused entry
+is moved to ``$DDP_DATA_DIR/quarantine/<product>/<time>/`` (outside the landing zone, so no
+glob of a later run meets it) with a ``<name>.reason.json`` note; the refusal is logged by the
+sensor and recorded as an observation of the port's raw asset (``ddp/quarantined``). The cursor
 remembers which files (name, size, mtime) were checked, so a file is validated once.
 """
 
@@ -19,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,40 +39,24 @@ import duckdb
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import validate_table
 from ddp_assets.ingest.landing import (
+    file_stamp,
     files_fingerprint,
     landing_contract_path,
-    landing_files,
+    landing_entries,
 )
+from ddp_assets.ingest.screen import ExpectedColumns, describe, screen_file
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import Product
 from ddp_assets.warehouse import quote
 from ddp_assets.warehouse.duckdb import file_reader
 
-_PROBES = {
-    "csv": "select count(*) from read_csv(?, header = true)",
-    "parquet": "select count(*) from read_parquet(?)",
-    "json": "select count(*) from read_json(?, format = 'newline_delimited')",
-}
-
 
 @dataclass(frozen=True)
 class Quarantined:
     file: Path
-    moved_to: Path
+    moved_to: Path | None  # None: it could not be moved, and is only left out of runs
     reason: str
-
-
-def unreadable_reason(path: Path, file_format: str) -> str | None:
-    """Why DuckDB cannot read the file as the port's format, or None when it can."""
-    try:
-        with duckdb.connect() as connection:
-            connection.execute(_PROBES[file_format], [str(path)]).fetchall()
-    except duckdb.Error as error:
-        return f"cannot be read as {file_format}: {str(error).splitlines()[0]}"
-    if path.stat().st_size == 0:
-        return "the file is empty"
-    return None
 
 
 def contract_violation(path: Path, port: FileInputPort, plan: ContractPlan) -> str | None:
@@ -87,39 +79,73 @@ def contract_violation(path: Path, port: FileInputPort, plan: ContractPlan) -> s
     )
 
 
-def _stamp(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+def _move(source: Path, target: Path) -> None:
+    """Move an entry without reading what it is or points to (a link stays a link)."""
+    try:
+        os.rename(source, target)
+        return
+    except OSError:
+        mode = os.lstat(source).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
+            raise  # a pipe, socket or device is never copied: reading it could block
+    shutil.move(str(source), target)  # another file system: links are recreated, not followed
 
 
 def quarantine(
     path: Path, reason: str, paths: ProjectPaths, product: str, port: str
 ) -> Quarantined:
-    """Move a bad landing file aside, with a JSON note of why; nothing else changes."""
+    """Move a bad landing entry aside, with a JSON note of why; nothing else changes.
+
+    An entry that cannot be moved (no write access to the landing folder, a pipe on another
+    file system) stays where it is; the note says so, and the sensor leaves it out of runs.
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder = paths.data_dir / "quarantine" / product / stamp
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    shutil.move(str(path), target)
-    note = {
+    destination = folder / path.name
+    note: dict[str, Any] = {
         "file": str(path),
         "product": product,
         "input_port": port,
         "reason": reason,
         "quarantined_at": datetime.now(UTC).isoformat(),
     }
+    moved_to: Path | None = destination
+    try:
+        _move(path, destination)
+    except OSError as error:
+        note["not_moved"] = f"{type(error).__name__}: {error}"
+        moved_to = None
     (folder / f"{path.name}.reason.json").write_text(json.dumps(note, indent=2) + "\n")
-    return Quarantined(path, target, reason)
+    return Quarantined(path, moved_to, reason)
 
 
-def _recorded_fingerprint(
-    instance: dg.DagsterInstance, product: Product, port: FileInputPort
-) -> str | None:
+@dataclass(frozen=True)
+class _Recorded:
+    """What the raw table's last materialization recorded of its files and columns."""
+
+    fingerprint: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+
+
+def _recorded(
+    instance: dg.DagsterInstance | None, product: Product, port: FileInputPort
+) -> _Recorded:
+    if instance is None:
+        return _Recorded()
     event = instance.get_latest_materialization_event(dg.AssetKey([product.id, port.name]))
     if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("ddp/files_fingerprint")
-    return str(getattr(value, "value", value)) if value is not None else None
+        return _Recorded()
+    metadata = event.asset_materialization.metadata
+    value = metadata.get("ddp/files_fingerprint")
+    fingerprint = str(getattr(value, "value", value)) if value is not None else None
+    schema = getattr(metadata.get("dagster/column_schema"), "value", None)
+    columns = (
+        tuple((c.name, c.type) for c in schema.columns)
+        if isinstance(schema, dg.TableSchema)
+        else ()
+    )
+    return _Recorded(fingerprint, columns)
 
 
 def evaluate_landing(
@@ -128,22 +154,35 @@ def evaluate_landing(
     """One sensor tick for one product (a function, so tests can call it directly)."""
     cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     checked: dict[str, list[str]] = cursor.pop(_CHECKED, {})
+    refused: dict[str, list[str]] = cursor.pop(_REFUSED, {})
     sequence = int(cursor.pop(_SEQUENCE, 0))
     fresh_cursor: dict[str, Any] = dict(cursor)
     fresh_checked: dict[str, list[str]] = {}
+    fresh_refused: dict[str, list[str]] = {}
+    observations: list[dg.AssetObservation] = []
     changed: list[str] = []
     for port in product.spec.input_ports:
         if not isinstance(port, FileInputPort):
             continue
-        files = landing_files(paths.landing_dir, port.path)
+        entries = landing_entries(paths.landing_dir, port.path)
         previous = cursor.get(port.name)
-        if previous is None and context.instance is not None:
-            previous = _recorded_fingerprint(context.instance, product, port)
-        if not files or files_fingerprint(files) == previous:
+        recorded = _Recorded()
+        if previous is None:
+            recorded = _recorded(context.instance, product, port)
+            previous = recorded.fingerprint
+        if not entries or files_fingerprint(entries) == previous:
             fresh_checked[port.name] = checked.get(port.name, [])
+            fresh_refused[port.name] = refused.get(port.name, [])
             continue
-        good = _screen(context, product, port, paths, files, set(checked.get(port.name, [])))
-        fresh_checked[port.name] = [_stamp(f) for f in good]
+        if not recorded.columns:
+            recorded = _recorded(context.instance, product, port)
+        screen = _PortScreen(context, product, port, paths, recorded)
+        good, left = screen.run(
+            entries, set(checked.get(port.name, [])), set(refused.get(port.name, []))
+        )
+        observations.extend(screen.observations)
+        fresh_checked[port.name] = [file_stamp(f) for f in good]
+        fresh_refused[port.name] = left
         if not good:
             continue
         fingerprint = files_fingerprint(good)
@@ -168,41 +207,135 @@ def evaluate_landing(
             )
         )
     fresh_cursor[_CHECKED] = fresh_checked
+    if any(fresh_refused.values()):
+        fresh_cursor[_REFUSED] = {k: v for k, v in fresh_refused.items() if v}
     fresh_cursor[_SEQUENCE] = sequence
     return dg.SensorResult(
-        run_requests=run_requests, cursor=json.dumps(fresh_cursor, sort_keys=True)
+        run_requests=run_requests,
+        cursor=json.dumps(fresh_cursor, sort_keys=True),
+        asset_events=observations,
     )
 
 
 _CHECKED = "_checked"  # cursor key: per port, the stamps of files already screened
+_REFUSED = "_refused"  # cursor key: per port, stamps of refused entries that could not be moved
 _SEQUENCE = "_sequence"  # cursor key: how many runs this sensor has requested
 
 
-def _screen(
-    context: dg.SensorEvaluationContext,
-    product: Product,
-    port: FileInputPort,
-    paths: ProjectPaths,
-    files: list[Path],
-    already_checked: set[str],
-) -> list[Path]:
-    """The files that may be loaded; the others are quarantined with their reason."""
-    contract = landing_contract_path(product, port)
-    plan = compile_contract(contract, port.name, paths.root) if contract.is_file() else None
-    good = []
-    for path in files:
-        if _stamp(path) in already_checked:
-            good.append(path)
-            continue
-        reason = unreadable_reason(path, port.format)
-        if reason is None and plan is not None:
-            reason = contract_violation(path, port, plan)
-        if reason is None:
-            good.append(path)
-            continue
-        moved = quarantine(path, reason, paths, product.id, port.name)
-        context.log.warning(f"quarantined {path} → {moved.moved_to}: {reason}")
-    return good
+class _PortScreen:
+    """Screening one port's new entries in one tick: accepted files, quarantined others."""
+
+    def __init__(
+        self,
+        context: dg.SensorEvaluationContext,
+        product: Product,
+        port: FileInputPort,
+        paths: ProjectPaths,
+        recorded: _Recorded,
+    ) -> None:
+        self.context = context
+        self.product = product
+        self.port = port
+        self.paths = paths
+        contract = landing_contract_path(product, port)
+        self.plan = (
+            compile_contract(contract, port.name, paths.root) if contract.is_file() else None
+        )
+        self.expected: ExpectedColumns | None = None
+        if self.plan is not None:
+            self.expected = ExpectedColumns.of_contract(self.plan)
+        elif recorded.columns:
+            self.expected = ExpectedColumns(
+                recorded.columns,
+                f"the raw table {product.id}.{port.name} as last loaded",
+                exact=False,
+            )
+        self.observations: list[dg.AssetObservation] = []
+
+    def run(
+        self, entries: list[Path], already_checked: set[str], left_in_place: set[str]
+    ) -> tuple[list[Path], list[str]]:
+        """The files that may be loaded, and the stamps of refused entries left in place."""
+        good: list[Path] = []
+        stuck: list[str] = []
+        with duckdb.connect() as connection:
+            for path in entries:
+                stamp = file_stamp(path)
+                if stamp in left_in_place:
+                    stuck.append(stamp)
+                    continue
+                if stamp in already_checked:
+                    good.append(path)
+                    self._learn(connection, path)
+                    continue
+                reason = self._reason(connection, path)
+                if reason is None:
+                    good.append(path)
+                    continue
+                moved = quarantine(path, reason, self.paths, self.product.id, self.port.name)
+                self._report(moved)
+                if moved.moved_to is None:
+                    stuck.append(stamp)
+        return good, stuck
+
+    def _learn(self, connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+        """Without a contract or a load to compare with, the port's first file sets the header."""
+        if self.expected is not None:
+            return
+        try:
+            columns = describe(connection, path, self.port.format)
+        except duckdb.Error:
+            return
+        self.expected = ExpectedColumns(columns, f"the port's file {path.name}", exact=False)
+
+    def _reason(self, connection: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+        screened = screen_file(
+            connection, path, self.port.format, self.paths.landing_dir, self.expected
+        )
+        if screened.reason is not None:
+            return screened.reason
+        for note in screened.notes:
+            self.context.log.warning(f"{self._where(path)}: {note}")
+        if self.plan is not None:
+            violation = contract_violation(path, self.port, self.plan)
+            if violation is not None:
+                return violation
+        if self.expected is None:
+            self.expected = ExpectedColumns(
+                screened.columns, f"the port's file {path.name}", exact=False
+            )
+        return None
+
+    def _where(self, path: Path) -> str:
+        try:
+            shown = path.relative_to(self.paths.landing_dir)
+        except ValueError:
+            shown = path
+        return f"input port '{self.product.id}.{self.port.name}': {shown}"
+
+    def _report(self, moved: Quarantined) -> None:
+        where = self._where(moved.file)
+        if moved.moved_to is None:
+            self.context.log.error(
+                f"{where} refused: {moved.reason}. It could not be moved to quarantine: it is "
+                "left out of the runs this sensor requests; remove it by hand."
+            )
+        else:
+            self.context.log.warning(
+                f"{where} quarantined to {moved.moved_to}: {moved.reason}. Hint: correct it and "
+                "drop it into the landing zone again (the note beside it says why)."
+            )
+        self.observations.append(
+            dg.AssetObservation(
+                asset_key=dg.AssetKey([self.product.id, self.port.name]),
+                description=f"landing file refused: {moved.file.name}",
+                metadata={
+                    "ddp/quarantined": str(moved.file),
+                    "ddp/reason": moved.reason,
+                    "ddp/moved_to": str(moved.moved_to) if moved.moved_to else "not moved",
+                },
+            )
+        )
 
 
 def landing_sensor(

@@ -5,9 +5,17 @@ A file port becomes the raw table ``<product>.<port>``, read by DuckDB
 (:meth:`~ddp_assets.warehouse.Warehouse.load_files`: in place in DuckDB, through ``COPY`` in
 PostgreSQL), so no row is converted by Python. The files'
 fingerprint is the asset's data version, so Dagster knows when new data has landed.
+
+Only regular files inside the landing zone are ever read: a symbolic link, a FIFO, a socket, a
+device, a directory, or a path that resolves outside the landing zone is refused (looked at
+with ``lstat`` only, never opened). The landing sensor quarantines such entries before a run;
+the load refuses them again (defence in depth): it loads the port's other files and names each
+refused entry in its log and in the ``ddp/refused_files`` metadata.
 """
 
 import hashlib
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,17 +35,84 @@ class LandingFilesMissing(dg.Failure):
     """No file matches a file input port's glob."""
 
 
+def landing_entries(landing_dir: Path, pattern: str) -> list[Path]:
+    """Everything the port's glob matches (hidden names left out), whatever its kind.
+
+    An absolute pattern matches nothing (the port's path is relative to the landing zone);
+    one that climbs out with ``..`` matches, and :func:`refusal_reason` refuses what it finds.
+    """
+    if Path(pattern).is_absolute():
+        return []
+    return sorted(p for p in landing_dir.glob(pattern) if not p.name.startswith("."))
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular entry is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    return "not a regular file"
+
+
+def refusal_reason(path: Path, landing_dir: Path) -> str | None:
+    """Why a landing entry must not be read, or None for a regular file inside the zone.
+
+    Looks with ``lstat`` only (the entry is never opened: reading a FIFO would block), and
+    resolves the path, so a file reached through a linked folder outside the zone is refused.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as error:
+        return f"cannot be inspected: {error.strerror or error}"
+    kind = _kind(mode)
+    if kind == "a symbolic link":
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return (
+            f"is a symbolic link (to {target}); landing files must be regular files, "
+            "links are never followed"
+        )
+    if kind is not None:
+        return f"is {kind}, not a regular file"
+    zone = landing_dir.resolve()
+    resolved = path.resolve()
+    if not resolved.is_relative_to(zone):
+        return (
+            f"resolves to {resolved}, outside the landing zone {zone} (through a linked "
+            "folder or '..' in the port's path)"
+        )
+    return None
+
+
 def landing_files(landing_dir: Path, pattern: str) -> list[Path]:
-    return sorted(
-        p for p in landing_dir.glob(pattern) if p.is_file() and not p.name.startswith(".")
-    )
+    """The port's files that may be read: regular files inside the landing zone."""
+    return [p for p in landing_entries(landing_dir, pattern) if not refusal_reason(p, landing_dir)]
+
+
+def file_stamp(path: Path) -> str:
+    """``name:size:mtime_ns`` of an entry, from ``lstat`` (a link is not followed)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return f"{path.name}:missing"
+    return f"{path.name}:{info.st_size}:{info.st_mtime_ns}"
 
 
 def files_fingerprint(files: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in files:
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{file_stamp(path)}\n".encode())
     return digest.hexdigest()[:24]
 
 
@@ -115,13 +190,15 @@ def file_ports_asset(
         with warehouse.writer() as connection:
             for port in selected:
                 asset_spec, plan, _ = specs[port.name]
-                files = landing_files(paths.landing_dir, port.path)
-                if not files:
-                    missing.append(
-                        f"input port '{spec.id}.{port.name}': no file matches "
-                        f"'{port.path}' under {paths.landing_dir}. Hint: drop files there, "
-                        "or run `ddp demo` to generate the demo landing zone."
+                files, refused = _loadable(paths.landing_dir, port.path)
+                for entry, reason in refused:
+                    context.log.warning(
+                        f"input port '{spec.id}.{port.name}': refused {entry}: {reason}. "
+                        "It is not loaded; the landing sensor moves such entries to "
+                        f"{paths.data_dir / 'quarantine'}, or remove it."
                     )
+                if not files:
+                    missing.append(_nothing_to_load(spec.id, port, paths, refused))
                     continue
                 warehouse.load_files(connection, files, port.format, spec.id, port.name)
                 rows = row_count(connection, spec.id, port.name)
@@ -140,6 +217,11 @@ def file_ports_asset(
                         "dagster/table_name": f"{spec.id}.{port.name}",
                         "ddp/files": [str(f.relative_to(paths.landing_dir)) for f in files],
                         "ddp/files_fingerprint": fingerprint,
+                        **(
+                            {"ddp/refused_files": {str(e): r for e, r in refused}}
+                            if refused
+                            else {}
+                        ),
                     },
                     data_version=dg.DataVersion(fingerprint),
                     check_results=[pandera_result(checked, plan, asset_spec.key)]
@@ -150,6 +232,40 @@ def file_ports_asset(
             raise LandingFilesMissing(description="\n".join(missing))
 
     return _load
+
+
+def _loadable(landing_dir: Path, pattern: str) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The port's regular files, and the entries refused with their reason."""
+    files: list[Path] = []
+    refused: list[tuple[Path, str]] = []
+    for entry in landing_entries(landing_dir, pattern):
+        reason = refusal_reason(entry, landing_dir)
+        if reason is None:
+            files.append(entry)
+        else:
+            refused.append((entry, reason))
+    return files, refused
+
+
+def _nothing_to_load(
+    product: str, port: FileInputPort, paths: ProjectPaths, refused: list[tuple[Path, str]]
+) -> str:
+    where = f"input port '{product}.{port.name}'"
+    if Path(port.path).is_absolute():
+        return (
+            f"{where}: its path '{port.path}' is absolute. Hint: write it relative to the "
+            f"landing zone {paths.landing_dir}, e.g. 'orders/*.csv'."
+        )
+    if not refused:
+        return (
+            f"{where}: no file matches '{port.path}' under {paths.landing_dir}. Hint: drop "
+            "files there, or run `ddp demo` to generate the demo landing zone."
+        )
+    listing = "; ".join(f"{entry} {reason}" for entry, reason in refused)
+    return (
+        f"{where}: no regular file to load under '{port.path}', refused: {listing}. Hint: "
+        "copy the data itself into the landing zone (a link, pipe or folder is never read)."
+    )
 
 
 def table_port_asset(
