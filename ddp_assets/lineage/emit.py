@@ -9,6 +9,14 @@ Every event is first appended to an outbox on disk (``$DAGSTER_HOME/lineage/outb
 then the outbox is delivered in order; delivery stops at the first transport error and resumes
 with the next emission or ``ddp lineage flush``. A marker per Dagster run id makes emission
 idempotent: the CLI and the run-status sensor may both see a run, it is emitted once.
+
+A line of the outbox that is not a JSON event (torn by a process killed in mid-append, or
+edited by hand) is set aside into ``outbox.dead.jsonl`` with its line number and the parse
+error, and delivery goes on with the next line. Emission at the end of a run makes one short
+attempt (an HTTP transport without its retries, its timeout capped at
+:data:`RUN_ATTEMPT_TIMEOUT`), so an endpoint that is down costs a run at most that; the run then
+says in one line how many events are pending and that ``ddp lineage flush`` (the configured
+transport, retries included) resumes.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import fcntl
 import json
 import logging
 import os
+import re
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +40,7 @@ import attr
 import dagster as dg
 from openlineage.client import OpenLineageClient
 from openlineage.client.transport.file import FileConfig, FileTransport
+from openlineage.client.transport.http import HttpTransport
 from openlineage.client.transport.transport import Transport
 
 from ddp_assets.settings import ProjectPaths
@@ -37,6 +48,7 @@ from ddp_assets.settings import ProjectPaths
 log = logging.getLogger(__name__)
 
 LINEAGE_DIR = "lineage"
+RUN_ATTEMPT_TIMEOUT = 2.0  # seconds: the most one HTTP request of a run's emission may take
 
 
 def lineage_dir(instance_or_home: dg.DagsterInstance | Path) -> Path:
@@ -61,6 +73,11 @@ class Outbox:
     @property
     def offset_file(self) -> Path:
         return self.folder / "outbox.offset"
+
+    @property
+    def dead_letter_file(self) -> Path:
+        """Outbox lines that are not events, set aside with why (JSON lines)."""
+        return self.folder / "outbox.dead.jsonl"
 
     @property
     def default_file(self) -> Path:
@@ -92,21 +109,78 @@ class Outbox:
         os.replace(temporary, self.offset_file)
 
     def append(self, events: list[dict[str, Any]]) -> None:
-        with open(self.events_file, "a", encoding="utf-8") as handle:
-            for event in events:
-                handle.write(json.dumps(event, sort_keys=True) + "\n")
+        with open(self.events_file, "a+b") as handle:
+            # a line torn by a killed process must not swallow the first new event
+            torn = handle.tell() > 0 and _last_byte(handle) != b"\n"
+            text = "".join(json.dumps(event, sort_keys=True) + "\n" for event in events)
+            handle.write((b"\n" if torn else b"") + text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
 
-    def pending(self) -> list[dict[str, Any]]:
+    def _lines(self) -> list[str]:
         try:
-            lines = self.events_file.read_text(encoding="utf-8").splitlines()
+            data = self.events_file.read_bytes()
         except OSError:
             return []
-        return [json.loads(line) for line in lines[self._offset() :] if line.strip()]
+        return data.decode("utf-8", errors="replace").splitlines()
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The events not yet delivered (lines that are not events are not counted)."""
+        events = []
+        for line in self._lines()[self._offset() :]:
+            event, _ = _parse(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def set_aside_unreadable(self) -> int:
+        """Move pending lines that are not events to the dead-letter file; how many.
+
+        The delivered lines before the offset are kept as they are, so the offset stays right;
+        the outbox is rewritten by a rename, so a crash leaves the old or the new one whole.
+        Call under :meth:`locked`.
+        """
+        lines = self._lines()
+        offset = self._offset()
+        kept: list[str] = []
+        dead: list[dict[str, Any]] = []
+        for number, line in enumerate(lines[offset:], start=offset + 1):
+            event, error = _parse(line)
+            if event is not None:
+                kept.append(line)
+            elif error is not None:
+                dead.append(
+                    {
+                        "outbox_line": number,
+                        "error": error,
+                        "text": line,
+                        "set_aside_at": datetime.datetime.now(datetime.UTC).isoformat(),
+                    }
+                )
+        if not dead:
+            return 0
+        with open(self.dead_letter_file, "a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(entry) + "\n" for entry in dead)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary = self.events_file.with_suffix(".rewrite")
+        temporary.write_text("".join(line + "\n" for line in [*lines[:offset], *kept]), "utf-8")
+        os.replace(temporary, self.events_file)
+        log.warning(
+            "OpenLineage: %d outbox line(s) that are not events set aside in %s",
+            len(dead),
+            self.dead_letter_file,
+        )
+        return len(dead)
 
     def deliver(self, transport: Transport) -> FlushResult:
         """Send pending events in order; stop at the first failure. Call under :meth:`locked`."""
+        set_aside = self.set_aside_unreadable()
+        result = self._deliver(transport)
+        result.set_aside = set_aside
+        return result
+
+    def _deliver(self, transport: Transport) -> FlushResult:
         pending = self.pending()
         offset = self._offset()
         delivered = 0
@@ -140,6 +214,26 @@ class Outbox:
         return FlushResult(delivered=delivered, pending=remaining, error=error)
 
 
+def _last_byte(handle: Any) -> bytes:
+    handle.seek(-1, os.SEEK_END)
+    last = handle.read(1)
+    handle.seek(0, os.SEEK_END)
+    return last
+
+
+def _parse(line: str) -> tuple[dict[str, Any] | None, str | None]:
+    """An outbox line as an event, or why it is not one (None, None for a blank line)."""
+    if not line.strip():
+        return None, None
+    try:
+        event = json.loads(line)
+    except ValueError as error:
+        return None, f"not JSON: {error}"
+    if not isinstance(event, dict) or "eventTime" not in event:
+        return None, "not an OpenLineage event (a JSON object with eventTime)"
+    return event, None
+
+
 def _appends_json_lines(transport: Transport) -> bool:
     config = getattr(transport, "config", None)
     return (
@@ -154,6 +248,7 @@ class FlushResult:
     delivered: int
     pending: int
     error: str | None = None
+    set_aside: int = 0  # outbox lines that were not events, moved to the dead-letter file
 
 
 @dataclass
@@ -162,6 +257,27 @@ class EmitResult:
     status: str  # emitted | already-emitted | disabled | not-finished
     events: int = 0
     flush: FlushResult | None = None
+    outbox: Path | None = None
+
+    @property
+    def notice(self) -> str | None:
+        """One line for the person who ran it when events are left pending; else None."""
+        if self.flush is None or not self.flush.error:
+            return None
+        where = f" in {self.outbox}" if self.outbox else ""
+        return (
+            f"OpenLineage: {self.flush.pending} event(s) pending{where}, not delivered "
+            f"({_brief(self.flush.error)}); `ddp lineage flush` resumes delivery"
+        )
+
+
+def _brief(error: str) -> str:
+    """The gist of a transport error: requests' connection errors run to a paragraph."""
+    errno = re.search(r"\[Errno -?\d+\][^'\")\]]*", error)
+    if errno:
+        return f"{error.split(':', 1)[0]}: {errno.group(0).strip()}"
+    first = (error.strip().splitlines() or [error])[0]
+    return first if len(first) <= 160 else first[:157] + "..."
 
 
 class _QuietConsoleFallback(logging.Filter):
@@ -200,6 +316,28 @@ def _show_console_events() -> None:
         console.addHandler(logging.StreamHandler())
     if console.getEffectiveLevel() > logging.INFO:
         console.setLevel(logging.INFO)
+
+
+def one_short_attempt(transport: Transport) -> Transport:
+    """The transport for a run's own delivery attempt: an HTTP transport without retries and
+    with its timeout capped at :data:`RUN_ATTEMPT_TIMEOUT`; any other transport as it is.
+
+    The client's HTTP default retries a refused connection five times with back-off (about ten
+    seconds per event); a run pays one request instead and leaves the rest to
+    ``ddp lineage flush``, which uses the transport as configured.
+    """
+    if not isinstance(transport, HttpTransport):
+        return transport
+    config = transport.config
+    retry = {**config.retry, "total": 0, "connect": 0, "read": 0, "status": 0}
+    quick = attr.evolve(
+        config,
+        timeout=min(float(config.timeout), RUN_ATTEMPT_TIMEOUT),
+        retry=retry,
+        session=None,
+        adapter=None,
+    )
+    return HttpTransport(quick)
 
 
 def lineage_disabled() -> bool:
@@ -265,15 +403,11 @@ def emit_run_lineage(
         outbox.append(payload)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(len(payload)), encoding="utf-8")
-        result = outbox.deliver(transport)
-    if result.error:
-        log.warning(
-            "OpenLineage: %d event(s) kept in %s (%s); `ddp lineage flush` delivers them",
-            result.pending,
-            outbox.events_file,
-            result.error,
-        )
-    return EmitResult(run_id, "emitted", len(payload), result)
+        result = outbox.deliver(one_short_attempt(transport))
+    emitted = EmitResult(run_id, "emitted", len(payload), result, outbox.events_file)
+    if emitted.notice:
+        log.warning("%s (%s)", emitted.notice, result.error)
+    return emitted
 
 
 def emit_lineage_safely(
@@ -281,10 +415,34 @@ def emit_lineage_safely(
 ) -> EmitResult | None:
     """:func:`emit_run_lineage` that only logs a warning on error: lineage never breaks a run."""
     try:
-        return emit_run_lineage(instance, run_id, paths)
+        result = emit_run_lineage(instance, run_id, paths)
     except Exception as error:
         log.warning("OpenLineage events for run %s not emitted: %s", run_id, error, exc_info=True)
         return None
+    if result.notice and not _shown(log):
+        print(result.notice, file=sys.stderr)  # one line the user must see
+    return result
+
+
+def _shown(logger: logging.Logger) -> bool:
+    """Whether a warning of ``logger`` reaches a console: a stream handler on its way up, or
+    no handler at all (Python's last resort prints it). Soda's root log capturer, installed
+    on import, is not a console: without this, a run's pending events would go unmentioned."""
+    current: logging.Logger | None = logger
+    handlers = 0
+    while current is not None:
+        for handler in current.handlers:
+            handlers += 1
+            if (
+                isinstance(handler, logging.StreamHandler)
+                and not isinstance(handler, logging.FileHandler)
+                and handler.level <= logging.WARNING
+            ):
+                return True
+        if not current.propagate:
+            break
+        current = current.parent
+    return handlers == 0
 
 
 def flush(instance_or_home: dg.DagsterInstance | Path) -> FlushResult:

@@ -40,6 +40,8 @@ def lineage_sensors(root: Path, minimum_interval_seconds: int = 15) -> list[dg.S
                 context.log.info(
                     f"OpenLineage: run {result.run_id} {result.status} ({result.events} events)"
                 )
+                if result.notice:
+                    context.log.warning(result.notice)
 
         sensors.append(_emit)
     return sensors
