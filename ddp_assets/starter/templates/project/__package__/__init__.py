@@ -1,0 +1,1 @@
+"""__PROJECT_NAME__: data products on ddp."""
