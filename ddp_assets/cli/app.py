@@ -13,6 +13,7 @@ from ddp_assets.cli import (
     catalog,
     contract,
     export,
+    init,
     lineage,
     ports,
     products,
@@ -38,6 +39,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("init")(init.init)
 app.command("validate")(products.validate)
 app.command("list")(products.list_products)
 app.command("show")(products.show)
