@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ddp_assets.spec.registry import Product
 
-WRITER_POOL = "duckdb_writer"
-"""The Dagster pool that serializes every DuckDB writer (DuckDB allows one writer process).
-
-Kept on a PostgreSQL warehouse too: harmless there, and it keeps ddp's publish steps ordered."""
+from ddp_assets.naming import WRITER_POOL as WRITER_POOL
+from ddp_assets.naming import tag
 
 _TAG_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -42,11 +40,11 @@ def product_meta(product: Product) -> dict[str, Any]:
 def product_tags(meta: Mapping[str, Any], port: str | None = None) -> dict[str, str]:
     """Tags from a product's metadata (:func:`product_meta`)."""
     tags = {
-        "ddp/product": tag_value(meta["product"]),
-        "ddp/domain": tag_value(meta["domain"]),
-        "ddp/status": tag_value(meta["status"]),
-        "ddp/tier": tag_value(meta["tier"]),
+        tag("product"): tag_value(meta["product"]),
+        tag("domain"): tag_value(meta["domain"]),
+        tag("status"): tag_value(meta["status"]),
+        tag("tier"): tag_value(meta["tier"]),
     }
     if port:
-        tags["ddp/output_port"] = tag_value(port)
+        tags[tag("output_port")] = tag_value(port)
     return tags

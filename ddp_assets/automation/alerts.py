@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from ddp_assets.naming import port_key
 from ddp_assets.spec.model import Freshness
 from ddp_assets.spec.registry import Registry
 
@@ -181,7 +182,7 @@ def slo_sensor(
             if freshness is None:
                 continue
             for port in product.spec.output_ports:
-                key = dg.AssetKey([product.id, port.model])
+                key = port_key(product.id, port.model)
                 event = context.instance.get_latest_materialization_event(key)
                 at = None if event is None else event.timestamp
                 age = None if at is None else now - at

@@ -7,14 +7,15 @@ from typing import Any
 
 import dagster as dg
 
+from ddp_assets.naming import port_key, staging_key
 from ddp_assets.spec.registry import Product
 
 
 def asset_keys(product: Product) -> list[dg.AssetKey]:
     """Every asset key the product may have (output port models also built in staging)."""
     names = [p.name for p in product.spec.input_ports if p.type in ("file", "table")]
-    keys = [dg.AssetKey([product.id, n]) for n in [*names, *product.model_names]]
-    keys += [dg.AssetKey([product.id, "staging", m]) for m in product.output_models]
+    keys = [port_key(product.id, n) for n in [*names, *product.model_names]]
+    keys += [staging_key(product.id, m) for m in product.output_models]
     return keys
 
 

@@ -38,6 +38,7 @@ from ddp_assets.contracts.port_asset import (
 from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.ingest.landing import column_schema
 from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
+from ddp_assets.naming import port_key
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import ProductInputPort, PythonModel
 from ddp_assets.spec.registry import Product, Registry
@@ -157,7 +158,7 @@ def python_model_asset(
 
     # An output port is written to staging and published after the audit.
     schema = staging_schema(spec.id) if port else spec.id
-    key = staging_key(spec.id, model.name) if port else dg.AssetKey([spec.id, model.name])
+    key = staging_key(spec.id, model.name) if port else port_key(spec.id, model.name)
     compute_spec = dg.AssetSpec(
         key=key,
         automation_condition=refresh_condition(spec),

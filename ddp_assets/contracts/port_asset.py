@@ -41,15 +41,12 @@ from ddp_assets.contracts.wap import (
 )
 from ddp_assets.ingest.landing import column_schema
 from ddp_assets.metadata import product_meta, product_tags
+from ddp_assets.naming import port_key, staging_key
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import relative
 from ddp_assets.spec.model import OutputPort
 from ddp_assets.spec.registry import Product
 from ddp_assets.warehouse import Connection, table_columns, warehouse_for
-
-
-def staging_key(product: str, model: str) -> dg.AssetKey:
-    return dg.AssetKey([product, "staging", model])
 
 
 def _severity(rule_severity: str) -> dg.AssetCheckSeverity:
@@ -116,7 +113,7 @@ def port_asset(product: Product, port: OutputPort, paths: ProjectPaths) -> PortA
     spec = product.spec
     contract_path = product.folder / port.contract
     plan = compile_contract(contract_path, port.model, paths.root)
-    key = dg.AssetKey([spec.id, port.model])
+    key = port_key(spec.id, port.model)
     check_specs = [
         dg.AssetCheckSpec(
             rule.check_name,

@@ -21,16 +21,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ddp_assets.naming import META_SCHEMA as META_SCHEMA
+from ddp_assets.naming import STAGING_SUFFIX as STAGING_SUFFIX
+from ddp_assets.naming import staging_schema as staging_schema
 from ddp_assets.warehouse import Connection, quote, relation, warehouse_of
 from ddp_assets.warehouse import relation_exists as relation_exists
-
-STAGING_SUFFIX = "__staging"
-META_SCHEMA = "_ddp"
-
-
-def staging_schema(product: str) -> str:
-    """The schema where a product's output ports are built before they are published."""
-    return f"{product}{STAGING_SUFFIX}"
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import yaml
 
 from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.odcs import load_contract
-from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.metadata import product_meta
+from ddp_assets.naming import staging_schema
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
 from ddp_assets.spec.model import FileInputPort, TableInputPort

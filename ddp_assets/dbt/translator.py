@@ -21,6 +21,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 from ddp_assets.automation.policies import refresh_condition
 from ddp_assets.catalog.url import catalog_url
 from ddp_assets.metadata import product_tags
+from ddp_assets.naming import is_staging_key, port_key, published_key, staging_key
 from ddp_assets.spec.registry import Registry, scoped_registry
 
 # One condition object for every dbt test (a condition is an immutable tree; one per check was
@@ -90,8 +91,8 @@ class ProductTranslator(DagsterDbtTranslator):
         meta = ddp_meta(dbt_resource_props)
         if dbt_resource_props.get("resource_type") != "source" and meta.get("product"):
             if meta.get("port"):  # built in staging; [product, model] is the published port
-                return dg.AssetKey([meta["product"], "staging", dbt_resource_props["name"]])
-            return dg.AssetKey([meta["product"], dbt_resource_props["name"]])
+                return staging_key(meta["product"], dbt_resource_props["name"])
+            return port_key(meta["product"], dbt_resource_props["name"])
         return super().get_asset_key(dbt_resource_props)
 
     def get_asset_spec(
@@ -115,7 +116,7 @@ class ProductTranslator(DagsterDbtTranslator):
     def _published_deps(self, spec: dg.AssetSpec) -> dg.AssetSpec:
         product = spec.key.path[0] if len(spec.key.path) > 1 else None
         deps = [
-            dg.AssetDep(dg.AssetKey([dep.asset_key.path[0], dep.asset_key.path[2]]))
+            dg.AssetDep(published_key(dep.asset_key))
             if _is_staging(dep.asset_key) and dep.asset_key.path[0] != product
             else dep
             for dep in spec.deps
@@ -209,4 +210,4 @@ def resolve_in_dependency_order(
 
 
 def _is_staging(key: dg.AssetKey) -> bool:
-    return len(key.path) == 3 and key.path[1] == "staging"
+    return is_staging_key(key)

@@ -18,6 +18,7 @@ from typing import Any
 from ddp_assets.compute.python_models import input_relations
 from ddp_assets.ingest.landing import landing_files
 from ddp_assets.lineage.columns import SourceColumn, TableName, column_lineage, output_columns
+from ddp_assets.naming import port_key, staging_key
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, ProductInputPort, TableInputPort
 from ddp_assets.spec.registry import Registry
@@ -159,7 +160,7 @@ def _wap_staging_schema() -> Any:
 def python_model_key(product: Any, model: str) -> str:
     """The asset key of a Python model: output ports are built in staging under WAP."""
     staged = model in product.output_models and _wap_staging_schema() is not None
-    return _key([product.id, "staging", model] if staged else [product.id, model])
+    return _key((staging_key if staged else port_key)(product.id, model).path)
 
 
 def _ddp_meta(node: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -295,7 +296,7 @@ def build_graph(
             port_name = product.output_models.get(model.name)
             staged = bool(port_name and staging_schema)
             schema = staging_schema(spec.id) if staged and staging_schema else spec.id
-            path = (spec.id, "staging", model.name) if staged else (spec.id, model.name)
+            path = tuple((staging_key if staged else port_key)(spec.id, model.name).path)
             table = (database, schema, model.name)
             add(
                 AssetLineage(

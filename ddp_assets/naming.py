@@ -1,0 +1,70 @@
+"""ddp's naming conventions, in one place: every module that names an asset, a schema, a job,
+a sensor, a pool or a tag asks here (dbt properties, the translator, publish, lineage, the gate,
+policies, automation, ports).
+
+- a product's **group** and **schema** are its id; its output ports are built in
+  ``<product>__staging`` and published to ``<product>.<model>``;
+- asset keys: ``[product, model]`` for a published port, a dbt model, a Python model or a
+  landing table (``[product, port]``); ``[product, "staging", model]`` for a port's build;
+- Dagster objects: ``<product>__schedule``, ``<product>__landing``, the ``duckdb_writer`` pool;
+- tags: ``ddp/<name>``.
+
+The module imports nothing of ddp's and only Dagster's ``AssetKey``: it sits under every layer.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+STAGING = "staging"  # the middle part of a staging asset key
+STAGING_SUFFIX = "__staging"
+META_SCHEMA = "_ddp"  # ddp's own tables in the warehouse (audits, published versions)
+
+WRITER_POOL = "duckdb_writer"
+"""The Dagster pool that serializes every DuckDB writer (DuckDB allows one writer process).
+
+Kept on a PostgreSQL warehouse too: harmless there, and it keeps ddp's publish steps ordered."""
+
+TAG_PREFIX = "ddp/"
+
+
+def product_schema(product: str) -> str:
+    """The schema a product publishes to (and builds its private models in)."""
+    return product
+
+
+def staging_schema(product: str) -> str:
+    """The schema where a product's output ports are built before they are published."""
+    return f"{product}{STAGING_SUFFIX}"
+
+
+def port_key(product: str, model: str) -> dg.AssetKey:
+    """A product's asset: a published output port, a model, a Python model or a landing table."""
+    return dg.AssetKey([product, model])
+
+
+def staging_key(product: str, model: str) -> dg.AssetKey:
+    """The build of an output port in staging, before its audit and publish."""
+    return dg.AssetKey([product, STAGING, model])
+
+
+def is_staging_key(key: dg.AssetKey) -> bool:
+    return len(key.path) == 3 and key.path[1] == STAGING
+
+
+def published_key(staging: dg.AssetKey) -> dg.AssetKey:
+    """The published port of a staging key (``[p, "staging", m]`` → ``[p, m]``)."""
+    return port_key(staging.path[0], staging.path[2])
+
+
+def schedule_name(product: str) -> str:
+    return f"{product}__schedule"
+
+
+def landing_sensor_name(product: str) -> str:
+    return f"{product}__landing"
+
+
+def tag(name: str) -> str:
+    """A ddp tag key (``ddp/<name>``)."""
+    return f"{TAG_PREFIX}{name}"
