@@ -13,12 +13,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 import yaml
+from pydantic import ValidationError
 
+from ddp_assets.automation.policies import freshness_policy
+from ddp_assets.spec import loader
+from ddp_assets.spec.checks import parse_model, selected_columns, strip_jinja, validate_problems
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted
-from ddp_assets.spec.loader import find_spec_files, load_spec
-from ddp_assets.spec.registry import Registry
+from ddp_assets.spec.loader import (
+    MAX_YAML_BYTES,
+    YamlLimitError,
+    find_spec_files,
+    load_spec,
+    parse_yaml,
+    read_document,
+)
+from ddp_assets.spec.model import ProductSpec, cron_problem, duration_problem
+from ddp_assets.spec.registry import Registry, _cycles
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "spec_corpus"
@@ -54,6 +67,15 @@ def load_case(case: str) -> Registry:
     return Registry.load(case_dir, root=case_dir)
 
 
+def case_problems(case: str) -> list[SpecProblem]:
+    """What ``ddp validate`` reports for the case: the registry's problems, then (when it has
+    none, as the command does) the checks that read contracts, SQL and Python in depth."""
+    registry = load_case(case)
+    if registry.errors:
+        return registry.problems
+    return [*registry.problems, *validate_problems(registry)]
+
+
 def describe(problems: list[SpecProblem]) -> str:
     return "\n".join(p.format() for p in problems) or "(no problems)"
 
@@ -64,8 +86,7 @@ def test_corpus_is_large_enough() -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_corpus_case(case: str) -> None:
-    registry = load_case(case)
-    errors = registry.errors
+    errors = [p for p in case_problems(case) if p.severity == "error"]
     for expected in expected_problems(case):
         assert any(expected.matches(p) for p in errors), (
             f"expected {expected} among:\n{describe(errors)}"
@@ -75,7 +96,7 @@ def test_corpus_case(case: str) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_corpus_problems_format(case: str) -> None:
-    for problem in load_case(case).problems:
+    for problem in case_problems(case):
         text = problem.format()
         assert text.startswith(problem.file)
         if problem.line is not None:
@@ -228,3 +249,185 @@ def test_load_spec_raises_spec_errors(tmp_path: Path) -> None:
     assert {"id", "name", "domain", "version", "owners", "description", "output_ports"} <= fields
     assert all(p.file == "defs.yaml" for p in raised.value.problems)
     assert "defs.yaml:3" in str(raised.value)
+
+
+def test_project_passes_the_validate_checks() -> None:
+    # no false alarm on the project's own models, contracts and Python models
+    registry = Registry.load(ROOT / "ddp_assets" / "defs", root=ROOT)
+    problems = validate_problems(registry)
+    assert not [p for p in problems if p.severity == "error"], describe(problems)
+    # the column check ran: most output port models name their columns
+    ports = [
+        (product, name)
+        for product in registry.products.values()
+        for name in product.output_models
+        if name in product.sql_models
+    ]
+    parsed = [parse_model(p.sql_models[name], name)[0] for p, name in ports]
+    assert sum(selected_columns(s) is not None for s in parsed if s is not None) >= 5
+
+
+# -- what the run checks: schedules, durations ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("0 5 * * *", None),
+        ("@daily", None),
+        ("*/15 8-18 * * MON-FRI", None),
+        ("0 0 29 2 *", None),  # fires in leap years
+        ("0 0 L 2 *", None),
+        ("0 0 31 1-12/3 *", None),  # January has a 31st
+        ("0 5 30 2 *", "never fires: February has no day 30"),
+        ("0 5 31 2,4 *", "never fires: February and April have no day 31"),
+        ("0 5 31 feb-jun/2 *", "never fires"),
+        ("61 25 * * *", "minute 61 is out of range 0-59"),
+        ("0 25 * * *", "hour 25 is out of range 0-23"),
+        ("0 5 * * 8", "weekday 8 is out of range 0-7"),
+        ("*/0 * * * *", "step '0' is not a positive number"),
+        ("0 5 1W * *", "not a cron expression Dagster can schedule"),
+        ("0 5 * *", "is not a cron expression"),
+    ],
+)
+def test_cron_problem(expression: str, problem: str | None) -> None:
+    found = cron_problem(expression)
+    if problem is None:
+        assert found is None
+        # what validate accepts, Dagster schedules
+        dg.ScheduleDefinition(name="s", cron_schedule=expression, target=dg.AssetSelection.all())
+    else:
+        assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("1m", None),
+        ("3650d", None),
+        ("87600h", None),
+        ("0m", "shorter than a minute"),
+        ("3651d", "longer than 3650 days"),
+        ("999999999d", "longer than 3650 days"),
+        ("9" * 40 + "d", "longer than 3650 days"),
+        ("6 hours", "is not a duration"),
+    ],
+)
+def test_duration_problem(text: str, problem: str | None) -> None:
+    found = duration_problem(text)
+    assert found is None if problem is None else (found is not None and problem in found)
+
+
+def _spec_with_freshness(freshness: dict[str, str]) -> ProductSpec:
+    data: Any = yaml.safe_load(VALID_SPEC)["attributes"]
+    data["slos"]["freshness"] = freshness
+    return ProductSpec.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    "freshness", [{"max_age": "2m"}, {"max_age": "3650d"}, {"max_age": "2m", "warn_after": "1m"}]
+)
+def test_accepted_freshness_builds_the_dagster_policy(freshness: dict[str, str]) -> None:
+    assert freshness_policy(_spec_with_freshness(freshness)) is not None
+
+
+def test_a_max_age_without_time_to_warn_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="less than a minute to warn"):
+        _spec_with_freshness({"max_age": "1m"})
+
+
+# -- bounded YAML -----------------------------------------------------------------------------
+
+
+def _bomb(levels: int) -> str:
+    text = 'l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for i in range(1, levels + 1):
+        text += f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n"
+    return text
+
+
+def test_yaml_alias_bomb_is_refused_at_its_alias() -> None:
+    with pytest.raises(YamlLimitError) as raised:
+        parse_yaml(_bomb(8))
+    assert raised.value.line == 9  # the first '*l7', on the line of l8
+    assert "'*l7' of the anchor '&l7' on line 8" in raised.value.message
+
+
+def test_yaml_aliases_within_the_limit_are_read() -> None:
+    document = parse_yaml(_bomb(4))  # 9^5 = 59049 values
+    assert document["l4"][0] is document["l3"]
+
+
+def test_yaml_many_plain_values_are_read_and_too_many_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(loader, "MAX_YAML_VALUES", 1000)  # ruamel reads 10^5 values slowly
+    parse_yaml("values: [" + ", ".join(["1"] * 990) + "]\n")
+    with pytest.raises(YamlLimitError, match="1,003 values, more than the 1,000 allowed"):
+        parse_yaml("values: [" + ", ".join(["1"] * 1001) + "]\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("a: 1\nb: " + "[" * 70 + "]" * 70 + "\n", 2),
+        ("a: 1\nb: " + "[" * 2000 + "]" * 2000 + "\n", 2),  # ruamel would recurse too deep
+        ("".join("  " * i + f"k{i}:\n" for i in range(70)) + "  " * 70 + "x: 1\n", 65),
+    ],
+)
+def test_yaml_nesting_is_bounded(text: str, line: int) -> None:
+    with pytest.raises(YamlLimitError, match="nested more than 64 levels") as raised:
+        parse_yaml(text)
+    assert raised.value.line == line
+
+
+def test_yaml_brackets_in_strings_and_comments_are_not_nesting() -> None:
+    text = "a: '" + "[" * 100 + "'\n# " + "{" * 100 + '\nb: "' + "[" * 100 + '"\n'
+    assert parse_yaml(text)["a"] == "[" * 100
+
+
+def test_yaml_file_too_large_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("a: '" + "x" * (MAX_YAML_BYTES + 10) + "'\n")
+    with pytest.raises(SpecErrors) as raised:
+        read_document(path, "big.yaml")
+    [problem] = raised.value.problems
+    assert (problem.file, problem.line) == ("big.yaml", 1)
+    assert "too large" in problem.message
+
+
+def test_dbt_does_not_read_product_yaml() -> None:
+    # dbt reads every .yml/.yaml under its model-paths, which include the defs folder: the
+    # specs and contracts (read bounded by ddp) must be ignored, the generated properties not
+    from dbt.parser.read_files import generate_dbt_ignore_spec
+    from dbt_common.clients.system import find_matching
+
+    dbt_dir = ROOT / "dbt_project"
+    spec = generate_dbt_ignore_spec(str(dbt_dir))
+    found = [
+        f["relative_path"]
+        for pattern in ("*.yml", "*.yaml")
+        for f in find_matching(str(dbt_dir), ["models", "../ddp_assets/defs"], pattern, spec)
+    ]
+    assert not [f for f in found if f.endswith(("defs.yaml", ".odcs.yaml"))], found
+    assert any(f.startswith("_ddp/") for f in found) or not (dbt_dir / "models" / "_ddp").is_dir()
+
+
+# -- model graph, SQL ------------------------------------------------------------------------
+
+
+def test_cycles_of_a_long_chain_do_not_recurse() -> None:
+    chain = {f"m{i}": [f"m{i + 1}"] for i in range(5000)}
+    assert _cycles(chain) == []
+    chain["m5000"] = ["m0"]
+    assert len(_cycles(chain)[0]) == 5001
+
+
+def test_strip_jinja_keeps_lines() -> None:
+    sql = "{{ config(materialized='table') }}\nselect a,\n  {# note\n #} b\nfrom {{\n ref('x') }}\n"
+    stripped = strip_jinja(sql)
+    assert stripped is not None
+    assert stripped.count("\n") == sql.count("\n")
+    assert stripped.splitlines()[0].strip() == ""
+    assert "__ddp_jinja__" in stripped.splitlines()[4]
+    assert strip_jinja("{% if x %}select 1{% endif %}") is None

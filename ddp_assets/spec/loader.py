@@ -159,7 +159,7 @@ class Positions:
 # shared when parsed, but everything that reads the document afterwards (pydantic, JSON Schema,
 # dbt's own YAML reader) walks them expanded: a "billion laughs" file of a few hundred bytes
 # expands to 10^9 values. The largest file of the project holds a few hundred values.
-MAX_YAML_BYTES = 2 * 1024 * 1024
+MAX_YAML_BYTES = 1024 * 1024
 MAX_YAML_VALUES = 100_000
 MAX_YAML_DEPTH = 64
 

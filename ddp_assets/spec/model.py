@@ -377,6 +377,13 @@ class Freshness(_Strict):
                 "add e.g. 'max_age: 6h', or 'deadline: \"06:00\"'",
             )
         warn, fail = self.warn_after_delta, self.max_age_delta
+        if warn is None and fail is not None and fail * 3 / 4 < MIN_DURATION:
+            raise spec_error(
+                f"max_age {self.max_age} leaves less than a minute to warn before the SLO fails "
+                "(warn_after is 3/4 of max_age by default)",
+                "write max_age: 2m or more, or set warn_after below max_age",
+                "max_age",
+            )
         if warn is not None and fail is not None and warn >= fail:
             raise spec_error(
                 f"warn_after ({self.warn_after}) must be shorter than max_age ({self.max_age})",

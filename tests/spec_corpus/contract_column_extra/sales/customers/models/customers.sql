@@ -1,0 +1,4 @@
+select
+    id,
+    upper(name) as full_name
+from {{ ref('stg_customers') }}
