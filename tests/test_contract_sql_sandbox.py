@@ -467,3 +467,58 @@ def test_a_rule_soda_cannot_evaluate_blocks_even_as_a_warning(
     errored = [r for r in results if r.error is not None]
     assert errored and all(not r.passed and r.blocking_failure for r in errored)
     assert any(r.blocking_failure for r in results)
+
+
+def test_postgres_check_sessions_cannot_write(postgres_server: Any, tmp_path: Path) -> None:
+    """On PostgreSQL, the samples' session and Soda's own connection are read-only."""
+    from ddp_assets.contracts.soda import import_soda
+    from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
+
+    postgres_server.create_database("sql_sandbox")
+    warehouse = PostgresWarehouse(
+        PostgresSettings(
+            host=postgres_server.host,
+            port=postgres_server.port,
+            user=postgres_server.user,
+            password="",
+            dbname="sql_sandbox",
+        )
+    )
+    writes = [
+        "drop table customers.customers",
+        "delete from customers.customers",
+        "update customers.customers set email = 'x'",
+        "create table customers.copied as select * from customers.customers",
+        "select nextval('customers.seq')",
+        "with gone as (delete from customers.customers returning *) select count(*) from gone",
+    ]
+    import_soda()
+    with warehouse.writer() as connection:
+        connection.execute("drop schema if exists customers cascade")
+        connection.execute("create schema customers")
+        connection.execute(
+            "create table customers.customers as select id as customer_id, "
+            "'user' || id || '@example.com' as email from generate_series(0, 49) as r(id)"
+        )
+        connection.execute("create sequence customers.seq")
+
+        def published() -> tuple[Any, ...]:
+            rows = connection.execute("select * from customers.customers order by 1").fetchall()
+            sequence = connection.execute("select last_value from customers.seq").fetchall()
+            return warehouse.checksum(connection, "customers", "customers"), rows, sequence
+
+        before = published()
+        for sql in writes:
+            with warehouse.read_only(connection) as reading, pytest.raises(Exception) as raised:
+                reading.execute(sql)
+            assert "read-only transaction" in str(raised.value), sql
+        data_source, release = warehouse.soda_data_source(connection, "ddp")
+        try:
+            for sql in writes:
+                with pytest.raises(Exception, match="read-only transaction"):
+                    data_source.execute_query(sql)
+            result = data_source.execute_query("select count(*) from customers.customers")
+            assert [tuple(row) for row in result.rows] == [(50,)]
+        finally:
+            release()
+        assert published() == before

@@ -42,9 +42,11 @@ Two layers keep a rule to what it is for, reading the port it checks:
      never be switched back on, which would break dbt and the landing loads that run in the
      same process afterwards (all three measured with DuckDB 2.0). File and network access is
      therefore stopped by the first layer alone on DuckDB.
-   - PostgreSQL: Soda's own connection opens with ``default_transaction_read_only=on``, the
-     samples run in a read-only transaction that is rolled back; a server-side ``COPY TO`` a
-     file needs a superuser or ``pg_write_server_files`` besides.
+   - PostgreSQL: Soda's own connection, and the session the samples run on, open with
+     ``default_transaction_read_only=on`` (a transaction ended from inside does not leave the
+     next one writable). A read-only transaction still allows ``COPY ... TO`` a server file;
+     that needs a superuser or ``pg_write_server_files``, which the warehouse user should not
+     have, and the first layer refuses ``COPY`` whatever the user may do.
 
 Why this design and not a separate checking connection: the rules keep running inside Soda's
 one aggregation query per contract (the bundling of ``select count(*) from {object} where C``
