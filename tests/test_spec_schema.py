@@ -177,6 +177,15 @@ INVALID: dict[str, tuple[str, dict[str, Any]]] = {
         _with(slos={"freshness": {"timezone": "UTC"}}),
     ),
     "bad max_age": ("attributes/slos/freshness", _with(slos={"freshness": {"max_age": "6 hours"}})),
+    "zero max_age": ("attributes/slos/freshness", _with(slos={"freshness": {"max_age": "0m"}})),
+    "absolute landing path": (
+        "attributes/input_ports/0",
+        _with(input_ports=[{"name": "raw", "type": "file", "path": "/etc/x", "format": "csv"}]),
+    ),
+    "landing path out of the zone": (
+        "attributes/input_ports/0",
+        _with(input_ports=[{"name": "raw", "type": "file", "path": "a/../../x", "format": "csv"}]),
+    ),
     "bad deadline": ("attributes/slos/freshness", _with(slos={"freshness": {"deadline": "25:00"}})),
     "schedule refresh without schedule": ("attributes/slos", _with(slos={"refresh": "schedule"})),
     "schedule without schedule refresh": (

@@ -51,6 +51,22 @@ def _freshness(definition: dict[str, Any]) -> None:
     ]
 
 
+# A landing glob that is absolute (/, \\, ~, C:) or climbs out of the landing zone ('..').
+_OUTSIDE_LANDING = r"^([/\\~]|[A-Za-z]:)|(^|[/\\])\.\.([/\\]|$)"
+_ZERO_DURATION = r"^0+\s*[mhd]$"
+
+
+def _file_input_port(definition: dict[str, Any]) -> None:
+    """File input port: its glob stays inside the landing zone."""
+    definition["properties"]["path"]["not"] = {"pattern": _OUTSIDE_LANDING}
+
+
+def _no_zero_durations(definition: dict[str, Any]) -> None:
+    """Freshness: a duration of zero never holds (the upper bound, 3650d, is the loader's)."""
+    for name in ("max_age", "warn_after"):
+        definition["properties"][name]["not"] = {"pattern": _ZERO_DURATION}
+
+
 def _slos(definition: dict[str, Any]) -> None:
     """SLOs: ``refresh: schedule`` needs a cron ``schedule``; other refresh modes take none."""
     definition["if"] = {"required": ["refresh"], "properties": {"refresh": {"const": "schedule"}}}
@@ -70,6 +86,8 @@ def _build() -> dict[str, Any]:
     attributes = ProductSpec.model_json_schema(mode="validation")
     definitions: dict[str, Any] = attributes.pop("$defs", {})
     _freshness(definitions["Freshness"])
+    _no_zero_durations(definitions["Freshness"])
+    _file_input_port(definitions["FileInputPort"])
     _slos(definitions["SLOs"])
     definitions["ProductSpec"] = attributes
     return {
