@@ -44,6 +44,7 @@ from schemathesis.specs.openapi.checks import (
 from ddp_assets.ports import api, audit, tokens
 from ddp_assets.ports.rest.app import _json_default
 from ddp_assets.ports.serving import serving_path
+from ddp_assets.ports.sql_port import sql_port_path
 from ddp_assets.ports.store import Store
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
@@ -368,6 +369,43 @@ def test_serving_never_holds_the_warehouse(server: Server) -> None:
     assert server.get(ROWS, "emea", limit=5).status_code == 200
 
 
+def test_version_counts_only_what_the_consumer_sees(server: Server) -> None:
+    """A row-filtered or masked consumer's version counts and checksums its own rows (the
+    same as its SQL port's ``_ddp.ports``), never the whole published table's."""
+    emea_rows = sum(1 for r in warehouse_customers(server.paths) if r[2] in EMEA)
+    with duckdb.connect(str(serving_path(server.paths)), read_only=True) as connection:
+        published = connection.execute(
+            "select rows, checksum from _ddp.ports where product = 'customers'"
+        ).fetchone()
+    assert published is not None and published[0] > emea_rows
+    detail = server.get("/products/customers/ports/customers", "emea").json()
+    assert detail["row_filtered"] is True
+    assert detail["version"]["rows"] == emea_rows
+    assert detail["version"]["checksum"] != published[1]
+    with duckdb.connect(str(sql_port_path(server.paths, "emea-sales")), read_only=True) as db:
+        held = db.execute(
+            "select rows, checksum from _ddp.ports where product = 'customers'"
+        ).fetchone()
+    assert held == (emea_rows, detail["version"]["checksum"])
+    masked = server.get("/products/customers/ports/customers", "analyst").json()["version"]
+    assert masked["rows"] == published[0] and masked["checksum"] != published[1]
+
+
+def test_head_and_unrouted_requests_over_http(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {server.tokens['emea']}"}
+    got = server.client.get(server.url + ROWS, headers=headers, params={"limit": 3})
+    head = server.client.head(server.url + ROWS, headers=headers, params={"limit": 3})
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(got.content))
+    for method, path, status in (("POST", ROWS, 405), ("GET", "/products/x/y/z", 404)):
+        response = server.client.request(method, server.url + path, headers=headers)
+        assert response.status_code == status
+        assert error_of(response)["hint"]
+        (row,) = audit.read(server.store, consumer="emea-sales", limit=1)
+        assert (row.status, row.allowed, row.channel) == (status, False, "rest")
+        assert row.reason and row.reason.startswith(f"{method} {path}")
+
+
 # -- attacks -------------------------------------------------------------------------------
 
 
@@ -446,6 +484,13 @@ def test_sql_port_refuses_escapes(server: Server) -> None:
         "select * from customers__staging.customers",
         "select * from usage_events.events",
         "select * from _ddp.published_versions",
+        "pragma database_list",
+        "select * from duckdb_databases()",
+        "select path from duckdb_databases",
+        "select current_setting('temp_directory')",
+        "use customers",
+        "select * from query_table('customers.customers')",
+        "select " + "(" * 5000 + "1" + ")" * 5000,
     ]
     for statement in escapes:
         with pytest.raises(api.PortError) as refused:

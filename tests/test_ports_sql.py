@@ -8,6 +8,7 @@ exported as Parquet and CSV with their contract.
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,46 @@ def test_postgres_script_command(demo_env: Any, consumers: dict[str, str]) -> No
     assert 'create view "customers__ports"."customers"' in script
     assert 'alter table "customers"."customers" enable row level security;' in script
     assert 'grant "role:analyst" to "sql-analyst";' in script
+
+
+def test_ports_sql_is_bounded_attributed_and_audited(
+    demo_env: Any, consumers: dict[str, str]
+) -> None:
+    env = {**demo_env.env(), "DDP_TOKEN": consumers["sql-analyst"], "DDP_SQL_TIMEOUT_SECONDS": "1"}
+    endless = (
+        "with recursive t(n) as (select 1 union all select n + 1 from t) "
+        "select count(*) from t, orders.order_lines"
+    )
+    aborted = ddp(env, "ports", "sql", endless, code=2)
+    assert "time limit (1 s)" in aborted.stderr and "DDP_SQL_TIMEOUT_SECONDS" in aborted.stderr
+    dodge = ddp(env, "ports", "sql", "select * from query_table('orders.order_lines')", code=2)
+    assert "named by a string" in dodge.stderr
+    for leak in ("pragma database_list", "select * from duckdb_databases()", "use orders"):
+        refused = ddp(env, "ports", "sql", leak, code=2)
+        assert str(demo_env.data_dir) not in refused.stdout + refused.stderr
+    log = json.loads(ddp(demo_env.env(), "audit", "orders", "--denied", "--json").stdout)
+    mine = [r for r in log if r["consumer"] == "sql-analyst" and r["channel"] == "sql"]
+    assert {(r["port"], r["status"]) for r in mine} >= {("order_lines", 408), ("order_lines", 400)}
+    assert any("time limit" in r["reason"] for r in mine)
+
+
+def test_port_files_are_private_and_stale_builds_go(
+    demo_env: Any, consumers: dict[str, str]
+) -> None:
+    paths: ProjectPaths = demo_env.paths
+    ports = paths.data_dir / "ports"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = [
+        ports / f".serving.{dead.pid}.building.duckdb",
+        ports / "sql" / f".emea-sales.{dead.pid}.building.duckdb",
+    ]
+    for path in stale:
+        path.write_bytes(b"")
+    ddp(demo_env.env(), "ports", "build", "--consumer", "emea-sales")
+    assert not any(path.exists() for path in stale)
+    assert stat.S_IMODE(ports.stat().st_mode) == 0o700
+    files = [ports / "serving.duckdb", ports / "access.sqlite", ports / "mask.salt"]
+    files += sorted((ports / "sql").glob("*.duckdb"))
+    assert len(files) > 4
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}

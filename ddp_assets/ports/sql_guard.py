@@ -262,13 +262,14 @@ def ports_read(tree: dict[str, Any], held: set[tuple[str, str]]) -> list[tuple[s
         for entry in node["cte_map"].get("map", [])
         if isinstance(entry, dict)
     }
-    tables: list[tuple[str, str]] = []
+    tables: list[tuple[str, str, str]] = []  # schema, table (folded), table as written
     table_functions: list[tuple[str, list[str]]] = []
     functions: list[str] = []
     for node in nodes:
         kind = node.get("type")
         if kind == "BASE_TABLE" or (kind == "SHOW_REF" and node.get("table_name")):
-            tables.append((_name(node.get("schema_name")), _name(node.get("table_name"))))
+            written = str(node.get("table_name") or "")
+            tables.append((_name(node.get("schema_name")), _name(written), written))
         elif kind == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
             function = node["function"]
             table_functions.append(
@@ -276,7 +277,7 @@ def ports_read(tree: dict[str, Any], held: set[tuple[str, str]]) -> list[tuple[s
             )
         if node.get("class") == "FUNCTION":
             functions.append(_name(node.get("function_name")))
-    found = {(schema or "main", table) for schema, table in tables} & held
+    found = {(schema or "main", table) for schema, table, _ in tables} & held
     for name, arguments in table_functions:
         for text in arguments if name in RELATION_BY_NAME else []:
             schema, _, table = text.strip().rpartition(".")
@@ -309,18 +310,18 @@ def ports_read(tree: dict[str, Any], held: set[tuple[str, str]]) -> list[tuple[s
                 f"'{name}' shows the server's settings and is not available in a SQL port",
                 "information_schema and duckdb_tables() describe your ports",
             )
-    for schema, table in tables:
+    for schema, table, written in tables:
         if (schema or "main", table) in held or (not schema and table in ctes):
             continue
         if table in SERVER_INFO:
             raise refuse(
-                f"'{table}' shows the server's settings and is not available in a SQL port",
+                f"'{written}' shows the server's settings and is not available in a SQL port",
                 "information_schema and duckdb_tables() describe your ports",
             )
         if not schema and re.search(r"[/\\:.~]", table):
             raise refuse(
-                f"'{table}': file system operations are disabled in a SQL port",
-                "query the port's tables, <product>.<port>",
+                f"no table '{written}' in this SQL port (file system operations are disabled)",
+                "name the port's tables as <product>.<port>",
             )
     return sorted(found)
 

@@ -185,8 +185,8 @@ def run_query(
             columns = [str(redact(d[0], hidden)) for d in cursor.description]
             rows = cursor.fetchmany(max_rows + 1)
         except duckdb.InterruptException:
-            if not fired.is_set():
-                raise
+            if not fired.is_set():  # interrupted by the caller (Ctrl-C), not the time limit
+                raise QueryRefused(400, "the query was interrupted", None, ports) from None
             raise QueryRefused(
                 408,
                 f"aborted: the query ran past the SQL port's time limit ({limits.seconds:g} s)",
