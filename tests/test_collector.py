@@ -1,4 +1,7 @@
-"""The garbage collector's tuning in ddp's processes (ddp_assets/runtime/collector.py)."""
+"""The garbage-collector setting of ddp's processes (ddp_assets/compat.py::tune_collector): an
+explicit call from a process's entry point, never a side effect of an import."""
+
+from __future__ import annotations
 
 import gc
 import subprocess
@@ -6,6 +9,7 @@ import sys
 
 import pytest
 
+from ddp_assets import compat
 from ddp_assets.runtime import collector
 
 
@@ -20,22 +24,33 @@ def _threshold_after(statement: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["ddp_assets.cli.app", "ddp_assets.definitions"])
-def test_the_ddp_command_and_the_code_location_raise_the_young_threshold(module: str) -> None:
-    assert _threshold_after(f"import {module}") == str(collector.YOUNG_THRESHOLD)
+@pytest.mark.parametrize(
+    "module",
+    [
+        "ddp_assets.definitions",
+        pytest.param(
+            "ddp_assets.cli.app",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="ddp_assets/cli/__init__.py still calls collector.tune() at import "
+                "(issue 13: the ddp command's entry point should call compat.tune_collector())",
+            ),
+        ),
+    ],
+)
+def test_importing_the_code_location_or_the_command_leaves_the_collector_alone(
+    module: str,
+) -> None:
+    default = _threshold_after("")
+    assert _threshold_after(f"import {module}") == default
 
 
-def test_a_higher_or_disabled_setting_is_left_as_it_is() -> None:
+def test_the_former_name_still_tunes_the_collector() -> None:
     before = gc.get_threshold()
     try:
-        gc.set_threshold(200_000, 10, 10)
-        collector.tune()
-        assert gc.get_threshold()[0] == 200_000
-        gc.set_threshold(0, 10, 10)  # 0: automatic collection off
-        collector.tune()
-        assert gc.get_threshold()[0] == 0
         gc.set_threshold(700, 10, 10)
         collector.tune()
-        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+        assert gc.get_threshold() == (compat.YOUNG_THRESHOLD, 10, 10)
+        assert collector.YOUNG_THRESHOLD == compat.YOUNG_THRESHOLD
     finally:
         gc.set_threshold(*before)

@@ -1,0 +1,356 @@
+"""The few places where ddp reaches past a library's public API, each kept for a measured gain.
+
+Everything else in ddp uses public APIs only (``docs/public-apis.md`` lists every hook that was
+found and what became of it). A hook stays here only when it saves at least 0.5 s of a run or
+5 % of a definitions load (``docs/performance.md``), and each one:
+
+- is an explicit call or context manager (nothing happens when this module is imported);
+- is active only for the library versions it was tested with (:func:`tested`); outside them,
+  or when what it relies on is not there, the public path is used and ddp behaves as stock
+  Dagster/dbt/Python would, only slower;
+- has canary tests in ``tests/test_compat.py`` that fail on an upgrade that moves its target
+  and check that the fallback gives the same result.
+
+The hooks:
+
+- :func:`tune_collector` and :func:`collector_paused`: Python's cyclic garbage collector in ddp's
+  processes (public ``gc`` API, but a process-wide setting, hence here).
+- :func:`component_yaml_in_c`: Dagster's component loader parses ``defs.yaml`` with libyaml.
+- :func:`in_process_dbt_supported` and :func:`plan_dbt_invocation`: what dagster-dbt's own
+  ``DbtCliResource.cli`` computes before it starts dbt, for running dbt in process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import importlib.metadata
+import io
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+if TYPE_CHECKING:
+    import dagster as dg
+    from dagster_dbt import DagsterDbtTranslator, DbtProject
+
+# The versions each hook was measured and tested with (pyproject.toml pins the same ranges).
+TESTED: Mapping[str, str] = {
+    "dagster": "==1.13.*",
+    "dagster-dbt": "==0.29.*",
+    "dbt-core": "==1.11.*",
+}
+# CPython's collector kept its three generations and thresholds through 3.13; 3.14 replaced
+# them with an incremental collector, for which neither setting below was measured.
+TESTED_PYTHON = SpecifierSet(">=3.11,<3.14")
+
+
+@cache
+def _installed(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def tested(distribution: str, installed: str | None = None) -> bool:
+    """Whether ``distribution`` (its ``installed`` version, default: the one installed here) is
+    in the range its hooks were tested with; unknown or unparsable versions are not."""
+    if installed is None:
+        installed = _installed(distribution)
+        if installed is None:
+            return False
+    try:
+        parsed = Version(installed)
+    except InvalidVersion:
+        return False
+    return SpecifierSet(TESTED[distribution]).contains(parsed, prereleases=True)
+
+
+def python_tested(implementation: str | None = None, version: str | None = None) -> bool:
+    """Whether this interpreter's collector is the one the collector settings were measured on."""
+    implementation = implementation or sys.implementation.name
+    version = version or ".".join(str(part) for part in sys.version_info[:3])
+    return implementation == "cpython" and TESTED_PYTHON.contains(version)
+
+
+# -- Python's garbage collector -----------------------------------------------------------------
+
+YOUNG_THRESHOLD = 50_000
+
+
+def tune_collector(*, enabled: bool | None = None) -> None:
+    """Raise the collector's young-generation threshold to :data:`YOUNG_THRESHOLD`.
+
+    Measured gain: a ``ddp materialize --all`` of the demo (100,000 rows) spent 1.5 s of 10.5 s
+    in 1,640 young, 150 middle and 11 full collections at CPython's default (700, 10, 10); with
+    the young threshold at 50,000, 0.6 s in about 20 young and 2 middle ones (0.9 s per run,
+    peak memory +1 %). docs/performance.md, "What changed (session 4)", item 1.
+
+    Never lowers a setting (a user's higher threshold, or 0 for automatic collection off, stays).
+    Call it once from a process's entry point (the ``ddp`` command, the code location's build),
+    not at import. Public path (outside CPython 3.11 to 3.13, or ``enabled=False``): the
+    interpreter's own thresholds, unchanged.
+    """
+    if not (python_tested() if enabled is None else enabled):
+        return
+    young, middle, old = gc.get_threshold()
+    if 0 < young < YOUNG_THRESHOLD:
+        gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+
+
+_FROZEN = False  # whether a build in this process has frozen what it built (once per process)
+
+
+@contextmanager
+def collector_paused(*, enabled: bool | None = None) -> Iterator[None]:
+    """The cyclic collector off while the definitions are built; after the first build of a
+    process, what is alive moves to the collector's permanent generation (``gc.freeze``).
+
+    Measured gain: a 2000-model build leaves about 600,000 objects alive for the life of the
+    process; the collector scanned them again and again while they were created (1.2 s of a
+    4.2 s definitions phase) and at every full collection after. Whole process, 2000 models:
+    7.02 s → 5.31 s of CPU (docs/performance.md, "What changed (session 3: definitions)", item 1,
+    and the table under "Session 3: definitions").
+
+    ``gc.freeze()`` after start-up is the use Python documents for it. Once per process: a
+    process that builds again (a test session) keeps the collector for what later builds leave.
+    An exit hook unfreezes, so the interpreter's last collections free everything (duckdb's
+    nanobind types report leaks otherwise). Reference counting frees whatever is dropped as
+    before. Public path (outside CPython 3.11 to 3.13, or ``enabled=False``): nothing is paused or
+    frozen. The collector is always back on after the block if it was on before it.
+    """
+    global _FROZEN
+    if not (python_tested() if enabled is None else enabled):
+        yield
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        if was_enabled and not _FROZEN:
+            gc.freeze()
+            atexit.register(gc.unfreeze)
+            _FROZEN = True
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# -- Dagster's component loader: defs.yaml parsed by libyaml ------------------------------------
+
+# The private target: the name dagster's component loader calls to parse a defs.yaml file. It
+# is bound into this module of dagster at import (``from dagster_shared.yaml_utils import``).
+COMPONENT_DECL_MODULE = "dagster.components.core.decl"
+COMPONENT_YAML_PARSER = "parse_yamls_with_source_position"
+
+
+def _libyaml_loader_base() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", None)  # PyYAML built with libyaml (the wheels are)
+
+
+def _positions_loader(filename: str, base: Any) -> type[Any]:
+    """dagster_shared's ``SourcePositionLoader`` on libyaml's parser instead of the pure-Python
+    one: the same values and source positions (each node's marks), parsed in C."""
+    from dagster_shared.yaml_utils import YAML_TIMESTAMP_TAG
+    from dagster_shared.yaml_utils.source_position import (
+        KeyPathSegment,
+        LineCol,
+        SourcePosition,
+        SourcePositionTree,
+        ValueAndSourcePositionTree,
+    )
+
+    class Loader(base):
+        def construct_object(self, node: Any, deep: Any = False) -> ValueAndSourcePositionTree:
+            position = SourcePosition(
+                filename=filename,
+                start=LineCol(line=node.start_mark.line + 1, col=node.start_mark.column + 1),
+                end=LineCol(line=node.end_mark.line + 1, col=node.end_mark.column + 1),
+            )
+            value = super().construct_object(node, True)
+            children: dict[KeyPathSegment, SourcePositionTree] = {}
+            if isinstance(value, dict):
+                raw: Any = {}
+                for k, v in value.items():
+                    raw[k.value] = v.value
+                    children[k.value] = SourcePositionTree(
+                        position=k.source_position_tree.position,
+                        children=v.source_position_tree.children,
+                    )
+            elif isinstance(value, list):
+                raw = []
+                for i, v in enumerate(value):
+                    raw.append(v.value)
+                    children[i] = v.source_position_tree
+            else:
+                raw = value
+            return ValueAndSourcePositionTree(
+                raw, SourcePositionTree(position=position, children=children)
+            )
+
+    # as dagster's loader: date-like strings stay strings
+    resolvers: Mapping[Any, Sequence[Any]] = Loader.yaml_implicit_resolvers
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in pairs if tag != YAML_TIMESTAMP_TAG]
+        for first, pairs in resolvers.items()
+    }
+    return Loader
+
+
+def parse_component_yaml(
+    src: str, filename: str = "<string>", implicits_to_remove: Sequence[str] = ()
+) -> list[Any]:
+    """``dagster_shared.yaml_utils.parse_yamls_with_source_position`` on libyaml's parser (the
+    same trees: ``tests/test_compat.py`` compares both on every ``defs.yaml`` of the demo)."""
+    import yaml
+
+    base = _libyaml_loader_base()
+    if base is None:  # PyYAML without libyaml: dagster's own parser
+        from dagster_shared.yaml_utils import parse_yamls_with_source_position
+
+        return parse_yamls_with_source_position(src, filename)
+    stream = io.StringIO(src)
+    stream.name = filename  # type: ignore[attr-defined]  # libyaml names the file in its errors
+    return list(yaml.load_all(stream, Loader=_positions_loader(filename, base)))
+
+
+def component_yaml_in_c_supported() -> bool:
+    """Dagster in the tested range, its loader's parser where the hook expects it, and libyaml."""
+    if not tested("dagster") or _libyaml_loader_base() is None:
+        return False
+    module = sys.modules.get(COMPONENT_DECL_MODULE)
+    if module is None:
+        import importlib
+
+        module = importlib.import_module(COMPONENT_DECL_MODULE)
+    return callable(getattr(module, COMPONENT_YAML_PARSER, None))
+
+
+@contextmanager
+def component_yaml_in_c(*, enabled: bool | None = None) -> Iterator[None]:
+    """During the block, Dagster's component loader parses each ``defs.yaml`` with
+    :func:`parse_component_yaml` (libyaml) instead of PyYAML's pure-Python parser.
+
+    Measured gain: 0.36 s → 0.10 s for the 203 ``defs.yaml`` files of a 200-product project,
+    10 % of its definitions load (docs/performance.md, "What changed (session 3: definitions)",
+    item 4). Dagster offers no option for the parser; its loader
+    (``dagster.components.core.decl.build_component_decl_from_yaml_file``) calls the module
+    global ``parse_yamls_with_source_position``, which this replaces for the block only and puts
+    back after (a process-wide change while the block runs: use it around the build only).
+
+    Public path (Dagster outside 1.13.*, no libyaml, the name gone, or ``enabled=False``):
+    Dagster's own parser, nothing replaced.
+    """
+    if not (component_yaml_in_c_supported() if enabled is None else enabled):
+        yield
+        return
+    module = sys.modules[COMPONENT_DECL_MODULE]
+    original = getattr(module, COMPONENT_YAML_PARSER)
+    setattr(module, COMPONENT_YAML_PARSER, parse_component_yaml)
+    try:
+        yield
+    finally:
+        setattr(module, COMPONENT_YAML_PARSER, original)
+
+
+# -- dagster-dbt: what DbtCliResource.cli computes, for dbt run in process ----------------------
+
+
+def in_process_dbt_supported() -> bool:
+    """Whether ddp may run dbt in the Dagster process (``ddp_assets/dbt/in_process.py``).
+
+    Measured gain: a demo ``ddp materialize --all`` has three dbt invocations; as subprocesses
+    each paid a Python start, dbt's imports and a partial parse (about 2.7 s each). In process,
+    its dbt steps took 11.3 and 14.8 s against 30.2 and 32.7 s, and the run used 24 % less CPU
+    (docs/performance.md, "dbt in process, measured alone"). What it needs from dagster-dbt
+    beyond its public API is
+    :func:`plan_dbt_invocation`. Public path (dagster-dbt outside 0.29.*, dbt-core outside
+    1.11.*, or a helper gone): dagster-dbt's own ``DbtCliResource.cli``, one dbt process per
+    invocation, exactly as ``DDP_DBT_SUBPROCESS=1`` does.
+    """
+    if not (tested("dagster-dbt") and tested("dbt-core")):
+        return False
+    try:
+        from dagster_dbt.asset_utils import (  # noqa: F401
+            DBT_INDIRECT_SELECTION_ENV,
+            extract_runtime_selection_from_args,
+            get_updated_cli_invocation_params_for_context,
+        )
+        from dagster_dbt.dagster_dbt_translator import validate_opt_translator  # noqa: F401
+        from dagster_dbt.dbt_manifest import validate_manifest  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class DbtInvocationPlan:
+    """What ``DbtCliResource.cli`` computes from its arguments before it starts dbt."""
+
+    args: list[str]  # the command's arguments, less the runtime selection ones
+    selection_args: list[str]  # --select/--exclude ... for the context's selected assets
+    env: dict[str, str]  # dbt's indirect selection, when the selected checks need one
+    manifest: Mapping[str, Any]
+    translator: DagsterDbtTranslator
+    project: DbtProject | None
+
+
+def plan_dbt_invocation(
+    args: Sequence[str],
+    *,
+    context: dg.OpExecutionContext | dg.AssetExecutionContext | None,
+    manifest: Any,
+    dagster_dbt_translator: DagsterDbtTranslator | None,
+) -> DbtInvocationPlan:
+    """dagster-dbt's own helpers, as ``DbtCliResource.cli`` (0.29) calls them: the selection of
+    the context's assets and checks, the validated manifest and translator.
+
+    Private: ``dagster_dbt.asset_utils`` and the validators are not exported from
+    ``dagster_dbt``. Only call it when :func:`in_process_dbt_supported`.
+    """
+    from dagster_dbt import DagsterDbtTranslator
+    from dagster_dbt.asset_utils import (
+        DBT_INDIRECT_SELECTION_ENV,
+        extract_runtime_selection_from_args,
+        get_updated_cli_invocation_params_for_context,
+    )
+    from dagster_dbt.dagster_dbt_translator import validate_opt_translator
+    from dagster_dbt.dbt_manifest import validate_manifest
+
+    translator = validate_opt_translator(dagster_dbt_translator) or DagsterDbtTranslator()
+    checked = validate_manifest(manifest) if manifest else {}
+    cleaned, runtime_selects, runtime_excludes = extract_runtime_selection_from_args(args)
+    params = get_updated_cli_invocation_params_for_context(
+        context=context,
+        manifest=checked,
+        dagster_dbt_translator=translator,
+        runtime_selects=runtime_selects,
+        runtime_excludes=runtime_excludes,
+    )
+    env = (
+        {DBT_INDIRECT_SELECTION_ENV: params.indirect_selection} if params.indirect_selection else {}
+    )
+    return DbtInvocationPlan(
+        args=list(cleaned),
+        selection_args=list(params.selection_args),
+        env=env,
+        manifest=params.manifest,
+        translator=params.dagster_dbt_translator,
+        project=params.dbt_project,
+    )
+
+
+def installed_dbt_version() -> Version:
+    """The installed dbt-core's version, from its package metadata (public: a read), for
+    ``DbtCliInvocation(cli_version=...)`` of an in-process invocation; dagster-dbt's resource
+    asks a ``dbt --version`` subprocess for it."""
+    return Version(importlib.metadata.version("dbt-core"))
