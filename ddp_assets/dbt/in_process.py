@@ -11,7 +11,8 @@ dagster-dbt streams dbt's JSON log lines from a ``subprocess.Popen``; :class:`In
 is the small part of ``Popen`` it uses, fed by a dbt callback that turns every event into the
 same JSON document dbt would have printed (``msg_to_dict``). Everything downstream (Dagster
 events, asset checks, ``run_results.json`` and ``manifest.json`` in the invocation's target
-folder) is dagster-dbt's and dbt's own code, unchanged.
+folder) is dagster-dbt's and dbt's own code, unchanged. What it needs of dagster-dbt beyond
+its public API is in :mod:`ddp_assets.compat`, for the versions it was tested with only.
 
 ``DDP_DBT_SUBPROCESS=1`` goes back to one dbt process per invocation (e.g. to isolate a dbt
 adapter that misbehaves in a long-lived process). In process, an interrupted run stops dbt
@@ -41,7 +42,14 @@ _SUBPROCESS_ONLY = ("PYTHONLEGACYWINDOWSSTDIO", "PYTHONUNBUFFERED")
 
 
 def in_process_enabled() -> bool:
-    return os.environ.get("DDP_DBT_SUBPROCESS", "").strip().lower() not in ("1", "true", "yes")
+    """dbt in process unless ``DDP_DBT_SUBPROCESS`` asks otherwise, and only with the dagster-dbt
+    and dbt-core versions it was tested with (:func:`ddp_assets.compat.in_process_dbt_supported`;
+    outside them, dagster-dbt's own subprocess)."""
+    if os.environ.get("DDP_DBT_SUBPROCESS", "").strip().lower() in ("1", "true", "yes"):
+        return False
+    from ddp_assets import compat
+
+    return compat.in_process_dbt_supported()
 
 
 class _Stdout:
@@ -127,8 +135,6 @@ class InProcessDbt:
         from dbt.cli.main import dbtRunner
         from dbt_common.events.functions import msg_to_dict
 
-        _name_behavior_flags_cheaply()
-
         def forward(event: Any) -> None:
             # What the dbt subprocess printed at its default level: dagster-dbt needs the info
             # events (node results) and the errors; debug events only cost time here.
@@ -184,51 +190,27 @@ class InProcessDbt:
         )
 
 
-def _calling_module() -> str:
-    """The module of the first frame outside ``dbt_common.behavior_flags``, as
-    ``BehaviorFlagRendered._default_source`` finds it, without reading any source file."""
-    from dbt_common import behavior_flags
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        name = frame.f_globals.get("__name__")
-        if name and name != behavior_flags.__name__:
-            return name
-        frame = frame.f_back
-    return "Unknown"
-
-
-def _name_behavior_flags_cheaply() -> None:
-    """Make dbt's behavior flags name their source module without ``inspect.stack()``.
-
-    Every adapter registration (each dbt invocation) builds the adapter's behavior flags, and
-    each flag computes a default source with ``inspect.stack()``, which reads the source lines
-    of every frame and, through ``inspect.getmodule``, scans every loaded module: about 0.07 s
-    per invocation in a process that has Dagster, dbt and Soda loaded (three per demo run). A
-    dbt subprocess pays it once too; in process it is ddp's cost. Same result, from the frames'
-    globals (``tests/test_dbt_in_process.py`` compares both). dbt-core is pinned below 1.12.
-    """
-    from dbt_common.behavior_flags import BehaviorFlagRendered
-
-    BehaviorFlagRendered._default_source = staticmethod(_calling_module)  # type: ignore[method-assign]
-
-
 def _release_duckdb() -> None:
     """Close the DuckDB database dbt-duckdb keeps open for the life of the process.
 
     A dbt subprocess released the warehouse file when it exited; in process, dbt-duckdb keeps
-    its connection in a class attribute, which would hold the file's lock after the step (other
-    processes, e.g. a reader or the next run, could not open it).
+    its environment (and the database's connection) for the next invocation, which would hold
+    the file's lock after the step (other processes, e.g. a reader or the next run, could not
+    open it). Through dbt-duckdb's public class methods: ``env()`` (the open environment, an
+    error when there is none) and ``close_all_connections()`` (what dbt-duckdb registers at exit:
+    forget it), then the environment's own ``close()``.
     """
     module = sys.modules.get("dbt.adapters.duckdb.connections")
     if module is None:  # another adapter (e.g. Postgres): dbt closed its connections itself
         return
     manager = module.DuckDBConnectionManager
-    with manager._LOCK:
-        environment, manager._ENV = manager._ENV, None
-    if environment is not None:
-        with contextlib.suppress(Exception):
-            environment.close()
+    try:
+        environment = manager.env()
+    except Exception:  # dbt-duckdb: "environment requested before creation" (none is open)
+        return
+    manager.close_all_connections()
+    with contextlib.suppress(Exception):
+        environment.close()
 
 
 def _parse_args(args: Sequence[str]) -> list[str]:
@@ -242,7 +224,13 @@ def _parse_args(args: Sequence[str]) -> list[str]:
 
 
 class _environment:
-    """``os.environ`` as dagster-dbt would have given the dbt subprocess, for one invocation."""
+    """``os.environ`` as dagster-dbt would have given the dbt subprocess, for one invocation.
+
+    dbt's programmatic API (``dbtRunner``) takes no environment: dbt reads its flags and the
+    profile's ``env_var()`` from ``os.environ`` when an invocation starts. So the variables are
+    set for the invocation only, under the module's lock (one in-process invocation at a time),
+    and put back when it ends (``tests/test_dbt_in_process.py``).
+    """
 
     def __init__(self, env: Mapping[str, str]):
         self._env = {k: v for k, v in env.items() if k not in _SUBPROCESS_ONLY}
