@@ -64,3 +64,73 @@ def schema_errors(event: Mapping[str, Any], spec_dir: Path) -> list[str]:
                 for e in validator.iter_errors(facet)
             )
     return errors
+
+
+def test_every_facet_names_ddp_as_its_producer(shared_spec: Path) -> None:
+    """``lineage.events._stamp`` sets the producer of an event and of each facet in it through
+    the facets' public constructor argument; the facets keep their values and schema URLs, and
+    the event still validates."""
+    from openlineage.client.event_v2 import Job, OutputDataset, Run, RunEvent, RunState
+    from openlineage.client.generated import (
+        documentation_job,
+        output_statistics_output_dataset,
+        processing_engine_run,
+        schema_dataset,
+        sql_job,
+    )
+    from openlineage.client.serde import Serde
+
+    from ddp_assets.lineage.events import _stamp
+    from ddp_assets.lineage.facets import FACET_NAME, DataProductJobFacet, producer
+
+    fields = schema_dataset.SchemaDatasetFacetFields(name="id", type="bigint")
+    event = RunEvent(
+        eventType=RunState.COMPLETE,
+        eventTime="2026-12-01T10:00:00+00:00",
+        run=Run(
+            runId="0195f2a0-0000-7000-8000-000000000000",
+            facets={
+                "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
+                    version="1.13", name="dagster"
+                )
+            },
+        ),
+        job=Job(
+            namespace="ddp",
+            name="sales.orders",
+            facets={
+                "sql": sql_job.SQLJobFacet(query="select 1", dialect="duckdb"),
+                "documentation": documentation_job.DocumentationJobFacet(description="d"),
+                FACET_NAME: DataProductJobFacet(product="orders", version="1.0.0", domain="s"),
+            },
+        ),
+        inputs=[],
+        outputs=[
+            OutputDataset(
+                namespace="duckdb://warehouse",
+                name="warehouse.orders.orders",
+                facets={"schema": schema_dataset.SchemaDatasetFacet(fields=[fields])},
+                outputFacets={
+                    "outputStatistics": (
+                        output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                            rowCount=3
+                        )
+                    )
+                },
+            )
+        ],
+    )
+    stamped = Serde.to_dict(_stamp(event))
+    assert stamped["producer"] == producer()
+    facets = [
+        *stamped["run"]["facets"].values(),
+        *stamped["job"]["facets"].values(),
+        *stamped["outputs"][0]["facets"].values(),
+        *stamped["outputs"][0]["outputFacets"].values(),
+    ]
+    assert len(facets) == 6
+    assert {facet["_producer"] for facet in facets} == {producer()}
+    assert stamped["job"]["facets"]["sql"]["query"] == "select 1"
+    assert stamped["job"]["facets"][FACET_NAME]["_schemaURL"].endswith("DataProductJobFacet")
+    assert stamped["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 3
+    assert schema_errors(stamped, shared_spec / "openlineage") == []

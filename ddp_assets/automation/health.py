@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from ddp_assets.automation.alerts import Alert, alerts_file, open_alerts, slo_state
 from ddp_assets.spec.registry import Product, Registry
-
-PASSED = AssetCheckExecutionRecordStatus.SUCCEEDED
 
 
 @dataclass
@@ -107,14 +104,26 @@ def scorecard(
                 check_key, limit=last_n
             )
             for record in history:
-                if record.status in (PASSED, AssetCheckExecutionRecordStatus.FAILED):
+                passed = _check_passed(record)
+                if passed is not None:
                     card.checks_evaluated += 1
-                    card.checks_passed += record.status == PASSED
+                    card.checks_passed += passed
     if alerts is None:
         alerts = open_alerts(alerts_file(Path(instance.root_directory)))
     card.open_alerts = [asdict(a) for a in alerts if a.product == product.id]
     card.state, card.reasons = _overall(card)
     return card
+
+
+def _check_passed(record: Any) -> bool | None:
+    """Whether one execution of a check passed; ``None`` while it is planned or running.
+
+    Read from the execution's evaluation event, a public ``dg.EventLogEntry`` holding a
+    ``dg.AssetCheckEvaluation`` (the record's status enum lives in a private module).
+    """
+    entry = getattr(record, "event", None)
+    evaluation = entry.asset_check_evaluation if isinstance(entry, dg.EventLogEntry) else None
+    return evaluation.passed if isinstance(evaluation, dg.AssetCheckEvaluation) else None
 
 
 def _overall(card: Scorecard) -> tuple[str, list[str]]:

@@ -7,7 +7,8 @@ policy. Nothing here names an asset: the product is read from the asset's group.
 Where specs are created, :func:`asset_policies` gives them their policies (the dbt translator
 does; components can). :func:`apply_product_policies` then completes, at the root, any spec
 that did not get them, and rebuilds only the assets definitions that had such a spec:
-rebuilding every one (``Definitions.map_asset_specs``) was 15 % of a 1000-model load.
+rebuilding every one (``Definitions.map_asset_specs``) was 15 % of a 1000-model load. The
+result is a new ``dg.Definitions`` with the same everything but its assets (:func:`with_assets`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-
-# Private, and what Definitions.map_asset_specs itself uses to build its result (dagster 1.13,
-# definitions_class.py): a Definitions with only its assets replaced. dagster is pinned to
-# 1.13.* (pyproject.toml); tests/test_automation.py checks every spec's policies.
-from dagster._record import replace as _replace_record
 
 from ddp_assets.catalog.url import catalog_url
 from ddp_assets.spec.model import ProductSpec
@@ -171,4 +167,23 @@ def apply_product_policies(defs: dg.Definitions, registry: Registry) -> dg.Defin
         assets.append(item)
     if not mapped:
         return defs
-    return _replace_record(defs, assets=assets)
+    return with_assets(defs, assets)
+
+
+def with_assets(defs: dg.Definitions, assets: list[Any]) -> dg.Definitions:
+    """``defs`` with its assets replaced and everything else kept, through the public
+    constructor and attributes of ``dg.Definitions`` (``Definitions.merge`` builds its result
+    the same way). ``tests/test_compat.py`` checks that every constructor parameter is passed,
+    so a parameter a new Dagster adds fails there instead of being dropped."""
+    return dg.Definitions(
+        assets=assets,
+        schedules=defs.schedules,
+        sensors=defs.sensors,
+        jobs=defs.jobs,
+        resources=defs.resources,
+        executor=defs.executor,
+        loggers=defs.loggers,
+        asset_checks=defs.asset_checks,
+        metadata=defs.metadata,
+        component_tree=defs.component_tree,
+    )

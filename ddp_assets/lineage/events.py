@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attr
 import dagster as dg
 from openlineage.client.event_v2 import (
     InputDataset,
@@ -481,16 +482,22 @@ class EventBuilder:
 
 
 def _stamp(event: RunEvent) -> RunEvent:
-    """Set ddp as the producer of the event and of every facet in it."""
+    """Set ddp as the producer of the event and of every facet in it.
+
+    A facet's producer is its constructor's ``producer`` argument (the attrs field
+    ``_producer``); ``attr.evolve`` rebuilds each facet with it, through that public argument.
+    """
     event.producer = producer()
-    facet_maps: list[Mapping[str, Any] | None] = [event.run.facets, event.job.facets]
+    facet_maps: list[dict[str, Any] | None] = [event.run.facets, event.job.facets]
     for dataset in [*(event.inputs or []), *(event.outputs or [])]:
         facet_maps.append(dataset.facets)
         facet_maps.append(getattr(dataset, "inputFacets", None))
         facet_maps.append(getattr(dataset, "outputFacets", None))
+    stamp = producer()
     for facets in facet_maps:
-        for facet in (facets or {}).values():
-            facet._producer = producer()
+        if facets:
+            for name, facet in facets.items():
+                facets[name] = attr.evolve(facet, producer=stamp)
     return event
 
 
