@@ -1,7 +1,10 @@
 """The sandbox of a contract's ``type: sql`` quality rules: one read-only query, or nothing.
 
 An ODCS ``type: sql`` rule is SQL written by whoever can edit a contract, and ddp runs it in
-the warehouse, on the writer's database (DuckDB allows one writer process). Unchecked, a rule
+the warehouse, on the writer's database (DuckDB allows one writer process): Soda executes a
+``metric`` check's ``query`` as given, or folds its condition into its aggregation query, on
+the data source ddp hands it, which was ``DuckDBDataSourceImpl.from_existing_cursor`` over a
+cursor of the writer connection, able to do whatever the writer can. Unchecked, a rule
 ``DROP TABLE customers.customers`` deletes another product's published port, and
 ``COPY (select * from customers.customers) TO '/tmp/x.csv'`` exports its restricted columns.
 Two layers keep a rule to what it is for, reading the port it checks:
