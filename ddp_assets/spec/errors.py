@@ -70,3 +70,16 @@ def dotted(path: tuple[str | int, ...]) -> str:
     for key in path:
         text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
     return text
+
+
+def unique_problems(problems: Iterable[SpecProblem]) -> list[SpecProblem]:
+    """The problems in order, each (file, line, field, message) once: checks that read the
+    same file (a contract read by two checks) report its problem once."""
+    seen: set[tuple[str, int | None, str, str]] = set()
+    out: list[SpecProblem] = []
+    for problem in problems:
+        key = (problem.file, problem.line, problem.field, problem.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(problem)
+    return out

@@ -119,7 +119,7 @@ class Registry:
                 registry.problems.extend(errors.problems)
                 continue
             except Exception as error:  # a bug here must not hide the other products' problems
-                registry._internal(relative(path, registry.root), error)
+                registry._internal(relative(path, registry.root), error, line=1)
                 continue
             registry._add(Product(loaded))
         for check in (
@@ -129,6 +129,7 @@ class Registry:
             registry._check_cycles,
             registry._check_model_cycles,
             registry._check_inside_project,
+            lambda: registry._check_linked_folders(defs_dir),
             registry._check_policies,
         ):
             try:
@@ -139,11 +140,11 @@ class Registry:
             _CACHE[defs_dir] = (key, registry)
         return registry
 
-    def _internal(self, shown: str, error: Exception) -> None:
+    def _internal(self, shown: str, error: Exception, line: int | None = None) -> None:
         self.problems.append(
             SpecProblem(
                 shown,
-                None,
+                line,
                 "(platform)",
                 f"could not be checked: {type(error).__name__}: {error}",
                 "this is a bug in the platform's validation; please report it with this file",
@@ -591,6 +592,35 @@ class Registry:
                     )
                 else:
                     self._problem(product, field_path, message, hint)
+
+    def _check_linked_folders(self, defs_dir: Path) -> None:
+        """A folder of the defs folder that is a symbolic link: nothing in it is read (ddp,
+        Dagster and dbt walk folders without following links), so say so."""
+        pending = [defs_dir]
+        while pending:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                if not entry.is_symlink():
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    continue
+                if not os.path.isdir(entry.path):
+                    continue  # a linked file: checked with the product that reads it
+                shown = _shown_unresolved(Path(entry.path), self.root)
+                self.problems.append(
+                    SpecProblem(
+                        shown,
+                        None,
+                        "(folder)",
+                        f"'{shown}' is a symbolic link to the folder "
+                        f"{os.path.realpath(entry.path)}: nothing in it is read (ddp, Dagster "
+                        "and dbt do not follow folder links)",
+                        "move or copy the folder here instead of linking it",
+                    )
+                )
 
 
 def _shown_unresolved(path: Path, root: Path) -> str:
