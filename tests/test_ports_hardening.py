@@ -390,3 +390,21 @@ def test_head_is_answered_wherever_get_is(client: tuple[TestClient, str], path: 
     assert head.content == b""
     assert head.headers["content-length"] == str(len(got.content))
     assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_a_server_failure_is_a_bare_500_audited(client: tuple[TestClient, str], port: Port) -> None:
+    """A broken snapshot (here: garbage bytes) fails inside DuckDB with the file's path in its
+    message; the caller gets 'internal error' and nothing of the server's files."""
+    test_client, token = client
+    snapshot = port.paths.data_dir / "ports" / "serving.duckdb"
+    snapshot.write_bytes(b"not a database" * 1000)
+    try:
+        response = test_client.get("/health", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        snapshot.unlink()
+    assert response.status_code == 500
+    assert response.json()["error"]["message"] == "internal error"
+    assert str(port.paths.data_dir) not in response.text and "serving" not in response.text
+    (row,) = audit.read(port.store, limit=1)
+    assert (row.consumer, row.status, row.allowed) == ("mallory", 500, False)
+    assert test_client.get("/health").json()["snapshot"] is False
