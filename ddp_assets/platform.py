@@ -31,6 +31,7 @@ from dagster_shared.yaml_utils.source_position import (
 )
 
 from ddp_assets.automation.policies import apply_product_policies
+from ddp_assets.components.context import platform_context
 from ddp_assets.dbt.load_cache import load_scope
 from ddp_assets.runtime import collector
 from ddp_assets.settings import ProjectPaths
@@ -149,7 +150,12 @@ def build_definitions(path_within_project: Path) -> dg.Definitions:
     paths = ProjectPaths.discover(path_within_project)
     # Every component of the build shares one reading of the defs folder (or none at all, when
     # nothing changed since the last build: ddp_assets/dbt/load_cache.py).
-    with _collector_paused(), _component_yaml_in_c(), load_scope(paths) as registry:
+    with (
+        _collector_paused(),
+        _component_yaml_in_c(),
+        load_scope(paths) as registry,
+        platform_context(paths, registry),
+    ):
         merged = dg.Definitions.merge(
             dg.load_from_defs_folder(path_within_project=path_within_project),
             # Every step writes the one DuckDB file, so steps run one at a time anyway (the

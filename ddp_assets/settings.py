@@ -66,11 +66,16 @@ def _is_project(folder: Path) -> bool:
 
 def find_project_root(start: Path | None = None) -> Path:
     """The project holding ``start`` (default: the working folder): it or its nearest parent
-    with ``dbt_project/`` and ``<root_module>/defs``. Raises :class:`ProjectNotFound`."""
+    with ``dbt_project/`` and ``<root_module>/defs``; else, in a development install of this
+    repository, the checkout ddp was imported from (its demo). Raises :class:`ProjectNotFound`
+    (an installed ddp outside any project)."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if _is_project(folder):
             return folder
+    checkout = Path(__file__).resolve().parent.parent
+    if _is_project(checkout):
+        return checkout
     raise ProjectNotFound(here)
 
 

@@ -118,6 +118,13 @@ def test_the_wheel_carries_what_the_platform_reads_at_run_time(installed: Instal
     assert "Requires-Dist: open-data-contract-standard" in requires
 
 
+def test_outside_a_project_ddp_says_so(installed: Installed, tmp_path: Path) -> None:
+    result = installed.run(["ddp", "list"], tmp_path, ok=False)
+    assert result.returncode == 1
+    assert "not inside a ddp project" in result.stderr and "ddp init" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_an_empty_project_works_at_once(installed: Installed, tmp_path: Path) -> None:
     installed.run(["ddp", "init", "acme-data"], tmp_path)
     project = tmp_path / "acme-data"

@@ -118,8 +118,6 @@ def test_the_command(tmp_path: Path) -> None:
     assert (tmp_path / "acme" / "acme" / "definitions.py").is_file()
 
 
-def test_outside_a_project_commands_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DDP_PROJECT_ROOT", raising=False)
-    with pytest.raises(SpecErrors, match="not inside a ddp project"):
-        ProjectPaths.discover(tmp_path)
+def test_package_names() -> None:
     assert package_name("Acme-Data.v2") == "acme_data_v2"
+    assert package_name("shop") == "shop"

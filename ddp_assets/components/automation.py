@@ -11,10 +11,9 @@ import dagster as dg
 from ddp_assets.automation.alerts import AlertSink, alerts_file, failure_sensor, slo_sensor
 from ddp_assets.automation.landing import landing_sensor
 from ddp_assets.automation.schedules import product_schedules
+from ddp_assets.components.context import context_for
 from ddp_assets.ports.refresh import ports_refresh_sensor
-from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
-from ddp_assets.spec.registry import load_registry
 
 
 class ProductAutomation(dg.Component, dg.Model, dg.Resolvable):
@@ -28,9 +27,8 @@ class ProductAutomation(dg.Component, dg.Model, dg.Resolvable):
     alert_webhook_url: str | None = None  # default: $DDP_ALERT_WEBHOOK, read when loading
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        paths = ProjectPaths(context.project_root)
-        registry = load_registry(paths.defs_dir, paths.root)
-        registry.raise_for_errors()
+        platform = context_for(context)
+        paths, registry = platform.paths, platform.registry
         webhook = self.alert_webhook_url or os.environ.get("DDP_ALERT_WEBHOOK") or None
         sink = AlertSink(alerts_file(paths.dagster_home), webhook)
         sensors: list[dg.SensorDefinition] = [

@@ -16,11 +16,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel
 
+from ddp_assets.components.context import context_for
 from ddp_assets.compute.python_models import python_model_asset
 from ddp_assets.ingest.landing import file_ports_asset, table_port_asset
-from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, ProductSpec, TableInputPort
-from ddp_assets.spec.registry import load_registry
 
 
 class DataProduct(dg.Component):
@@ -44,9 +43,8 @@ class DataProduct(dg.Component):
         return cls(attributes, folder)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        paths = ProjectPaths(context.project_root)
-        registry = load_registry(paths.defs_dir, paths.root)
-        registry.raise_for_errors()
+        platform = context_for(context)
+        paths, registry = platform.paths, platform.registry
         product = registry.products[self.spec.id]
         assets: list[dg.AssetsDefinition] = []
         file_ports = [p for p in product.spec.input_ports if isinstance(p, FileInputPort)]

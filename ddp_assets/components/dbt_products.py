@@ -29,6 +29,7 @@ from dagster_dbt.asset_utils import (
     build_dbt_specs,
 )
 
+from ddp_assets.components.context import context_for
 from ddp_assets.contracts.gate import check_input_ports
 from ddp_assets.contracts.port_asset import (
     PortAsset,
@@ -36,12 +37,12 @@ from ddp_assets.contracts.port_asset import (
     dbt_port_assets,
 )
 from ddp_assets.dbt.agreement import agreement_errors
-from ddp_assets.dbt.project import dbt_resource, prepare, run_target_path
+from ddp_assets.dbt.project import dbt_resource, run_target_path
 from ddp_assets.dbt.translator import ProductTranslator, resolve_in_dependency_order
 from ddp_assets.metadata import WRITER_POOL
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors
-from ddp_assets.spec.registry import Registry, load_registry
+from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import warehouse_for
 
 
@@ -52,14 +53,14 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
     exclude: str = ""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        paths = ProjectPaths(context.project_root)
-        registry = load_registry(paths.defs_dir, paths.root)
-        prepared = prepare(paths, registry)
+        platform = context_for(context)
+        paths, registry = platform.paths, platform.registry
+        prepared = platform.prepared()
         problems = agreement_errors(registry, prepared)
         if problems:
             raise SpecErrors(problems)
 
-        translator = ProductTranslator()
+        translator = ProductTranslator(registry)
         resolve_in_dependency_order(translator, prepared.manifest, prepared.project)
         dbt_specs, dbt_check_specs = build_dbt_specs(
             translator=translator,

@@ -27,7 +27,7 @@ import pydantic
 from ddp_assets.contracts.compiler import known_plans, remember_plans
 from ddp_assets.dbt.project import code_fingerprint, dbt_project
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.registry import Registry, folder_key, registry_scope
+from ddp_assets.spec.registry import Registry, folder_key
 
 CACHE_FILE = "ddp_load_cache.pickle"
 
@@ -83,24 +83,23 @@ def store(paths: ProjectPaths, registry: Registry) -> None:
 
 @contextmanager
 def load_scope(paths: ProjectPaths) -> Iterator[Registry]:
-    """:func:`~ddp_assets.spec.registry.registry_scope` for one definitions build, with the
-    registry and contract plans read from the cache when nothing changed since they were stored.
-    """
+    """The registry of one definitions build (read once, handed to every component through the
+    platform context), from the cache with its contract plans when nothing changed since they
+    were stored; what the build read or compiled is stored for the next loads."""
     cache_file = dbt_project(paths).manifest_path.parent / CACHE_FILE
     key = _key(paths)
     stored = _read(cache_file, key)
     if stored is not None:
         registry, plans = stored
         remember_plans(plans)
-        with registry_scope(paths.defs_dir, paths.root, registry) as current:
-            yield current
+        yield registry
         if len(known_plans()) > len(plans):  # the build compiled a contract the cache lacked
-            _write(cache_file, key, current)
+            _write(cache_file, key, registry)
         return
-    with registry_scope(paths.defs_dir, paths.root) as current:
-        yield current
-    if not current.errors:  # only a build that succeeded is worth keeping
-        _write(cache_file, key, current)
+    registry = Registry.load(paths.defs_dir, paths.root)
+    yield registry
+    if not registry.errors:  # only a build that succeeded is worth keeping
+        _write(cache_file, key, registry)
 
 
 def cached_registry(paths: ProjectPaths) -> Registry | None:

@@ -22,7 +22,7 @@ from ddp_assets.automation.policies import refresh_condition
 from ddp_assets.catalog.url import catalog_url
 from ddp_assets.metadata import product_tags
 from ddp_assets.naming import is_staging_key, port_key, published_key, staging_key
-from ddp_assets.spec.registry import Registry, scoped_registry
+from ddp_assets.spec.registry import Registry
 
 # One condition object for every dbt test (a condition is an immutable tree; one per check was
 # 2200 more objects for the collector at 200 products).
@@ -41,9 +41,9 @@ def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
 class ProductTranslator(DagsterDbtTranslator):
     """Asset keys ``[product, model]``; one group per product; owners and tags from the spec.
 
-    ``registry``: the products, for their refresh policy; by default the registry of the
-    definitions build in progress (``spec/registry.py::registry_scope``). Without one, specs get
-    no automation condition here and the root pass gives it to them.
+    ``registry``: the products, for their refresh policy (the platform context's, handed by
+    ``DbtProducts``). Without one, specs get no automation condition here and the root pass
+    gives it to them.
     """
 
     def __init__(self, registry: Registry | None = None) -> None:
@@ -57,7 +57,7 @@ class ProductTranslator(DagsterDbtTranslator):
             )
         )
         self._ddp_specs: dict[tuple[int, str, int], dg.AssetSpec] = {}
-        self._registry = registry if registry is not None else scoped_registry()
+        self._registry = registry
         self._project_dir: str | None = None  # the dbt project's folder, resolved once
 
     def get_asset_check_spec(

@@ -1,0 +1,74 @@
+"""The platform context: what one code-location load reads once and hands to every component.
+
+:func:`ddp_assets.platform.build_definitions` reads the registry of products once (from the
+load cache beside the prepared manifest when nothing changed), and the dbt project is prepared
+at most once; the components Dagster's loader instantiates from ``defs.yaml`` files take them
+from here instead of each reading the defs folder again. The context is bound for the duration
+of the build (a :class:`~contextvars.ContextVar`, so concurrent builds in threads don't see
+each other's), and nothing outlives it.
+
+A component built outside :func:`build_definitions` (a code location that calls Dagster's
+``load_from_defs_folder`` itself) gets a context of its own, read for that one component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.registry import Registry
+
+if TYPE_CHECKING:
+    from ddp_assets.dbt.project import PreparedProject
+
+
+@dataclass
+class PlatformContext:
+    """One project's registry, and its dbt project prepared on first use."""
+
+    paths: ProjectPaths
+    registry: Registry
+    _prepared: PreparedProject | None = field(default=None, repr=False)
+
+    def prepared(self) -> PreparedProject:
+        """The dbt project with its manifest, prepared (parsed only if an input changed) once."""
+        if self._prepared is None:
+            from ddp_assets.dbt.project import prepare
+
+            self._prepared = prepare(self.paths, self.registry)
+        return self._prepared
+
+
+_CURRENT: ContextVar[PlatformContext | None] = ContextVar("ddp_platform_context", default=None)
+
+
+@contextmanager
+def platform_context(paths: ProjectPaths, registry: Registry) -> Iterator[PlatformContext]:
+    """Bind the context of one definitions build."""
+    context = PlatformContext(paths, registry)
+    token = _CURRENT.set(context)
+    try:
+        yield context
+    finally:
+        _CURRENT.reset(token)
+
+
+def context_for(load_context: dg.ComponentLoadContext) -> PlatformContext:
+    """The context of the build loading this component (or one of its own, read now).
+
+    Raises :class:`~ddp_assets.spec.errors.SpecErrors` when the specs have errors.
+    """
+    root = Path(load_context.project_root).resolve()
+    current = _CURRENT.get()
+    if current is None or current.paths.root.resolve() != root:
+        paths = ProjectPaths(root)
+        current = PlatformContext(paths, Registry.load(paths.defs_dir, paths.root))
+    current.registry.raise_for_errors()
+    return current
