@@ -361,6 +361,7 @@ def test_http_down_keeps_events_and_flush_delivers_them_in_order_once(
     thread.start()
     try:
         monkeypatch.setenv("DAGSTER_HOME", str(home))
+        monkeypatch.setenv("DDP_PROJECT_ROOT", str(demo_env.paths.root))  # cwd is tmp_path
         cli = CliRunner().invoke(app, ["lineage", "flush"])
         assert cli.exit_code == 0, cli.output
         assert "8 event(s) delivered" in cli.output
@@ -389,6 +390,7 @@ def test_flush_with_the_endpoint_still_down_fails_clearly(
     monkeypatch.setenv("OPENLINEAGE__TRANSPORT__RETRY", '{"total": 0, "connect": 0, "read": 0}')
     emit_run_lineage(small_instance, _landing_run(small_instance), demo_env.paths)
     monkeypatch.setenv("DAGSTER_HOME", str(small_instance.root_directory))
+    monkeypatch.setenv("DDP_PROJECT_ROOT", str(demo_env.paths.root))  # cwd is tmp_path
     result = CliRunner().invoke(app, ["lineage", "flush"])
     assert result.exit_code == 1
     assert "4 still pending" in result.output and "Traceback" not in result.output
