@@ -14,12 +14,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from ddp_assets.components.context import context_for
 from ddp_assets.compute.python_models import python_model_asset
 from ddp_assets.ingest.landing import file_ports_asset, table_port_asset
+from ddp_assets.spec.errors import SpecErrors, SpecProblem
 from ddp_assets.spec.model import FileInputPort, ProductSpec, TableInputPort
+
+
+class SpecAttributes(BaseModel):
+    """What Dagster's loader checks of a ``defs.yaml``: nothing. The spec is read and validated
+    once, by ddp's registry (line-located errors, cross-product checks), for the whole build;
+    the component takes its product from the platform context."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class DataProduct(dg.Component):
@@ -31,16 +40,26 @@ class DataProduct(dg.Component):
 
     @classmethod
     def get_schema(cls) -> type[BaseModel]:
-        return ProductSpec
+        return SpecAttributes
 
     @classmethod
     def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> DataProduct:
-        if not isinstance(attributes, ProductSpec):
-            attributes = ProductSpec.model_validate(
-                attributes.model_dump() if attributes is not None else {}
-            )
-        folder = context.path if context.path.is_dir() else context.path.parent
-        return cls(attributes, folder)
+        folder = (context.path if context.path.is_dir() else context.path.parent).resolve()
+        registry = context_for(context).registry
+        for product in registry.products.values():
+            if product.folder.resolve() == folder:
+                return cls(product.spec, folder)
+        raise SpecErrors(  # a spec the registry could not read reports its own problems
+            [
+                SpecProblem(
+                    str(folder / "defs.yaml"),
+                    None,
+                    "(spec)",
+                    "this product folder is not in the registry of products",
+                    "run `ddp validate` for the spec's problems",
+                )
+            ]
+        )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         platform = context_for(context)
