@@ -3,6 +3,10 @@
 The run executes in this process with Dagster's in-process executor, which still claims the
 instance's pool slots, so a ``ddp materialize`` started beside ``dagster dev`` or another
 ``ddp materialize`` waits for the DuckDB writer instead of failing on its lock.
+
+A run killed before its end would keep the writer slot forever: each run records its process
+in its tags, and every ``ddp materialize`` first fails the runs whose process is gone and
+frees their slots, then keeps an eye out while its steps wait (:mod:`ddp_assets.runtime.orphans`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ import dagster as dg
 
 from ddp_assets.lineage.emit import emit_lineage_safely
 from ddp_assets.runtime.instance import definitions, instance
+from ddp_assets.runtime.orphans import (
+    clean_up_dead_runs,
+    report,
+    watching_for_dead_runs,
+    worker_tags,
+)
 from ddp_assets.settings import ProjectPaths
 
 
@@ -113,13 +123,15 @@ def materialize(
     # one instance for the run and its lineage: another would set up its storages again
     # (Dagster checks each SQLite file's migrations: 0.05 s of a demo run, measured)
     run_instance = instance(paths)
-    result = job.execute_in_process(
-        instance=run_instance,
-        asset_selection=keys,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        tags={"ddp/command": "materialize", **(tags or {})},
-    )
+    report(clean_up_dead_runs(run_instance))  # a killed run's writer slot would block this one
+    with watching_for_dead_runs(run_instance):
+        result = job.execute_in_process(
+            instance=run_instance,
+            asset_selection=keys,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            tags={"ddp/command": "materialize", **(tags or {}), **worker_tags()},
+        )
     materialized = {
         e.asset_key for e in result.get_asset_materialization_events() if e.asset_key is not None
     }
