@@ -250,6 +250,21 @@ def test_canary_dagster_dbt_helpers_keep_their_shape() -> None:
     assert "get_updated_cli_invocation_params_for_context" in source
 
 
+def test_canary_dagster_dbt_uses_only_what_in_process_dbt_offers_of_popen() -> None:
+    """dagster-dbt's invocation reads its dbt process through a few ``Popen`` members;
+    ``InProcessDbt`` offers those (a new one used by an upgrade fails here)."""
+    import re
+
+    from dagster_dbt import DbtCliInvocation
+
+    from ddp_assets.dbt.in_process import InProcessDbt
+
+    used = set(re.findall(r"self\.process\.(\w+)", inspect.getsource(DbtCliInvocation)))
+    assert used >= {"stdout", "wait", "returncode"}
+    instance_attributes = {"args", "returncode", "stdout"}  # set in InProcessDbt.__init__
+    assert used <= instance_attributes | set(dir(InProcessDbt)), used
+
+
 def test_plan_dbt_invocation_splits_the_selection_as_dagster_dbt_does() -> None:
     from dagster_dbt import DagsterDbtTranslator
 
