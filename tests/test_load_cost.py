@@ -118,28 +118,6 @@ def test_column_lineage_is_reused_from_disk(
         assert columns.column_lineage(sql, schemas) == computed
 
 
-def test_component_yaml_parsed_in_c_gives_dagsters_trees(project_paths: ProjectPaths) -> None:
-    """The code location parses each ``defs.yaml`` with libyaml (definitions.py); dagster's
-    loader must get exactly the values and source positions its own parser gives."""
-    import yaml
-    from dagster_shared.yaml_utils import parse_yamls_with_source_position
-
-    from ddp_assets.definitions import _parse_component_yaml
-
-    files = sorted(project_paths.defs_dir.rglob("defs.yaml"))
-    assert len(files) > 5
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        ours = _parse_component_yaml(text, str(path))
-        assert ours == parse_yamls_with_source_position(text, str(path)), path
-        assert ours[0].source_position_tree.children["attributes"].position.start.line > 1
-    broken = "type: x\nattributes:\n  id: [unclosed\n"
-    with pytest.raises(yaml.MarkedYAMLError) as raised:
-        _parse_component_yaml(broken, "broken/defs.yaml")
-    assert raised.value.problem_mark is not None
-    assert raised.value.problem_mark.name == "broken/defs.yaml"
-
-
 def test_dbt_specs_get_their_policies_where_they_are_created(project_paths: ProjectPaths) -> None:
     """The translator gives every dbt asset its product's refresh policy, so the root pass
     (apply_product_policies) keeps the dbt multi-asset as it is instead of rebuilding it (that
@@ -165,8 +143,8 @@ def test_dbt_specs_get_their_policies_where_they_are_created(project_paths: Proj
 
 
 def test_a_build_leaves_the_collector_on() -> None:
-    """The build pauses Python's cyclic collector (definitions.py); it must turn it back on,
-    or the process would never free reference cycles again."""
+    """The build pauses Python's cyclic collector (compat.collector_paused); it must turn it
+    back on, or the process would never free reference cycles again."""
     import gc
 
     assert gc.isenabled()
