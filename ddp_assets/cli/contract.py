@@ -68,7 +68,7 @@ def test(
 
     paths = ProjectPaths.discover()
     registry = load_registry(paths)
-    results = run_contract_tests(registry.get(product), paths)
+    results = run_contract_tests(registry.get(product), paths, registry)
     ok = all(t.passed for t in results)
     if as_json:
         print_json({"product": product, "passed": ok, "ports": [t.to_dict() for t in results]})

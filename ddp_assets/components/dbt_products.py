@@ -72,11 +72,7 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
             project=prepared.project,
         )
         built = {spec.key for spec in dbt_specs}
-        ports = [
-            port
-            for port in dbt_port_assets(list(registry.products.values()), paths)
-            if port.staging_key in built
-        ]
+        ports = [port for port in dbt_port_assets(registry, paths) if port.staging_key in built]
         plan = _StepPlan(registry, paths, {port.key: port for port in ports})
 
         @dg.multi_asset(

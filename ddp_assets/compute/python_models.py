@@ -154,7 +154,7 @@ def python_model_asset(
         metadata["ddp/contract"] = dg.MetadataValue.path(
             str((product.folder / output.contract).relative_to(paths.root))
         )
-        published = port_asset(product, output, paths)
+        published = port_asset(product, output, paths, registry)
 
     # An output port is written to staging and published after the audit.
     schema = staging_schema(spec.id) if port else spec.id

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ddp_assets.contracts.compiler import compile_contract
+from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.contracts.validation import requirement_problem
 from ddp_assets.contracts.wap import latest_audit, published_version
 from ddp_assets.settings import ProjectPaths
@@ -75,7 +76,10 @@ def blocked_inputs(
         try:
             # the compiled plan is memoized (and cached with the definitions): no YAML read here
             declared = compile_contract(
-                upstream.folder / output.contract, output.model, registry.root
+                upstream.folder / output.contract,
+                output.model,
+                registry.root,
+                inputs=input_relations(upstream, registry),
             )
             declared_label = f"{declared.contract_id} {declared.contract_version}"
         except SpecErrors:

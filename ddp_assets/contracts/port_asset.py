@@ -32,6 +32,7 @@ from ddp_assets.contracts.pandera_checks import (
     validate_table,
 )
 from ddp_assets.contracts.soda import RuleResult, run_quality_many
+from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.contracts.wap import (
     publish,
     published_version,
@@ -45,7 +46,7 @@ from ddp_assets.naming import port_key, staging_key
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import relative
 from ddp_assets.spec.model import OutputPort
-from ddp_assets.spec.registry import Product
+from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.warehouse import Connection, table_columns, warehouse_for
 
 
@@ -79,7 +80,8 @@ def check_result(
         asset_key=asset_key,
         check_name=result.check_name,
         passed=result.passed,
-        severity=_severity(result.severity),
+        # a rule that could not run holds the port back whatever its severity: shown as such
+        severity=_severity("error" if result.error else result.severity),
         description=result.summary(),
         metadata=metadata,
     )
@@ -108,11 +110,17 @@ class PortAsset:
         return self.port.model in self.product.python_model_names
 
 
-def port_asset(product: Product, port: OutputPort, paths: ProjectPaths) -> PortAsset:
-    """The publish asset ``[product, model]`` of an output port, with a check per contract rule."""
+def port_asset(
+    product: Product, port: OutputPort, paths: ProjectPaths, registry: Registry
+) -> PortAsset:
+    """The publish asset ``[product, model]`` of an output port, with a check per contract rule.
+
+    The contract's ``sql`` rules may read the port and the product's declared inputs only."""
     spec = product.spec
     contract_path = product.folder / port.contract
-    plan = compile_contract(contract_path, port.model, paths.root)
+    plan = compile_contract(
+        contract_path, port.model, paths.root, inputs=input_relations(product, registry)
+    )
     key = port_key(spec.id, port.model)
     check_specs = [
         dg.AssetCheckSpec(
@@ -177,11 +185,11 @@ def port_asset(product: Product, port: OutputPort, paths: ProjectPaths) -> PortA
     return PortAsset(product, port, plan, asset_spec, check_specs)
 
 
-def dbt_port_assets(products: Sequence[Product], paths: ProjectPaths) -> list[PortAsset]:
+def dbt_port_assets(registry: Registry, paths: ProjectPaths) -> list[PortAsset]:
     """The publish assets of every output port that a dbt model builds."""
     return [
-        port_asset(product, port, paths)
-        for product in products
+        port_asset(product, port, paths, registry)
+        for product in registry.products.values()
         for port in product.spec.output_ports
         if port.model not in product.python_model_names
     ]

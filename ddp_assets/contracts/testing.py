@@ -12,10 +12,11 @@ from typing import Any
 from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.pandera_checks import validate_table
 from ddp_assets.contracts.soda import RuleResult, run_quality
+from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.contracts.wap import published_version, relation_exists
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
-from ddp_assets.spec.registry import Product
+from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.warehouse import WarehouseConfigError, WarehouseUnavailable, warehouse_for
 
 
@@ -55,8 +56,12 @@ class PortTest:
         }
 
 
-def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
-    """Every output port's contract checks on its published relation."""
+def run_contract_tests(
+    product: Product, paths: ProjectPaths, registry: Registry | None = None
+) -> list[PortTest]:
+    """Every output port's contract checks on its published relation (``registry``: for the
+    relations its ``sql`` rules may read besides the port, the product's declared inputs)."""
+    inputs = input_relations(product, registry) if registry is not None else ()
     try:
         warehouse = warehouse_for(paths)
     except WarehouseConfigError as error:
@@ -88,7 +93,9 @@ def run_contract_tests(product: Product, paths: ProjectPaths) -> list[PortTest]:
     try:
         with warehouse.reader() as connection:
             for port in product.spec.output_ports:
-                plan = compile_contract(product.folder / port.contract, port.model, paths.root)
+                plan = compile_contract(
+                    product.folder / port.contract, port.model, paths.root, inputs=inputs
+                )
                 test = PortTest(
                     port.name,
                     f"{product.id}.{port.model}",

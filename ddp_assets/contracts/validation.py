@@ -19,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.diff import breaking_change_problems
 from ddp_assets.contracts.odcs import load_contract, schema_problems
+from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
 from ddp_assets.spec.model import ContractRequirement, FileInputPort, ProductInputPort
 from ddp_assets.spec.registry import Product, Registry
@@ -58,7 +59,9 @@ def contract_problems(registry: Registry) -> list[SpecProblem]:
                 continue  # reported by the registry
             try:
                 problems.extend(schema_problems(path, registry.root))
-                plan = compile_contract(path, port.model, registry.root)
+                plan = compile_contract(
+                    path, port.model, registry.root, inputs=input_relations(product, registry)
+                )
                 problems.extend(plan.warnings)
             except SpecErrors as errors:
                 problems.extend(errors.problems)

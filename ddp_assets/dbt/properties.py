@@ -16,6 +16,7 @@ import yaml
 
 from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.odcs import load_contract
+from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.metadata import product_meta
 from ddp_assets.naming import staging_schema
 from ddp_assets.settings import ProjectPaths
@@ -31,7 +32,7 @@ HEADER = (
 )
 
 
-def product_properties(product: Product, root: Path) -> dict[str, Any]:
+def product_properties(product: Product, registry: Registry) -> dict[str, Any]:
     """The dbt properties document for one product."""
     spec = product.spec
     meta = product_meta(product)
@@ -63,12 +64,12 @@ def product_properties(product: Product, root: Path) -> dict[str, Any]:
                     "ddp": {
                         **meta,
                         "port": port.name,
-                        "contract": relative(contract_path, root),
+                        "contract": relative(contract_path, registry.root),
                     }
                 },
             )
             entry["description"] = port.description or spec.description.purpose
-            columns, key = _contract_columns(product, port.model, contract_path, root)
+            columns, key = _contract_columns(product, port.model, contract_path, registry)
             entry["columns"] = columns
             if tests := _model_tests(key):
                 entry["data_tests"] = tests
@@ -100,14 +101,15 @@ def product_properties(product: Product, root: Path) -> dict[str, Any]:
 
 
 def _contract_columns(
-    product: Product, model: str, contract_path: Path, root: Path
+    product: Product, model: str, contract_path: Path, registry: Registry
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """dbt columns (types, not-null constraints, unique tests) and the primary key columns.
 
     Layer 1 of the contract compiler (:func:`~ddp_assets.contracts.compiler.compile_contract`):
     the shape becomes dbt's enforced model contract.
     """
-    plan = compile_contract(contract_path, model, root)
+    root = registry.root
+    plan = compile_contract(contract_path, model, root, inputs=input_relations(product, registry))
     contract = load_contract(contract_path, root)
     obj = contract.object_for(model)
     descriptions = {p.column: p for p in obj.properties} if obj else {}
@@ -155,7 +157,7 @@ def write_properties(registry: Registry, dbt_dir: Path) -> list[Path]:
     written: list[Path] = []
     for product in registry.products.values():
         try:
-            document = product_properties(product, registry.root)
+            document = product_properties(product, registry)
         except SpecErrors as errors:
             problems.extend(errors.problems)
             continue
