@@ -431,3 +431,26 @@ def test_strip_jinja_keeps_lines() -> None:
     assert stripped.splitlines()[0].strip() == ""
     assert "__ddp_jinja__" in stripped.splitlines()[4]
     assert strip_jinja("{% if x %}select 1{% endif %}") is None
+
+
+def test_spec_errors_survive_dagster_rebuilding_them() -> None:
+    # Dagster's component loader rebuilds a spec's validation errors with their source position
+    # (ValidationError.from_exception_data): only pydantic's own error types survive that (a
+    # custom type made the load fail with "KeyError: Invalid error type")
+    data: Any = yaml.safe_load(VALID_SPEC)["attributes"]
+    data["slos"]["freshness"] = {"max_age": "999999999d"}
+    data["slos"]["schedule"] = "61 25 * * *"
+    with pytest.raises(ValidationError) as raised:
+        ProductSpec.model_validate(data)
+    rebuilt = ValidationError.from_exception_data(
+        title="ProductSpec",
+        line_errors=[
+            {**error, "loc": [f"{'.'.join(map(str, error['loc']))} at defs.yaml:1"]}
+            for error in raised.value.errors()
+        ],  # type: ignore[arg-type]  # error details, passed back as Dagster does
+        input_type="json",
+        hide_input=False,
+    )
+    text = str(rebuilt)
+    assert "'999999999d' is longer than 3650 days (hint: " in text
+    assert "minute 61 is out of range 0-59" in text

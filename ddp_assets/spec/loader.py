@@ -25,7 +25,7 @@ from ruamel.yaml.events import AliasEvent, NodeEvent
 from ruamel.yaml.reader import ReaderError
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
-from ddp_assets.spec.model import OWNER, SEMVER, SLUG, SPEC_ERROR, ProductSpec
+from ddp_assets.spec.model import OWNER, SEMVER, SLUG, ProductSpec, SpecValueError
 
 COMPONENT_TYPE = "ddp_assets.components.DataProduct"
 SPEC_FILE = "defs.yaml"
@@ -735,8 +735,10 @@ def _problems_from(
         data_loc = _data_loc(attributes, tuple(item["loc"]))
         kind = item["type"]
         ctx: dict[str, Any] = dict(item.get("ctx") or {})
-        if kind == SPEC_ERROR:
-            data_loc = (*data_loc, *ctx.get("loc", ()))
+        check = ctx.get("error")
+        if isinstance(check, SpecValueError):
+            kind = "spec"
+            data_loc = (*data_loc, *check.loc)
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             data_loc = (*data_loc, "type")
         message, hint = _describe(item, kind, ctx, attributes, data_loc)
@@ -778,8 +780,9 @@ def _describe(
     """A short message and a hint for one pydantic error."""
     last = next((str(p) for p in reversed(data_loc) if isinstance(p, str)), "")
     value = item.get("input")
-    if kind == SPEC_ERROR:
-        return str(ctx.get("message", item["msg"])), ctx.get("hint")
+    check = ctx.get("error")
+    if kind == "spec" and isinstance(check, SpecValueError):
+        return check.message, check.hint
     if kind == "extra_forbidden":
         name = str(data_loc[-1])
         allowed = _allowed_fields(attributes, data_loc[:-1])

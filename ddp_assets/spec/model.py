@@ -15,7 +15,6 @@ from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
 from ddp_assets.spec.errors import did_you_mean
 
@@ -33,8 +32,8 @@ CRON_MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly
 
 Slug = Annotated[str, Field(pattern=SLUG, max_length=63)]
 
-SPEC_ERROR = "spec"
-"""The pydantic error type of the checks below; its context carries a hint and a field path."""
+SPEC_ERROR = "value_error"
+"""The pydantic error type of the checks below (a :class:`SpecValueError` in its context)."""
 
 
 # The durations a freshness SLO may use: at least a minute, at most ten years (what every
@@ -186,15 +185,26 @@ def cron_problem(expression: str) -> str | None:
     return None
 
 
-def spec_error(message: str, hint: str | None = None, *loc: str | int) -> PydanticCustomError:
-    """A validation error with a hint; ``loc`` is the field below the validated model, if any.
+class SpecValueError(ValueError):
+    """A check's error with a hint; ``loc`` is the field below the validated model, if any.
 
-    The loader reads ``hint`` and ``loc`` from the error's context so that a check spanning
-    several fields still names the one to change.
+    A ``ValueError``, which pydantic reports as a ``value_error`` with the exception in the
+    error's context: Dagster, which rebuilds validation errors with their source position when
+    it loads a component, accepts only pydantic's own error types (a custom type made its load
+    fail with ``KeyError: Invalid error type``). The loader reads ``message``, ``hint`` and
+    ``loc`` back, so that a check spanning several fields still names the one to change.
     """
-    return PydanticCustomError(
-        SPEC_ERROR, "{message}", {"message": message, "hint": hint, "loc": loc}
-    )
+
+    def __init__(self, message: str, hint: str | None = None, loc: tuple[str | int, ...] = ()):
+        super().__init__(f"{message} (hint: {hint})" if hint else message)
+        self.message = message
+        self.hint = hint
+        self.loc = loc
+
+
+def spec_error(message: str, hint: str | None = None, *loc: str | int) -> SpecValueError:
+    """A validation error with a hint; ``loc`` is the field below the validated model, if any."""
+    return SpecValueError(message, hint, loc)
 
 
 @cache
