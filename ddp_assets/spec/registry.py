@@ -102,6 +102,8 @@ class Registry:
     root: Path
     products: dict[str, Product] = field(default_factory=dict)
     problems: list[SpecProblem] = field(default_factory=list)
+    # product id → its SQL models' references, while the checks run (two of them read them)
+    _references: dict[str, list[Reference]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, defs_dir: Path, root: Path | None = None) -> Registry:
@@ -136,9 +138,16 @@ class Registry:
                 check()
             except Exception as error:
                 registry._internal(relative(defs_dir, registry.root), error)
+        registry._references.clear()
         if key is not None:
             _CACHE[defs_dir] = (key, registry)
         return registry
+
+    def _references_of(self, product: Product) -> list[Reference]:
+        found = self._references.get(product.id)
+        if found is None:
+            found = self._references[product.id] = list(product.references())
+        return found
 
     def _internal(self, shown: str, error: Exception, line: int | None = None) -> None:
         self.problems.append(
@@ -397,7 +406,7 @@ class Registry:
                 *product.raw_tables,
                 *(p.name for p in product.spec.input_ports if isinstance(p, TableInputPort)),
             }
-            for ref in product.references():
+            for ref in self._references_of(product):
                 shown = relative(ref.file, self.root)
                 if ref.kind == "source":
                     self._check_source(product, ref, own_sources)
@@ -507,7 +516,7 @@ class Registry:
         graph: dict[str, list[str]] = {}
         where: dict[tuple[str, str], Reference] = {}
         for product in self.products.values():
-            for ref in product.references():
+            for ref in self._references_of(product):
                 if ref.kind != "ref" or ref.name not in self.model_owner:
                     continue
                 model = ref.file.stem
@@ -570,6 +579,8 @@ class Registry:
                 *((path, None) for path in product.sql_models.values()),
             ]
             for path, field_path in files:
+                if field_path is None and not path.is_symlink():
+                    continue  # a SQL file found in its (checked) folder, not a link: inside
                 try:
                     resolved = path.resolve()
                 except (OSError, RuntimeError):  # a symlink loop
