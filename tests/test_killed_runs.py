@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import PIPE
 
 import dagster as dg
 import duckdb
 import pytest
 
 from ddp_assets.runtime.materialize import RunOutcome
-from ddp_assets.runtime.orphans import PID_TAG
+from ddp_assets.runtime.orphans import HOST_TAG, PID_TAG, PROCESS_TAG, process_gone, worker_tags
 from tests.conftest import DemoEnv
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -116,17 +117,20 @@ def _must_finish(run: Run) -> tuple[dict, str]:
     return outcome, stderr
 
 
-def _poll(what: str, check: Callable[[], object], alive: Callable[[], bool]) -> object:
+def _poll(what: str, check: Callable[[], object], *runs: Run) -> object:
+    """Look until ``check`` finds something, while every process runs, to a deadline."""
     deadline = time.monotonic() + STAGE_DEADLINE
     while time.monotonic() < deadline:
         found = check()
         if found:
             return found
-        if not alive():
+        ended = [run for run in runs if run.process.poll() is not None]
+        if ended:
             found = check()  # it may have got there and ended since the last look
             if found:
                 return found
-            pytest.fail(f"the run ended before {what}")
+            _, stderr = ended[0].process.communicate()
+            pytest.fail(f"the run ended before {what}:\n{stderr[-3000:]}")
         time.sleep(POLL)
     pytest.fail(f"no run reached {what} in {STAGE_DEADLINE:.0f} s")
 
@@ -218,11 +222,8 @@ def test_a_run_killed_at_any_stage_blocks_nothing(demo, instance, stage: str, ca
     run = _start(demo)
     reached = STAGES[stage]
 
-    def alive() -> bool:
-        return run.process.poll() is None
-
     try:
-        killed = _poll("its run", lambda: _run_of(instance, run), alive)
+        killed = _poll("its run", lambda: _run_of(instance, run), run)
         assert isinstance(killed, dg.DagsterRun)
         cursor: list[str | None] = [None]
 
@@ -231,7 +232,7 @@ def test_a_run_killed_at_any_stage_blocks_nothing(demo, instance, stage: str, ca
             cursor[0] = page.cursor
             return any(reached(record.event_log_entry) for record in page.records)
 
-        _poll(stage, at_stage, alive)
+        _poll(stage, at_stage, run)
     finally:
         run.kill()
     assert isinstance(killed, dg.DagsterRun)
@@ -264,11 +265,7 @@ def _holder_and_waiter(instance, first: Run, second: Run) -> tuple[Run, Run, dg.
             return by_id[holder][0], by_id[waiter][0], by_id
         return None
 
-    found = _poll(
-        "a claim waiting for the writer slot",
-        look,
-        lambda: all(run.process.poll() is None for run in runs),
-    )
+    found = _poll("a claim waiting for the writer slot", look, *runs)
     holder, waiter, by_id = found  # type: ignore[misc]
     return holder, waiter, next(r for _, (p, r) in by_id.items() if p is holder)
 
@@ -314,3 +311,26 @@ def test_the_run_waiting_goes_on_when_the_slot_holder_is_killed(demo, instance) 
     assert record is not None and record.status == dg.DagsterRunStatus.FAILURE
     assert killed.run_id not in instance.event_log_storage.get_concurrency_run_ids()
     _assert_published_unchanged(demo, before)
+
+
+def test_a_run_process_is_judged_by_host_pid_and_start_time() -> None:
+    """A pid given to a later process, or one of another host or container, is not the run's."""
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=PIPE)
+    try:
+        tags = worker_tags(child.pid)
+        assert tags[PID_TAG] == str(child.pid)
+        assert process_gone(tags) is False
+        assert process_gone({**tags, HOST_TAG: "another-host"}) is None
+        assert process_gone({**tags, PID_TAG: "not a pid"}) is None
+        if PROCESS_TAG in tags:  # Linux: the pid namespace and the start time
+            namespace, _, ticks = tags[PROCESS_TAG].rpartition(":")
+            assert process_gone({**tags, PROCESS_TAG: f"{namespace}:{int(ticks) + 1}"}) is True
+            assert process_gone({**tags, PROCESS_TAG: f"pid:[1]:{ticks}"}) is None
+    finally:
+        child.kill()
+    deadline = time.monotonic() + 10
+    while process_gone(tags) is not True:  # killed, not yet waited for: a zombie, gone too
+        assert time.monotonic() < deadline, "a killed process still counts as alive"
+        time.sleep(POLL)
+    child.wait()
+    assert process_gone(tags) is True

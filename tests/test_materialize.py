@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import duckdb
 import pytest
 
@@ -78,6 +81,10 @@ def test_runs_are_recorded_in_the_instance(built_demo: RunOutcome, demo_env) -> 
     run = instance.get_run_by_id(built_demo.run_id)
     assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
     assert run.tags["ddp/command"] == "materialize"
+    # the process that executed it, so that a later run can tell whether it died
+    # (ddp_assets/runtime/orphans.py; the build ran in this test process)
+    assert run.tags["ddp/pid"] == str(os.getpid())
+    assert run.tags["ddp/host"] == socket.gethostname()
 
 
 def test_output_ports_are_published_after_their_audit(
