@@ -22,13 +22,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ddp_assets.ports import api, audit, tokens
-from ddp_assets.ports.permissions import (
-    GROUP_ENV,
-    DataModes,
-    PermissionsConfigError,
-    private_dir,
-    private_file,
-)
 from ddp_assets.ports.policy import PortError
 from ddp_assets.ports.serving import ServedPort, clean_stale_builds, write_meta
 from ddp_assets.ports.sql_guard import (
@@ -42,6 +35,13 @@ from ddp_assets.ports.sql_guard import (
 from ddp_assets.ports.sql_port import sql_port_path
 from ddp_assets.ports.store import Store
 from ddp_assets.settings import ProjectPaths
+from ddp_assets.warehouse.permissions import (
+    GROUP_ENV,
+    DataModes,
+    PermissionsConfigError,
+    private_dir,
+    private_file,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES = ("orders", "order_lines")
@@ -408,3 +408,14 @@ def test_a_server_failure_is_a_bare_500_audited(client: tuple[TestClient, str], 
     (row,) = audit.read(port.store, limit=1)
     assert (row.consumer, row.status, row.allowed) == ("mallory", 500, False)
     assert test_client.get("/health").json()["snapshot"] is False
+
+
+def test_the_warehouse_file_is_private(tmp_path: Path) -> None:
+    """The warehouse holds unmasked rows: ddp's writer leaves it 0600 whoever created it."""
+    from ddp_assets.warehouse.duckdb import writer
+
+    path = tmp_path / "warehouse.duckdb"
+    path.touch(mode=0o644)
+    with writer(path) as connection:
+        connection.execute("create table t as select 1 as x")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

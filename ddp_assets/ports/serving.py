@@ -29,13 +29,13 @@ from typing import Any
 import duckdb
 
 from ddp_assets.contracts.wap import PublishedVersion, published_version, relation_exists
-from ddp_assets.ports.permissions import private_dir, private_file
 from ddp_assets.ports.policy import PortAccess
 from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import Warehouse, literal, quote, relation
 from ddp_assets.warehouse.duckdb import LOCK_WAIT_SECONDS
+from ddp_assets.warehouse.permissions import private_dir, private_file
 
 META = "_ddp"
 LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {

@@ -22,7 +22,6 @@ from typing import Any
 
 import duckdb
 
-from ddp_assets.ports.permissions import private_dir, private_file
 from ddp_assets.ports.policy import Consumer, PortError, policy_select, readable_ports, resolve
 from ddp_assets.ports.serving import (
     LOCKED_DOWN,
@@ -50,6 +49,7 @@ from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import quote, relation
+from ddp_assets.warehouse.permissions import private_dir, private_file
 
 
 def sql_ports_dir(paths: ProjectPaths) -> Path:

@@ -11,8 +11,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from ddp_assets.ports.permissions import private_dir, private_file
 from ddp_assets.settings import ProjectPaths
+from ddp_assets.warehouse.permissions import private_dir, private_file
 
 SCHEMA = """
 create table if not exists consumers (

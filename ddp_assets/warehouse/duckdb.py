@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from ddp_assets.warehouse.base import Warehouse, literal, quote, relation
+from ddp_assets.warehouse.permissions import protect_database
 
 LOCK_WAIT_SECONDS = 120.0
 
@@ -56,6 +57,7 @@ def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 def writer(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = _connect_waiting(path, read_only=False)
+    protect_database(path)  # it holds unmasked rows: 0600 (DDP_DATA_GROUP: 0640)
     try:
         yield connection
     finally:
