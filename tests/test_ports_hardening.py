@@ -415,7 +415,9 @@ def test_the_warehouse_file_is_private(tmp_path: Path) -> None:
     from ddp_assets.warehouse.duckdb import writer
 
     path = tmp_path / "warehouse.duckdb"
-    path.touch(mode=0o644)
-    with writer(path) as connection:
+    with writer(path) as connection:  # created here
         connection.execute("create table t as select 1 as x")
+    path.chmod(0o644)  # as another tool (dbt-duckdb) would leave it
+    with writer(path) as connection:
+        connection.execute("select * from t")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
