@@ -156,6 +156,7 @@ def build_definitions(path_within_project: Path) -> dg.Definitions:
         load_scope(paths) as registry,
         platform_context(paths, registry),
     ):
+        registry.raise_for_errors()  # before Dagster reads (and expands) any defs.yaml
         merged = dg.Definitions.merge(
             dg.load_from_defs_folder(path_within_project=path_within_project),
             # Every step writes the one DuckDB file, so steps run one at a time anyway (the

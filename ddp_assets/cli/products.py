@@ -18,7 +18,7 @@ from ddp_assets.cli.console import (
 from ddp_assets.describe import show_details, summary
 from ddp_assets.scaffold import scaffold_product
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.errors import SpecErrors, SpecProblem
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, unique_problems
 from ddp_assets.spec.registry import Registry
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -51,6 +51,10 @@ def validate(
     paths = ProjectPaths.discover()
     registry = Registry.load(paths.defs_dir, paths.root)
     problems: list[SpecProblem] = list(registry.problems)
+    if not registry.errors:  # what the run would reject: SQL, contract columns, Python imports
+        from ddp_assets.spec.checks import validate_problems
+
+        problems.extend(validate_problems(registry))
     if dbt and not registry.errors:
         from ddp_assets.dbt.agreement import check_agreement
         from ddp_assets.dbt.project import prepare
@@ -64,6 +68,7 @@ def validate(
         from ddp_assets.contracts.validation import contract_problems
 
         problems.extend(contract_problems(registry))
+    problems = unique_problems(problems)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print_json(

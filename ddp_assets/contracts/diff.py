@@ -314,16 +314,18 @@ def _readers(registry: Registry, product: str, port: str) -> list[str]:
 
 def _old_ports(root: Path, base: str, product: Product) -> dict[str, str] | None:
     """Output port name → contract path in the base version of the product's spec."""
-    import yaml
+    from ruamel.yaml.error import YAMLError
+
+    from ddp_assets.spec.loader import YamlLimitError, parse_yaml
 
     text = _base_text(root, base, product.loaded.path)
     if text is None:
         return None
-    try:
-        document = yaml.safe_load(text) or {}
+    try:  # the base version is read with the same bounds as the working copy
+        document = parse_yaml(text) or {}
         ports = (document.get("attributes") or {}).get("output_ports") or []
         return {str(p["name"]): str(p.get("contract", "")) for p in ports if isinstance(p, dict)}
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError):
+    except (YAMLError, YamlLimitError, KeyError, TypeError, AttributeError):
         return None
 
 

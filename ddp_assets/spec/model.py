@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 import zoneinfo
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Annotated, Literal
 
@@ -150,7 +150,12 @@ def cron_problem(expression: str) -> str | None:
 
     The fields are read as Dagster's cron parser reads them (5 fields, ranges, steps, names,
     L/W/#), and the expression is then given to Dagster itself (a ``ScheduleDefinition``, as
-    the code location builds for it): what ``ddp validate`` accepts, the load accepts.
+    the code location builds for it): what ``ddp validate`` accepts, the load accepts. Last,
+    croniter (the library Dagster's schedules iterate with) must find a next time it fires.
+
+    Why a field reader of our own before croniter: croniter's errors do not say which field is
+    wrong (``[61 25 * * *] is not acceptable, out of range``); these name it, its range, and the
+    months a day does not exist in, at the spec's line.
     """
     if expression in CRON_MACROS:
         return None
@@ -182,6 +187,14 @@ def cron_problem(expression: str) -> str | None:
         )
     except dg.DagsterInvalidDefinitionError:
         return f"{expression!r} is not a cron expression Dagster can schedule"
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
+    try:
+        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        return f"{expression!r} never fires"
+    except (CroniterBadCronError, ValueError) as error:
+        return f"{expression!r} is not a valid cron expression: {error}"
     return None
 
 
