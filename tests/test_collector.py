@@ -3,14 +3,12 @@ explicit call from a process's entry point, never a side effect of an import."""
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 
 import pytest
 
 from ddp_assets import compat
-from ddp_assets.runtime import collector
 
 
 def _threshold_after(statement: str) -> str:
@@ -28,14 +26,8 @@ def _threshold_after(statement: str) -> str:
     "module",
     [
         "ddp_assets.definitions",
-        pytest.param(
-            "ddp_assets.cli.app",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="ddp_assets/cli/__init__.py still calls collector.tune() at import "
-                "(issue 13: the ddp command's entry point should call compat.tune_collector())",
-            ),
-        ),
+        "ddp_assets.cli.app",
+        "ddp_assets.cli.entry",
     ],
 )
 def test_importing_the_code_location_or_the_command_leaves_the_collector_alone(
@@ -45,12 +37,15 @@ def test_importing_the_code_location_or_the_command_leaves_the_collector_alone(
     assert _threshold_after(f"import {module}") == default
 
 
-def test_the_former_name_still_tunes_the_collector() -> None:
-    before = gc.get_threshold()
-    try:
-        gc.set_threshold(700, 10, 10)
-        collector.tune()
-        assert gc.get_threshold() == (compat.YOUNG_THRESHOLD, 10, 10)
-        assert collector.YOUNG_THRESHOLD == compat.YOUNG_THRESHOLD
-    finally:
-        gc.set_threshold(*before)
+def test_the_ddp_command_tunes_it_before_its_imports() -> None:
+    """The console script's entry point sets the threshold, then imports the command."""
+    statement = (
+        "import sys, gc\n"
+        "from ddp_assets.cli import entry\n"
+        "sys.argv = ['ddp', '--help']\n"
+        "try:\n"
+        "    entry.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+    )
+    assert _threshold_after(statement).endswith(str(compat.YOUNG_THRESHOLD))

@@ -90,7 +90,6 @@ def test_importing_compat_changes_nothing() -> None:
             sys.executable,
             "-c",
             "import gc; before = gc.get_threshold(); import ddp_assets.compat; "
-            "import ddp_assets.runtime.collector; "
             "print(gc.get_threshold() == before, gc.isenabled(), gc.get_freeze_count())",
         ],
         capture_output=True,
