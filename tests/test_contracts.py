@@ -415,3 +415,37 @@ def test_pandera_schema_runs_its_data_checks_in_duckdb(tmp_path: Path, case: str
     assert not result.passed
     assert any(f"{column}" in m for m in result.messages), result.messages
     assert 0 < len(result.sample) <= SAMPLE_LIMIT
+
+
+def test_conformance_uses_the_schema_the_standard_ships(tmp_path: Path) -> None:
+    """Without a schema folder, contracts are checked against open-data-contract-standard's own
+    schema.json (a dependency), and the message names it; nothing is read beside the project."""
+    from ddp_assets.standards import odcs_schema
+
+    source = ROOT / "ddp_assets/defs/sales/customers/contracts/customers.odcs.yaml"
+    good = tmp_path / "good.odcs.yaml"
+    good.write_text(source.read_text())
+    assert schema_problems(good, tmp_path) == []
+    bad = tmp_path / "bad.odcs.yaml"
+    bad.write_text(source.read_text().replace("\nstatus: ", "\nstatus: [1, 2]\nx_status: ", 1))
+    problems = schema_problems(bad, tmp_path)
+    assert problems and all(p.severity == "error" for p in problems)
+    assert odcs_schema().source.startswith("open-data-contract-standard 3.")
+    assert odcs_schema().source in problems[0].message
+
+
+def test_a_missing_schema_is_an_error_not_a_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ddp_assets.standards as standards
+
+    def unavailable() -> Any:
+        raise standards.SchemaUnavailable("the ODCS JSON Schema is unavailable: gone", "reinstall")
+
+    monkeypatch.setattr(standards, "odcs_schema", unavailable)
+    source = ROOT / "ddp_assets/defs/sales/customers/contracts/customers.odcs.yaml"
+    path = tmp_path / "c.odcs.yaml"
+    path.write_text(source.read_text())
+    (problem,) = schema_problems(path, tmp_path)
+    assert problem.severity == "error" and "unavailable" in problem.message
+    assert problem.hint == "reinstall"

@@ -3,16 +3,14 @@
 The Open Data Contract Standard has far more fields than ddp enforces; unknown fields are kept
 (``extra="allow"``) so that nothing in a contract is silently lost when it is re-exported.
 ODCS v3.1.0 is the baseline; v3.0.x and v3.2.0 are read too. :func:`schema_problems` checks a
-contract against the official JSON Schema of its ``apiVersion`` (the schemas are never copied
-into the project: they are read from ``DDP_ODCS_SCHEMA_DIR``, by default
-``../shared/spec/odcs`` beside the project); :func:`unsupported_parts` lists, with their line,
+contract against the official JSON Schema, the one the Bitol standard's own package ships
+(:mod:`ddp_assets.standards`); :func:`unsupported_parts` lists, with their line,
 the parts of a contract ddp keeps but does not enforce, so nothing is silently dropped.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -163,19 +161,10 @@ def load_contract_file(path: Path, root: Path | None = None) -> LoadedContract:
 # -- conformance to the official JSON Schema ----------------------------------------------------
 
 
-def odcs_schema_dir(root: Path | None = None) -> Path | None:
-    """Where the official ODCS JSON Schemas are: ``DDP_ODCS_SCHEMA_DIR``, else
-    ``<root>/../shared/spec/odcs``; None when neither exists."""
-    configured = os.environ.get("DDP_ODCS_SCHEMA_DIR")
-    candidates = [Path(configured)] if configured else []
-    if root is not None:
-        candidates.append(root.parent / "shared" / "spec" / "odcs")
-    return next((c for c in candidates if c.is_dir()), None)
-
-
 @lru_cache(maxsize=8)
 def _schema(schema_dir: Path, api_version: str) -> tuple[dict[str, Any], str]:
-    """The JSON Schema for ``api_version`` and the file it came from.
+    """The JSON Schema for ``api_version`` from a folder of the standard's schema files (the
+    tests' copies of each release), and the file it came from.
 
     A version without its own schema file (v3.2.0 when only v3.1.0 is published there) is
     checked against the latest schema, with its ``apiVersion`` accepted.
@@ -198,21 +187,30 @@ def plain(value: Any) -> Any:
 def schema_problems(
     path: Path, root: Path | None = None, schema_dir: Path | None = None
 ) -> list[SpecProblem]:
-    """Every place where the contract does not conform to the official ODCS JSON Schema."""
+    """Every place where the contract does not conform to the official ODCS JSON Schema: the
+    one of the installed ``open-data-contract-standard`` package, or, with ``schema_dir``, the
+    file for the contract's ``apiVersion`` in that folder. A schema that cannot be had is an
+    error, never a pass."""
     from jsonschema import Draft201909Validator
+
+    from ddp_assets.standards import SchemaUnavailable, odcs_schema
 
     shown = relative(path, root)
     try:
         document = read_document(path, shown)
     except SpecErrors as errors:
         return errors.problems
-    schema_dir = schema_dir or odcs_schema_dir(root)
-    if schema_dir is None:
-        return []
     api_version = document.get("apiVersion") if isinstance(document, dict) else None
     if api_version not in SUPPORTED_API_VERSIONS:
         api_version = "v3.1.0"
-    schema, schema_name = _schema(schema_dir, str(api_version))
+    if schema_dir is not None:
+        schema, schema_name = _schema(schema_dir, str(api_version))
+    else:
+        try:
+            standard = odcs_schema()
+        except SchemaUnavailable as error:
+            return [SpecProblem(shown, None, "(contract)", str(error), error.hint)]
+        schema, schema_name = standard.schema, standard.source
     positions = Positions(document)
     validator = Draft201909Validator(schema)
     problems = []
