@@ -8,6 +8,7 @@ check raises.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -365,23 +366,27 @@ def test_pandera_runs_bounded_and_restores_the_settings(
     assert after == before
 
 
-def test_soda_is_imported_without_the_other_warehouses_data_sources() -> None:
-    """A DuckDB run does not import Soda's Postgres data source (nor psycopg) for nothing; the
-    check types still register, and the Postgres data source still imports when needed."""
+@pytest.mark.parametrize("user_setting", [None, "true"])
+def test_soda_is_imported_with_its_telemetry_off_unless_the_user_wants_it(
+    user_setting: str | None,
+) -> None:
+    """Soda reads its telemetry setting once, at import: off through ddp's import, the user's
+    own setting kept, and no variable left behind in ddp's environment."""
     script = (
-        "import sys\n"
+        "import os, sys\n"
         "from ddp_assets.contracts.soda import import_soda\n"
         "import_soda()\n"
-        "assert 'soda_postgres' not in sys.modules and 'psycopg' not in sys.modules\n"
-        "assert 'soda_core.contracts.impl.check_types.check_types' in sys.modules\n"
-        "import importlib.metadata as m\n"
-        "assert m.entry_points.__name__ == 'entry_points'  # put back after the import\n"
-        "from soda_postgres.common.data_sources.postgres_data_source import "
-        "PostgresDataSourceImpl\n"
-        "print('ok')\n"
+        "from soda_core.telemetry.soda_telemetry import SodaTelemetry\n"
+        "print(bool(SodaTelemetry()._SodaTelemetry__send),"
+        " os.environ.get('SODA_CORE_TELEMETRY_ENABLED'))\n"
     )
+    env = {k: v for k, v in os.environ.items() if k != "SODA_CORE_TELEMETRY_ENABLED"}
+    if user_setting is not None:
+        env["SODA_CORE_TELEMETRY_ENABLED"] = user_setting
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("ok")
+    enabled, variable = done.stdout.split()
+    assert enabled == ("True" if user_setting == "true" else "False")
+    assert variable == (user_setting or "None")

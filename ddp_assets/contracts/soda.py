@@ -27,7 +27,6 @@ Soda Core v4 is under the Elastic License 2.0 (see the README).
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import re
 import sys
@@ -405,37 +404,19 @@ def _errors(verification: Any, session_errors: list[str]) -> str | None:
     return "\n".join(errors) or None
 
 
-_SODA_DATA_SOURCE_PLUGINS = "soda.plugins.data_source."
-_ENTRY_POINTS = importlib.metadata.entry_points
-
-
-def _entry_points_without_soda_data_sources(**params: Any) -> importlib.metadata.EntryPoints:
-    found: Any = _ENTRY_POINTS(**params)
-    # Python 3.11 answers a call without arguments with a dict of groups (SelectableGroups)
-    every = [ep for group in found.values() for ep in group] if isinstance(found, dict) else found
-    return importlib.metadata.EntryPoints(
-        ep for ep in every if not ep.group.startswith(_SODA_DATA_SOURCE_PLUGINS)
-    )
-
-
 def import_soda() -> None:
-    """Import Soda Core without importing every installed Soda data source.
+    """Import Soda Core, its telemetry off unless the user turned it on.
 
-    Importing ``soda_core`` loads every ``soda.plugins.*`` entry point (``soda_core/plugins.py``).
-    A data source's entry point only imports its module, which ddp imports itself, for the
-    warehouse it runs on, when it hands Soda the data source
-    (:meth:`~ddp_assets.warehouse.Warehouse.soda_data_source`). With soda-postgres installed,
-    a DuckDB run would otherwise import psycopg and the Postgres data source for nothing
-    (about 0.15 s per process, measured). Soda's other plugins (its check types) load as usual.
+    Every Soda import in ddp goes through here first. (Until session 5 this also hid Soda's
+    other data-source plugins from its entry-point scan: 0.18 s per process, measured, below
+    what a private hook must save: docs/public-apis.md.)
     """
-    if "soda_core" in sys.modules:
+    if "soda_core.contracts" in sys.modules:
         return
-    # soda_core.plugins binds `entry_points` when it is first imported, i.e. just below
-    importlib.metadata.entry_points = _entry_points_without_soda_data_sources  # type: ignore[assignment]
-    try:
-        import soda_core  # noqa: F401
-    finally:
-        importlib.metadata.entry_points = _ENTRY_POINTS
+    from ddp_assets.contracts import soda_telemetry_default_off
+
+    with soda_telemetry_default_off():
+        import soda_core.contracts  # noqa: F401  (Soda reads its telemetry setting here, once)
 
 
 def _verify(
