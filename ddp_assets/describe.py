@@ -80,8 +80,8 @@ def show_details(product: Product, registry: Registry, instance: Any = None) -> 
     """:func:`details` plus the contract tables, the last materialization, the check status
     (from the Dagster instance, when there is one) and the catalog page."""
     from ddp_assets.catalog.entries import contract_tables
-    from ddp_assets.catalog.site import catalog_url
     from ddp_assets.catalog.status import product_status
+    from ddp_assets.naming import catalog_url
 
     info = details(product, registry)
     info["contracts"] = contract_tables(product, registry)

@@ -18,7 +18,7 @@ from typing import Any
 
 import dagster as dg
 
-from ddp_assets.catalog.url import catalog_url
+from ddp_assets.naming import catalog_url
 from ddp_assets.spec.model import ProductSpec
 from ddp_assets.spec.registry import Registry
 

@@ -2,7 +2,7 @@
 
 Plain HTML and CSS with a little inline JavaScript for search and filters; the data is
 embedded in the pages, so the catalog works opened straight from disk (``file://``), on any
-static host, or behind the Dagster UI's links (:func:`catalog_url`).
+static host, or behind the Dagster UI's links (:func:`ddp_assets.naming.catalog_url`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ddp_assets.catalog.svg import Node, dag_svg
-
-# re-exported: where it lived before (ddp_assets.catalog, describe.py)
-from ddp_assets.catalog.url import CATALOG_URL_ENV as CATALOG_URL_ENV
-from ddp_assets.catalog.url import catalog_url as catalog_url
 from ddp_assets.lineage.graph import LineageGraph
+from ddp_assets.naming import catalog_page
 
 _CSS = """
 :root { --ink: #1d2733; --muted: #5b6b7c; --line: #d6dde5; --accent: #1f4e79; }
@@ -128,7 +125,7 @@ def _index(entries: list[dict[str, Any]], statuses: Mapping[str, Any], overview:
         tags = "".join(f"<span class='tag'>{escape(t)}</span>" for t in e["tags"])
         cards.append(
             f"<div class='card' id='card-{escape(e['id'])}'>"
-            f"<h3><a href='products/{escape(e['id'])}.html'>{escape(e['name'])}</a></h3>"
+            f"<h3><a href='{escape(catalog_page(e['id']))}'>{escape(e['name'])}</a></h3>"
             f"<div class='meta'>{escape(e['id'])} · {escape(e['domain'])} · v{escape(e['version'])}"
             f" · {escape(e['status'])} · {escape(e['tier'])}</div>"
             f"<p>{escape(e['description'].get('purpose', ''))}</p>"
@@ -304,7 +301,7 @@ def tables_svg(graph: LineageGraph, product: str) -> str:
 
 
 def overview_svg(graph: LineageGraph, products: list[str]) -> str:
-    nodes = [Node(pid, pid, "product", f"products/{pid}.html") for pid in products]
+    nodes = [Node(pid, pid, "product", catalog_page(pid)) for pid in products]
     edges = sorted({(x.upstream, x.downstream, "") for x in graph.product_edges})
     return dag_svg(nodes, edges, "every product (arrows: output ports read downstream)")
 
