@@ -121,3 +121,27 @@ def test_the_command(tmp_path: Path) -> None:
 def test_package_names() -> None:
     assert package_name("Acme-Data.v2") == "acme_data_v2"
     assert package_name("shop") == "shop"
+
+
+def test_an_instance_made_before_the_stock_event_log_is_repaired(tmp_path: Path) -> None:
+    """A ``$DAGSTER_HOME/dagster.yaml`` copied when it named ddp's former event log class (a
+    module that is gone) is replaced by the project's, and kept beside as a backup."""
+    from ddp_assets.runtime.instance import REMOVED_STORAGE, ensure_dagster_home
+
+    home = tmp_path / "home"
+    home.mkdir()
+    old = f"event_log_storage:\n  module: {REMOVED_STORAGE}\n  class: PooledSqliteEventLogStorage\n"
+    (home / "dagster.yaml").write_text(old)
+    import os
+
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        ensure_dagster_home(ProjectPaths(ROOT))
+    finally:
+        if saved is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved
+    assert (home / "dagster.yaml").read_text() == (ROOT / "dagster.yaml").read_text()
+    assert (home / "dagster.yaml.bak").read_text() == old

@@ -231,5 +231,10 @@ class _RoundContext:
         )
         self.has_assets_def = True
 
+    @property
+    def op(self) -> Any:
+        """Through the op execution context (``AssetExecutionContext.op`` is deprecated)."""
+        return self._context.op_execution_context.op
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -19,21 +18,13 @@ import sys
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject
-from dagster_dbt.asset_utils import (
-    DBT_INDIRECT_SELECTION_ENV,
-    extract_runtime_selection_from_args,
-    get_updated_cli_invocation_params_for_context,
-)
-from dagster_dbt.dagster_dbt_translator import validate_opt_translator
-from dagster_dbt.dbt_manifest import validate_manifest
-from packaging import version
 
+from ddp_assets import compat
 from ddp_assets.dbt.in_process import InProcessDbt, in_process_enabled, manifest_key
 from ddp_assets.dbt.properties import write_properties
 from ddp_assets.settings import ProjectPaths
@@ -63,14 +54,12 @@ def dbt_project(paths: ProjectPaths) -> DbtProject:
 
 
 class ProductsDbtCliResource(DbtCliResource):
-    """dagster-dbt's resource, minus fixed costs per run that ddp does not need.
-
-    - ``dbt --version`` in a subprocess (about a second): the version is the installed
-      dbt-core's, read from package metadata.
-    - Registering a dbt adapter inside the Dagster process (about a second): it only serves
-      the optional row-count and column-metadata queries, which ddp does not use.
-    - A dbt process per invocation (start, imports, parse: about 2.7 s each): :meth:`cli`
-      runs dbt in this process instead (:mod:`ddp_assets.dbt.in_process`).
+    """dagster-dbt's resource, with dbt run in the step's process (:mod:`ddp_assets.dbt.in_process`)
+    instead of a dbt process per invocation (start, imports, parse: about 2.7 s each; the dbt
+    version is read from package metadata, no ``dbt --version`` subprocess, and no adapter is
+    registered in the Dagster process). Outside the dbt and dagster-dbt versions this was tested
+    with (:func:`ddp_assets.compat.in_process_dbt_supported`), or with ``DDP_DBT_SUBPROCESS=1``,
+    it is dagster-dbt's stock resource.
     """
 
     # The project root. dbt gets DDP_DATA_DIR exactly as `ddp prepare` gives it (dbt_env), read
@@ -78,13 +67,6 @@ class ProductsDbtCliResource(DbtCliResource):
     # ("../data" from an unset variable is another profile than the absolute path, and costs a
     # full parse).
     project_root: str = ""
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        return version.parse(importlib.metadata.version("dbt-core"))
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
-        return None
 
     def cli(
         self,
@@ -110,19 +92,10 @@ class ProductsDbtCliResource(DbtCliResource):
                 context=context,
                 target_path=target_path,
             )
-        translator = validate_opt_translator(dagster_dbt_translator) or DagsterDbtTranslator()
-        manifest = validate_manifest(manifest) if manifest else {}
-        cleaned_args, runtime_selects, runtime_excludes = extract_runtime_selection_from_args(args)
-        params = get_updated_cli_invocation_params_for_context(
-            context=context,
-            manifest=manifest,
-            dagster_dbt_translator=translator,
-            runtime_selects=runtime_selects,
-            runtime_excludes=runtime_excludes,
+        plan = compat.plan_dbt_invocation(
+            args, context=context, manifest=manifest, dagster_dbt_translator=dagster_dbt_translator
         )
-        project_dir = Path(
-            params.dbt_project.project_dir if params.dbt_project else self.project_dir
-        )
+        project_dir = Path(plan.project.project_dir if plan.project else self.project_dir)
         target_path = target_path or Path("target") / "runs" / uuid.uuid4().hex[:12]
         if not target_path.is_absolute():
             target_path = project_dir / target_path
@@ -142,16 +115,15 @@ class ProductsDbtCliResource(DbtCliResource):
         }
         if self.project_root:
             env["DDP_DATA_DIR"] = str(ProjectPaths(Path(self.project_root)).data_dir)
-        if params.indirect_selection:
-            env[DBT_INDIRECT_SELECTION_ENV] = params.indirect_selection
+        env.update(plan.env)  # dbt's indirect selection, when the selected checks need one
         profile_args = [*(["--profile", self.profile] if self.profile else [])]
         profile_args += ["--target", self.target] if self.target else []
         full_args = [
             self.dbt_executable,
             *self.global_config_flags,
-            *cleaned_args,
+            *plan.args,
             *profile_args,
-            *params.selection_args,
+            *plan.selection_args,
         ]
         prepared_target = Path("target") / (self.target or "dev")  # see dbt_project()
         process = InProcessDbt(
@@ -162,15 +134,15 @@ class ProductsDbtCliResource(DbtCliResource):
         )
         return DbtCliInvocation(
             process=process,  # type: ignore[arg-type]  # the part of Popen dagster-dbt uses
-            manifest=params.manifest,
-            dagster_dbt_translator=params.dagster_dbt_translator,
+            manifest=plan.manifest,
+            dagster_dbt_translator=plan.translator,
             project_dir=project_dir,
             target_path=target_path,
             raise_on_error=raise_on_error,
             context=context,
             adapter=None,
-            cli_version=self._cli_version,
-            project=params.dbt_project,
+            cli_version=compat.installed_dbt_version(),
+            project=plan.project,
         )
 
 

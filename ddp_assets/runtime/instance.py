@@ -21,9 +21,23 @@ def ensure_dagster_home(paths: ProjectPaths) -> None:
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     source = paths.root / "dagster.yaml"
-    if not target.exists() and source.exists():
+    if source.exists() and (not target.exists() or _names_removed_storage(target)):
+        if target.exists():  # a copy ddp made before 0.1's storage went: keep it beside
+            shutil.copyfile(target, target.with_name("dagster.yaml.bak"))
         shutil.copyfile(source, target)
     os.environ["DAGSTER_HOME"] = str(home)
+
+
+REMOVED_STORAGE = "ddp_assets.runtime.sqlite_storage"  # named by dagster.yaml until session 5
+
+
+def _names_removed_storage(config: Path) -> bool:
+    """Whether an instance's ``dagster.yaml`` names ddp's former event log class (the module is
+    gone: Dagster could not load the instance)."""
+    try:
+        return REMOVED_STORAGE in config.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def instance(paths: ProjectPaths) -> dg.DagsterInstance:
