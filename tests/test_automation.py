@@ -314,7 +314,7 @@ def test_upstream_update_is_not_lost_when_the_consumer_updates_in_the_same_tick(
 ) -> None:
     """A consumer run that read the old upstream may finish just as the upstream publishes:
     the next tick must still refresh the consumer (Dagster's eager() lets that reset win)."""
-    from ddp_assets.automation.policies import automation_condition
+    from ddp_assets.policies import automation_condition
 
     condition = automation_condition(registry.products["customer_360"].spec)
     assert condition is not None

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from ddp_assets.automation.policies import freshness_policy
+from ddp_assets.policies import freshness_policy
 from ddp_assets.spec import loader
 from ddp_assets.spec.checks import parse_model, selected_columns, strip_jinja, validate_problems
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted

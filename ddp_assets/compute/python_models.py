@@ -26,7 +26,6 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ddp_assets.automation.policies import refresh_condition
 from ddp_assets.contracts.gate import check_input_ports
 from ddp_assets.contracts.port_asset import (
     PortAsset,
@@ -39,6 +38,7 @@ from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.ingest.landing import column_schema
 from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
 from ddp_assets.naming import port_key
+from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import ProductInputPort, PythonModel
 from ddp_assets.spec.registry import Product, Registry

@@ -23,7 +23,6 @@ from typing import Any
 
 import dagster as dg
 
-from ddp_assets.automation.policies import asset_policies
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import (
     PANDERA_CHECK,
@@ -43,6 +42,7 @@ from ddp_assets.contracts.wap import (
 from ddp_assets.ingest.landing import column_schema
 from ddp_assets.metadata import product_meta, product_tags
 from ddp_assets.naming import port_key, staging_key
+from ddp_assets.policies import asset_policies
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import relative
 from ddp_assets.spec.model import OutputPort

@@ -18,7 +18,6 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from ddp_assets.automation.policies import refresh_condition
 from ddp_assets.metadata import product_tags
 from ddp_assets.naming import (
     catalog_url,
@@ -27,6 +26,7 @@ from ddp_assets.naming import (
     published_key,
     staging_key,
 )
+from ddp_assets.policies import refresh_condition
 from ddp_assets.spec.registry import Registry
 
 # One condition object for every dbt test (a condition is an immutable tree; one per check was

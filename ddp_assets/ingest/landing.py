@@ -21,10 +21,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from ddp_assets.automation.policies import refresh_condition
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import PANDERA_CHECK, pandera_result, validate_table
 from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
+from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, TableInputPort
 from ddp_assets.spec.registry import Product
