@@ -423,3 +423,27 @@ def test_importing_contracts_sets_no_environment_variable() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False"]
+
+
+def test_multiprocessings_exit_hook_is_still_there() -> None:
+    """Canary: the hook a fast exit calls (CPython 3.11-3.13)."""
+    import multiprocessing.util
+
+    assert callable(multiprocessing.util._exit_function)  # type: ignore[attr-defined]
+
+
+def test_a_fast_exit_leaves_no_semaphore_behind() -> None:
+    """dbt makes its locks from a spawn context; ``ddp`` leaves with ``os._exit``. Without the
+    hook the resource tracker warned of leaked semaphores at every command's end."""
+    script = (
+        "import multiprocessing\n"
+        "lock = multiprocessing.get_context('spawn').Lock()\n"
+        "from ddp_assets.cli import console\n"
+        "console.allow_fast_exit()\n"
+        "console.leave(0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "leaked semaphore" not in done.stderr, done.stderr

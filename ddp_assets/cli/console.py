@@ -265,5 +265,8 @@ def leave(code: int) -> NoReturn:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        from ddp_assets import compat
+
+        compat.release_multiprocessing_resources()  # dbt's locks, as a normal exit would
         os._exit(code)
     sys.exit(code)
