@@ -1,4 +1,5 @@
-"""The tags and metadata every asset of a product carries, whatever computes it.
+"""The tags and metadata every asset of a product carries, whatever computes it (landing
+tables, Python models, dbt models, output ports).
 
 Dagster and dbt assets both get their product tags from here, so the UI can filter the whole
 catalog by domain, status, tier or output port the same way.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import dagster as dg
 
 if TYPE_CHECKING:
     from ddp_assets.spec.registry import Product
@@ -48,3 +51,8 @@ def product_tags(meta: Mapping[str, Any], port: str | None = None) -> dict[str, 
     if port:
         tags[tag("output_port")] = tag_value(port)
     return tags
+
+
+def column_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
+    """``dagster/column_schema`` of a table: its (name, type) columns, in order."""
+    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])

@@ -21,7 +21,8 @@ import duckdb
 import pytest
 
 from ddp_assets.automation.landing import evaluate_landing
-from ddp_assets.ingest.landing import file_ports_asset, landing_files, refusal_reason
+from ddp_assets.ingest.files import landing_files, refusal_reason
+from ddp_assets.ingest.landing import file_ports_asset
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import Product, Registry

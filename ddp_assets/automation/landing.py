@@ -38,12 +38,8 @@ import duckdb
 
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import validate_table
-from ddp_assets.ingest.landing import (
-    file_stamp,
-    files_fingerprint,
-    landing_contract_path,
-    landing_entries,
-)
+from ddp_assets.ingest.files import file_stamp, files_fingerprint, landing_entries
+from ddp_assets.ingest.landing import landing_contract_path
 from ddp_assets.ingest.screen import ExpectedColumns, describe, screen_file
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort

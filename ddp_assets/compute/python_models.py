@@ -35,8 +35,7 @@ from ddp_assets.contracts.port_asset import (
     staging_key,
 )
 from ddp_assets.contracts.wap import staging_schema
-from ddp_assets.ingest.landing import column_schema
-from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
+from ddp_assets.metadata import WRITER_POOL, column_schema, product_meta, product_tags
 from ddp_assets.naming import port_key
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths

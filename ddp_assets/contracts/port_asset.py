@@ -39,8 +39,7 @@ from ddp_assets.contracts.wap import (
     relation_exists,
     staging_schema,
 )
-from ddp_assets.ingest.landing import column_schema
-from ddp_assets.metadata import product_meta, product_tags
+from ddp_assets.metadata import column_schema, product_meta, product_tags
 from ddp_assets.naming import port_key, staging_key
 from ddp_assets.policies import asset_policies
 from ddp_assets.settings import ProjectPaths

@@ -13,9 +13,6 @@ the load refuses them again (defence in depth): it loads the port's other files 
 refused entry in its log and in the ``ddp/refused_files`` metadata.
 """
 
-import hashlib
-import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +20,8 @@ import dagster as dg
 
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import PANDERA_CHECK, pandera_result, validate_table
-from ddp_assets.metadata import WRITER_POOL, product_meta, product_tags
+from ddp_assets.ingest.files import files_fingerprint, landing_entries, refusal_reason
+from ddp_assets.metadata import WRITER_POOL, column_schema, product_meta, product_tags
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, TableInputPort
@@ -33,91 +31,6 @@ from ddp_assets.warehouse import quote, relation, row_count, table_columns, ware
 
 class LandingFilesMissing(dg.Failure):
     """No file matches a file input port's glob."""
-
-
-def landing_entries(landing_dir: Path, pattern: str) -> list[Path]:
-    """Everything the port's glob matches (hidden names left out), whatever its kind.
-
-    An absolute pattern matches nothing (the port's path is relative to the landing zone);
-    one that climbs out with ``..`` matches, and :func:`refusal_reason` refuses what it finds.
-    """
-    if Path(pattern).is_absolute():
-        return []
-    return sorted(p for p in landing_dir.glob(pattern) if not p.name.startswith("."))
-
-
-def _kind(mode: int) -> str | None:
-    """What a non-regular entry is, in words; None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device file"
-    return "not a regular file"
-
-
-def refusal_reason(path: Path, landing_dir: Path) -> str | None:
-    """Why a landing entry must not be read, or None for a regular file inside the zone.
-
-    Looks with ``lstat`` only (the entry is never opened: reading a FIFO would block), and
-    resolves the path, so a file reached through a linked folder outside the zone is refused.
-    """
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError as error:
-        return f"cannot be inspected: {error.strerror or error}"
-    kind = _kind(mode)
-    if kind == "a symbolic link":
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = "?"
-        return (
-            f"is a symbolic link (to {target}); landing files must be regular files, "
-            "links are never followed"
-        )
-    if kind is not None:
-        return f"is {kind}, not a regular file"
-    zone = landing_dir.resolve()
-    resolved = path.resolve()
-    if not resolved.is_relative_to(zone):
-        return (
-            f"resolves to {resolved}, outside the landing zone {zone} (through a linked "
-            "folder or '..' in the port's path)"
-        )
-    return None
-
-
-def landing_files(landing_dir: Path, pattern: str) -> list[Path]:
-    """The port's files that may be read: regular files inside the landing zone."""
-    return [p for p in landing_entries(landing_dir, pattern) if not refusal_reason(p, landing_dir)]
-
-
-def file_stamp(path: Path) -> str:
-    """``name:size:mtime_ns`` of an entry, from ``lstat`` (a link is not followed)."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return f"{path.name}:missing"
-    return f"{path.name}:{info.st_size}:{info.st_mtime_ns}"
-
-
-def files_fingerprint(files: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{file_stamp(path)}\n".encode())
-    return digest.hexdigest()[:24]
-
-
-def column_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
 
 
 def landing_contract_path(product: Product, port: FileInputPort) -> Path:

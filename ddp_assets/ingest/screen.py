@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 
 from ddp_assets.contracts.compiler import ContractPlan
-from ddp_assets.ingest.landing import refusal_reason
+from ddp_assets.ingest.files import refusal_reason
 from ddp_assets.warehouse import quote
 from ddp_assets.warehouse.duckdb import file_reader
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ddp_assets.compute.python_models import input_relations
-from ddp_assets.ingest.landing import landing_files
+from ddp_assets.ingest.files import landing_files
 from ddp_assets.lineage.columns import SourceColumn, TableName, column_lineage, output_columns
 from ddp_assets.naming import port_key, staging_key
 from ddp_assets.settings import ProjectPaths
