@@ -20,7 +20,7 @@ def audit(
     as_json: JsonFlag = False,
 ) -> None:
     """The access log of the ports (the products' control port), newest first."""
-    from ddp_assets.cli.products import load_registry
+    from ddp_assets.dbt.load_cache import load_registry
     from ddp_assets.ports.audit import read
     from ddp_assets.ports.store import Store
 

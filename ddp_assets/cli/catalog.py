@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from ddp_assets.cli.console import Table, fail, out, print_json, say
-from ddp_assets.cli.products import JsonFlag, load_registry
+from ddp_assets.cli.products import JsonFlag
+from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.settings import ProjectPaths
 
 

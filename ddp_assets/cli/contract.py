@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ddp_assets.cli.console import Table, fail, out, print_json, say, say_err, styled
-from ddp_assets.cli.products import load_registry
+from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.settings import ProjectPaths
 
 app = typer.Typer(

@@ -9,7 +9,7 @@ import typer
 import yaml
 
 from ddp_assets.cli.console import say
-from ddp_assets.cli.products import load_registry
+from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.settings import ProjectPaths
 
 app = typer.Typer(help="Export product descriptors in open standards.", no_args_is_help=True)

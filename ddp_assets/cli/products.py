@@ -15,6 +15,7 @@ from ddp_assets.cli.console import (
     say_err,
     styled,
 )
+from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.describe import show_details, summary
 from ddp_assets.scaffold import scaffold_product
 from ddp_assets.settings import ProjectPaths
@@ -22,23 +23,6 @@ from ddp_assets.spec.errors import SpecErrors, SpecProblem, unique_problems
 from ddp_assets.spec.registry import Registry
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def load_registry(paths: ProjectPaths, *, cached: bool = False) -> Registry:
-    """The registry; spec errors stop the command with every problem listed.
-
-    ``cached``: take the registry the last prepare or definitions load stored when no spec,
-    contract or ddp code changed since (:func:`ddp_assets.dbt.load_cache.cached_registry`).
-    """
-    if cached:
-        from ddp_assets.dbt.load_cache import cached_registry
-
-        registry = cached_registry(paths)
-        if registry is not None:
-            return registry
-    registry = Registry.load(paths.defs_dir, paths.root)
-    registry.raise_for_errors()
-    return registry
 
 
 def validate(

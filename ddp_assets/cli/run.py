@@ -23,7 +23,8 @@ from ddp_assets.cli.console import (
     styled,
     working,
 )
-from ddp_assets.cli.products import JsonFlag, load_registry
+from ddp_assets.cli.products import JsonFlag
+from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.settings import ProjectPaths
 
 if TYPE_CHECKING:

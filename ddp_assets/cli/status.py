@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from ddp_assets.cli.console import Table, out, print_json, styled
-from ddp_assets.cli.products import JsonFlag, load_registry
+from ddp_assets.cli.products import JsonFlag
+from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.settings import ProjectPaths
 
 STATE_COLOURS = {"healthy": "green", "degraded": "yellow", "failing": "red", "unknown": "dim"}

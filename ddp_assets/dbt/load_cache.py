@@ -25,7 +25,6 @@ from typing import Any
 import pydantic
 
 from ddp_assets.contracts.compiler import known_plans, remember_plans
-from ddp_assets.dbt.project import code_fingerprint, dbt_project
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry, folder_key
 
@@ -33,6 +32,8 @@ CACHE_FILE = "ddp_load_cache.pickle"
 
 
 def _key(paths: ProjectPaths) -> str:
+    from ddp_assets.dbt.project import code_fingerprint  # here: dagster-dbt is a 2 s import
+
     parts = (
         folder_key(paths.defs_dir),
         code_fingerprint(paths),
@@ -41,6 +42,12 @@ def _key(paths: ProjectPaths) -> str:
         str(paths.root),
     )
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _cache_file(paths: ProjectPaths) -> Path:
+    from ddp_assets.dbt.project import dbt_project  # here: dagster-dbt is a 2 s import
+
+    return dbt_project(paths).manifest_path.parent / CACHE_FILE
 
 
 def _read(path: Path, key: str) -> tuple[Registry, dict[Any, Any]] | None:
@@ -78,7 +85,7 @@ def store(paths: ProjectPaths, registry: Registry) -> None:
     """Keep ``registry`` and the contract plans compiled so far for the next loads (``ddp
     prepare`` calls this, so even the first load after it reads no YAML)."""
     if not registry.errors:
-        _write(dbt_project(paths).manifest_path.parent / CACHE_FILE, _key(paths), registry)
+        _write(_cache_file(paths), _key(paths), registry)
 
 
 @contextmanager
@@ -86,7 +93,7 @@ def load_scope(paths: ProjectPaths) -> Iterator[Registry]:
     """The registry of one definitions build (read once, handed to every component through the
     platform context), from the cache with its contract plans when nothing changed since they
     were stored; what the build read or compiled is stored for the next loads."""
-    cache_file = dbt_project(paths).manifest_path.parent / CACHE_FILE
+    cache_file = _cache_file(paths)
     key = _key(paths)
     stored = _read(cache_file, key)
     if stored is not None:
@@ -109,5 +116,21 @@ def cached_registry(paths: ProjectPaths) -> Registry | None:
     from here instead of reading every YAML file with ruamel and validating the policies
     against every contract (about a second for the demo).
     """
-    stored = _read(dbt_project(paths).manifest_path.parent / CACHE_FILE, _key(paths))
+    stored = _read(_cache_file(paths), _key(paths))
     return stored[0] if stored is not None else None
+
+
+def load_registry(paths: ProjectPaths, *, cached: bool = False) -> Registry:
+    """The project's registry; spec errors raise :class:`~ddp_assets.spec.errors.SpecErrors`
+    with every problem listed (the CLI and the REST port stop on them).
+
+    ``cached``: take the registry the last prepare or definitions load stored when no spec,
+    contract or ddp code changed since (:func:`cached_registry`).
+    """
+    if cached:
+        registry = cached_registry(paths)
+        if registry is not None:
+            return registry
+    registry = Registry.load(paths.defs_dir, paths.root)
+    registry.raise_for_errors()
+    return registry

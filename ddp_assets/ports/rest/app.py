@@ -243,7 +243,7 @@ class HeadAsGet:
 def create_app(paths: ProjectPaths | None = None) -> FastAPI:
     """The FastAPI application over the project's products (``uvicorn --factory``)."""
     paths = paths or ProjectPaths.discover()
-    from ddp_assets.cli.products import load_registry
+    from ddp_assets.dbt.load_cache import load_registry
 
     state = ServerState(
         paths,
