@@ -7,16 +7,12 @@ policies, automation, ports).
 - asset keys: ``[product, model]`` for a published port, a dbt model, a Python model or a
   landing table (``[product, port]``); ``[product, "staging", model]`` for a port's build;
 - Dagster objects: ``<product>__schedule``, ``<product>__landing``, the ``duckdb_writer`` pool;
-- tags: ``ddp/<name>``;
-- a product's page in the static catalog: ``<DDP_CATALOG_URL>/products/<product>.html``.
+- tags: ``ddp/<name>``.
 
 The module imports nothing of ddp's and only Dagster's ``AssetKey``: it sits under every layer.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import dagster as dg
 
@@ -72,25 +68,3 @@ def landing_sensor_name(product: str) -> str:
 def tag(name: str) -> str:
     """A ddp tag key (``ddp/<name>``)."""
     return f"{TAG_PREFIX}{name}"
-
-
-CATALOG_URL_ENV = "DDP_CATALOG_URL"
-
-
-def catalog_page(product: str) -> str:
-    """A product's page in the static catalog, relative to the catalog's root."""
-    return f"products/{product}.html"
-
-
-def catalog_url(product_id: str) -> str | None:
-    """The catalog page of a product, for asset metadata in the Dagster UI.
-
-    Reads ``DDP_CATALOG_URL`` when called (a base URL such as ``https://catalog.example.com``,
-    or the folder ``ddp catalog build`` wrote); None when it is not set.
-    """
-    base = os.environ.get(CATALOG_URL_ENV, "").strip()
-    if not base:
-        return None
-    if "://" not in base:
-        base = Path(base).resolve().as_uri()
-    return f"{base.rstrip('/')}/{catalog_page(product_id)}"

@@ -7,6 +7,8 @@ platform itself is the installed ``ddp_assets`` package and never lives in the p
 
 Everything is resolved when asked for, never at import, so tests and deployments can point
 ``DDP_PROJECT_ROOT``, ``DDP_DATA_DIR`` and ``DAGSTER_HOME`` elsewhere without reloading modules.
+The static catalog's pages (``DDP_CATALOG_URL``, :func:`catalog_url`) are resolved the same way.
+Plain Python (no Dagster): the CLI, the asset factories and the catalog all read it.
 """
 
 from __future__ import annotations
@@ -132,3 +134,25 @@ class ProjectPaths:
     def dagster_home(self) -> Path:
         configured = os.environ.get("DAGSTER_HOME")
         return Path(configured).resolve() if configured else self.root / ".dagster_home"
+
+
+CATALOG_URL_ENV = "DDP_CATALOG_URL"
+
+
+def catalog_page(product: str) -> str:
+    """A product's page in the static catalog, relative to the catalog's root."""
+    return f"products/{product}.html"
+
+
+def catalog_url(product_id: str) -> str | None:
+    """The catalog page of a product, for asset metadata in the Dagster UI.
+
+    Reads ``DDP_CATALOG_URL`` when called (a base URL such as ``https://catalog.example.com``,
+    or the folder ``ddp catalog build`` wrote); None when it is not set.
+    """
+    base = os.environ.get(CATALOG_URL_ENV, "").strip()
+    if not base:
+        return None
+    if "://" not in base:
+        base = Path(base).resolve().as_uri()
+    return f"{base.rstrip('/')}/{catalog_page(product_id)}"

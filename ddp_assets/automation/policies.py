@@ -14,8 +14,8 @@ from typing import Any
 
 import dagster as dg
 
-from ddp_assets.naming import catalog_url
 from ddp_assets.policies import is_published_port, product_policies
+from ddp_assets.settings import catalog_url
 from ddp_assets.spec.registry import Registry
 
 

@@ -2,7 +2,7 @@
 
 Plain HTML and CSS with a little inline JavaScript for search and filters; the data is
 embedded in the pages, so the catalog works opened straight from disk (``file://``), on any
-static host, or behind the Dagster UI's links (:func:`ddp_assets.naming.catalog_url`).
+static host, or behind the Dagster UI's links (:func:`ddp_assets.settings.catalog_url`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from ddp_assets.catalog.svg import Node, dag_svg
 from ddp_assets.lineage.graph import LineageGraph
-from ddp_assets.naming import catalog_page
+from ddp_assets.settings import catalog_page
 
 _CSS = """
 :root { --ink: #1d2733; --muted: #5b6b7c; --line: #d6dde5; --accent: #1f4e79; }

@@ -20,13 +20,13 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from ddp_assets.metadata import product_tags
 from ddp_assets.naming import (
-    catalog_url,
     is_staging_key,
     port_key,
     published_key,
     staging_key,
 )
 from ddp_assets.policies import refresh_condition
+from ddp_assets.settings import catalog_url
 from ddp_assets.spec.registry import Registry
 
 # One condition object for every dbt test (a condition is an immutable tree; one per check was
