@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ddp_assets.catalog.describe import details
 from ddp_assets.contracts.odcs import load_contract
-from ddp_assets.describe import details
+from ddp_assets.settings import catalog_url
 from ddp_assets.spec.errors import SpecErrors
 from ddp_assets.spec.registry import Product, Registry
 
@@ -84,3 +85,15 @@ def catalog_entry(product: Product, registry: Registry) -> dict[str, Any]:
 
 def catalog_entries(registry: Registry) -> list[dict[str, Any]]:
     return [catalog_entry(registry.products[pid], registry) for pid in sorted(registry.products)]
+
+
+def show_details(product: Product, registry: Registry, instance: Any = None) -> dict[str, Any]:
+    """:func:`details` plus the contract tables, the last materialization, the check status
+    (from the Dagster instance, when there is one) and the catalog page."""
+    from ddp_assets.catalog.status import product_status  # here: it imports Dagster
+
+    info = details(product, registry)
+    info["contracts"] = contract_tables(product, registry)
+    info["status"] = product_status(instance, product) if instance is not None else None
+    info["catalog_url"] = catalog_url(product.id)
+    return info

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ddp_assets.catalog.describe import summary
+from ddp_assets.catalog.entries import show_details
 from ddp_assets.cli.console import (
     Table,
     out,
@@ -16,7 +18,6 @@ from ddp_assets.cli.console import (
     styled,
 )
 from ddp_assets.dbt.load_cache import load_registry
-from ddp_assets.describe import show_details, summary
 from ddp_assets.scaffold import scaffold_product
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, unique_problems

@@ -1,4 +1,8 @@
-"""Plain-data descriptions of products, for ``ddp list``, ``ddp show`` and ``--json``."""
+"""Plain-data descriptions of products, for ``ddp list``, ``ddp show``, ``--json`` and the catalog.
+
+From the specs alone (no contract, no Dagster instance): the catalog's entries
+(:mod:`ddp_assets.catalog.entries`) add the contract tables and the status to these.
+"""
 
 from __future__ import annotations
 
@@ -74,17 +78,3 @@ def details(product: Product, registry: Registry) -> dict[str, Any]:
         "upstream": registry.upstream(spec.id),
         "downstream": registry.downstream(spec.id),
     }
-
-
-def show_details(product: Product, registry: Registry, instance: Any = None) -> dict[str, Any]:
-    """:func:`details` plus the contract tables, the last materialization, the check status
-    (from the Dagster instance, when there is one) and the catalog page."""
-    from ddp_assets.catalog.entries import contract_tables
-    from ddp_assets.catalog.status import product_status
-    from ddp_assets.naming import catalog_url
-
-    info = details(product, registry)
-    info["contracts"] = contract_tables(product, registry)
-    info["status"] = product_status(instance, product) if instance is not None else None
-    info["catalog_url"] = catalog_url(product.id)
-    return info
