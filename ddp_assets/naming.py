@@ -14,6 +14,9 @@ The module imports nothing of ddp's and only Dagster's ``AssetKey``: it sits und
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 
 STAGING = "staging"  # the middle part of a staging asset key
@@ -55,6 +58,28 @@ def is_staging_key(key: dg.AssetKey) -> bool:
 def published_key(staging: dg.AssetKey) -> dg.AssetKey:
     """The published port of a staging key (``[p, "staging", m]`` → ``[p, m]``)."""
     return port_key(staging.path[0], staging.path[2])
+
+
+def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``meta.ddp`` block ddp writes for every dbt node of a product (``{}`` for others),
+    from a manifest node or dagster-dbt's resource props."""
+    return (
+        (props.get("meta") or {}).get("ddp")
+        or ((props.get("config") or {}).get("meta") or {}).get("ddp")
+        or {}
+    )
+
+
+def dbt_asset_key(props: Mapping[str, Any]) -> dg.AssetKey | None:
+    """ddp's asset key of a dbt node: :func:`staging_key` for an output port's model (built in
+    staging), :func:`port_key` for any other model of a product; None for a source or a node
+    without ddp's meta (dagster-dbt's default key is theirs)."""
+    meta = ddp_meta(props)
+    if props.get("resource_type") == "source" or not meta.get("product"):
+        return None
+    if meta.get("port"):  # built in staging; [product, model] is the published port
+        return staging_key(meta["product"], props["name"])
+    return port_key(meta["product"], props["name"])
 
 
 def schedule_name(product: str) -> str:

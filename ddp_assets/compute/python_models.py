@@ -39,7 +39,7 @@ from ddp_assets.metadata import WRITER_POOL, column_schema, product_meta, produc
 from ddp_assets.naming import port_key
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.model import ProductInputPort, PythonModel
+from ddp_assets.spec.model import PythonModel
 from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.warehouse import (
     Warehouse,
@@ -73,23 +73,6 @@ class PythonModelContext:
 
     def sql(self, query: str) -> duckdb.DuckDBPyRelation:
         return self.connection.sql(query)
-
-
-def input_relations(
-    product: Product, model: PythonModel, registry: Registry
-) -> dict[str, tuple[str, str]]:
-    """Each declared input of a Python model → the relation it reads."""
-    ports = {p.name: p for p in product.spec.input_ports}
-    out: dict[str, tuple[str, str]] = {}
-    for name in model.inputs:
-        port = ports.get(name)
-        if isinstance(port, ProductInputPort):
-            upstream = registry.products[port.upstream_product].spec.output_port(port.upstream_port)
-            assert upstream is not None
-            out[name] = (port.upstream_product, upstream.model)
-        else:
-            out[name] = (product.id, name)
-    return out
 
 
 def load_function(product: Product, model: PythonModel) -> Callable[[PythonModelContext], Any]:
@@ -141,7 +124,7 @@ def python_model_asset(
     materialized alone (a publish of what staging holds, or a staging build for inspection).
     """
     spec = product.spec
-    inputs = input_relations(product, model, registry)
+    inputs = registry.python_model_inputs(product, model)
     port = product.output_models.get(model.name)
     tags = product_tags(product_meta(product), port=port)
     metadata: dict[str, Any] = {"ddp/version": spec.version, "ddp/entrypoint": model.entrypoint}

@@ -20,10 +20,10 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from ddp_assets.metadata import product_tags
 from ddp_assets.naming import (
+    dbt_asset_key,
+    ddp_meta,
     is_staging_key,
-    port_key,
     published_key,
-    staging_key,
 )
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import catalog_url
@@ -33,14 +33,6 @@ from ddp_assets.spec.registry import Registry
 # 2200 more objects for the collector at 200 products).
 _CHECK_CONDITION = dg.AutomationCondition.eager()
 _CODE_REFERENCES = "dagster/code_references"  # dagster's CodeReferencesMetadataSet key
-
-
-def ddp_meta(props: Mapping[str, Any]) -> Mapping[str, Any]:
-    return (
-        (props.get("meta") or {}).get("ddp")
-        or (props.get("config", {}).get("meta") or {}).get("ddp")
-        or {}
-    )
 
 
 class ProductTranslator(DagsterDbtTranslator):
@@ -93,12 +85,8 @@ class ProductTranslator(DagsterDbtTranslator):
         )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        meta = ddp_meta(dbt_resource_props)
-        if dbt_resource_props.get("resource_type") != "source" and meta.get("product"):
-            if meta.get("port"):  # built in staging; [product, model] is the published port
-                return staging_key(meta["product"], dbt_resource_props["name"])
-            return port_key(meta["product"], dbt_resource_props["name"])
-        return super().get_asset_key(dbt_resource_props)
+        key = dbt_asset_key(dbt_resource_props)  # the naming rule lineage reads too
+        return key if key is not None else super().get_asset_key(dbt_resource_props)
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: Any

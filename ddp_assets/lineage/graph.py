@@ -13,15 +13,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ddp_assets.compute.python_models import input_relations
 from ddp_assets.ingest.files import landing_files
 from ddp_assets.lineage.columns import SourceColumn, TableName, column_lineage, output_columns
-from ddp_assets.naming import port_key, staging_key
+from ddp_assets.naming import dbt_asset_key, ddp_meta, port_key, staging_key
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort, ProductInputPort, TableInputPort
 from ddp_assets.spec.registry import Registry
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 _REF = re.compile(r"""\{\{\s*ref\(\s*['"](\w+)['"]\s*(?:,\s*['"](\w+)['"]\s*)?\)\s*\}\}""")
 _SOURCE = re.compile(r"""\{\{\s*source\(\s*['"](\w+)['"]\s*,\s*['"](\w+)['"]\s*\)\s*\}\}""")
@@ -163,10 +165,14 @@ def python_model_key(product: Any, model: str) -> str:
     return _key((staging_key if staged else port_key)(product.id, model).path)
 
 
-def _ddp_meta(node: Mapping[str, Any]) -> Mapping[str, Any]:
-    return (node.get("meta") or {}).get("ddp") or (node.get("config", {}).get("meta") or {}).get(
-        "ddp", {}
-    )
+def _dbt_key(node: Mapping[str, Any]) -> dg.AssetKey:
+    """The Dagster asset key of a dbt model, as the dbt translator gives it."""
+    key = dbt_asset_key(node)
+    if key is None:  # a model without ddp's meta: dagster-dbt's own key
+        from dagster_dbt import DagsterDbtTranslator
+
+        key = DagsterDbtTranslator().get_asset_key(node)
+    return key
 
 
 def render_sql(raw_code: str, manifest: Mapping[str, Any], reader: str | None = None) -> str:
@@ -184,7 +190,7 @@ def render_sql(raw_code: str, manifest: Mapping[str, Any], reader: str | None = 
         node = by_name.get(match[2] or match[1])
         if not node or not node.get("relation_name"):
             return match[0]
-        meta = _ddp_meta(node)
+        meta = ddp_meta(node)
         if meta.get("port") and meta.get("product") not in (None, reader):
             alias = node.get("alias") or node["name"]
             return f'"{node["database"]}"."{meta["product"]}"."{alias}"'
@@ -221,8 +227,6 @@ def build_graph(
     assets (dbt cannot know those). ``compiled``: dbt unique id → compiled SQL of this run.
     ``landing``: asset key → the files a landing load read.
     """
-    from ddp_assets.dbt.translator import ProductTranslator
-
     # imported here: the naming module loads the OpenLineage client (~0.3 s), which a code
     # location load (that imports this module through the catalog) does not need
     from ddp_assets.lineage.naming import (
@@ -234,7 +238,6 @@ def build_graph(
         warehouse_namespace,
     )
 
-    translator = ProductTranslator()
     staging_schema = _wap_staging_schema()
     namespace = warehouse_namespace(paths)
     database = warehouse_database(paths)
@@ -306,7 +309,7 @@ def build_graph(
                     DatasetRef(namespace, table_name(*table), _key(path), table),
                     [
                         table_ref((database, s, n))
-                        for s, n in input_relations(product, model, registry).values()
+                        for s, n in registry.python_model_inputs(product, model).values()
                     ],
                     description=model.description,
                     port=port_name,
@@ -348,7 +351,7 @@ def build_graph(
     )
     for uid in sorter.static_order():
         node = models[uid]
-        meta = _ddp_meta(node)
+        meta = ddp_meta(node)
         product_id = meta.get("product") or registry.model_owner.get(node["name"])
         if not product_id:
             continue
@@ -363,7 +366,7 @@ def build_graph(
             if upstream is None:
                 continue
             upstream_table = _node_table(upstream)
-            upstream_meta = _ddp_meta(upstream)
+            upstream_meta = ddp_meta(upstream)
             if (
                 upstream.get("resource_type") == "model"
                 and upstream_meta.get("port")
@@ -380,7 +383,7 @@ def build_graph(
         names = output_columns(sql, known, dialect) or list(declared)
         columns: dict[str, str | None] = {n: declared.get(n) for n in names}
         schemas[table] = {n: (t or "unknown") for n, t in columns.items()}
-        path = tuple(translator.get_asset_key(node).path)
+        path = tuple(_dbt_key(node).path)
         contract = meta.get("contract")
         asset = AssetLineage(
             product_id,

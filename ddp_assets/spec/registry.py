@@ -19,7 +19,13 @@ from pathlib import Path
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
 from ddp_assets.spec.loader import LoadedSpec, find_spec_files, load_spec
-from ddp_assets.spec.model import FileInputPort, ProductInputPort, ProductSpec, TableInputPort
+from ddp_assets.spec.model import (
+    FileInputPort,
+    ProductInputPort,
+    ProductSpec,
+    PythonModel,
+    TableInputPort,
+)
 
 _REF = re.compile(r"""\bref\(\s*['"](?P<a>\w+)['"]\s*(?:,\s*['"](?P<b>\w+)['"]\s*)?[,)]""")
 _SOURCE = re.compile(r"""\bsource\(\s*['"](?P<source>\w+)['"]\s*,\s*['"](?P<table>\w+)['"]""")
@@ -189,6 +195,25 @@ class Registry:
 
     def downstream(self, product_id: str) -> list[str]:
         return sorted(p.id for p in self.products.values() if product_id in self.upstream(p.id))
+
+    def python_model_inputs(
+        self, product: Product, model: PythonModel
+    ) -> dict[str, tuple[str, str]]:
+        """Each declared input of a Python model → the relation (schema, table) it reads: an
+        input port of another product reads that product's published port, any other input
+        the product's own table of that name."""
+        ports = {p.name: p for p in product.spec.input_ports}
+        out: dict[str, tuple[str, str]] = {}
+        for name in model.inputs:
+            port = ports.get(name)
+            if isinstance(port, ProductInputPort):
+                upstream_spec = self.products[port.upstream_product].spec
+                upstream = upstream_spec.output_port(port.upstream_port)
+                assert upstream is not None
+                out[name] = (port.upstream_product, upstream.model)
+            else:
+                out[name] = (product.id, name)
+        return out
 
     def in_dependency_order(self) -> list[str]:
         sorter = graphlib.TopologicalSorter({pid: self.upstream(pid) for pid in self.products})
