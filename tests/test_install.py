@@ -1,6 +1,6 @@
 """ddp as a team installs it: the built wheel in a fresh virtual environment outside this
 repository, `ddp init` (empty and `--demo`), `ddp new`, `ddp validate`, `ddp materialize --all`,
-`dg check defs` and `dagster definitions validate` without DAGSTER_HOME, and contracts
+`dg check defs`, `dagster definitions validate` and `ddp dev` without DAGSTER_HOME, and contracts
 validated against the ODCS schema the distribution carries (an invalid one fails).
 
 Nothing here reads this checkout at run time: the projects live under pytest's tmp folder,
@@ -11,16 +11,21 @@ where ``make setup`` already filled it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.dagster_process import running, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 UV = Path(sys.executable).parent / "uv"
@@ -137,11 +142,49 @@ def test_an_empty_project_works_at_once(installed: Installed, tmp_path: Path) ->
     installed.run(["dg", "check", "defs"], project)
     installed.run(["dagster", "definitions", "validate", "-w", "workspace.yaml"], project)
 
+    _ddp_dev_serves_the_project(installed, project, tmp_path / "dev.log")
+
     installed.run(["ddp", "new", "returns", "--domain", "sales", "--owner", "a@b.co"], project)
     installed.run(["ddp", "validate"], project)
     done = installed.run(["ddp", "materialize", "--all", "--json"], project)
     assert '"success": true' in done.stdout
     assert (project / "data" / "warehouse.duckdb").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_LOCATIONS = (
+    '{"query": "{ workspaceOrError { ... on Workspace { locationEntries { name '
+    'locationOrLoadError { __typename } } } } }"}'
+)
+
+
+def _ddp_dev_serves_the_project(installed: Installed, project: Path, log: Path) -> None:
+    """`ddp dev` (webserver and daemon) serves the project's code location, loaded."""
+    port = _free_port()
+
+    def loaded() -> bool:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=_LOCATIONS.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                entries = json.load(answer)["data"]["workspaceOrError"]["locationEntries"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
+        assert kinds.get("acme_data") != "PythonError", kinds
+        return kinds.get("acme_data") == "RepositoryLocation"
+
+    command = [str(installed.bin / "ddp"), "dev", "--port", str(port)]
+    with running(command, env=installed.env(), log=log, cwd=project):
+        wait_for("ddp dev to serve the project's code location", loaded, timeout=240)
 
 
 def test_the_demo_project_builds_and_contracts_use_the_packaged_schema(
