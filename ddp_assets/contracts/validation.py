@@ -20,7 +20,7 @@ from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.diff import breaking_change_problems
 from ddp_assets.contracts.odcs import load_contract, schema_problems
 from ddp_assets.contracts.sql_rules import input_relations
-from ddp_assets.spec.errors import SpecErrors, SpecProblem
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, unique_problems
 from ddp_assets.spec.model import ContractRequirement, FileInputPort, ProductInputPort
 from ddp_assets.spec.registry import Product, Registry
 
@@ -80,7 +80,7 @@ def contract_problems(registry: Registry) -> list[SpecProblem]:
     base = os.environ.get("DDP_CONTRACT_BASE", "HEAD")
     if base:
         problems.extend(breaking_change_problems(registry, base))
-    return _unique(problems)
+    return unique_problems(problems)
 
 
 def _input_problems(product: Product, registry: Registry) -> list[SpecProblem]:
@@ -108,14 +108,3 @@ def _input_problems(product: Product, registry: Registry) -> list[SpecProblem]:
                 )
             )
     return problems
-
-
-def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:
-    seen: set[tuple[str, int | None, str, str]] = set()
-    out = []
-    for problem in problems:
-        key = (problem.file, problem.line, problem.field, problem.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(problem)
-    return out
