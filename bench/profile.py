@@ -27,7 +27,7 @@ try:
     if argv[0] == "ddp":
         sys.argv = argv
         import ddp_assets.cli.run
-        from ddp_assets.cli.app import main
+        from ddp_assets.cli.entry import main
         # keep the interpreter alive after the command, so the profile can be written
         ddp_assets.cli.run.allow_fast_exit = lambda: None
         main()

@@ -154,7 +154,7 @@ os._exit = fast_exit
 atexit.register(dump)
 tool, sys.argv = sys.argv[1], sys.argv[1:]
 if tool == "ddp":
-    from ddp_assets.cli.app import main
+    from ddp_assets.cli.entry import main
 else:
     from dbt.cli.main import cli as main
 main()
@@ -171,10 +171,9 @@ WALL0, T0 = time.time(), time.perf_counter()
 OWN = ("__main__", "__mp_main__", "ddp_assets", "ddp_python_models", "bench")
 names = [n for n in open(sys.argv[1], encoding="utf-8").read().splitlines() if n]
 listed = set(names)
-# A package that loads plugins from entry points would import more here than in the measured
-# process when that process filtered them (ddp imports Soda without the data sources of other
-# warehouses: contracts/soda.py::import_soda); an entry point whose module it did not load is
-# left out here too.
+# A package that loads plugins from entry points would import more here than the measured
+# process did if that process did not need them all; an entry point whose module it did not load
+# is left out here too.
 import importlib.metadata as metadata
 
 every_entry_point = metadata.entry_points
