@@ -20,7 +20,6 @@ import duckdb
 import pytest
 
 from ddp_assets.contracts.compiler import ContractPlan, QualityRule, compile_contract
-from ddp_assets.contracts.odcs import load_contract
 from ddp_assets.contracts.soda import (
     _counted,
     count_expression,
@@ -31,6 +30,7 @@ from ddp_assets.contracts.soda import (
 )
 from ddp_assets.contracts.sql_rules import RuleRefused, sandboxed_query
 from ddp_assets.spec.errors import SpecErrors
+from ddp_assets.spec.odcs import load_contract
 from ddp_assets.warehouse import relation
 from ddp_assets.warehouse.duckdb import DuckDBWarehouse, ReadOnlyCursor
 

@@ -14,14 +14,14 @@ import pytest
 import yaml
 
 from ddp_assets.contracts.compiler import OPERATORS, compile_contract
-from ddp_assets.contracts.odcs import (
+from ddp_assets.contracts.soda import SAMPLE_LIMIT, RuleResult, run_quality
+from ddp_assets.spec.errors import SpecErrors
+from ddp_assets.spec.odcs import (
     load_contract,
     load_contract_file,
     schema_problems,
     unsupported_parts,
 )
-from ddp_assets.contracts.soda import SAMPLE_LIMIT, RuleResult, run_quality
-from ddp_assets.spec.errors import SpecErrors
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONTRACTS = sorted((ROOT / "ddp_assets" / "defs").rglob("*.odcs.yaml"))

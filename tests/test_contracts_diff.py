@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ddp_assets.contracts.diff import diff_contracts, needs_major_bump, type_change
-from ddp_assets.contracts.odcs import Contract
+from ddp_assets.spec.odcs import Contract
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDERS = ROOT / "ddp_assets" / "defs" / "sales" / "orders" / "contracts" / "orders.odcs.yaml"

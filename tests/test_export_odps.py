@@ -17,9 +17,9 @@ from referencing import Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT201909
 
-from ddp_assets.contracts.odcs import load_contract
 from ddp_assets.export import to_odps, write_odps
 from ddp_assets.spec.errors import SpecErrors
+from ddp_assets.spec.odcs import load_contract
 from ddp_assets.spec.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]

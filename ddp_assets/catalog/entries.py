@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ddp_assets.catalog.describe import details
-from ddp_assets.contracts.odcs import load_contract
 from ddp_assets.settings import catalog_url
 from ddp_assets.spec.errors import SpecErrors
+from ddp_assets.spec.odcs import load_contract
 from ddp_assets.spec.registry import Product, Registry
 
 

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ddp_assets.contracts.odcs import (
+from ddp_assets.contracts.sql_rules import OWN_SCHEMA, RuleRefused, sandboxed_query
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted
+from ddp_assets.spec.odcs import (
     LIBRARY_METRICS,
     PLACEHOLDER,
     Contract,
@@ -38,8 +40,6 @@ from ddp_assets.contracts.odcs import (
     plain,
     unsupported_parts,
 )
-from ddp_assets.contracts.sql_rules import OWN_SCHEMA, RuleRefused, sandboxed_query
-from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted
 
 Severity = Literal["error", "warning"]
 Metric = Literal[

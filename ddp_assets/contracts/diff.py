@@ -25,15 +25,15 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from ddp_assets.contracts.odcs import (
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
+from ddp_assets.spec.model import ProductInputPort
+from ddp_assets.spec.odcs import (
     Contract,
     ContractProperty,
     SchemaObject,
     load_contract,
     load_contract_file,
 )
-from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
-from ddp_assets.spec.model import ProductInputPort
 from ddp_assets.spec.registry import Product, Registry
 
 # Integer and floating types, narrowest first: a move to the right widens.

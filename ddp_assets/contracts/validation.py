@@ -18,10 +18,10 @@ from packaging.version import InvalidVersion, Version
 
 from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.diff import breaking_change_problems
-from ddp_assets.contracts.odcs import load_contract, schema_problems
 from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, unique_problems
 from ddp_assets.spec.model import ContractRequirement, FileInputPort, ProductInputPort
+from ddp_assets.spec.odcs import load_contract, schema_problems
 from ddp_assets.spec.registry import Product, Registry
 
 

@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 
 from ddp_assets.contracts.compiler import compile_contract
-from ddp_assets.contracts.odcs import load_contract
 from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.metadata import product_meta
 from ddp_assets.naming import staging_schema
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
 from ddp_assets.spec.model import FileInputPort, TableInputPort
+from ddp_assets.spec.odcs import load_contract
 from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.warehouse.config import data_type_for, target_type
 

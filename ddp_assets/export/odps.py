@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-from ddp_assets.contracts.odcs import Contract, load_contract
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
 from ddp_assets.spec.model import (
     FileInputPort,
@@ -28,6 +27,7 @@ from ddp_assets.spec.model import (
     ProductSpec,
     TableInputPort,
 )
+from ddp_assets.spec.odcs import Contract, load_contract
 from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.standards import SchemaUnavailable, odps_schema
 

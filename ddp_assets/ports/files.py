@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ddp_assets.contracts.odcs import plain
 from ddp_assets.ports.policy import PortAccess, policy_select
 from ddp_assets.ports.serving import ServedPort, snapshot_relation
 from ddp_assets.spec.loader import read_yaml
+from ddp_assets.spec.odcs import plain
 from ddp_assets.spec.registry import Product
 
 FileFormat = Literal["parquet", "csv"]

@@ -15,15 +15,12 @@ parameters.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
-from ddp_assets.contracts.odcs import load_contract
-from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean
+from ddp_assets.spec.grants import coerce_value
 from ddp_assets.spec.model import (
     LIST_OPS,
     NO_VALUE_OPS,
@@ -31,12 +28,12 @@ from ddp_assets.spec.model import (
     MaskStrategy,
     RowCondition,
 )
+from ddp_assets.spec.odcs import load_contract
 from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.warehouse import quote
 
 CLEAR_CLASSIFICATIONS = ("public", "internal")
 REDACTED = "[redacted]"
-MAX_TEXT_VALUE = 1000
 
 
 class PortError(Exception):
@@ -208,91 +205,10 @@ def readable_ports(registry: Registry, consumer: Consumer) -> dict[str, list[str
 
 # -- values ------------------------------------------------------------------------------
 
-_INTEGER = re.compile(r"^(tiny|small|big|huge|u?)int(eger)?\d*$|^u(tiny|small|big|huge)int$")
-_NUMBER = re.compile(r"^(double|float\d*|real|decimal.*|numeric.*)$")
-_INT_TEXT = re.compile(r"^[+-]?\d{1,38}$")
-_NUM_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def value_kind(column_type: str) -> str | None:
-    """'int', 'number', 'bool', 'date', 'timestamp', 'text', or None (not filterable)."""
-    kind = column_type.strip().lower()
-    if _INTEGER.match(kind) or kind in ("int", "integer", "bigint", "smallint", "tinyint"):
-        return "int"
-    if _NUMBER.match(kind):
-        return "number"
-    if kind in ("boolean", "bool"):
-        return "bool"
-    if kind == "date":
-        return "date"
-    if kind.startswith("timestamp") or kind == "datetime":
-        return "timestamp"
-    if kind in ("varchar", "text", "string", "char", "bpchar") or kind.startswith(
-        ("varchar", "char")
-    ):
-        return "text"
-    return None
-
 
 def coerce(value: Any, column: PortColumn) -> Any:
     """``value`` as the column's Python type; ValueError with a readable message otherwise."""
-    kind = value_kind(column.output_type)
-    if kind is None:
-        raise ValueError(f"column '{column.name}' ({column.type}) cannot be filtered on")
-    text = value if isinstance(value, str) else None
-    if isinstance(value, bool) and kind != "bool" and kind != "text":
-        raise ValueError(f"{value!r} is not a {kind} value for column '{column.name}'")
-    try:
-        if kind == "int":
-            if isinstance(value, int):
-                return value
-            if text is not None and _INT_TEXT.match(text):
-                return int(text)
-        elif kind == "number":
-            number = None
-            if isinstance(value, (int, float)):
-                number = float(value)
-            elif text is not None and _NUM_TEXT.match(text):
-                number = float(text)
-            if number is not None and math.isfinite(number):
-                return number
-        elif kind == "bool":
-            if isinstance(value, bool):
-                return value
-            if text is not None and text.lower() in ("true", "false"):
-                return text.lower() == "true"
-        elif kind == "date":
-            if isinstance(value, date) and not isinstance(value, datetime):
-                return value
-            if text is not None and len(text) == 10:
-                return date.fromisoformat(text)
-        elif kind == "timestamp":
-            if isinstance(value, datetime):
-                return value
-            if text is not None and len(text) <= 40:
-                parsed = datetime.fromisoformat(text)
-                return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed
-        elif kind == "text":
-            as_text = str(value).lower() if isinstance(value, bool) else str(value)
-            if len(as_text) <= MAX_TEXT_VALUE and "\x00" not in as_text:
-                return as_text
-            raise ValueError(
-                f"a value for column '{column.name}' must be under {MAX_TEXT_VALUE} characters "
-                "without NUL bytes"
-            )
-    except (ValueError, OverflowError):
-        pass
-    example = {
-        "int": "42",
-        "number": "3.5",
-        "bool": "true",
-        "date": "2024-01-31",
-        "timestamp": "2024-01-31T12:00:00",
-    }[kind]
-    label = {"int": "an integer", "number": "a number", "bool": "a boolean"}.get(kind, f"a {kind}")
-    raise ValueError(
-        f"{str(value)[:80]!r} is not {label} value for column '{column.name}' (e.g. {example})"
-    )
+    return coerce_value(value, column.name, column.type, column.output_type)
 
 
 # -- the DuckDB compiler -----------------------------------------------------------------
@@ -361,72 +277,3 @@ def policy_select(access: PortAccess, source: str, salt: str) -> tuple[str, list
             params.extend(values)
         sql += f" where {' or '.join(branches)}"
     return sql, params
-
-
-# -- validation (called by the registry) ------------------------------------------------
-
-
-def policy_problems(registry: Registry) -> list[SpecProblem]:
-    """Grants naming unknown ports, row filters on unknown columns or with bad values."""
-    problems: list[SpecProblem] = []
-    for product in registry.products.values():
-        problems.extend(_product_problems(product))
-    return problems
-
-
-def _product_problems(product: Product) -> list[SpecProblem]:
-    problems: list[SpecProblem] = []
-    loaded = product.loaded
-
-    def problem(where: tuple[str | int, ...], message: str, hint: str | None) -> None:
-        problems.append(
-            SpecProblem(loaded.display_path, loaded.line_of(*where), dotted(where), message, hint)
-        )
-
-    port_names = [p.name for p in product.spec.output_ports]
-    columns: dict[str, dict[str, PortColumn]] = {}
-    for name in port_names:
-        try:
-            found, _ = port_columns(product, name)
-        except (SpecErrors, OSError, AssertionError):
-            continue  # a missing or broken contract is reported by the contract checks
-        columns[name] = {c.name: c for c in found}
-    for index, grant in enumerate(product.spec.policies.grants):
-        base = ("policies", "grants", index)
-        for position, port in enumerate(grant.ports):
-            if port != "*" and port not in port_names:
-                problem(
-                    (*base, "ports", position),
-                    f"grant to '{grant.to}' names unknown output port '{port}'",
-                    did_you_mean(port, port_names)
-                    or f"this product's output ports: {', '.join(port_names)}, or '*'",
-                )
-        covered = [p for p in port_names if "*" in grant.ports or p in grant.ports]
-        for position, condition in enumerate(grant.rows):
-            where = (*base, "rows", position)
-            for port in covered:
-                known = columns.get(port)
-                if known is None:
-                    continue
-                column = known.get(condition.column)
-                if column is None:
-                    problem(
-                        (*where, "column"),
-                        f"row filter on '{condition.column}', which port '{port}' does not have",
-                        did_you_mean(condition.column, known)
-                        or (
-                            f"columns of '{port}': {', '.join(known)}; or list under 'ports' "
-                            "only the ports that have the column"
-                        ),
-                    )
-                    break
-                try:
-                    condition_sql(condition, PortColumn(column.name, column.type))
-                except ValueError as error:
-                    problem(
-                        (*where, "value"),
-                        str(error),
-                        f"write a value of the column's type ({column.type})",
-                    )
-                    break
-    return problems

@@ -135,7 +135,7 @@ def selected_columns(statements: list[exp.Expr]) -> list[tuple[str, int | None]]
 def sql_problems(product: Product, registry: Registry) -> list[SpecProblem]:
     """Syntax errors of the product's SQL models, and output port models whose selected columns
     differ from their contract's."""
-    from ddp_assets.contracts.odcs import load_contract_file
+    from ddp_assets.spec.odcs import load_contract_file
 
     problems: list[SpecProblem] = []
     ports = {port.model: port for port in product.spec.output_ports}

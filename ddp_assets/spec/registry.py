@@ -417,7 +417,7 @@ class Registry:
                     )
 
     def _check_policies(self) -> None:
-        from ddp_assets.ports.policy import policy_problems  # the ports layer owns policy rules
+        from ddp_assets.spec.grants import policy_problems  # here: it reads every contract
 
         self.problems.extend(policy_problems(self))
 

@@ -489,8 +489,8 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
     )
     def get_contract(product: ProductId, port: PortName, who: Caller) -> Response:
         """The port's ODCS contract, as JSON."""
-        from ddp_assets.contracts.odcs import plain
         from ddp_assets.spec.loader import read_yaml
+        from ddp_assets.spec.odcs import plain
 
         with audited(who, product, port, "contract"):
             found, _ = port_access(who, product, port)
