@@ -32,7 +32,7 @@ from typing import Any
 
 import duckdb
 
-from ddp_assets.ingest.landing import landing_files
+from ddp_assets.ingest.files import landing_files
 from ddp_assets.spec.model import FileInputPort, TableInputPort
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import quote, relation
@@ -112,7 +112,6 @@ def python_steps(registry: Registry) -> list[Step]:
     output port)."""
     from ddp_assets.compute.python_models import (
         PythonModelContext,
-        input_relations,
         load_function,
         write_result,
     )
@@ -121,7 +120,7 @@ def python_steps(registry: Registry) -> list[Step]:
     log = logging.getLogger("bench.floor")
     for product in registry.products.values():
         for model in product.spec.python_models:
-            inputs = input_relations(product, model, registry)
+            inputs = registry.python_model_inputs(product, model)
             function = load_function(product, model)  # imported outside the timed section
             is_port = model.name in product.output_models
             schema = _staging_schema(product.id) if is_port else product.id
