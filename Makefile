@@ -50,9 +50,10 @@ system-deps: ## Debian packages the tests need (Chromium, PostgreSQL server); ap
 test: setup system-deps ## Quickstart 2: run every test (real dbt, DuckDB, Dagster, PostgreSQL, Chromium)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, the import layers (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: setup ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
