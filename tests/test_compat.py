@@ -14,12 +14,15 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 
 from ddp_assets import compat
 from ddp_assets.settings import ProjectPaths
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # -- the version guards -----------------------------------------------------------------------
 
@@ -447,3 +450,73 @@ def test_a_fast_exit_leaves_no_semaphore_behind() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "leaked semaphore" not in done.stderr, done.stderr
+
+
+# -- the pooled SQLite event log ------------------------------------------------------------------
+
+
+@dg.asset
+def pooled_numbers() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": 3})
+
+
+@dg.asset(
+    deps=[pooled_numbers], check_specs=[dg.AssetCheckSpec("positive", asset="pooled_doubled")]
+)
+def pooled_doubled(context) -> dg.MaterializeResult:  # type: ignore[no-untyped-def]  # Dagster reads the annotation, a string here
+    context.log.info("doubling")
+    return dg.MaterializeResult(
+        metadata={"rows": 3}, check_results=[dg.AssetCheckResult(passed=True)]
+    )
+
+
+def test_the_sqlite_event_logs_private_hooks_are_still_there() -> None:
+    """Canary: what compat.pool_sqlite_event_log binds over and calls on Dagster's storage."""
+    import inspect
+
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    assert list(inspect.signature(SqliteEventLogStorage._connect).parameters) == ["self", "shard"]
+    for name in ("conn_string_for_shard", "_initdb", "has_table", "delete_events", "wipe"):
+        assert callable(getattr(SqliteEventLogStorage, name)), name
+
+
+def test_runs_stored_through_the_pool_read_back_with_dagsters_own_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    from ddp_assets.runtime.instance import instance
+    from ddp_assets.settings import ProjectPaths
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with instance(ProjectPaths(ROOT)) as pooled:
+        storage: Any = pooled.event_log_storage
+        assert type(storage) is SqliteEventLogStorage  # Dagster's class, as dagster.yaml says
+        assert hasattr(storage, "_ddp_engines"), "the ddp process's instance is pooled"
+        results = [
+            dg.materialize([pooled_numbers, pooled_doubled], instance=pooled, raise_on_error=True)
+            for _ in range(2)
+        ]
+        assert 0 < len(getattr(storage, "_ddp_engines")) <= compat.KEEP_ENGINES  # noqa: B009
+        with storage.run_connection(results[0].run_id) as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        assert str(mode).lower() == "wal"
+    plain = SqliteEventLogStorage(str(home / "history" / "runs"))
+    for result in results:
+        records = plain.get_logs_for_run(result.run_id)
+        kinds = [r.dagster_event.event_type_value for r in records if r.dagster_event]
+        assert kinds.count("ASSET_MATERIALIZATION") == 2
+        assert kinds.count("ASSET_CHECK_EVALUATION") == 1
+        assert any(r.user_message == "doubling" for r in records)
+    latest = plain.get_latest_materialization_events([dg.AssetKey("pooled_doubled")])
+    event = latest[dg.AssetKey("pooled_doubled")]
+    assert event is not None and event.run_id == results[-1].run_id
+
+
+def test_other_storages_are_left_as_they_are(tmp_path: Path) -> None:
+    with dg.DagsterInstance.ephemeral() as ephemeral:
+        assert not compat.pool_sqlite_event_log(
+            ephemeral
+        )  # in-memory storage: not Dagster's SQLite

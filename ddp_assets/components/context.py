@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.registry import Registry
+from ddp_assets.spec.registry import Product, Registry
 
 if TYPE_CHECKING:
     from ddp_assets.dbt.project import PreparedProject
@@ -36,6 +36,13 @@ class PlatformContext:
     paths: ProjectPaths
     registry: Registry
     _prepared: PreparedProject | None = field(default=None, repr=False)
+    _by_folder: dict[Path, Product] | None = field(default=None, repr=False)
+
+    def product_in(self, folder: Path) -> Product | None:
+        """The product whose folder is ``folder`` (resolved), if the registry has one."""
+        if self._by_folder is None:
+            self._by_folder = {p.folder.resolve(): p for p in self.registry.products.values()}
+        return self._by_folder.get(folder.resolve())
 
     def prepared(self) -> PreparedProject:
         """The dbt project with its manifest, prepared (parsed only if an input changed) once."""

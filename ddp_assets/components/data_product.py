@@ -45,10 +45,9 @@ class DataProduct(dg.Component):
     @classmethod
     def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> DataProduct:
         folder = (context.path if context.path.is_dir() else context.path.parent).resolve()
-        registry = context_for(context).registry
-        for product in registry.products.values():
-            if product.folder.resolve() == folder:
-                return cls(product.spec, folder)
+        product = context_for(context).product_in(folder)
+        if product is not None:
+            return cls(product.spec, folder)
         raise SpecErrors(  # a spec the registry could not read reports its own problems
             [
                 SpecProblem(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ddp_assets import compat
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
 
@@ -41,8 +42,12 @@ def _names_removed_storage(config: Path) -> bool:
 
 
 def instance(paths: ProjectPaths) -> dg.DagsterInstance:
+    """The project's Dagster instance, for the ``ddp`` process (its SQLite event log keeps its
+    engines between events: ``compat.pool_sqlite_event_log``)."""
     ensure_dagster_home(paths)
-    return dg.DagsterInstance.get()
+    found = dg.DagsterInstance.get()
+    compat.pool_sqlite_event_log(found)
+    return found
 
 
 @lru_cache(maxsize=4)
