@@ -7,11 +7,13 @@ with ``referencing`` so nothing is fetched. ddp's own facet schema ships in the 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -134,3 +136,122 @@ def test_every_facet_names_ddp_as_its_producer(shared_spec: Path) -> None:
     assert stamped["job"]["facets"][FACET_NAME]["_schemaURL"].endswith("DataProductJobFacet")
     assert stamped["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 3
     assert schema_errors(stamped, shared_spec / "openlineage") == []
+
+
+# -- the producer, ddp's facet schema, parent and dataSource facets ----------------------
+
+
+def test_producer_is_the_setting_read_when_events_are_built(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ddp_assets.lineage.facets import PRODUCER_ENV, ddp_version, default_producer, producer
+
+    monkeypatch.delenv(PRODUCER_ENV, raising=False)
+    assert producer() == default_producer() == f"https://pypi.org/project/ddp/{ddp_version()}/"
+    monkeypatch.setenv(PRODUCER_ENV, "https://git.example.org/data/ddp/tree/v1.4.0")
+    assert producer() == "https://git.example.org/data/ddp/tree/v1.4.0"  # not cached
+    monkeypatch.setenv(PRODUCER_ENV, "  ")  # blank is unset
+    assert producer() == default_producer()
+    monkeypatch.setenv(PRODUCER_ENV, "our ddp fork")
+    monkeypatch.setattr("ddp_assets.lineage.facets._warned", set())  # warned once per value
+    with caplog.at_level(logging.WARNING, logger="ddp_assets.lineage.facets"):
+        assert producer() == default_producer()
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert PRODUCER_ENV in warning and "'our ddp fork'" in warning and "Hint" in warning
+
+
+def test_facet_schema_is_published_under_the_facets_schema_url() -> None:
+    from ddp_assets.lineage.facets import (
+        SCHEMA_URL,
+        DataProductDatasetFacet,
+        DataProductJobFacet,
+        default_producer,
+    )
+
+    schema = facet_schema()
+    assert schema["$id"] == SCHEMA_URL
+    assert SCHEMA_URL.startswith("https://") and "example" not in SCHEMA_URL
+    assert SCHEMA_URL.endswith("/spec/facets/1-0-0/DataProductFacet.json")
+    assert SCHEMA_URL.startswith(default_producer().rsplit("/", 2)[0] + "/")  # the same base
+    job = DataProductJobFacet(product="orders", version="1.0.0", domain="sales")
+    dataset = DataProductDatasetFacet(product="orders", version="1.0.0", domain="sales")
+    for facet in (job, dataset):
+        url, _, pointer = facet._schemaURL.partition("#")
+        assert url == SCHEMA_URL
+        assert pointer.removeprefix("/$defs/") in schema["$defs"]
+
+
+def _event_with_parent_and_sources(producer_uri: str) -> dict[str, Any]:
+    from openlineage.client.event_v2 import (
+        InputDataset,
+        Job,
+        OutputDataset,
+        Run,
+        RunEvent,
+        RunState,
+    )
+    from openlineage.client.generated import datasource_dataset, parent_run
+    from openlineage.client.serde import Serde
+
+    from ddp_assets.lineage.events import _stamp
+    from ddp_assets.lineage.facets import FACET_NAME, DataProductDatasetFacet
+
+    def source(name: str, uri: str) -> datasource_dataset.DatasourceDatasetFacet:
+        return datasource_dataset.DatasourceDatasetFacet(name=name, uri=uri)
+
+    run_id = "0195f2a0-0000-7000-8000-000000000001"
+    parent = parent_run.ParentRunFacet(
+        run=parent_run.Run(runId=run_id),
+        job=parent_run.Job(namespace="ddp", name="ddp.materialize.orders"),
+        root=parent_run.Root(
+            run=parent_run.RootRun(runId=run_id),
+            job=parent_run.RootJob(namespace="ddp", name="ddp.materialize.orders"),
+        ),
+    )
+    event = RunEvent(
+        eventType=RunState.START,
+        eventTime="2026-12-01T10:00:00+00:00",
+        run=Run(runId="0195f2a0-0000-7000-8000-000000000002", facets={"parent": parent}),
+        job=Job(namespace="ddp", name="orders.raw_orders"),
+        inputs=[
+            InputDataset(
+                namespace="file",
+                name="/srv/data/landing/orders/orders.csv",
+                facets={"dataSource": source("file", "file:///srv/data/landing")},
+            )
+        ],
+        outputs=[
+            OutputDataset(
+                namespace="postgres://db.internal:5432",
+                name="analytics.orders.raw_orders",
+                facets={
+                    "dataSource": source(
+                        "postgres://db.internal:5432", "postgres://db.internal:5432/analytics"
+                    ),
+                    FACET_NAME: DataProductDatasetFacet(
+                        product="orders", version="1.0.0", domain="sales"
+                    ),
+                },
+            )
+        ],
+    )
+    return Serde.to_dict(_stamp(event, producer_uri))
+
+
+def test_parent_and_data_source_facets_validate(shared_spec: Path) -> None:
+    spec_dir = shared_spec / "openlineage"
+    event = _event_with_parent_and_sources("https://git.example.org/ddp")
+    assert schema_errors(event, spec_dir) == []
+    assert event["producer"] == "https://git.example.org/ddp"
+    source = event["inputs"][0]["facets"]["dataSource"]
+    assert source["_schemaURL"].endswith(
+        "DatasourceDatasetFacet.json#/$defs/DatasourceDatasetFacet"
+    )
+    assert source["_producer"] == "https://git.example.org/ddp"
+    # the validation can fail: a parent without its run id, a dataSource name that is no string
+    broken = json.loads(json.dumps(event))
+    del broken["run"]["facets"]["parent"]["run"]["runId"]
+    broken["outputs"][0]["facets"]["dataSource"]["name"] = 5
+    errors = schema_errors(broken, spec_dir)
+    assert any("parent" in e and "runId" in e for e in errors), errors
+    assert any("dataSource" in e for e in errors), errors

@@ -3,9 +3,28 @@
 Each asset the run planned is one OpenLineage job (namespace ``ddp``, name
 ``<product>.<model>``) with its own run: a START, then exactly one of COMPLETE (materialized),
 FAIL (its step failed) or ABORT (skipped or cancelled). Every event carries a parent run facet
-naming the Dagster run. The asset checks evaluated in the run become a test job per asset
-(``<product>.<model>.checks``) whose input, the asset's table, carries the
-``dataQualityAssertions`` facet: that facet is an *input* dataset facet in the spec.
+naming the Dagster run (its run id) and the run's job, by this rule
+(:func:`~ddp_assets.lineage.naming.parent_job_name`):
+
+1. the run's Dagster job when it is one defined in code, not Dagster's internal
+   ``__ASSET_JOB`` (nor another ``__``-prefixed job, as ``dg.materialize`` runs);
+2. else the schedule or sensor that launched the run (tags ``dagster/schedule_name``,
+   ``dagster/sensor_name``);
+3. else, an ad-hoc run (``ddp materialize``, *Materialize* in the UI):
+   ``ddp.materialize.<product>`` when it materialized one product's assets, else
+   ``ddp.materialize``.
+
+The Dagster run is also the root (``root`` of the parent facet). The asset checks evaluated in
+the run become a test job per asset (``<product>.<model>.checks``) whose input, the asset's
+table, carries the ``dataQualityAssertions`` facet: that facet is an *input* dataset facet in
+the spec.
+
+Every input and output dataset carries a ``dataSource`` facet: ``name`` the dataset's
+namespace, ``uri`` the warehouse (``duckdb://<file>``, ``postgres://host:port/<database>``) or,
+for landing files, the landing zone (``file:///<landing dir>``); see
+:func:`~ddp_assets.lineage.naming.data_source`. The ``producer`` of every event and facet is
+:func:`~ddp_assets.lineage.facets.producer` (``$DDP_OPENLINEAGE_PRODUCER``, read when the
+events are built).
 """
 
 from __future__ import annotations
@@ -30,6 +49,7 @@ from openlineage.client.event_v2 import (
 from openlineage.client.generated import (
     column_lineage_dataset,
     data_quality_assertions_dataset,
+    datasource_dataset,
     documentation_dataset,
     documentation_job,
     error_message_run,
@@ -51,7 +71,8 @@ from ddp_assets.lineage.facets import (
     producer,
 )
 from ddp_assets.lineage.graph import AssetLineage, DatasetRef, LineageGraph
-from ddp_assets.lineage.naming import JOB_NAMESPACE
+from ddp_assets.lineage.naming import JOB_NAMESPACE, data_source, parent_job_name
+from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
 
 FINISHED = {
@@ -254,8 +275,17 @@ class EventBuilder:
     registry: Registry
     manifest: Mapping[str, Any]
     contracts_root: Path | None = None
+    # the landing zone, for the dataSource of file datasets: the project's (the registry's
+    # root) when not given
+    landing_dir: Path | None = None
+    _parents: dict[str, parent_run.ParentRunFacet] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def events(self, record: RunRecord) -> list[RunEvent]:
+        if self.landing_dir is None:
+            self.landing_dir = ProjectPaths(self.registry.root).landing_dir.resolve()
+        self._parents.clear()
         events: list[tuple[float, int, RunEvent]] = []
         for execution in record.assets.values():
             asset = self.graph.assets.get(execution.key)
@@ -268,19 +298,36 @@ class EventBuilder:
                 for order, (time, event) in enumerate(self._check_events(record, execution, asset)):
                     events.append((time, order, event))
         events.sort(key=lambda item: (item[0], item[1]))
-        return [_stamp(event) for _, _, event in events]
+        stamp = producer()  # read once per run: every event of a run names the same producer
+        return [_stamp(event, stamp) for _, _, event in events]
 
     # -- facets -------------------------------------------------------------------------
 
     def _parent(self, record: RunRecord) -> parent_run.ParentRunFacet:
-        return parent_run.ParentRunFacet(
+        """The Dagster run, named by ``naming.parent_job_name`` (one facet per run: the
+        builder stamps copies of it, never changes it)."""
+        if record.run_id in self._parents:
+            return self._parents[record.run_id]
+        name = parent_job_name(record.job_name, record.tags, self._products_of(record))
+        self._parents[record.run_id] = parent_run.ParentRunFacet(
             run=parent_run.Run(runId=record.run_id),
-            job=parent_run.Job(namespace=JOB_NAMESPACE, name=record.job_name),
+            job=parent_run.Job(namespace=JOB_NAMESPACE, name=name),
             root=parent_run.Root(
                 run=parent_run.RootRun(runId=record.run_id),
-                job=parent_run.RootJob(namespace=JOB_NAMESPACE, name=record.job_name),
+                job=parent_run.RootJob(namespace=JOB_NAMESPACE, name=name),
             ),
         )
+        return self._parents[record.run_id]
+
+    def _products_of(self, record: RunRecord) -> set[str]:
+        """The products the run materialized; those it only checked for a check-only run."""
+        known = [e for e in record.assets.values() if e.key in self.graph.assets]
+        planned = [e for e in known if e.planned] or known
+        return {self.graph.assets[e.key].product for e in planned}
+
+    def _data_source(self, namespace: str, name: str) -> datasource_dataset.DatasourceDatasetFacet:
+        source, uri = data_source(namespace, name, self.landing_dir)
+        return datasource_dataset.DatasourceDatasetFacet(name=source, uri=uri)
 
     def _engine(self) -> processing_engine_run.ProcessingEngineRunFacet:
         return processing_engine_run.ProcessingEngineRunFacet(
@@ -330,7 +377,7 @@ class EventBuilder:
         return Job(namespace=JOB_NAMESPACE, name=name, facets=facets)
 
     def _input(self, ref: DatasetRef, inputs_facets: Mapping[str, Any] | None = None) -> Any:
-        facets: dict[str, Any] = {}
+        facets: dict[str, Any] = {"dataSource": self._data_source(ref.namespace, ref.name)}
         upstream = self.graph.assets.get(ref.asset) if ref.asset else None
         if upstream is not None and upstream.columns:
             facets["schema"] = _schema_facet(upstream.columns, upstream.column_descriptions)
@@ -349,6 +396,7 @@ class EventBuilder:
             k: v for k, v in (execution.metadata.get("dagster/column_schema") or {}).items()
         }
         facets: dict[str, Any] = {
+            "dataSource": self._data_source(asset.output.namespace, asset.output.name),
             "ownership": ownership_dataset.OwnershipDatasetFacet(
                 owners=[
                     ownership_dataset.Owner(name=n, type=t) for n, t in map(_owner, spec.owners)
@@ -481,19 +529,19 @@ class EventBuilder:
         )
 
 
-def _stamp(event: RunEvent) -> RunEvent:
-    """Set ddp as the producer of the event and of every facet in it.
+def _stamp(event: RunEvent, stamp: str | None = None) -> RunEvent:
+    """Set ddp (``stamp``, else :func:`producer`) as the producer of the event and its facets.
 
     A facet's producer is its constructor's ``producer`` argument (the attrs field
     ``_producer``); ``attr.evolve`` rebuilds each facet with it, through that public argument.
     """
-    event.producer = producer()
+    stamp = stamp or producer()
+    event.producer = stamp
     facet_maps: list[dict[str, Any] | None] = [event.run.facets, event.job.facets]
     for dataset in [*(event.inputs or []), *(event.outputs or [])]:
         facet_maps.append(dataset.facets)
         facet_maps.append(getattr(dataset, "inputFacets", None))
         facet_maps.append(getattr(dataset, "outputFacets", None))
-    stamp = producer()
     for facets in facet_maps:
         if facets:
             for name, facet in facets.items():

@@ -5,10 +5,30 @@
 - Local files: namespace ``file``, name ``<absolute path>``.
 
 Jobs are in the namespace ``ddp``, named ``<product>.<model>`` (the Dagster asset key).
+
+The parent of those jobs (the ``parent`` run facet) is the Dagster run, named by
+:func:`parent_job_name`:
+
+1. the run's Dagster job, when it is one defined in code (not Dagster's implicit asset job
+   ``__ASSET_JOB`` nor any other ``__``-prefixed internal job, such as the ephemeral job of
+   ``dg.materialize``);
+2. else the schedule or sensor that launched it (the run's tags ``dagster/schedule_name``,
+   ``dagster/sensor_name``), e.g. ``orders__schedule``;
+3. else an ad-hoc materialization (``ddp materialize``, the UI's *Materialize*):
+   ``ddp.materialize.<product>`` when it materialized the assets of one product, else
+   ``ddp.materialize``.
+
+Every dataset carries a ``dataSource`` facet (:func:`data_source`): its ``name`` is the
+dataset's namespace, its ``uri`` where the data lives: the DuckDB warehouse
+(``duckdb://<file>``, the namespace itself), the Postgres database
+(``postgres://host:port/<database>``, the database being the first part of the dataset name),
+or, for a file, the landing zone (``file:///<landing dir>``; the file's folder when it lies
+outside the landing zone).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +39,40 @@ from ddp_assets.warehouse import config
 
 JOB_NAMESPACE = "ddp"
 FILE_NAMESPACE = "file"
+ADHOC_JOB = "ddp.materialize"
+SCHEDULE_TAG = "dagster/schedule_name"
+SENSOR_TAG = "dagster/sensor_name"
 
 
 def job_name(product: str, model: str) -> str:
     return f"{product}.{model}"
+
+
+def parent_job_name(job: str, tags: Mapping[str, str], products: Iterable[str]) -> str:
+    """The name of the job of a Dagster run, as its events' parent facet names it (see above).
+
+    ``products``: the products whose assets the run materialized (or checked).
+    """
+    if job and not job.startswith("__"):
+        return job
+    for tag in (SCHEDULE_TAG, SENSOR_TAG):
+        if tags.get(tag):
+            return tags[tag]
+    found = sorted(set(products))
+    return f"{ADHOC_JOB}.{found[0]}" if len(found) == 1 else ADHOC_JOB
+
+
+def data_source(namespace: str, name: str, landing_dir: Path | None = None) -> tuple[str, str]:
+    """``(name, uri)`` of the ``dataSource`` facet of the dataset ``namespace`` + ``name``."""
+    if namespace == FILE_NAMESPACE:
+        path = Path(name).absolute()
+        if landing_dir is not None and path.is_relative_to(landing_dir.absolute()):
+            return namespace, landing_dir.absolute().as_uri()
+        return namespace, path.parent.as_uri()
+    if namespace.startswith("duckdb://") or "://" not in namespace:
+        return namespace, namespace
+    database = name.split(".", 1)[0]
+    return namespace, f"{namespace.rstrip('/')}/{database}"
 
 
 def dbt_target(paths: ProjectPaths) -> dict[str, Any]:
