@@ -1,9 +1,12 @@
-"""Tests of the ODPS v1.0.0 export, against the official Open Data Product Standard schema."""
+"""Tests of the ODPS export (v1.1.0, the default, and v1.0.0), against the official Open Data
+Product Standard schemas: unchanged copies in tests/fixtures/odps (see its README)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from referencing import Registry as SchemaRegistry
 from referencing import Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT201909
+from typer.testing import CliRunner
 
 from ddp_assets.export import to_odps, write_odps
 from ddp_assets.spec.errors import SpecErrors
@@ -24,10 +28,12 @@ from ddp_assets.spec.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFS = ROOT / "ddp_assets" / "defs"
-ODPS_DIR = ROOT.parent / "shared" / "spec" / "odps"
-ODPS_SCHEMA = ODPS_DIR / "odps-json-schema-v1.0.0.json"
-ODPS_URI = "urn:bitol:odps:schema:v1.0.0"
-MISSING_SPEC = f"the official ODPS schema is not at {ODPS_SCHEMA} (../shared/spec/odps)"
+FIXTURES = ROOT / "tests" / "fixtures" / "odps"
+STANDARDS = ROOT / "ddp_assets" / "standards"
+SHARED_ODPS = ROOT.parent / "shared" / "spec" / "odps"
+ODPS_DIR = SHARED_ODPS  # the official examples (v1.0.0)
+VERSIONS = ("v1.1.0", "v1.0.0")
+MISSING_SPEC = f"the official ODPS examples are not in {SHARED_ODPS / 'examples'} (../shared)"
 
 REGISTRY = Registry.load(DEFS, ROOT)
 
@@ -36,19 +42,27 @@ def _no_network(uri: str) -> Resource:
     raise NoSuchResource(ref=uri)
 
 
-@pytest.fixture(scope="module")
-def odps() -> Validator:
-    """A validator for the official ODPS schema; every $ref resolves locally, or fails."""
-    if not ODPS_SCHEMA.is_file():
-        pytest.skip(MISSING_SPEC)
-    schema = json.loads(ODPS_SCHEMA.read_text(encoding="utf-8"))
+def _validator(version: str) -> Validator:
+    """A validator for the official ODPS schema of ``version``; every $ref resolves locally."""
+    schema = json.loads((FIXTURES / f"odps-json-schema-{version}.json").read_text("utf-8"))
     cls = validator_for(schema)
     cls.check_schema(schema)
     resource = Resource.from_contents(schema, default_specification=DRAFT201909)
     registry: SchemaRegistry[Any] = SchemaRegistry(retrieve=_no_network).with_resource(
-        ODPS_URI, resource
+        f"urn:bitol:odps:schema:{version}", resource
     )
     return cls(schema, registry=registry, format_checker=cls.FORMAT_CHECKER)
+
+
+@pytest.fixture(scope="module")
+def validators() -> dict[str, Validator]:
+    return {version: _validator(version) for version in VERSIONS}
+
+
+@pytest.fixture(scope="module")
+def odps(validators: dict[str, Validator]) -> Validator:
+    """The v1.1.0 validator (the default version)."""
+    return validators["v1.1.0"]
 
 
 def _errors(validator: Validator, document: Any) -> list[str]:
@@ -69,6 +83,33 @@ def _examples() -> list[Any]:
     return [pytest.param(path, id=path.name) for path in examples]
 
 
+def _custom(node: dict[str, Any]) -> dict[str, Any]:
+    return {c["property"]: c["value"] for c in node.get("customProperties", [])}
+
+
+# -- the schemas themselves ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_packaged_schemas_are_the_official_fixtures(version: str) -> None:
+    name = f"odps-json-schema-{version}.json"
+    fixture = (FIXTURES / name).read_bytes()
+    assert (STANDARDS / name).read_bytes() == fixture
+    schema = json.loads(fixture)
+    assert version in schema["properties"]["apiVersion"]["enum"]
+    if version == "v1.0.0" and (SHARED_ODPS / name).is_file():
+        assert (SHARED_ODPS / name).read_bytes() == fixture
+
+
+def test_the_v1_1_0_fixture_is_the_whole_official_file() -> None:
+    text = (FIXTURES / "odps-json-schema-v1.1.0.json").read_text(encoding="utf-8")
+    assert len(text) == 23_700  # as stored at the source commit named in the README
+    assert "0362bb118cb27c6c11e3a633fde479609de211bd" in (FIXTURES / "README.md").read_text()
+    schema = json.loads(text)
+    assert schema["properties"]["apiVersion"]["default"] == "v1.1.0"
+    assert schema["$defs"]["InputPort"]["required"] == ["name"]
+
+
 # -- every real product --------------------------------------------------------------------
 
 
@@ -76,16 +117,20 @@ def test_the_real_registry_has_products() -> None:
     assert REGISTRY.products, "no products found under ddp_assets/defs"
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("product_id", sorted(REGISTRY.products))
-def test_every_product_exports_a_valid_odps_descriptor(product_id: str, odps: Validator) -> None:
+def test_every_product_exports_a_valid_odps_descriptor(
+    product_id: str, version: str, validators: dict[str, Validator]
+) -> None:
     product = REGISTRY.products[product_id]
     own_errors = [p for p in REGISTRY.errors if p.file == product.loaded.display_path]
     if own_errors:
         pytest.skip(f"product '{product_id}' does not validate: {own_errors[0].format()}")
-    document = to_odps(product, REGISTRY)
-    assert _errors(odps, document) == []
+    document = to_odps(product, REGISTRY, api_version=version)
+    assert _errors(validators[version], document) == []
+    assert _errors(validators["v1.1.0"], document) == []  # which accepts v1.0.0 ones too
     spec = product.spec
-    assert document["apiVersion"] == "v1.0.0"
+    assert document["apiVersion"] == version
     assert document["kind"] == "DataProduct"
     assert (document["id"], document["name"], document["version"]) == (
         spec.id,
@@ -98,7 +143,25 @@ def test_every_product_exports_a_valid_odps_descriptor(product_id: str, odps: Va
     for port, exported in zip(spec.output_ports, document["outputPorts"], strict=True):
         contract = load_contract(product.contract_path(port.name))
         assert (exported["contractId"], exported["version"]) == (contract.id, contract.version)
+        access = {a["port"]: a for a in _custom(exported)["access"]}
+        assert sorted(access) == ["file", "rest", "sql"]
+        assert access["sql"]["table"] == f"{spec.id}.{port.name}"
+    emails = [o for o in spec.owners if "@" in o]
+    assert [s["url"] for s in document.get("support", [])] == [f"mailto:{e}" for e in emails]
+    assert {m["content"] for m in document["managementPorts"]} == {
+        "discoverability",
+        "dictionary",
+        "observability",
+        "control",
+    }
     json.dumps(document)  # plain data only
+
+
+def test_a_version_ddp_does_not_write_is_refused() -> None:
+    product = next(iter(REGISTRY.products.values()))
+    with pytest.raises(SpecErrors, match=r"ddp writes ODPS 1\.1\.0, 1\.0\.0, not '0\.9\.0'"):
+        to_odps(product, REGISTRY, api_version="0.9.0")
+    assert to_odps(product, REGISTRY, api_version="1.0.0")["apiVersion"] == "v1.0.0"
 
 
 # -- the orders product --------------------------------------------------------------------
@@ -112,7 +175,7 @@ def orders() -> dict[str, Any]:
 
 
 def test_orders_identity(orders: dict[str, Any]) -> None:
-    assert orders["apiVersion"] == "v1.0.0"
+    assert orders["apiVersion"] == "v1.1.0"
     assert orders["kind"] == "DataProduct"
     assert orders["id"] == "orders"
     assert orders["name"] == "Orders"
@@ -159,8 +222,94 @@ def test_orders_output_ports_carry_their_contracts(orders: dict[str, Any]) -> No
         {"id": "urn:ddp:sales:customers:customers", "version": "1.0.0"}
     ]
     assert "inputContracts" not in ports["order_lines"]
-    custom = {c["property"]: c["value"] for c in ports["orders"]["customProperties"]}
-    assert custom == {"model": "orders", "relation": "orders.orders"}
+    custom = _custom(ports["orders"])
+    assert (custom["model"], custom["relation"]) == ("orders", "orders.orders")
+    access = {a["port"]: a for a in custom["access"]}
+    assert access["rest"]["endpoint"] == "GET /products/orders/ports/orders/rows"
+    assert access["sql"]["command"] == 'ddp ports sql "select * from orders.orders"'
+    assert access["file"]["command"] == "ddp ports export orders orders --format parquet"
+    assert access["file"]["endpoint"] == "GET /products/orders/ports/orders/file?format=parquet"
+
+
+def test_orders_grants_keep_their_row_filters(orders: dict[str, Any]) -> None:
+    spec = REGISTRY.products["orders"].spec
+    filtered = [g for g in spec.policies.grants if g.rows]
+    assert filtered, "the orders demo spec has a row-filtered grant"
+    grants = {g["to"]: g for g in _custom(orders)["grants"]}
+    for grant in spec.policies.grants:
+        exported = grants[grant.to]
+        assert exported["ports"] == list(grant.ports)
+        if not grant.rows:
+            assert "rows" not in exported
+    assert grants["emea-sales"]["rows"] == [
+        {"column": "country", "op": "in", "value": ["DE", "FR", "GB", "NL", "ES", "IT"]}
+    ]
+
+
+def test_orders_management_ports_and_support(orders: dict[str, Any]) -> None:
+    ports = {p["name"]: p for p in orders["managementPorts"]}
+    assert ports["rest-product"]["content"] == "discoverability"
+    assert ports["rest-product"]["type"] == "rest"
+    assert _custom(ports["rest-product"]) == {"path": "/products/orders", "command": "ddp serve"}
+    assert _custom(ports["rest-slo"])["path"] == "/products/orders/ports/{port}/slo"
+    assert _custom(ports["rest-contract"])["path"] == "/products/orders/ports/{port}/contract"
+    assert _custom(ports["audit"]) == {"command": "ddp audit orders"}
+    assert orders["support"] == [
+        {
+            "channel": "orders-data@example.com",
+            "url": "mailto:orders-data@example.com",
+            "tool": "email",
+            "scope": "issues",
+            "description": "Product owner.",
+        }
+    ]
+
+
+def _git_created(spec_file: Path) -> str | None:
+    found = subprocess.run(
+        ["git", "log", "--diff-filter=A", "--format=%aI", "--", spec_file.name],
+        cwd=spec_file.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    dates = found.stdout.split() if found.returncode == 0 else []
+    return dates[-1] if dates else None
+
+
+def test_product_created_ts_comes_from_git_history(orders: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    added = _git_created(REGISTRY.products["orders"].loaded.path)
+    if added is None:
+        assert "productCreatedTs" not in orders  # never invented
+        return
+    when = datetime.fromisoformat(added).astimezone(UTC)
+    assert orders["productCreatedTs"] == when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_contracted_file_input_ports_are_input_ports(validators: dict[str, Validator]) -> None:
+    if "inventory" not in REGISTRY.products:
+        pytest.skip("the inventory product is not in ddp_assets/defs")
+    product = REGISTRY.products["inventory"]
+    landing = load_contract(product.folder / "contracts" / "raw_suppliers.odcs.yaml")
+    for version in VERSIONS:
+        document = to_odps(product, REGISTRY, api_version=version)
+        assert _errors(validators[version], document) == []
+        ports = {p["name"]: p for p in document["inputPorts"]}
+        assert list(ports) == ["raw_suppliers"]
+        port = ports["raw_suppliers"]
+        assert (port["contractId"], port["version"]) == (landing.id, landing.version)
+        custom = _custom(port)
+        assert (custom["type"], custom["path"], custom["format"]) == (
+            "file",
+            "inventory/suppliers*.csv",
+            "csv",
+        )
+        assert custom["contract"].endswith("inventory/contracts/raw_suppliers.odcs.yaml")
+        sources = [s["name"] for s in _custom(document)["sourceInputs"]]
+        assert "raw_suppliers" not in sources
+        assert "raw_products" in sources
 
 
 def test_orders_team_and_custom_properties(orders: dict[str, Any]) -> None:
@@ -177,11 +326,39 @@ def test_orders_team_and_custom_properties(orders: dict[str, Any]) -> None:
     assert [s["name"] for s in custom["sourceInputs"]] == ["raw_orders", "raw_order_items"]
 
 
-def test_tenant_is_only_set_when_given(odps: Validator) -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_tenant_is_only_set_when_given(version: str, validators: dict[str, Validator]) -> None:
     product = next(iter(REGISTRY.products.values()))
-    document = to_odps(product, REGISTRY, tenant="ShopCorp")
+    document = to_odps(product, REGISTRY, tenant="ShopCorp", api_version=version)
     assert document["tenant"] == "ShopCorp"
-    assert _errors(odps, document) == []
+    assert _errors(validators[version], document) == []
+
+
+def test_cli_writes_the_version_and_tenant_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, validators: dict[str, Validator]
+) -> None:
+    import typer
+
+    from ddp_assets.cli.export import app as export_app
+
+    app = typer.Typer()  # as `ddp` mounts it: `ddp export odps ...`
+    app.add_typer(export_app, name="export")
+    monkeypatch.setenv("DDP_PROJECT_ROOT", str(ROOT))
+    runner = CliRunner()
+    default = runner.invoke(app, ["export", "odps", "orders"])
+    assert default.exit_code == 0, default.output
+    document = yaml.safe_load(default.stdout)
+    assert document["apiVersion"] == "v1.1.0" and "tenant" not in document
+    out = tmp_path / "orders.odps.yaml"
+    older_args = ["export", "odps", "orders", "--odps-version", "1.0.0", "--tenant", "ShopCorp"]
+    older = runner.invoke(app, [*older_args, "-o", str(out)])
+    assert older.exit_code == 0, older.output
+    written = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert (written["apiVersion"], written["tenant"]) == ("v1.0.0", "ShopCorp")
+    assert _errors(validators["v1.0.0"], written) == []
+    wrong = runner.invoke(app, ["export", "odps", "orders", "--odps-version", "0.9.0"])
+    assert wrong.exit_code != 0
+    assert "0.9.0" in wrong.output
 
 
 def test_write_odps_to_a_folder_or_a_file(tmp_path: Path) -> None:
@@ -189,8 +366,10 @@ def test_write_odps_to_a_folder_or_a_file(tmp_path: Path) -> None:
     written = write_odps(product, REGISTRY, tmp_path / "out")
     assert written == tmp_path / "out" / f"{product.id}.odps.yaml"
     text = written.read_text(encoding="utf-8")
-    assert text.startswith("# Open Data Product Standard v1.0.0")
+    assert text.startswith("# Open Data Product Standard v1.1.0")
     assert yaml.safe_load(text) == to_odps(product, REGISTRY)
+    older = write_odps(product, REGISTRY, tmp_path / "old.yaml", api_version="1.0.0")
+    assert older.read_text(encoding="utf-8").startswith("# Open Data Product Standard v1.0.0")
     named = write_odps(product, REGISTRY, tmp_path / "descriptor.yaml")
     assert named == tmp_path / "descriptor.yaml"
     assert yaml.safe_load(named.read_text(encoding="utf-8")) == to_odps(product, REGISTRY)
@@ -353,6 +532,71 @@ def test_every_spec_feature_is_exported(project: Registry, odps: Validator) -> N
     assert upstream["team"] == {"name": "finance"}
 
 
+def test_landing_contracts_row_filters_and_creation_date(
+    project: Registry, tmp_path: Path, validators: dict[str, Validator]
+) -> None:
+    assert "productCreatedTs" not in to_odps(project.products["ledger"], project)  # no git
+    ledger = tmp_path / "ddp_assets" / "defs" / "finance" / "ledger"
+    _write(
+        ledger / "contracts" / "raw_ledger.odcs.yaml",
+        _contract("urn:test:raw_ledger", "1.2.0", "raw_ledger"),
+    )
+    spec = tmp_path / "ddp_assets" / "defs" / "finance" / "scoring" / "defs.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace(
+            "- {to: role:risk, ports: [mart]}",
+            "- {to: role:risk, ports: [mart]}\n"
+            "      - to: nordics\n"
+            "        cleared_for: [restricted]\n"
+            "        rows:\n"
+            "          - {column: country, op: in, value: [NO, SE]}\n"
+            "          - {column: closed_at, op: is_null}",
+        ),
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": "2026-01-02T03:04:05+02:00",
+        "GIT_COMMITTER_DATE": "2026-01-02T03:04:05+02:00",
+    }
+    git = ["git", "-c", "user.name=ddp", "-c", "user.email=ddp@example.com"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "products"]):
+        subprocess.run([*git, *command], cwd=tmp_path, env=env, check=True)
+    registry = Registry.load(tmp_path / "ddp_assets" / "defs", tmp_path)
+    for version in VERSIONS:
+        document = to_odps(registry.products["ledger"], registry, api_version=version)
+        assert _errors(validators[version], document) == []
+        assert document["productCreatedTs"] == "2026-01-02T01:04:05Z"
+        (port,) = document["inputPorts"]
+        assert (port["name"], port["contractId"], port["version"]) == (
+            "raw_ledger",
+            "urn:test:raw_ledger",
+            "1.2.0",
+        )
+        assert _custom(port)["contract"] == (
+            "ddp_assets/defs/finance/ledger/contracts/raw_ledger.odcs.yaml"
+        )
+        assert "sourceInputs" not in _custom(document)
+        scoring = to_odps(registry.products["scoring"], registry, api_version=version)
+        assert _errors(validators[version], scoring) == []
+        assert _custom(scoring)["grants"] == [
+            {"to": "role:risk", "ports": ["mart"]},
+            {
+                "to": "nordics",
+                "ports": ["*"],
+                "rows": [
+                    {"column": "country", "op": "in", "value": ["NO", "SE"]},
+                    {"column": "closed_at", "op": "is_null"},
+                ],
+                "clearedFor": ["restricted"],
+            },
+        ]
+        assert [s["url"] for s in scoring["support"]] == [
+            "mailto:ana@example.com",
+            "mailto:bo@example.com",
+        ]
+
+
 def test_unknown_upstream_port_is_reported(project: Registry, tmp_path: Path) -> None:
     spec = tmp_path / "ddp_assets" / "defs" / "finance" / "scoring" / "defs.yaml"
     spec.write_text(
@@ -367,42 +611,72 @@ def test_unknown_upstream_port_is_reported(project: Registry, tmp_path: Path) ->
 # -- the validator itself ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("path", _examples())
-def test_official_examples_validate(path: Path, odps: Validator) -> None:
+def test_official_examples_validate(
+    path: Path, version: str, validators: dict[str, Validator]
+) -> None:
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert _errors(odps, document) == []
+    assert _errors(validators[version], document) == []
+
+
+def test_the_official_v1_1_0_example_validates_only_as_v1_1_0(
+    validators: dict[str, Validator],
+) -> None:
+    path = FIXTURES / "deprecated-data-product.odps.yaml"
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert _errors(validators["v1.1.0"], document) == []
+    errors = _errors(validators["v1.0.0"], document)
+    assert any("'v1.1.0' is not one of" in e for e in errors)
+    assert any("'deprecated' was unexpected" in e for e in errors)
 
 
 @pytest.mark.parametrize(
-    ("where", "field"),
-    [((), "id"), ((), "status"), ((), "apiVersion"), (("outputPorts", 0), "version")],
+    ("version", "where", "field"),
+    [
+        ("v1.0.0", (), "id"),
+        ("v1.0.0", (), "status"),
+        ("v1.0.0", (), "apiVersion"),
+        ("v1.0.0", ("outputPorts", 0), "version"),
+        ("v1.1.0", (), "id"),
+        ("v1.1.0", (), "apiVersion"),
+        ("v1.1.0", ("outputPorts", 0), "name"),
+        ("v1.1.0", ("support", 0), "url"),
+        ("v1.1.0", ("managementPorts", 0), "content"),
+    ],
 )
 def test_a_missing_required_field_does_not_validate(
-    where: tuple[str | int, ...], field: str, odps: Validator
+    version: str, where: tuple[str | int, ...], field: str, validators: dict[str, Validator]
 ) -> None:
     examples = _example_paths()
     if not examples:
         pytest.skip(MISSING_SPEC)
+    validator = validators[version]
     document = yaml.safe_load(examples[0].read_text(encoding="utf-8"))
-    assert _errors(odps, document) == []
+    assert _errors(validator, document) == []
     broken = copy.deepcopy(document)
     node = broken
     for key in where:
         node = node[key]
     del node[field]
-    assert any(f"'{field}' is a required property" in e for e in _errors(odps, broken))
+    assert any(f"'{field}' is a required property" in e for e in _errors(validator, broken))
 
 
-def test_exported_documents_break_like_any_other(odps: Validator) -> None:
+def test_exported_documents_break_like_any_other(validators: dict[str, Validator]) -> None:
     product = next(iter(REGISTRY.products.values()))
-    document = to_odps(product, REGISTRY)
-    without_status = {k: v for k, v in document.items() if k != "status"}
-    assert _errors(odps, without_status)
-    with_unknown_key = {**document, "owner": "somebody"}
-    assert _errors(odps, with_unknown_key)
-    bad_port = copy.deepcopy(document)
+    older = to_odps(product, REGISTRY, api_version="v1.0.0")
+    without_status = {k: v for k, v in older.items() if k != "status"}
+    assert _errors(validators["v1.0.0"], without_status)
+    bad_port = copy.deepcopy(older)
     del bad_port["outputPorts"][0]["version"]
-    assert _errors(odps, bad_port)
+    assert _errors(validators["v1.0.0"], bad_port)
+    document = to_odps(product, REGISTRY)
+    for validator in validators.values():
+        assert _errors(validator, {**document, "owner": "somebody"})
+    assert _errors(validators["v1.1.0"], {**document, "apiVersion": "v2.0.0"})
+    no_content = copy.deepcopy(document)
+    del no_content["managementPorts"][0]["content"]
+    assert _errors(validators["v1.1.0"], no_content)
 
 
 def test_validation_never_reaches_the_network(

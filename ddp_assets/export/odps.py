@@ -1,19 +1,25 @@
-"""Product specs → Open Data Product Standard (ODPS) v1.0.0 descriptors.
+"""Product specs → Open Data Product Standard (ODPS) descriptors, v1.1.0 (default) or v1.0.0.
 
 A descriptor lets catalogs and marketplaces that speak ODPS list ddp products. Everything in it
-comes from the product's spec, its ODCS contracts, the contracts of the products it consumes
-and its SQL (which output port reads which input port); nothing is made up. Where ODPS has no
-field for something ddp knows (tier, SLOs, access policies, landing-zone inputs), it goes into
+comes from the product's spec, its ODCS contracts, the contracts of the products it consumes,
+its SQL (which output port reads which input port) and the git history of its spec file (when
+it was created); nothing is made up. Where ODPS has no field for something ddp knows (tier,
+SLOs, access policies and their row filters, landing-zone inputs), it goes into
 ``customProperties``.
 
-ODPS requires ``name``, ``version`` and ``contractId`` on every input port, so only input ports
-that consume another product's output port (which has an ODCS contract) become ``inputPorts``;
-landing-zone files and warehouse tables are listed in the ``sourceInputs`` custom property.
+Input ports with an ODCS contract become ``inputPorts``: those consuming another product's
+output port and landing-zone files with a landing contract (``contracts/<port>.odcs.yaml``).
+ODPS v1.0.0 requires ``version`` and ``contractId`` on every input port, so the others
+(uncontracted files, warehouse tables) are listed in the ``sourceInputs`` custom property in
+both versions. The REST, SQL and file ports of :mod:`ddp_assets.ports` are described on each
+output port (``access``) and, for the REST API and the audit log, as ``managementPorts``.
 """
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ import yaml
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
 from ddp_assets.spec.model import (
     FileInputPort,
+    Grant,
     OutputPort,
     ProductInputPort,
     ProductSpec,
@@ -31,23 +38,55 @@ from ddp_assets.spec.odcs import Contract, load_contract
 from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.standards import SchemaUnavailable, odps_schema
 
-ODPS_API_VERSION = "v1.0.0"
+ODPS_API_VERSION = "v1.1.0"
+ODPS_API_VERSIONS = ("v1.1.0", "v1.0.0")
 ODPS_FILE_SUFFIX = ".odps.yaml"
 
 # ddp status → ODPS status (ODPS suggests proposed, draft, active, deprecated, retired).
 STATUS: dict[str, str] = {"draft": "draft", "active": "active", "deprecated": "deprecated"}
 
 
-def to_odps(product: Product, registry: Registry, *, tenant: str | None = None) -> dict[str, Any]:
-    """The ODPS v1.0.0 descriptor of one product, as plain data ready for YAML or JSON.
+def odps_api_version(version: str) -> str:
+    """'1.1.0' or 'v1.1.0' → 'v1.1.0'; a :class:`ValueError` naming the versions ddp writes."""
+    wanted = version if version.startswith("v") else f"v{version}"
+    if wanted not in ODPS_API_VERSIONS:
+        known = ", ".join(v.removeprefix("v") for v in ODPS_API_VERSIONS)
+        raise ValueError(f"ddp writes ODPS {known}, not '{version}'")
+    return wanted
 
-    ``registry`` resolves the contracts of upstream products' output ports. ``tenant`` (the
-    organization) is not part of a ddp spec; pass it to have it in the descriptor.
-    Raises :class:`SpecErrors` if a contract cannot be read or an upstream port is unknown.
+
+def to_odps(
+    product: Product,
+    registry: Registry,
+    *,
+    tenant: str | None = None,
+    api_version: str = ODPS_API_VERSION,
+) -> dict[str, Any]:
+    """The ODPS descriptor of one product, as plain data ready for YAML or JSON.
+
+    ``api_version`` is 'v1.1.0' (default) or 'v1.0.0'; the descriptor is validated against
+    that version's official schema. ``registry`` resolves the contracts of upstream products'
+    output ports. ``tenant`` (the organization) is not part of a ddp spec; pass it to have it
+    in the descriptor. Raises :class:`SpecErrors` if a contract cannot be read, an upstream
+    port is unknown or the version is not one ddp writes.
     """
     spec = product.spec
+    try:
+        version = odps_api_version(api_version)
+    except ValueError as error:
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    relative(product.loaded.path, registry.root),
+                    None,
+                    "(odps)",
+                    str(error),
+                    "use --odps-version 1.1.0 (the default) or 1.0.0",
+                )
+            ]
+        ) from None
     document: dict[str, Any] = {
-        "apiVersion": ODPS_API_VERSION,
+        "apiVersion": version,
         "kind": "DataProduct",
         "id": spec.id,
         "name": spec.name,
@@ -55,6 +94,8 @@ def to_odps(product: Product, registry: Registry, *, tenant: str | None = None) 
         "status": STATUS[spec.status],
         "domain": spec.domain,
     }
+    if version != "v1.0.0" and spec.status == "deprecated":
+        document["deprecated"] = True
     if tenant:
         document["tenant"] = tenant
     document["description"] = _compact(
@@ -66,11 +107,14 @@ def to_odps(product: Product, registry: Registry, *, tenant: str | None = None) 
     )
     if spec.tags:
         document["tags"] = list(spec.tags)
-    input_ports = [
-        _input_port(port, registry, product)
-        for port in spec.input_ports
-        if isinstance(port, ProductInputPort)
-    ]
+    input_ports: list[dict[str, Any]] = []
+    for port in spec.input_ports:
+        if isinstance(port, ProductInputPort):
+            input_ports.append(_input_port(port, registry, product))
+        elif isinstance(port, FileInputPort):
+            landing = _landing_contract(product, port)
+            if landing is not None:
+                input_ports.append(_file_input_port(port, landing, registry))
     if input_ports:
         document["inputPorts"] = input_ports
     reads = _input_ports_read(product, registry)
@@ -78,24 +122,34 @@ def to_odps(product: Product, registry: Registry, *, tenant: str | None = None) 
         _output_port(port, product, registry, reads.get(port.model, set()))
         for port in spec.output_ports
     ]
+    document["managementPorts"] = _management_ports(spec)
+    support = _support(spec.owners)
+    if support:
+        document["support"] = support
     document["team"] = _team(spec.owners)
-    custom = _product_properties(spec)
+    created = _created(product.loaded.path)
+    if created is not None:
+        document["productCreatedTs"] = created
+    custom = _product_properties(product)
     if custom:
         document["customProperties"] = custom
-    _check(document, product, registry)
+    _check(document, product, registry, version)
     return document
 
 
-def _check(document: dict[str, Any], product: Product, registry: Registry) -> None:
-    """Refuse to hand out a descriptor the official ODPS schema rejects (the schema ships in
-    ddp's distribution: :mod:`ddp_assets.standards`)."""
+def _check(document: dict[str, Any], product: Product, registry: Registry, version: str) -> None:
+    """Refuse to hand out a descriptor the official ODPS schema of ``version`` rejects (the
+    schemas ship in ddp's distribution: :mod:`ddp_assets.standards`)."""
     from jsonschema import Draft201909Validator
 
     shown = relative(product.loaded.path, registry.root)
     try:
-        standard = odps_schema(ODPS_API_VERSION)
+        standard = odps_schema(version)
     except SchemaUnavailable as error:
         raise SpecErrors([SpecProblem(shown, None, "(odps)", str(error), error.hint)]) from None
+    validator = Draft201909Validator(
+        standard.schema, format_checker=Draft201909Validator.FORMAT_CHECKER
+    )
     problems = [
         SpecProblem(
             shown,
@@ -104,14 +158,19 @@ def _check(document: dict[str, Any], product: Product, registry: Registry) -> No
             f"the ODPS descriptor does not conform to {standard.source}: {error.message}",
             "this is a bug in ddp's ODPS export: please report it with the product spec",
         )
-        for error in Draft201909Validator(standard.schema).iter_errors(document)
+        for error in validator.iter_errors(document)
     ]
     if problems:
         raise SpecErrors(problems)
 
 
 def write_odps(
-    product: Product, registry: Registry, out: Path, *, tenant: str | None = None
+    product: Product,
+    registry: Registry,
+    out: Path,
+    *,
+    tenant: str | None = None,
+    api_version: str = ODPS_API_VERSION,
 ) -> Path:
     """Write the product's ODPS descriptor as YAML and return the file written.
 
@@ -119,9 +178,10 @@ def write_odps(
     receives ``<product id>.odps.yaml`` (created if needed).
     """
     path = out if out.suffix in (".yaml", ".yml") else out / f"{product.id}{ODPS_FILE_SUFFIX}"
-    document = to_odps(product, registry, tenant=tenant)
+    document = to_odps(product, registry, tenant=tenant, api_version=api_version)
     header = (
-        f"# Open Data Product Standard {ODPS_API_VERSION} descriptor of product '{product.id}'.\n"
+        f"# Open Data Product Standard {document['apiVersion']} descriptor of product "
+        f"'{product.id}'.\n"
         f"# Generated by ddp from {relative(product.loaded.path, registry.root)}; do not edit.\n"
     )
     body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
@@ -185,6 +245,34 @@ def _input_port(port: ProductInputPort, registry: Registry, product: Product) ->
     }
 
 
+def _landing_contract(product: Product, port: FileInputPort) -> Path | None:
+    """The optional landing contract of a file input port (``contracts/<port>.odcs.yaml``)."""
+    path = product.folder / "contracts" / f"{port.name}.odcs.yaml"
+    return path if path.is_file() else None
+
+
+def _file_input_port(port: FileInputPort, path: Path, registry: Registry) -> dict[str, Any]:
+    contract = load_contract(path, registry.root)
+    custom = [
+        _property("type", "file", "Landing-zone files, checked against the contract on landing."),
+        _property("path", port.path, "Glob relative to the landing zone."),
+        _property("format", port.format, "File format: csv, parquet or json."),
+        _property(
+            "contract",
+            relative(path, registry.root),
+            "The landing contract (ODCS) the files are checked against.",
+        ),
+    ]
+    if port.description:
+        custom.append(_property("description", port.description, "What the port is used for."))
+    return {
+        "name": port.name,
+        "version": contract.version,
+        "contractId": contract.id,
+        "customProperties": custom,
+    }
+
+
 def _output_port(
     port: OutputPort, product: Product, registry: Registry, reads: set[str]
 ) -> dict[str, Any]:
@@ -207,8 +295,127 @@ def _output_port(
             f"{product.spec.id}.{port.model}",
             "The warehouse relation (schema.table) consumers read.",
         ),
+        _property(
+            "access",
+            _access(product.spec.id, port.name),
+            "How a consumer with a grant reads the port: ddp's REST, SQL and file ports "
+            "(docs/ports.md); every read is masked, row-filtered and audited.",
+        ),
     ]
     return document
+
+
+def _access(product_id: str, port: str) -> list[dict[str, str]]:
+    """The REST, SQL and file ports of one output port (docs/ports.md)."""
+    rest = f"/products/{product_id}/ports/{port}"
+    return [
+        {
+            "port": "rest",
+            "endpoint": f"GET {rest}/rows",
+            "command": "ddp serve",
+            "description": "Pages of rows as JSON (columns, filter, order, limit, offset), "
+            "with a bearer token from `ddp token issue`.",
+        },
+        {
+            "port": "sql",
+            "table": f"{product_id}.{port}",
+            "command": f'ddp ports sql "select * from {product_id}.{port}"',
+            "description": "A read-only DuckDB database per consumer, built by "
+            "`ddp ports build`; PostgreSQL views with `ddp ports postgres`.",
+        },
+        {
+            "port": "file",
+            "endpoint": f"GET {rest}/file?format=parquet",
+            "command": f"ddp ports export {product_id} {port} --format parquet",
+            "description": "The whole port as Parquet or CSV, with its ODCS contract beside it.",
+        },
+    ]
+
+
+def _management_ports(spec: ProductSpec) -> list[dict[str, Any]]:
+    """ddp's REST API (discoverability, dictionary, observability) and audit log (control)."""
+    base = f"/products/{spec.id}"
+
+    def rest(name: str, content: str, path: str, description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "content": content,
+            "type": "rest",
+            "description": f"{description} (ddp REST port, `ddp serve`; OpenAPI at /openapi.json).",
+            "customProperties": [
+                _property("path", path, "Path on the ddp REST server."),
+                _property("command", "ddp serve", "Starts the REST server."),
+            ],
+        }
+
+    return [
+        rest(
+            "rest-product",
+            "discoverability",
+            base,
+            "The product, its output ports and which ones the caller may read",
+        ),
+        rest(
+            "rest-contract",
+            "dictionary",
+            f"{base}/ports/{{port}}/contract",
+            "An output port's ODCS contract as JSON; `.../schema` gives the caller's columns",
+        ),
+        rest(
+            "rest-slo",
+            "observability",
+            f"{base}/ports/{{port}}/slo",
+            "An output port's freshness against its SLO (pass, warn, fail) and open alerts",
+        ),
+        {
+            "name": "audit",
+            "content": "control",
+            "type": "cli",
+            "description": "The audit log of every read through the REST, SQL and file ports "
+            "(consumer, port, channel, rows, allowed or denied).",
+            "customProperties": [
+                _property("command", f"ddp audit {spec.id}", "Lists the product's audit log.")
+            ],
+        },
+    ]
+
+
+def _support(owners: Iterable[str]) -> list[dict[str, Any]]:
+    """The owners' email addresses, as ODPS support channels."""
+    return [
+        {
+            "channel": email,
+            "url": f"mailto:{email}",
+            "tool": "email",
+            "scope": "issues",
+            "description": "Product owner.",
+        }
+        for email in owners
+        if not email.startswith("team:")
+    ]
+
+
+def _created(spec_file: Path) -> str | None:
+    """When the spec file was first committed (git, in UTC), or None without that history."""
+    try:
+        found = subprocess.run(
+            ["git", "log", "--diff-filter=A", "--format=%aI", "--", spec_file.name],
+            cwd=spec_file.parent,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dates = found.stdout.split() if found.returncode == 0 else []
+    if not dates:
+        return None
+    try:
+        when = datetime.fromisoformat(dates[-1])  # the oldest: the first time it was added
+    except ValueError:
+        return None
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _team(owners: Iterable[str]) -> dict[str, Any]:
@@ -227,8 +434,9 @@ def _team(owners: Iterable[str]) -> dict[str, Any]:
     return team
 
 
-def _product_properties(spec: ProductSpec) -> list[dict[str, Any]]:
+def _product_properties(product: Product) -> list[dict[str, Any]]:
     """ddp fields with no ODPS counterpart."""
+    spec = product.spec
     slos = spec.slos
     custom = [
         _property("tier", spec.tier, "ddp tier: bronze, silver or gold."),
@@ -268,14 +476,16 @@ def _product_properties(spec: ProductSpec) -> list[dict[str, Any]]:
         custom.append(
             _property(
                 "grants",
-                [{"to": g.to, "ports": list(g.ports)} for g in spec.policies.grants],
-                "Who may read which output ports ('*' is every port).",
+                [_grant(grant) for grant in spec.policies.grants],
+                "Who may read which output ports ('*' is every port), which rows (every "
+                "condition holds; none: every row) and which classified columns in clear.",
             )
         )
     sources = [
         port.model_dump(exclude_none=True)
         for port in spec.input_ports
-        if isinstance(port, FileInputPort | TableInputPort)
+        if isinstance(port, TableInputPort)
+        or (isinstance(port, FileInputPort) and _landing_contract(product, port) is None)
     ]
     if sources:
         custom.append(
@@ -286,6 +496,15 @@ def _product_properties(spec: ProductSpec) -> list[dict[str, Any]]:
             )
         )
     return custom
+
+
+def _grant(grant: Grant) -> dict[str, Any]:
+    document: dict[str, Any] = {"to": grant.to, "ports": list(grant.ports)}
+    if grant.rows:
+        document["rows"] = [row.model_dump(exclude_none=True) for row in grant.rows]
+    if grant.cleared_for:
+        document["clearedFor"] = list(grant.cleared_for)
+    return document
 
 
 def _input_ports_read(product: Product, registry: Registry) -> dict[str, set[str]]:

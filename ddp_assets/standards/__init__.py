@@ -5,8 +5,10 @@ project (``../shared`` is for the tests only):
 
 - **ODCS**: the ``schema.json`` of PyPI's ``open-data-contract-standard`` (the Bitol standard's
   own Python model; 3.2.0 accepts every ``apiVersion`` ddp reads, v3.0.0 to v3.2.0);
-- **ODPS**: ``odps-json-schema-v1.0.0.json`` in this folder, an unchanged copy of the file in
-  bitol-io/open-data-product-standard (Apache License 2.0): no Python package ships it.
+- **ODPS**: ``odps-json-schema-v1.1.0.json`` and ``odps-json-schema-v1.0.0.json`` in this
+  folder, unchanged copies of the files in bitol-io/open-data-product-standard (Apache License
+  2.0; v1.1.0 from commit 0362bb118cb27c6c11e3a633fde479609de211bd, v1.0.0 from f3441a7b):
+  no Python package ships them.
 
 A schema that cannot be found or read is :class:`SchemaUnavailable`, with a hint: a contract is
 never reported as conforming because its schema was missing.
@@ -23,7 +25,10 @@ from typing import Any
 
 ODCS_PACKAGE = "open-data-contract-standard"
 ODCS_MODULE = "open_data_contract_standard"
-ODPS_SCHEMAS = {"v1.0.0": "odps-json-schema-v1.0.0.json"}
+ODPS_SCHEMAS = {
+    "v1.1.0": "odps-json-schema-v1.1.0.json",
+    "v1.0.0": "odps-json-schema-v1.0.0.json",
+}
 
 
 class SchemaUnavailable(Exception):
