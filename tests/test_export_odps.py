@@ -597,6 +597,24 @@ def test_landing_contracts_row_filters_and_creation_date(
         ]
 
 
+def test_a_deprecated_product_is_flagged_in_v1_1_0(
+    project: Registry, tmp_path: Path, validators: dict[str, Validator]
+) -> None:
+    spec = tmp_path / "ddp_assets" / "defs" / "finance" / "scoring" / "defs.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace("status: draft", "status: deprecated"),
+        encoding="utf-8",
+    )
+    registry = Registry.load(tmp_path / "ddp_assets" / "defs", tmp_path)
+    current = to_odps(registry.products["scoring"], registry)
+    assert (current["status"], current["deprecated"]) == ("deprecated", True)
+    assert _errors(validators["v1.1.0"], current) == []
+    older = to_odps(registry.products["scoring"], registry, api_version="v1.0.0")
+    assert older["status"] == "deprecated" and "deprecated" not in older  # no such field
+    assert _errors(validators["v1.0.0"], older) == []
+    assert "deprecated" not in to_odps(project.products["scoring"], project)
+
+
 def test_unknown_upstream_port_is_reported(project: Registry, tmp_path: Path) -> None:
     spec = tmp_path / "ddp_assets" / "defs" / "finance" / "scoring" / "defs.yaml"
     spec.write_text(
