@@ -111,11 +111,44 @@ def test_start_and_exactly_one_terminal_event_per_run(demo_events: list[dict[str
 def test_parent_facet_links_the_dagster_run(
     demo_events: list[dict[str, Any]], built_demo: RunOutcome
 ) -> None:
+    run = dg.DagsterInstance.get().get_run_by_id(built_demo.run_id)
+    assert run is not None and run.job_name == "__ASSET_JOB"  # Dagster's internal name
     for event in demo_events:
         parent = event["run"]["facets"]["parent"]
         assert parent["run"]["runId"] == built_demo.run_id
         assert parent["job"]["namespace"] == "ddp"
         assert parent["root"]["run"]["runId"] == built_demo.run_id
+        # an ad-hoc run of every product: ddp's own name, not Dagster's internal one
+        assert parent["job"]["name"] == parent["root"]["job"]["name"] == "ddp.materialize"
+
+
+def test_every_dataset_names_its_data_source(demo_events: list[dict[str, Any]], demo_env) -> None:
+    warehouse = f"duckdb://{demo_env.paths.warehouse_path}"
+    landing = (demo_env.data_dir / "landing").resolve().as_uri()
+    seen: Counter[tuple[str, str]] = Counter()
+    for event in demo_events:
+        for kind in ("inputs", "outputs"):
+            for dataset in event[kind]:
+                source = dataset["facets"]["dataSource"]
+                assert source["name"] == dataset["namespace"], dataset
+                expected = landing if dataset["namespace"] == "file" else warehouse
+                assert source["uri"] == expected, dataset
+                seen[kind, dataset["namespace"]] += 1
+    assert seen["inputs", "file"] and seen["inputs", warehouse] and seen["outputs", warehouse]
+
+
+def test_every_event_and_facet_names_the_producer(demo_events: list[dict[str, Any]]) -> None:
+    from ddp_assets.lineage.facets import producer
+
+    assert {e["producer"] for e in demo_events} == {producer()}
+    stamps = {
+        facet["_producer"]
+        for e in demo_events
+        for facets in [e["run"]["facets"], e["job"]["facets"]]
+        + [d["facets"] for d in e["inputs"] + e["outputs"]]
+        for facet in facets.values()
+    }
+    assert stamps == {producer()}
 
 
 def test_product_facet_names_product_version_domain_and_port(
@@ -272,6 +305,59 @@ def test_failed_run_emits_fail_and_abort(
     assert "unreachable" in failed["run"]["facets"]["errorMessage"]["message"]
     for event in events:
         assert not schema_errors(event, shared_spec / "openlineage")
+        # ``dg.materialize`` runs Dagster's ephemeral job: ad hoc, over one product
+        assert event["run"]["facets"]["parent"]["job"]["name"] == "ddp.materialize.orders"
+
+
+def test_producer_setting_and_the_parent_job_defined_in_code(
+    small_instance: dg.DagsterInstance,
+    demo_env,
+    shared_spec: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``DDP_OPENLINEAGE_PRODUCER`` is read when the events are built; a run of a job defined in
+    code is the parent of its assets' runs under that job's name."""
+
+    @dg.asset(key=["orders", "raw_orders"])
+    def raw_orders() -> None:
+        return None
+
+    defs = dg.Definitions(
+        assets=[raw_orders], jobs=[dg.define_asset_job("orders_refresh", selection=[raw_orders])]
+    )
+    result = defs.resolve_job_def("orders_refresh").execute_in_process(instance=small_instance)
+    assert result.success
+    fork = "https://git.example.org/data/ddp/tree/v1.4.0"
+    monkeypatch.setenv("DDP_OPENLINEAGE_PRODUCER", fork)
+    assert emit_run_lineage(small_instance, result.run_id, demo_env.paths).status == "emitted"
+    events = _events_of(Path(small_instance.root_directory), result.run_id)
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    for event in events:
+        assert event["producer"] == fork
+        facets = [*event["run"]["facets"].values(), *event["job"]["facets"].values()]
+        facets += [f for d in event["inputs"] + event["outputs"] for f in d["facets"].values()]
+        assert {f["_producer"] for f in facets} == {fork}
+        parent = event["run"]["facets"]["parent"]
+        assert (parent["job"]["namespace"], parent["job"]["name"]) == ("ddp", "orders_refresh")
+        assert not schema_errors(event, shared_spec / "openlineage")
+        (output,) = event["outputs"]
+        assert output["facets"]["dataSource"]["name"] == output["namespace"]
+
+
+def test_the_parent_of_a_scheduled_run_is_its_schedule(
+    small_instance: dg.DagsterInstance, demo_env
+) -> None:
+    @dg.asset(key=["orders", "raw_orders"])
+    def raw_orders() -> None:
+        return None
+
+    result = dg.materialize(
+        [raw_orders], instance=small_instance, tags={"dagster/schedule_name": "orders__schedule"}
+    )
+    emit_run_lineage(small_instance, result.run_id, demo_env.paths)
+    events = _events_of(Path(small_instance.root_directory), result.run_id)
+    assert events
+    assert {e["run"]["facets"]["parent"]["job"]["name"] for e in events} == {"orders__schedule"}
 
 
 def test_openlineage_disabled_emits_nothing(
