@@ -112,6 +112,7 @@ def test_the_wheel_carries_what_the_platform_reads_at_run_time(installed: Instal
         "ddp_assets/dbt/macros/ref.sql",
         "ddp_assets/dbt/macros/generate_schema_name.sql",
         "ddp_assets/standards/odps-json-schema-v1.0.0.json",
+        "ddp_assets/standards/odps-json-schema-v1.1.0.json",
         "ddp_assets/starter/templates/project/pyproject.toml",
         "ddp_assets/starter/templates/project/__package__/definitions.py",
         "ddp_assets/defs/sales/orders/defs.yaml",  # the demo, for `ddp init --demo`
