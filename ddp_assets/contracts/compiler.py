@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ddp_assets.contracts.column_types import UncheckedType, column_type
 from ddp_assets.contracts.sql_rules import OWN_SCHEMA, RuleRefused, sandboxed_query
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted
 from ddp_assets.spec.odcs import (
@@ -247,6 +248,7 @@ def _compile(path: Path, model: str, root: Path | None, inputs: tuple[str, ...])
         )
         for p in obj.properties
     )
+    warnings.extend(_type_warnings(loaded, index, obj))
     rules: list[QualityRule] = []
     names: set[str] = set()
     where_obj: tuple[str | int, ...] = ("schema", index)
@@ -301,6 +303,32 @@ def _object(loaded: LoadedContract, contract: Contract, model: str) -> tuple[int
             ]
         )
     return contract.schema_.index(obj), obj
+
+
+def _type_warnings(loaded: LoadedContract, index: int, obj: SchemaObject) -> list[SpecProblem]:
+    """A warning, at its line, for each column whose type ddp's pandera checks cannot compare
+    (:func:`~ddp_assets.contracts.column_types.column_type`): nested types, types sqlglot
+    cannot read. Its name and nullability are still checked; dbt's model contract still gets
+    the type as written."""
+    warnings = []
+    for p, prop in enumerate(obj.properties):
+        kind = column_type(prop.data_type)
+        if not isinstance(kind, UncheckedType):
+            continue
+        key = "physicalType" if prop.physical_type else "logicalType"
+        where: tuple[str | int, ...] = ("schema", index, "properties", p, key)
+        warnings.append(
+            SpecProblem(
+                loaded.shown,
+                loaded.line(*where),
+                dotted(where),
+                f"type of column '{prop.column}' not checked by pandera (Python models, "
+                f"landing files): '{kind.text}' {kind.reason}",
+                kind.hint,
+                "warning",
+            )
+        )
+    return warnings
 
 
 def _slug(text: str) -> str:

@@ -1,69 +1,75 @@
 """Layer 3 of a contract: a pandera schema for tables written from Python.
 
-:func:`pandera_schema` builds a ``pandera.ibis`` schema from a compiled contract (column types,
-required → not nullable, unique, and the ``validValues``/``pattern`` rules as data checks);
+:func:`pandera_schema` builds a ``pandera.ibis`` schema from a compiled contract (required → not
+nullable, unique, and the ``validValues``/``pattern`` rules as data checks); column types are
+compared by family (:mod:`ddp_assets.contracts.column_types`: ``varchar(100)``, ``uuid`` and
+``json`` are strings, ``int2`` a 16-bit integer, ...) with the table's own, and a type ddp has
+no check for (arrays, structs, maps) was a warning at compile time and is not compared.
 :func:`validate_table` runs it on a warehouse table in place through ibis (its DuckDB or
 PostgreSQL backend), so the checks execute as SQL inside the warehouse, with its memory
 bounded (:meth:`~ddp_assets.warehouse.Warehouse.bounded_memory`). Only when a check fails is
 anything fetched, and at most :data:`~ddp_assets.contracts.soda.SAMPLE_LIMIT` failure cases
 are kept; but pandera's ibis backend then fetches every failure case of that check, and its
 boolean output for every row, into pandas (``pandera/backends/ibis/base.py``), so a failing
-table's check costs memory in proportion to its rows.
+table's check costs memory in proportion to its rows. Whatever the validation itself runs into
+(an error of pandera, ibis or the warehouse) is a failed result with its message, never an
+exception out of :func:`validate_table`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
+from ddp_assets.contracts.column_types import ColumnType, column_type
 from ddp_assets.contracts.compiler import ContractPlan
 from ddp_assets.contracts.soda import SAMPLE_LIMIT
 from ddp_assets.warehouse import Connection, warehouse_of
 
 PANDERA_CHECK = "pandera_schema"
 
-# Type names as written in contracts (DuckDB's, and PostgreSQL's spellings) → ibis types.
-_IBIS_TYPES = {
-    "varchar": "string",
-    "text": "string",
-    "string": "string",
-    "bigint": "int64",
-    "int8": "int64",
-    "long": "int64",
-    "integer": "int32",
-    "int": "int32",
-    "int4": "int32",
-    "smallint": "int16",
-    "tinyint": "int8",
-    "hugeint": "int128",
-    "double": "float64",
-    "double precision": "float64",
-    "float8": "float64",
-    "float": "float32",
-    "real": "float32",
-    "boolean": "boolean",
-    "bool": "boolean",
-    "date": "date",
-    "timestamp": "timestamp(6)",
-    "datetime": "timestamp(6)",
-    "timestamptz": "timestamp('UTC', 6)",
-    "timestamp with time zone": "timestamp('UTC', 6)",
-    "timestamp without time zone": "timestamp(6)",
-    "character varying": "string",
-    "time": "time",
-    "json": "json",
-}
 
-
-def ibis_type(data_type: str) -> Any:
-    import ibis
-
-    text = data_type.strip().lower()
-    if text.startswith(("decimal", "numeric")):
-        return ibis.dtype(text.replace("numeric", "decimal"))
-    return ibis.dtype(_IBIS_TYPES.get(text, text))
+def dtype_matches(expected: ColumnType, actual: Any) -> bool:
+    """Whether the ibis type ``actual`` of a table's column is of the contract's family."""
+    match expected.family:
+        case "string":
+            if expected.json and (actual.is_struct() or actual.is_map() or actual.is_array()):
+                return True
+            return bool(actual.is_string() or actual.is_uuid() or actual.is_json())
+        case "integer":
+            if expected.bits == 128 and actual.is_decimal():
+                return actual.scale == 0 and actual.precision == 38  # DuckDB's (u)hugeint
+            return (
+                bool(actual.is_integer())
+                and actual.nbytes * 8 == expected.bits
+                and bool(actual.is_unsigned_integer()) == expected.unsigned
+            )
+        case "float":
+            if not actual.is_floating():
+                return False
+            return expected.bits is None or actual.nbytes * 8 == expected.bits
+        case "decimal":
+            if not actual.is_decimal():
+                return False
+            if expected.precision is None:
+                return True
+            return (actual.precision, actual.scale or 0) == (expected.precision, expected.scale)
+        case "timestamp":
+            return bool(actual.is_timestamp()) and (actual.timezone is not None) == (
+                expected.timezone
+            )
+        case "boolean":
+            return bool(actual.is_boolean())
+        case "date":
+            return bool(actual.is_date())
+        case "time":
+            return bool(actual.is_time())
+        case "binary":
+            return bool(actual.is_binary())
+    return False  # pragma: no cover - every family is matched above
 
 
 @dataclass
@@ -81,25 +87,50 @@ class PanderaResult:
         return "; ".join(self.messages[:5])
 
 
-def pandera_schema(plan: ContractPlan) -> Any:
-    """The ``pandera.ibis`` schema of a contract's shape and value rules."""
+def pandera_schema(plan: ContractPlan, actual: Mapping[str, Any] | None = None) -> Any:
+    """The ``pandera.ibis`` schema of a contract's shape and value rules.
+
+    Column types are not in it: :func:`validate_table` compares them with the table's own
+    (:func:`dtype_matches`), since pandera's ibis engine has no dtype for some of the types a
+    table can have (uuid, json, arrays) and raises on them. ``actual``: the table's column types
+    by name, when known; the value checks of a column whose type is not the contract's are left
+    out (they would compare values of another type); a pattern on a column that is not a string
+    (uuid, json, numbers), and valid values of a uuid or json column, are checked on its text.
+    """
     import pandera.ibis as pa
 
+    actual = actual or {}
+    wrong = {
+        c.name
+        for c in plan.columns
+        if c.name in actual
+        and isinstance(kind := column_type(c.data_type), ColumnType)
+        and not dtype_matches(kind, actual[c.name])
+    }
     checks: dict[str, list[Any]] = {}
     for rule in plan.rules:
-        if rule.metric != "invalidValues" or rule.column is None:
+        if rule.metric != "invalidValues" or rule.column is None or rule.column in wrong:
             continue
         if rule.threshold.operator != "mustBe" or rule.threshold.value != 0:
             continue  # tolerances are Soda's job; pandera checks the absolute rules
         if rule.severity != "error":
             continue  # the check is blocking: only rules of severity error belong in it
+        dtype = actual.get(rule.column)
         if rule.valid_values is not None:
-            checks.setdefault(rule.column, []).append(pa.Check.isin(list(rule.valid_values)))
+            values = list(rule.valid_values)
+            as_text = dtype is not None and bool(dtype.is_uuid() or dtype.is_json())
+            check = _text_check("isin", values) if as_text else pa.Check.isin(values)
+            checks.setdefault(rule.column, []).append(check)
         elif rule.pattern is not None:
-            checks.setdefault(rule.column, []).append(pa.Check.str_contains(rule.pattern))
+            pattern = rule.pattern
+            as_text = dtype is not None and not dtype.is_string()
+            check = (
+                _text_check("str_contains", pattern) if as_text else pa.Check.str_contains(pattern)
+            )
+            checks.setdefault(rule.column, []).append(check)
     columns = {
         c.name: pa.Column(
-            ibis_type(c.data_type),
+            None,  # compared by validate_table, see above
             checks=checks.get(c.name) or None,
             nullable=not c.required,
             required=True,
@@ -114,13 +145,51 @@ def pandera_schema(plan: ContractPlan) -> Any:
     return pa.DataFrameSchema(columns, name=plan.object_name, strict=False, unique=combos)
 
 
+def _text_check(kind: str, argument: Any) -> Any:
+    """``isin``/``str_contains`` on a column's text (ibis has neither for uuid or json columns,
+    nor a regular expression search on numbers)."""
+    import pandera.ibis as pa
+
+    def check(data: Any) -> Any:
+        text = data.table[data.key].cast("string")
+        result = text.isin(argument) if kind == "isin" else text.re_search(argument)
+        return data.table.select(result.name(data.key))
+
+    shown = f"{kind}({argument!r})"
+    return pa.Check(check, name=kind, error=shown)
+
+
+def _type_problems(
+    plan: ContractPlan, actual: Mapping[str, Any]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Messages and failure cases for the columns whose type is not the contract's."""
+    messages: list[str] = []
+    sample: list[dict[str, Any]] = []
+    for column in plan.columns:
+        kind = column_type(column.data_type)
+        if column.name not in actual or not isinstance(kind, ColumnType):
+            continue  # a missing column is pandera's to report; an unchecked type was warned
+        got = actual[column.name]
+        if dtype_matches(kind, got):
+            continue
+        check = f"dtype('{kind.text}')"
+        messages.append(
+            f"{column.name}: {check}: expected column '{column.name}' to have type "
+            f"{kind.text} ({kind.describe()}), got {got}"
+        )
+        sample.append({"column": column.name, "check": check, "failure_case": str(got)})
+    return messages, sample
+
+
 def validate_table(
     connection: Connection, plan: ContractPlan, schema: str, table: str
 ) -> PanderaResult:
-    """Validate ``schema.table`` against the contract's pandera schema, inside the warehouse."""
-    import pandera.ibis as pa
-    from pandera.config import ValidationDepth, config_context
+    """Validate ``schema.table`` against the contract's pandera schema, inside the warehouse.
 
+    Never raises for what the validation itself runs into: an error of pandera, ibis or the
+    warehouse while checking (a type it cannot compare, a query that fails, memory) is a failed
+    result whose message names it, so the step records a failed check instead of crashing.
+    """
     warehouse = warehouse_of(connection)
     # ibis sets the session's time zone to UTC and, on DuckDB, turns off replacement scans
     # (Python objects named in SQL); the connection goes on to build and publish, so it gets
@@ -128,14 +197,43 @@ def validate_table(
     names = _IBIS_SETTINGS.get(warehouse.kind, ())
     previous = {name: _setting(connection, name) for name in names}
     try:
-        backend = warehouse.ibis_backend(connection)
-        data = backend.table(table, database=schema)
+        return _validate(warehouse, connection, plan, schema, table)
+    except Exception as error:  # the safety net: a check that cannot run is a failed check
+        message = " ".join(str(error).split())[:500] or "(no message)"
+        return PanderaResult(
+            False,
+            {"VALIDATION_ERROR": 1},
+            [
+                f"table: the pandera schema could not be checked on {schema}.{table}: "
+                f"{type(error).__name__}: {message}"
+            ],
+        )
+    finally:
+        for name, value in previous.items():
+            if _setting(connection, name) != value:
+                connection.execute(f"set {name} = '" + value.replace("'", "''") + "'")
+
+
+def _validate(
+    warehouse: Any, connection: Connection, plan: ContractPlan, schema: str, table: str
+) -> PanderaResult:
+    import pandera.ibis as pa
+    from pandera.config import ValidationDepth, config_context
+
+    backend = warehouse.ibis_backend(connection)
+    data = backend.table(table, database=schema)
+    actual = dict(data.schema().items())
+    type_messages, type_sample = _type_problems(plan, actual)
+    type_counts = {"WRONG_DATATYPE": len(type_messages)} if type_messages else {}
+    try:
         # the checks are SQL in the warehouse, bounded in memory as Soda's are
-        with (
-            warehouse.bounded_memory(connection),
-            config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA),
-        ):
-            pandera_schema(plan).validate(data, lazy=True)
+        with warehouse.bounded_memory(connection):
+            # no row breaks no data rule, but pandera's ibis backend reads the SQL null of
+            # all() over no rows as a failed not-null check: an empty table gets the schema only
+            empty = data.limit(1).count().execute() == 0
+        depth = ValidationDepth.SCHEMA_ONLY if empty else ValidationDepth.SCHEMA_AND_DATA
+        with warehouse.bounded_memory(connection), config_context(validation_depth=depth):
+            pandera_schema(plan, actual).validate(data, lazy=True)
     except pa.errors.SchemaErrors as errors:
         messages = [
             f"{item.get('column') or 'table'}: {item.get('check')}: "
@@ -152,11 +250,17 @@ def validate_table(
             }
             for row in cases[["column", "check", "failure_case"]].to_dict("records")
         ]
-        return PanderaResult(False, dict(errors.error_counts), messages, sample)
-    finally:
-        for name, value in previous.items():
-            if _setting(connection, name) != value:
-                connection.execute(f"set {name} = '" + value.replace("'", "''") + "'")
+        counts = dict(errors.error_counts)
+        for key, value in type_counts.items():
+            counts[key] = counts.get(key, 0) + value
+        return PanderaResult(
+            False,
+            counts,
+            type_messages + messages,
+            (type_sample + sample)[:SAMPLE_LIMIT],
+        )
+    if type_messages:
+        return PanderaResult(False, type_counts, type_messages, type_sample[:SAMPLE_LIMIT])
     return PanderaResult(True)
 
 
