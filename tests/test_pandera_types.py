@@ -19,8 +19,19 @@ from sqlglot import exp
 
 from ddp_assets.automation.landing import contract_violation
 from ddp_assets.contracts.column_types import ColumnType, UncheckedType, column_type
-from ddp_assets.contracts.compiler import ContractPlan, QualityRule, Threshold, compile_contract
-from ddp_assets.contracts.pandera_checks import pandera_result, pandera_schema, validate_table
+from ddp_assets.contracts.compiler import (
+    ContractPlan,
+    QualityRule,
+    ShapeColumn,
+    Threshold,
+    compile_contract,
+)
+from ddp_assets.contracts.pandera_checks import (
+    expected_type,
+    pandera_result,
+    pandera_schema,
+    validate_table,
+)
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.odcs import load_contract
 from ddp_assets.warehouse.config import data_type_for
@@ -163,6 +174,24 @@ def test_a_type_maps_to_its_family_or_is_left_unchecked(text: str) -> None:
         assert (kind.precision, kind.scale) == (5, 0)
 
 
+@pytest.mark.parametrize(
+    ("text", "duckdb_bits", "postgres_bits"),
+    [("tinyint", 8, 16), ("usmallint", 16, 32), ("uinteger", 32, 64), ("bigint", 64, 64)],
+)
+def test_on_postgresql_a_type_is_the_one_the_warehouse_was_given(
+    text: str, duckdb_bits: int, postgres_bits: int
+) -> None:
+    on_duckdb, on_postgres = expected_type(text), expected_type(text, "postgres")
+    assert isinstance(on_duckdb, ColumnType) and isinstance(on_postgres, ColumnType)
+    assert (on_duckdb.bits, on_postgres.bits) == (duckdb_bits, postgres_bits)
+    assert not on_postgres.unsigned
+    hugeint = expected_type("hugeint", "postgres")
+    assert isinstance(hugeint, ColumnType) and (hugeint.family, hugeint.precision) == (
+        "decimal",
+        38,
+    )
+
+
 def _contract(tmp_path: Path, properties: list[dict[str, Any]], name: str = "t") -> Path:
     document = {
         "apiVersion": "v3.1.0",
@@ -291,8 +320,6 @@ def test_a_wrong_type_is_a_failed_check_naming_the_column(tmp_path: Path) -> Non
 def _plan_with_pattern(pattern: str) -> ContractPlan:
     """A plan built directly (not compiled): the compiler refuses such a pattern, so this is
     how a check that fails inside the warehouse is forced."""
-    from ddp_assets.contracts.compiler import ShapeColumn
-
     rule = QualityRule(
         "val_invalid_values",
         "invalidValues",
@@ -329,3 +356,72 @@ def test_an_error_inside_the_validation_is_a_failed_check_with_its_message() -> 
     check = pandera_result(missing, _plan_with_pattern("^a"), dg.AssetKey(["p", "t"]))
     assert check.passed is False and "could not be checked" in (check.description or "")
     assert zone == "America/Los_Angeles"
+
+
+POSTGRES_TYPES = [
+    "varchar(100)",
+    "text",
+    "uuid",
+    "json",
+    "tinyint",
+    "int2",
+    "integer",
+    "bigint",
+    "hugeint",
+    "usmallint",
+    "double",
+    "float",
+    "decimal(10,2)",
+    "boolean",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "time",
+    "blob",
+]
+
+
+def test_on_postgresql_the_tables_dbt_would_create_pass(postgres_server: Any) -> None:
+    """Each type as the dbt column compiler gives it to PostgreSQL, then read back through ibis's
+    PostgreSQL backend: the family check agrees with what the warehouse made of it."""
+    from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
+
+    postgres_server.create_database("pandera_types")
+    warehouse = PostgresWarehouse(
+        PostgresSettings(
+            host=postgres_server.host,
+            port=postgres_server.port,
+            user=postgres_server.user,
+            password="",
+            dbname="pandera_types",
+        )
+    )
+    plan = ContractPlan(
+        "urn:test:pg",
+        "1.0.0",
+        "t",
+        "pg.odcs.yaml",
+        tuple(
+            ShapeColumn(f"c{i}", text, i % 2 == 0, False, False)
+            for i, text in enumerate(POSTGRES_TYPES)
+        ),
+        (),
+    )
+    columns = ", ".join(
+        f"c{i} {data_type_for(text, 'postgres')}" for i, text in enumerate(POSTGRES_TYPES)
+    )
+    with warehouse.writer() as connection:
+        connection.execute("drop schema if exists s cascade")
+        connection.execute("create schema s")
+        connection.execute(f"create table s.t ({columns})")
+        empty = validate_table(connection, plan, "s", "t")
+        connection.execute(
+            "insert into s.t (c0, c2, c4, c6, c8, c10, c12, c14, c16, c18) values ('a', "
+            "gen_random_uuid(), 1, 2, 3, 1.5, 1.25, current_date, now(), '\\x00')"
+        )
+        one_row = validate_table(connection, plan, "s", "t")
+        connection.execute("alter table s.t alter column c10 type integer")
+        wrong = validate_table(connection, plan, "s", "t")
+    assert empty.passed, empty.messages
+    assert one_row.passed, one_row.messages
+    assert not wrong.passed and wrong.messages[0].startswith("c10: dtype('double')")

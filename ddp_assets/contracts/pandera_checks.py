@@ -24,10 +24,11 @@ from typing import Any
 
 import dagster as dg
 
-from ddp_assets.contracts.column_types import ColumnType, column_type
+from ddp_assets.contracts.column_types import ColumnType, UncheckedType, column_type
 from ddp_assets.contracts.compiler import ContractPlan
 from ddp_assets.contracts.soda import SAMPLE_LIMIT
 from ddp_assets.warehouse import Connection, warehouse_of
+from ddp_assets.warehouse.config import data_type_for
 
 PANDERA_CHECK = "pandera_schema"
 
@@ -87,7 +88,16 @@ class PanderaResult:
         return "; ".join(self.messages[:5])
 
 
-def pandera_schema(plan: ContractPlan, actual: Mapping[str, Any] | None = None) -> Any:
+def expected_type(data_type: str, adapter: str = "duckdb") -> ColumnType | UncheckedType:
+    """The family a column of contract type ``data_type`` has in a warehouse of ``adapter``: of
+    the type the warehouse was given (:func:`~ddp_assets.warehouse.config.data_type_for`), so a
+    ``tinyint`` is a 16-bit integer on PostgreSQL, which has no 8-bit one."""
+    return column_type(data_type_for(data_type, adapter))
+
+
+def pandera_schema(
+    plan: ContractPlan, actual: Mapping[str, Any] | None = None, adapter: str = "duckdb"
+) -> Any:
     """The ``pandera.ibis`` schema of a contract's shape and value rules.
 
     Column types are not in it: :func:`validate_table` compares them with the table's own
@@ -104,7 +114,7 @@ def pandera_schema(plan: ContractPlan, actual: Mapping[str, Any] | None = None) 
         c.name
         for c in plan.columns
         if c.name in actual
-        and isinstance(kind := column_type(c.data_type), ColumnType)
+        and isinstance(kind := expected_type(c.data_type, adapter), ColumnType)
         and not dtype_matches(kind, actual[c.name])
     }
     checks: dict[str, list[Any]] = {}
@@ -160,22 +170,22 @@ def _text_check(kind: str, argument: Any) -> Any:
 
 
 def _type_problems(
-    plan: ContractPlan, actual: Mapping[str, Any]
+    plan: ContractPlan, actual: Mapping[str, Any], adapter: str
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Messages and failure cases for the columns whose type is not the contract's."""
     messages: list[str] = []
     sample: list[dict[str, Any]] = []
     for column in plan.columns:
-        kind = column_type(column.data_type)
+        kind = expected_type(column.data_type, adapter)
         if column.name not in actual or not isinstance(kind, ColumnType):
             continue  # a missing column is pandera's to report; an unchecked type was warned
         got = actual[column.name]
         if dtype_matches(kind, got):
             continue
-        check = f"dtype('{kind.text}')"
+        check = f"dtype('{column.data_type}')"
         messages.append(
             f"{column.name}: {check}: expected column '{column.name}' to have type "
-            f"{kind.text} ({kind.describe()}), got {got}"
+            f"{column.data_type} ({kind.describe()}), got {got}"
         )
         sample.append({"column": column.name, "check": check, "failure_case": str(got)})
     return messages, sample
@@ -223,7 +233,7 @@ def _validate(
     backend = warehouse.ibis_backend(connection)
     data = backend.table(table, database=schema)
     actual = dict(data.schema().items())
-    type_messages, type_sample = _type_problems(plan, actual)
+    type_messages, type_sample = _type_problems(plan, actual, warehouse.kind)
     type_counts = {"WRONG_DATATYPE": len(type_messages)} if type_messages else {}
     try:
         # the checks are SQL in the warehouse, bounded in memory as Soda's are
@@ -233,7 +243,7 @@ def _validate(
             empty = data.limit(1).count().execute() == 0
         depth = ValidationDepth.SCHEMA_ONLY if empty else ValidationDepth.SCHEMA_AND_DATA
         with warehouse.bounded_memory(connection), config_context(validation_depth=depth):
-            pandera_schema(plan, actual).validate(data, lazy=True)
+            pandera_schema(plan, actual, warehouse.kind).validate(data, lazy=True)
     except pa.errors.SchemaErrors as errors:
         messages = [
             f"{item.get('column') or 'table'}: {item.get('check')}: "
