@@ -422,6 +422,10 @@ def test_on_postgresql_the_tables_dbt_would_create_pass(postgres_server: Any) ->
         one_row = validate_table(connection, plan, "s", "t")
         connection.execute("alter table s.t alter column c10 type integer")
         wrong = validate_table(connection, plan, "s", "t")
+        missing = validate_table(connection, plan, "s", "nowhere")
+        (count,) = connection.execute("select count(*) from s.t").fetchone() or (None,)
+    assert not missing.passed and "could not be checked on s.nowhere" in missing.summary()
+    assert count == 1  # the session is still usable after the failed validation
     assert empty.passed, empty.messages
     assert one_row.passed, one_row.messages
     assert not wrong.passed and wrong.messages[0].startswith("c10: dtype('double')")
