@@ -55,8 +55,8 @@ def dtype_matches(expected: ColumnType, actual: Any) -> bool:
         case "decimal":
             if not actual.is_decimal():
                 return False
-            if expected.precision is None:
-                return True
+            if expected.precision is None or actual.precision is None:
+                return True  # PostgreSQL's unconstrained numeric has no precision
             return (actual.precision, actual.scale or 0) == (expected.precision, expected.scale)
         case "timestamp":
             return bool(actual.is_timestamp()) and (actual.timezone is not None) == (
