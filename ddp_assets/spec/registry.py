@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -735,7 +734,6 @@ def _cycle_through(start: str, graph: dict[str, list[str]], component: set[str])
 
 
 _CACHE: dict[Path, tuple[str, Registry]] = {}
-_PINNED: dict[Path, Registry] = {}
 _FOLDER_SUFFIXES = (".yaml", ".yml", ".sql", ".py")
 
 
@@ -761,48 +759,12 @@ def folder_key(defs_dir: Path) -> str:
 
 
 def load_registry(defs_dir: Path, root: Path) -> Registry:
-    """:meth:`Registry.load`, reused while no spec, SQL or Python file in the defs folder changed.
-
-    Every product component asks for the registry while Dagster loads definitions; inside
-    :func:`registry_scope` (one definitions build) the folder is read once and not even
-    re-checked; outside it, a digest of the folder decides whether to read it again.
-    """
-    pinned = _PINNED.get(defs_dir)
-    if pinned is not None:
-        return pinned
+    """:meth:`Registry.load`, reused while no spec, SQL or Python file in the defs folder changed
+    (a digest of the folder decides), for long-lived processes that ask again and again (the
+    lineage sensors at each tick). A definitions build reads the folder once and hands the
+    registry to its components (``components/context.py``), without this cache."""
     key = folder_key(defs_dir)
     cached = _CACHE.get(defs_dir)
     if cached is not None and cached[0] == key:
         return cached[1]
     return Registry.load(defs_dir, root)
-
-
-@contextmanager
-def registry_scope(
-    defs_dir: Path, root: Path, registry: Registry | None = None
-) -> Iterator[Registry]:
-    """One registry for everything loaded inside the block (one definitions build).
-
-    Without it every component re-checked the whole defs folder (a walk and a ``stat`` per
-    file), once per product: quadratic in the number of products, half of the load's time at
-    200 products (docs/performance.md). A file edited during the build is seen by the next one.
-    ``registry``: one already read for this folder (e.g. from :mod:`ddp_assets.dbt.load_cache`).
-    """
-    if defs_dir in _PINNED:  # nested: the outer scope's registry
-        yield _PINNED[defs_dir]
-        return
-    if registry is None:
-        registry = load_registry(defs_dir, root)
-    _PINNED[defs_dir] = registry
-    try:
-        yield registry
-    finally:
-        _PINNED.pop(defs_dir, None)
-
-
-def scoped_registry() -> Registry | None:
-    """The registry of the definitions build in progress (:func:`registry_scope`), if there is
-    exactly one; for code that the build calls without handing it the registry."""
-    if len(_PINNED) != 1:
-        return None
-    return next(iter(_PINNED.values()))
