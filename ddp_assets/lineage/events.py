@@ -575,14 +575,22 @@ def column_lineage_facet(
 
 def _contract_id(registry: Registry, product_id: str, port: str) -> str | None:
     # the compiled plan: memoized, and already in memory after a code location load
-    # (ddp_assets/dbt/load_cache.py), where parsing the contract again cost ~0.05 s per port
+    # (ddp_assets/dbt/load_cache.py), where parsing the contract again cost ~0.05 s per port;
+    # compiled with the product's inputs, as the load compiled it, or it is another plan
+    # (13 contracts read and compiled again: ~1 s of a demo run's emission, measured)
     from ddp_assets.contracts.compiler import compile_contract
+    from ddp_assets.contracts.sql_rules import input_relations
 
     product = registry.products[product_id]
     try:
         output = product.spec.output_port(port)
         assert output is not None
-        plan = compile_contract(product.contract_path(port), output.model, registry.root)
+        plan = compile_contract(
+            product.contract_path(port),
+            output.model,
+            registry.root,
+            inputs=input_relations(product, registry),
+        )
         return plan.contract_id
     except Exception:
         return None
