@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,16 @@ class PostgresServer:
             if not exists:
                 connection.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         return self.dsn(name)
+
+    def warehouse(self, name: str) -> Any:
+        """ddp's PostgreSQL warehouse on a database of this server (created if missing)."""
+        from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
+
+        self.create_database(name)
+        settings = PostgresSettings(
+            host=self.host, port=self.port, user=self.user, password="", dbname=name
+        )
+        return PostgresWarehouse(settings)
 
 
 def postgres_bin_dir() -> Path | None:

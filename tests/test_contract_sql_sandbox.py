@@ -472,18 +472,8 @@ def test_a_rule_soda_cannot_evaluate_blocks_even_as_a_warning(
 def test_postgres_check_sessions_cannot_write(postgres_server: Any, tmp_path: Path) -> None:
     """On PostgreSQL, the samples' session and Soda's own connection are read-only."""
     from ddp_assets.contracts.soda import import_soda
-    from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
 
-    postgres_server.create_database("sql_sandbox")
-    warehouse = PostgresWarehouse(
-        PostgresSettings(
-            host=postgres_server.host,
-            port=postgres_server.port,
-            user=postgres_server.user,
-            password="",
-            dbname="sql_sandbox",
-        )
-    )
+    warehouse = postgres_server.warehouse("sql_sandbox")
     writes = [
         "drop table customers.customers",
         "delete from customers.customers",

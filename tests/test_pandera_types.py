@@ -384,18 +384,8 @@ POSTGRES_TYPES = [
 def test_on_postgresql_the_tables_dbt_would_create_pass(postgres_server: Any) -> None:
     """Each type as the dbt column compiler gives it to PostgreSQL, then read back through ibis's
     PostgreSQL backend: the family check agrees with what the warehouse made of it."""
-    from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
 
-    postgres_server.create_database("pandera_types")
-    warehouse = PostgresWarehouse(
-        PostgresSettings(
-            host=postgres_server.host,
-            port=postgres_server.port,
-            user=postgres_server.user,
-            password="",
-            dbname="pandera_types",
-        )
-    )
+    warehouse = postgres_server.warehouse("pandera_types")
     plan = ContractPlan(
         "urn:test:pg",
         "1.0.0",

@@ -316,18 +316,8 @@ def test_one_session_on_postgresql(
 ) -> None:
     """The same items on PostgreSQL (Soda's own connection there): the same verdicts, an
     error in one contract's aggregation query isolated to its rule."""
-    from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
 
-    postgres_server.create_database("soda_batch")
-    warehouse = PostgresWarehouse(
-        PostgresSettings(
-            host=postgres_server.host,
-            port=postgres_server.port,
-            user=postgres_server.user,
-            password="",
-            dbname="soda_batch",
-        )
-    )
+    warehouse = postgres_server.warehouse("soda_batch")
     with warehouse.writer() as connection:
         connection.execute("drop schema if exists s cascade")
         postgres_tables = TABLES_SQL.replace("create or replace table", "create table").replace(
