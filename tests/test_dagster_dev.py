@@ -29,6 +29,17 @@ def dagster_dev(built_demo, demo_env) -> Iterator[DagsterUI]:
         yield ui
 
 
+def test_starts_on_the_current_dagster_command_without_warnings(
+    dagster_dev: DagsterUI, demo_env
+) -> None:
+    """`dg dev`, not the superseded `dagster dev`; no warning about the project's dagster.yaml."""
+    log = (demo_env.dagster_home / "dev.log").read_text()
+    assert "Serving dagster-webserver" in log
+    assert "SupersessionWarning" not in log
+    assert "dagster.yaml) in the current folder" not in log
+    assert " - WARNING - " not in log.replace("\x1b[34m", "").replace("\x1b[0m", ""), log[-3000:]
+
+
 def test_groups_are_the_products(dagster_dev: DagsterUI, demo_env) -> None:
     registry = Registry.load(demo_env.paths.defs_dir, demo_env.paths.root)
     nodes = dagster_dev.asset_nodes()

@@ -141,11 +141,13 @@ def dev(
     with working("preparing the dbt project ..."):
         prepare_dbt(paths, registry)
     ensure_dagster_home(paths)
-    dagster = Path(sys.executable).parent / "dagster"
+    # `dg dev` is Dagster's current command (`dagster dev` is superseded and warns at every
+    # start); given the workspace file it starts the same webserver and daemon.
+    dg = Path(sys.executable).parent / "dg"
     command = [
-        str(dagster) if dagster.exists() else "dagster",
+        str(dg) if dg.exists() else "dg",
         "dev",
-        "-w",
+        "--workspace",
         str(paths.root / "workspace.yaml"),
         "--host",
         host,
@@ -153,5 +155,8 @@ def dev(
         str(port),
     ]
     say_err("Dagster UI on http://{}:{} (DAGSTER_HOME={})", host, port, paths.dagster_home)
-    os.chdir(paths.root)
+    # Started from $DAGSTER_HOME: Dagster warns when the working folder holds a dagster.yaml
+    # that is not its instance's (the project's copy is the template of $DAGSTER_HOME's).
+    # The workspace's working_directory is relative to workspace.yaml, not to this folder.
+    os.chdir(paths.dagster_home)
     os.execvpe(command[0], command, {**os.environ, "DDP_DATA_DIR": str(paths.data_dir)})
