@@ -122,6 +122,11 @@ class ProjectPaths:
         return Path(configured).resolve() if configured else self.root / "data"
 
     @property
+    def depots_dir(self) -> Path:
+        """The project's depot declarations, ``depots/<name>.yaml`` (ddp_assets.depots)."""
+        return self.root / "depots"
+
+    @property
     def landing_dir(self) -> Path:
         return self.data_dir / "landing"
 

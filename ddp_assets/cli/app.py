@@ -9,9 +9,11 @@ import click
 import typer
 
 from ddp_assets.cli import (
+    access,
     audit,
     catalog,
     contract,
+    depot,
     export,
     init,
     lineage,
@@ -58,6 +60,8 @@ app.command("serve")(serve.serve)
 app.add_typer(token.app, name="token")
 app.add_typer(ports.app, name="ports")
 app.command("audit")(audit.audit)
+app.add_typer(access.app, name="access")
+app.add_typer(depot.app, name="depot")
 
 
 def main(args: Sequence[str] | None = None) -> None:

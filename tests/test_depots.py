@@ -1,0 +1,183 @@
+"""Depots: declarations, secret references, redaction, and ``ddp depot list|test``.
+
+Real parts: the depot files are read by ddp's loader, ``ddp`` runs as a subprocess, and the
+wrong password is refused by a real PostgreSQL server (the test server, with password
+authentication for one role).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ddp_assets.depots.connect import DepotError, check_connection, source_dataset
+from ddp_assets.depots.loader import load_depots
+from ddp_assets.depots.secrets import MASK, Resolver, SecretError, redact
+from ddp_assets.settings import ProjectPaths
+
+DDP = str(Path(sys.executable).parent / "ddp")
+SECRET = "s3cr3t-Value-9z"
+
+
+def project(tmp_path: Path, **depots: str) -> ProjectPaths:
+    (tmp_path / "depots").mkdir(exist_ok=True)
+    for name, text in depots.items():
+        (tmp_path / "depots" / f"{name}.yaml").write_text(text)
+    return ProjectPaths(tmp_path)
+
+
+def ddp(paths: ProjectPaths, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "DDP_PROJECT_ROOT": str(paths.root),
+        "DDP_DATA_DIR": str(paths.root / "data"),
+        **env,
+    }
+    return subprocess.run(
+        [DDP, *args], capture_output=True, text=True, env=environment, timeout=120
+    )
+
+
+def test_a_literal_password_is_a_located_error_that_never_shows_it(tmp_path: Path) -> None:
+    paths = project(
+        tmp_path,
+        crm=f"kind: postgres\nhost: db\ndatabase: crm\nusername: u\npassword: {SECRET}\n",
+        lake=f"kind: sql\nurl: postgresql://u:{SECRET}@db/crm\n",
+    )
+    found = load_depots(paths)
+    assert not found.depots
+    by_file = {p.file: p for p in found.problems}
+    crm = by_file["depots/crm.yaml"]
+    assert (crm.line, crm.field) == (5, "password")
+    assert "env:" in (crm.hint or "")
+    lake = by_file["depots/lake.yaml"]
+    assert (lake.line, lake.field) == (2, "url")
+    result = ddp(paths, "depot", "list")
+    assert result.returncode == 1
+    assert "depots/crm.yaml:5" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_kind_and_field_have_hints(tmp_path: Path) -> None:
+    paths = project(
+        tmp_path,
+        a="kind: postgress\n",
+        b="kind: rest_api\nbase_url: https://api.example.com/\nauth:\n  type: bearer\n  tokn: env:T\n",
+    )
+    problems = {(p.file, p.line, p.field): p for p in load_depots(paths).problems}
+    assert "did you mean 'postgres'" in (problems[("depots/a.yaml", 1, "kind")].hint or "")
+    unknown = problems[("depots/b.yaml", 5, "auth.tokn")]
+    assert "did you mean 'token'" in (unknown.hint or "")
+
+
+def test_secret_references_resolve_and_are_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPOT_TEST_SECRET", SECRET)
+    (tmp_path / "token.txt").write_text("file-secret-123\n")
+    resolver = Resolver(tmp_path)
+    secret = resolver.resolve("env:DEPOT_TEST_SECRET")
+    assert secret.reveal() == SECRET
+    assert str(secret) == MASK and SECRET not in repr(secret)
+    assert resolver.resolve("file:token.txt").reveal() == "file-secret-123"
+    assert redact(f"login with {SECRET} failed") == f"login with {MASK} failed"
+    assert redact("postgresql://bob:other-pass@h/db") == f"postgresql://bob:{MASK}@h/db"
+    with pytest.raises(SecretError, match="DEPOT_TEST_UNSET is not set"):
+        resolver.resolve("env:DEPOT_TEST_UNSET")
+    with pytest.raises(SecretError, match="cannot be read"):
+        resolver.resolve("file:missing.txt")
+
+
+def test_list_shows_targets_without_credentials(tmp_path: Path) -> None:
+    paths = project(
+        tmp_path,
+        crm="kind: postgres\nhost: db.internal\nport: 6543\ndatabase: crm\n"
+        "username: reader\npassword: env:CRM_PASSWORD\n",
+        api="kind: rest_api\nbase_url: https://api.example.com/v2/\n"
+        "auth:\n  type: bearer\n  token: file:/run/secrets/api\n",
+        lake="kind: filesystem\nbucket_url: s3://exports/crm\nendpoint_url: http://minio:9000\n"
+        "access_key_id: env:K\nsecret_access_key: env:S\n",
+    )
+    result = ddp(paths, "depot", "list", "--json", CRM_PASSWORD=SECRET)
+    assert result.returncode == 0, result.stderr
+    rows = {d["name"]: d for d in json.loads(result.stdout)["depots"]}
+    assert rows["crm"]["target"] == "postgres://db.internal:6543"
+    assert rows["api"]["target"] == "https://api.example.com"
+    assert rows["lake"]["target"] == "s3://exports"
+    assert SECRET not in result.stdout
+    found = load_depots(paths)
+    assert source_dataset(found.depots["crm"], paths, "customers") == (
+        "postgres://db.internal:6543",
+        "crm.public.customers",
+    )
+    assert source_dataset(found.depots["lake"], paths, "*.parquet") == (
+        "s3://exports",
+        "crm/*.parquet",
+    )
+
+
+def test_test_connects_to_a_sqlite_depot(tmp_path: Path) -> None:
+    import sqlite3
+
+    (tmp_path / "data").mkdir()
+    with sqlite3.connect(tmp_path / "data" / "crm.sqlite") as connection:
+        connection.execute("create table customers (id integer)")
+    paths = project(tmp_path, lite="kind: sql\nurl: sqlite:///{data_dir}/crm.sqlite\n")
+    result = ddp(paths, "depot", "test", "lite", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["detail"] == "1 table(s)"
+    missing = ddp(paths, "depot", "test", "lit")
+    assert missing.returncode == 1 and "did you mean 'lite'" in missing.stderr
+
+
+@pytest.fixture
+def password_role(postgres_server) -> tuple[str, str]:
+    """A role that must log in with a password (the test server trusts everyone else)."""
+    import psycopg
+
+    role, password = "depot_reader", "right-password-42"
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as connection:
+        exists = connection.execute("select 1 from pg_roles where rolname = %s", (role,))
+        if not exists.fetchone():
+            connection.execute(f"create role {role} login password '{password}'")
+        hba = postgres_server.data_dir / "pg_hba.conf"
+        rule = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+        text = hba.read_text()
+        if rule not in text:
+            hba.write_text(rule + text)
+            connection.execute("select pg_reload_conf()")
+    return role, password
+
+
+def test_wrong_password_names_the_depot_file_and_line_without_the_secret(
+    tmp_path: Path, postgres_server, password_role: tuple[str, str]
+) -> None:
+    role, password = password_role
+    wrong = "wrong-Password-77"
+    paths = project(
+        tmp_path,
+        crm=f"kind: postgres\nhost: {postgres_server.host}\nport: {postgres_server.port}\n"
+        f"database: postgres\nusername: {role}\npassword: env:CRM_PASSWORD\n",
+    )
+    failed = ddp(paths, "depot", "test", "crm", CRM_PASSWORD=wrong)
+    assert failed.returncode == 1
+    assert "depots/crm.yaml:6: error: password:" in failed.stderr, failed.stderr
+    assert "password authentication failed" in failed.stderr
+    assert wrong not in failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr
+    os.environ["CRM_PASSWORD"] = wrong
+    try:
+        with pytest.raises(DepotError) as raised:
+            check_connection(load_depots(paths).depots["crm"], paths)
+    finally:
+        del os.environ["CRM_PASSWORD"]
+    assert wrong not in str(raised.value)
+    ok = ddp(paths, "depot", "test", "crm", CRM_PASSWORD=password)
+    assert ok.returncode == 0, ok.stderr
+    assert password not in ok.stdout + ok.stderr
