@@ -8,6 +8,7 @@ from pathlib import Path
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
 from ddp_assets.spec.model import SLUG
+from ddp_assets.spec.odcs import WRITTEN_API_VERSION
 
 SPEC_TEMPLATE = """\
 type: ddp_assets.components.DataProduct
@@ -49,7 +50,7 @@ select
 """
 
 CONTRACT_TEMPLATE = """\
-apiVersion: v3.1.0
+apiVersion: {api_version}
 kind: DataContract
 id: urn:ddp:{domain}:{id}:{id}
 name: {name}
@@ -109,7 +110,13 @@ def scaffold_product(
     if problems:
         raise SpecErrors(problems)
     name = product_id.replace("_", " ").title()
-    values = {"id": product_id, "domain": domain, "name": name, "owner": owner or f"team:{domain}"}
+    values = {
+        "id": product_id,
+        "domain": domain,
+        "name": name,
+        "owner": owner or f"team:{domain}",
+        "api_version": WRITTEN_API_VERSION,
+    }
     files = {
         folder / "defs.yaml": SPEC_TEMPLATE.format(**values),
         folder / "models" / f"{product_id}.sql": MODEL_TEMPLATE.format(**values),

@@ -41,7 +41,15 @@ def test_official_examples_load_and_report_what_is_not_enforced(shared_spec: Pat
     assert len(examples) >= 5
     warned: dict[str, list[str]] = {}
     for path in examples:
-        assert schema_problems(path, None, shared_spec / "odcs") == [], path.name
+        problems = schema_problems(path, None, shared_spec / "odcs")
+        if path.name == "column-completeness.odcs.yaml":
+            # says apiVersion v3.0.2 but writes the v3.1.0 `metric` for v3.0.2's `rule`: its own
+            # version's schema (the one it is checked against) rejects it, and says which one
+            (problem,) = problems
+            assert "'rule' is a required property" in problem.message
+            assert "ODCS v3.0.2 schema (odcs-json-schema-v3.0.2.json)" in problem.message
+            continue
+        assert problems == [], path.name
         loaded = load_contract_file(path)
         assert loaded.contract.id, path.name
         warnings = unsupported_parts(loaded)
@@ -439,7 +447,7 @@ def test_a_missing_schema_is_an_error_not_a_pass(
 ) -> None:
     import ddp_assets.standards as standards
 
-    def unavailable() -> Any:
+    def unavailable(*_: Any) -> Any:
         raise standards.SchemaUnavailable("the ODCS JSON Schema is unavailable: gone", "reinstall")
 
     monkeypatch.setattr(standards, "odcs_schema", unavailable)

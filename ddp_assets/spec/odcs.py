@@ -2,9 +2,11 @@
 
 The Open Data Contract Standard has far more fields than ddp enforces; unknown fields are kept
 (``extra="allow"``) so that nothing in a contract is silently lost when it is re-exported.
-ODCS v3.1.0 is the baseline; v3.0.x and v3.2.0 are read too. :func:`schema_problems` checks a
-contract against the official JSON Schema, the one the Bitol standard's own package ships
-(:mod:`ddp_assets.standards`); :func:`unsupported_parts` lists, with their line,
+ODCS v3.2.0 is what ddp writes (:data:`WRITTEN_API_VERSION`, for every writer of contracts);
+v3.0.x and v3.1.0 are still read. :func:`schema_problems` checks a contract against the official
+JSON Schema of its own ``apiVersion`` (:func:`ddp_assets.standards.odcs_schema`: v3.2.0 from the
+Bitol standard's own package, the older ones shipped from the standard's release tags), and
+names the schema used in every message; :func:`unsupported_parts` lists, with their line,
 the parts of a contract ddp keeps but does not enforce, so nothing is silently dropped.
 """
 
@@ -23,6 +25,8 @@ from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted, relative
 from ddp_assets.spec.loader import Positions, read_document
 
 SUPPORTED_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2", "v3.1.0", "v3.2.0")
+# The apiVersion of every contract ddp writes (`ddp new`, `ddp contract infer`, exports).
+WRITTEN_API_VERSION = "v3.2.0"
 
 # ODCS logical types → DuckDB types, used when a property has no physicalType.
 LOGICAL_TO_DUCKDB = {
@@ -55,6 +59,20 @@ class ContractProperty(_Open):
     primary_key: bool = Field(default=False, alias="primaryKey")
     classification: str | None = None
     quality: list[dict[str, Any]] = Field(default_factory=list)
+    # ODCS v3.2.0: the allowed values (objects with at least a ``value``; RFC 0033), the role
+    # (column, measure, dimension; RFC 0034), alternative names (RFC 0041), deprecation
+    enum: list[dict[str, Any]] = Field(default_factory=list)
+    semantic_type: str | None = Field(default=None, alias="semanticType")
+    synonyms: list[dict[str, Any]] = Field(default_factory=list)
+    deprecated: bool = False
+
+    @property
+    def enum_values(self) -> tuple[Any, ...] | None:
+        """The values of the v3.2.0 ``enum`` (nulls dropped: a null is never invalid), or None
+        when the property has no ``enum``."""
+        if not self.enum:
+            return None
+        return tuple(e.get("value") for e in self.enum if e.get("value") is not None)
 
     @property
     def column(self) -> str:
@@ -76,6 +94,8 @@ class SchemaObject(_Open):
     description: str | None = None
     properties: list[ContractProperty] = Field(default_factory=list)
     quality: list[dict[str, Any]] = Field(default_factory=list)
+    synonyms: list[dict[str, Any]] = Field(default_factory=list)  # ODCS v3.2.0
+    deprecated: bool = False  # ODCS v3.2.0
 
 
 class Contract(_Open):
@@ -161,22 +181,25 @@ def load_contract_file(path: Path, root: Path | None = None) -> LoadedContract:
 # -- conformance to the official JSON Schema ----------------------------------------------------
 
 
-@lru_cache(maxsize=8)
-def _schema(schema_dir: Path, api_version: str) -> tuple[dict[str, Any], str]:
-    """The JSON Schema for ``api_version`` from a folder of the standard's schema files (the
-    tests' copies of each release), and the file it came from.
+def _schema(schema_dir: Path | None, api_version: str) -> tuple[dict[str, Any], str]:
+    """The official JSON Schema of ``api_version`` and its name: the file
+    ``odcs-json-schema-<apiVersion>.json`` of ``schema_dir`` when there is one (the tests'
+    copies), else ddp's own (:func:`ddp_assets.standards.odcs_schema`, which raises
+    ``SchemaUnavailable``). Never another version's schema."""
+    from ddp_assets.standards import SchemaUnavailable, odcs_schema
 
-    A version without its own schema file (v3.2.0 when only v3.1.0 is published there) is
-    checked against the latest schema, with its ``apiVersion`` accepted.
-    """
-    exact = schema_dir / f"odcs-json-schema-{api_version}.json"
-    path = exact if exact.is_file() else schema_dir / "odcs-json-schema-latest.json"
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    if not exact.is_file():
-        api = schema.get("properties", {}).get("apiVersion", {})
-        if isinstance(api.get("enum"), list) and api_version not in api["enum"]:
-            api["enum"] = [*api["enum"], api_version]
-    return schema, path.name
+    if schema_dir is not None:
+        exact = schema_dir / f"odcs-json-schema-{api_version}.json"
+        if exact.is_file():
+            try:
+                return json.loads(exact.read_text(encoding="utf-8")), str(exact.name)
+            except (OSError, ValueError) as error:
+                raise SchemaUnavailable(
+                    f"the ODCS {api_version} JSON Schema {exact} cannot be read: {error}",
+                    "replace it with the official file of that release",
+                ) from None
+    standard = odcs_schema(api_version)
+    return standard.schema, standard.source
 
 
 def plain(value: Any) -> Any:
@@ -187,32 +210,40 @@ def plain(value: Any) -> Any:
 def schema_problems(
     path: Path, root: Path | None = None, schema_dir: Path | None = None
 ) -> list[SpecProblem]:
-    """Every place where the contract does not conform to the official ODCS JSON Schema: the
-    one of the installed ``open-data-contract-standard`` package, or, with ``schema_dir``, the
-    file for the contract's ``apiVersion`` in that folder. A schema that cannot be had is an
-    error, never a pass."""
-    from jsonschema import Draft201909Validator
+    """Every place where the contract does not conform to the official ODCS JSON Schema of its
+    own ``apiVersion`` (v3.0.x, v3.1.0 and v3.2.0 each against their own), the schema named in
+    each message. With ``schema_dir``, that folder's file for the version is used when it has
+    one. A schema that cannot be had, or an apiVersion ddp does not read, is an error, never a
+    pass."""
+    from jsonschema.validators import validator_for
 
-    from ddp_assets.standards import SchemaUnavailable, odcs_schema
+    from ddp_assets.standards import SchemaUnavailable
 
     shown = relative(path, root)
     try:
         document = read_document(path, shown)
     except SpecErrors as errors:
         return errors.problems
+    positions = Positions(document)
     api_version = document.get("apiVersion") if isinstance(document, dict) else None
     if api_version not in SUPPORTED_API_VERSIONS:
-        api_version = "v3.1.0"
-    if schema_dir is not None:
-        schema, schema_name = _schema(schema_dir, str(api_version))
-    else:
-        try:
-            standard = odcs_schema()
-        except SchemaUnavailable as error:
-            return [SpecProblem(shown, None, "(contract)", str(error), error.hint)]
-        schema, schema_name = standard.schema, standard.source
-    positions = Positions(document)
-    validator = Draft201909Validator(schema)
+        return [
+            SpecProblem(
+                shown,
+                positions.line(("apiVersion",)),
+                "apiVersion",
+                f"apiVersion {api_version!r} is not an ODCS version ddp reads, so there is no "
+                "schema to check the contract against; ddp reads "
+                + ", ".join(SUPPORTED_API_VERSIONS),
+                f"write apiVersion: {WRITTEN_API_VERSION}",
+            )
+        ]
+    version = str(api_version)
+    try:
+        schema, source = _schema(schema_dir, version)
+    except SchemaUnavailable as error:
+        return [SpecProblem(shown, None, "(contract)", str(error), error.hint)]
+    validator = validator_for(schema)(schema)
     problems = []
     for error in sorted(
         validator.iter_errors(plain(document)), key=lambda e: list(map(str, e.path))
@@ -224,7 +255,7 @@ def schema_problems(
                 shown,
                 positions.line(where),
                 dotted(where) or "(contract)",
-                f"does not conform to the ODCS JSON Schema ({schema_name}): {message}",
+                f"does not conform to the ODCS {version} schema ({source}): {message}",
                 "see https://bitol-io.github.io/open-data-contract-standard/",
             )
         )
