@@ -7,8 +7,9 @@
    enforced dbt model contract, its ``not_null`` constraints and uniqueness tests
    (:mod:`ddp_assets.dbt.properties`);
 2. **quality** (:class:`QualityRule`): the ODCS library metrics (rowCount, nullValues,
-   missingValues, invalidValues, duplicateValues) with every ``mustBe*`` operator, and
-   ``type: sql`` rules → a Soda v4 contract run inside DuckDB (:mod:`ddp_assets.contracts.soda`);
+   missingValues, invalidValues, duplicateValues) with every ``mustBe*`` operator,
+   ``type: sql`` rules, and a property's ODCS v3.2.0 ``enum`` (an accepted-values check) → a
+   Soda v4 contract run inside DuckDB (:mod:`ddp_assets.contracts.soda`);
 3. **DataFrame schema**: the same shape as a pandera schema, for Python outputs and landing
    files (:mod:`ddp_assets.contracts.pandera_checks`).
 
@@ -274,6 +275,12 @@ def _compile(path: Path, model: str, root: Path | None, inputs: tuple[str, ...])
             )
             if rule is not None:
                 rules.append(rule)
+        if prop.enum_values is not None:  # ODCS v3.2.0 enum: an accepted-values check
+            rules.append(
+                _enum_rule(
+                    loaded, prop.column, prop.enum_values, (*where_obj, "properties", p), names
+                )
+            )
     if problems:
         raise SpecErrors(problems)
     return ContractPlan(
@@ -329,6 +336,37 @@ def _type_warnings(loaded: LoadedContract, index: int, obj: SchemaObject) -> lis
             )
         )
     return warnings
+
+
+def _enum_rule(
+    loaded: LoadedContract,
+    column: str,
+    values: tuple[Any, ...],
+    where: tuple[str | int, ...],
+    names: set[str],
+) -> QualityRule:
+    """A property's ODCS v3.2.0 ``enum`` as the accepted-values check it states: no row may hold
+    a value outside it (``invalidValues`` with ``validValues``, ``mustBe: 0``), blocking like
+    the rest of the schema; nulls are the business of ``required``."""
+    name = _unique_name(_slug(f"{column}_enum"), names)
+    return QualityRule(
+        check_name=name,
+        metric="invalidValues",
+        column=column,
+        threshold=Threshold("mustBe", 0),
+        severity="error",
+        valid_values=values,
+        description=f"{column} is one of the contract's enum values",
+        line=loaded.line(*where, "enum"),
+    )
+
+
+def _unique_name(base: str, names: set[str]) -> str:
+    name, n = base, 2
+    while name in names:
+        name, n = f"{base}_{n}", n + 1
+    names.add(name)
+    return name
 
 
 def _slug(text: str) -> str:
@@ -475,11 +513,7 @@ def _rule(
             return None
         columns = tuple(listed) if listed else (column,)  # type: ignore[arg-type]
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", metric).lower()
-    base = _slug(raw.get("name") or f"{column or object_name}_{snake}")
-    name, n = base, 2
-    while name in names:
-        name, n = f"{base}_{n}", n + 1
-    names.add(name)
+    name = _unique_name(_slug(raw.get("name") or f"{column or object_name}_{snake}"), names)
     return QualityRule(
         check_name=name,
         metric=metric,  # type: ignore[arg-type]
