@@ -164,6 +164,33 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _access(entry: dict[str, Any]) -> str:
+    """Who may read the ports (the spec's grants, then approved requests') and how to ask."""
+    e = escape
+    grants = [{**g, "source": "spec"} for g in entry.get("policies", {}).get("grants", [])]
+    grants += entry.get("access_grants", [])  # approved requests (ddp_assets.ports.access)
+    rows = [
+        [
+            e(g["to"]),
+            e(", ".join(g["ports"])),
+            e(" and ".join(f"{c['column']} {c['op']} {c['value']}" for c in g["rows"]) or "all"),
+            e(", ".join(g["cleared_for"]) or "-"),
+            e(g["source"] + (f" until {g['until']}" if g.get("until") else "")),
+        ]
+        for g in grants
+    ]
+    pid, port = e(entry["id"]), e((entry["output_ports"] or [{"name": "PORT"}])[0]["name"])
+    return (
+        _table(["to", "ports", "rows", "in clear", "granted by"], rows)
+        + "<p id='request-access'><b>Request access:</b> "
+        f"<code>ddp access request {pid} {port} --consumer YOU --purpose '...'</code> "
+        "(add <code>--columns</code>, <code>--clearance</code>, <code>--until</code>), or "
+        f'<code>POST /access/requests {{"product": "{pid}", "purpose": "..."}}</code> '
+        "on the REST port with your token, or the MCP tool <code>request_access</code>. The "
+        "owners are notified and decide.</p>"
+    )
+
+
 def _product_page(entry: dict[str, Any], status: Mapping[str, Any] | None) -> str:
     pid = entry["id"]
     e = escape
@@ -259,6 +286,7 @@ def _product_page(entry: dict[str, Any], status: Mapping[str, Any] | None) -> st
         f"<div class='lineage'><img src='{e(pid)}.tables.svg' alt='table lineage of {e(pid)}'>"
         "</div>"
         f"<h2>Output ports</h2>{outputs}"
+        f"<h2>Access</h2>{_access(entry)}"
         f"<h2>Contracts</h2>{''.join(contracts)}"
         f"<h2>Input ports</h2>{inputs}"
         f"<h2>SLOs</h2>{_table(['slo', 'value'], slo_rows)}"

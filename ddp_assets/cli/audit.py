@@ -16,6 +16,9 @@ def audit(
     product: Annotated[str | None, typer.Argument(help="One product (default: all).")] = None,
     consumer: Annotated[str | None, typer.Option(help="Only this consumer's accesses.")] = None,
     denied: Annotated[bool, typer.Option("--denied", help="Only refused accesses.")] = False,
+    access: Annotated[
+        bool, typer.Option("--access", help="Only access-request steps (ddp access).")
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="How many, newest first.")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
@@ -28,6 +31,11 @@ def audit(
     if product is not None:
         load_registry(paths).get(product)  # an unknown product is an error with a hint
     records = read(Store.open(paths), product, consumer=consumer, denied_only=denied, limit=limit)
+    if access:
+        from ddp_assets.ports.access import audit_events
+
+        records = audit_events(Store.open(paths), product, consumer=consumer, limit=limit)
+        records = [r for r in records if not denied or not r.allowed]
     if as_json:
         print_json([r.to_dict() for r in records])
         return

@@ -142,6 +142,14 @@ def grant_covers(grant: Grant, port: str) -> bool:
     return "*" in grant.ports or port in grant.ports
 
 
+def product_grants(product: Product) -> list[Grant]:
+    """The spec's grants, then the unexpired grants of approved access requests (the grants
+    store, :mod:`ddp_assets.ports.access`): every port reads through this."""
+    from ddp_assets.ports.access import store_grants
+
+    return [*product.spec.policies.grants, *store_grants(product)]
+
+
 def resolve(product: Product, port: str, consumer: Consumer) -> PortAccess:
     """What ``consumer`` may read of ``product.port``; :class:`PortError` 403/404 otherwise."""
     spec = product.spec
@@ -155,15 +163,15 @@ def resolve(product: Product, port: str, consumer: Consumer) -> PortAccess:
         )
     matching = [
         (index, grant)
-        for index, grant in enumerate(spec.policies.grants)
+        for index, grant in enumerate(product_grants(product))
         if grant.to in consumer.principals and grant_covers(grant, port)
     ]
     if not matching:
         raise PortError(
             403,
             f"consumer '{consumer.id}' is not granted port '{product.id}.{port}'",
-            "ask the product's owners for a grant (policies.grants in its defs.yaml): "
-            + ", ".join(spec.owners),
+            f"ask for access: ddp access request {product.id} {port} --consumer {consumer.id} "
+            "--purpose '...' (or POST /access/requests); owners: " + ", ".join(spec.owners),
         )
     cleared = {c.lower() for _, grant in matching for c in grant.cleared_for}
     columns, keys = port_columns(product, port)
@@ -194,11 +202,9 @@ def readable_ports(registry: Registry, consumer: Consumer) -> dict[str, list[str
     """Product → the ports ``consumer`` is granted (products with none are left out)."""
     found: dict[str, list[str]] = {}
     for product in registry.products.values():
+        grants = product_grants(product)
         for output in product.spec.output_ports:
-            if any(
-                g.to in consumer.principals and grant_covers(g, output.name)
-                for g in product.spec.policies.grants
-            ):
+            if any(g.to in consumer.principals and grant_covers(g, output.name) for g in grants):
                 found.setdefault(product.id, []).append(output.name)
     return found
 

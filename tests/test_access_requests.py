@@ -1,0 +1,511 @@
+"""Access requests, live: a consumer asks, an owner approves (narrowed or not), and the grant is
+enforced at once by a real ``ddp serve`` on loopback, the SQL port and the file port; expiry
+on time, revocation, denial, bad input, the audit log, the owners' notifications (a JSON-lines
+file and a webhook on loopback) and the CLI.
+
+The customers product alone is materialized (the access paths are the same for every product).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from ddp_assets.ports import access, api, tokens
+from ddp_assets.ports.policy import PortError
+from ddp_assets.ports.store import Store
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.registry import Registry
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+OWNER = "sales-data@example.com"
+ROWS = "/products/customers/ports/customers/rows"
+EMEA = {"DE", "FR", "GB", "NL", "ES", "IT"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Webhook:
+    """An HTTP server on loopback that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Env:
+    paths: ProjectPaths
+    registry: Registry
+    store: Store
+    url: str
+    tokens: dict[str, str]
+    client: httpx.Client
+    webhook: Webhook
+    env: dict[str, str]
+
+    def ctx(self, via: str = "cli") -> access.AccessContext:
+        return access.AccessContext(self.paths, self.registry, self.store, via=via)
+
+    def get(self, path: str, who: str, **params: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"}
+        return self.client.get(self.url + path, headers=headers, params=params or None)
+
+    def post(self, path: str, who: str, body: dict[str, Any]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"}
+        return self.client.post(self.url + path, headers=headers, json=body)
+
+    def ddp(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "ddp"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def start_server(paths: ProjectPaths, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (paths.data_dir / f"serve-{port}.log").open("w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ddp"), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=5).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, Path(log.name).read_text()
+        assert time.monotonic() < deadline, "ddp serve did not start"
+        time.sleep(0.3)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def customers_built(demo_env: Any) -> ProjectPaths:
+    """The customers product materialized and served (snapshot built)."""
+    from ddp_assets.runtime.materialize import materialize
+
+    outcome = materialize(demo_env.paths, ["customers"], log_level="ERROR")
+    assert outcome.success, outcome.errors or outcome.failed_checks
+    return demo_env.paths
+
+
+@pytest.fixture(scope="module")
+def env(customers_built: ProjectPaths, demo_env: Any) -> Iterator[Env]:
+    paths = customers_built
+    store = Store.open(paths)
+    issued = {
+        "newbie": tokens.issue(store, "ar-newbie", []),
+        "analyst": tokens.issue(store, "ar-analyst", ["analyst"]),
+        "owner": tokens.issue(store, OWNER, []),
+        "team": tokens.issue(store, "ar-teammate", ["sales-analytics"]),
+        "other": tokens.issue(store, "ar-other", []),
+    }
+    registry = Registry.load(paths.defs_dir, paths.root)
+    api.build_ports(paths, registry, store)
+    webhook = Webhook()
+    saved = os.environ.get("DDP_ALERT_WEBHOOK")
+    os.environ["DDP_ALERT_WEBHOOK"] = webhook.url
+    process_env = {**demo_env.env(), "DDP_ALERT_WEBHOOK": webhook.url}
+    process, url = start_server(paths, process_env)
+    client = httpx.Client(timeout=30)
+    try:
+        yield Env(
+            paths,
+            registry,
+            store,
+            url,
+            {k: t.token or "" for k, t in issued.items()},
+            client,
+            webhook,
+            process_env,
+        )
+    finally:
+        client.close()
+        stop(process)
+        webhook.close()
+        if saved is None:
+            os.environ.pop("DDP_ALERT_WEBHOOK", None)
+        else:
+            os.environ["DDP_ALERT_WEBHOOK"] = saved
+
+
+def sql(env: Env, who: str, query: str) -> Any:
+    return api.query(env.paths, env.store, env.tokens[who], query)
+
+
+def notifications(env: Env) -> list[dict[str, Any]]:
+    path = access.notifications_file(env.paths)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        ({"product_id": "custmers"}, 404, "no product 'custmers'"),
+        ({"ports": ["custmers"]}, 404, "has no output port 'custmers'"),
+        ({"consumer": "nobody-at-all"}, 404, "unknown consumer 'nobody-at-all'"),
+        ({"columns": ["email"]}, 400, "classified 'restricted', above consumer"),
+        ({"columns": ["emial"]}, 400, "column 'emial' is in none of the requested ports"),
+        ({"clearance": ["secret"]}, 400, "no column of the requested ports is classified so"),
+        ({"purpose": "  "}, 400, "the purpose is empty"),
+        ({"until": "2001-01-01"}, 400, "is in the past"),
+        ({"until": "next week"}, 400, "is not a date or a timestamp"),
+    ],
+    ids=[
+        "product",
+        "port",
+        "consumer",
+        "classified",
+        "column",
+        "clearance",
+        "purpose",
+        "past",
+        "until",
+    ],
+)
+def test_bad_requests_are_refused_and_audited(
+    env: Env, kwargs: dict[str, Any], status: int, message: str
+) -> None:
+    before = len(access.list_requests(env.store))
+    arguments: dict[str, Any] = {
+        "product_id": "customers",
+        "ports": ["customers"],
+        "consumer": "ar-newbie",
+        "purpose": "churn model",
+        **kwargs,
+    }
+    product_id, ports = arguments.pop("product_id"), arguments.pop("ports")
+    with pytest.raises(access.AccessError) as caught:
+        access.request_access(env.ctx(), product_id, ports, **arguments)
+    assert caught.value.status == status
+    assert message in caught.value.message, caught.value.message
+    assert caught.value.hint
+    assert len(access.list_requests(env.store)) == before  # nothing filed
+    (row,) = access.audit_events(env.store, consumer=arguments["consumer"], limit=1)
+    assert (row.action, row.allowed, row.status) == ("access_request", False, status)
+    assert message in (row.reason or "")
+
+
+def test_a_classified_column_asked_in_clear_is_accepted(env: Env) -> None:
+    filed = access.request_access(
+        env.ctx(),
+        "customers",
+        ["customers"],
+        consumer="ar-newbie",
+        purpose="fraud review",
+        columns=["email", "country"],
+        clearance=["restricted"],
+    )
+    assert (filed.status, filed.columns, filed.clearance) == (
+        "pending",
+        ["email", "country"],
+        ["restricted"],
+    )
+    # the analyst is granted the port already, masked: asking for email needs clearance too
+    with pytest.raises(access.AccessError, match="above consumer 'ar-analyst'"):
+        access.request_access(
+            env.ctx(), "customers", [], consumer="ar-analyst", purpose="x", columns=["email"]
+        )
+    access.deny(env.ctx(), filed.id, approver=OWNER, reason="cleanup")
+
+
+# -- the whole way: REST request, owner approval, every port -----------------------------
+
+
+def test_request_over_rest_approve_narrowed_then_every_port_serves_it(env: Env) -> None:
+    assert env.get(ROWS, "newbie").status_code == 403
+    with pytest.raises(PortError):
+        sql(env, "newbie", "select count(*) from customers.customers")
+
+    created = env.post(
+        "/access/requests",
+        "newbie",
+        {"product": "customers", "purpose": "EMEA churn dashboard", "columns": ["country"]},
+    )
+    assert created.status_code == 201, created.text
+    filed = created.json()
+    assert (filed["consumer"], filed["via"], filed["status"]) == ("ar-newbie", "rest", "pending")
+    assert filed["ports"] == ["customers"]
+    rid = filed["id"]
+
+    # the owners were told, by file and webhook
+    told = [n for n in notifications(env) if n["key"] == f"access:{rid}"]
+    assert told and told[0]["kind"] == "access_requested"
+    assert OWNER in told[0]["details"]["to"]
+    assert any(b["key"] == f"access:{rid}" for b in env.webhook.bodies)
+
+    # the consumer sees its own request; another consumer does not; the owner does
+    def ids(who: str) -> set[str]:
+        listed = env.get("/access/requests", who, status="pending")
+        assert listed.status_code == 200, listed.text
+        return {r["id"] for r in listed.json()}
+
+    assert rid in ids("newbie") and rid in ids("owner") and rid not in ids("other")
+
+    # self-approval and a non-owner are refused; nothing is granted
+    own = env.post(f"/access/requests/{rid}/approve", "newbie", {})
+    assert own.status_code == 403 and "own request" in own.json()["error"]["message"]
+    stranger = env.post(f"/access/requests/{rid}/approve", "other", {})
+    assert stranger.status_code == 403 and "not an owner" in stranger.json()["error"]["message"]
+    bad_rows = env.post(f"/access/requests/{rid}/approve", "owner", {"rows": ["contry:eq:DE"]})
+    assert bad_rows.status_code == 400 and "contry" in bad_rows.json()["error"]["message"]
+    assert env.get(ROWS, "newbie").status_code == 403
+
+    # a team owner (role sales-analytics) approves, narrowed to EMEA rows
+    approved = env.post(
+        f"/access/requests/{rid}/approve",
+        "team",
+        {"rows": ["country:in:DE,FR,GB,NL,ES,IT"], "reason": "EMEA only"},
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+
+    # REST at once: rows filtered, restricted columns masked
+    page = env.get(ROWS, "newbie", limit=1000)
+    assert page.status_code == 200, page.text
+    rows = page.json()["rows"]
+    assert rows and {r["country"] for r in rows} <= EMEA
+    masked = {c["name"]: c["masked"] for c in page.json()["columns"]}
+    assert masked["email"] == "hash" and masked["country"] is None
+
+    # SQL port (rebuilt on approval), the same rows
+    result = sql(env, "newbie", "select count(*), count(distinct country) from customers.customers")
+    total = env.client.get(
+        env.url + "/products/customers/ports/customers",
+        headers={"Authorization": f"Bearer {env.tokens['newbie']}"},
+    ).json()["version"]["rows"]
+    assert result.rows[0][0] == total and result.rows[0][1] <= len(EMEA)
+
+    # file port
+    exported = api.export(
+        env.paths,
+        env.registry,
+        env.store,
+        env.tokens["newbie"],
+        "customers",
+        "customers",
+        env.paths.data_dir / "ar-export",
+    )
+    table = pq.read_table(exported.data)
+    assert table.num_rows == total
+    assert set(table.column("country").to_pylist()) <= EMEA
+
+    # audited with who and why, and filtered by `ddp audit --access`
+    steps = access.audit_events(env.store, "customers", consumer="ar-newbie", limit=20)
+    approve_row = next(r for r in steps if r.action == "access_approve" and r.allowed)
+    assert approve_row.channel == "rest"
+    assert "ar-teammate" in (approve_row.reason or "") and "EMEA only" in (approve_row.reason or "")
+
+    # revoked: refused at once on REST and the SQL port
+    revoked = env.post(f"/access/requests/{rid}/revoke", "owner", {"reason": "dashboard retired"})
+    assert revoked.status_code == 200, revoked.text
+    assert env.get(ROWS, "newbie").status_code == 403
+    with pytest.raises(PortError):
+        sql(env, "newbie", "select count(*) from customers.customers")
+    again = env.post(f"/access/requests/{rid}/revoke", "owner", {"reason": "twice"})
+    assert again.status_code == 409
+
+
+def test_clearance_granted_or_masking_kept(env: Env) -> None:
+    def ask() -> str:
+        return access.request_access(
+            env.ctx(),
+            "customers",
+            ["customers"],
+            consumer="ar-other",
+            purpose="data quality audit of emails",
+            columns=["email"],
+            clearance=["restricted"],
+        ).id
+
+    kept = access.approve(env.ctx(), ask(), approver=OWNER, keep_masking=True)
+    assert kept.cleared_for == []
+    page = env.get(ROWS, "other", columns="email", limit=5).json()
+    assert page["columns"][0]["masked"] == "hash"
+    assert all("@" not in r["email"] for r in page["rows"])
+    access.revoke(env.ctx(), kept.id, by=OWNER, reason="replaced")
+
+    clear = access.approve(env.ctx(), ask(), approver=OWNER, reason="audit signed off")
+    assert clear.cleared_for == ["restricted"]
+    page = env.get(ROWS, "other", columns="email", limit=5).json()
+    assert page["columns"][0]["masked"] is None
+    assert all("@" in r["email"] for r in page["rows"] if r["email"])
+    access.revoke(env.ctx(), clear.id, by=OWNER, reason="done")
+    assert env.get(ROWS, "other").status_code == 403
+
+
+def test_expired_grants_stop_on_time(env: Env) -> None:
+    until = (datetime.now(UTC) + timedelta(seconds=4)).isoformat(timespec="seconds")
+    filed = access.request_access(
+        env.ctx(),
+        "customers",
+        [],
+        consumer="ar-other",
+        purpose="one-off extract",
+        until=until,
+    )
+    granted = access.approve(env.ctx(), filed.id, approver=OWNER)
+    assert env.get(ROWS, "other", limit=1).status_code == 200
+    assert sql(env, "other", "select count(*) from customers.customers").rows[0][0] > 0
+    expiry = datetime.fromisoformat(granted.until or "")
+    time.sleep(max(0.0, (expiry - datetime.now(UTC)).total_seconds()) + 0.2)
+    # REST refuses on time, before any sweep ran: the policy engine reads unexpired grants only
+    assert env.get(ROWS, "other", limit=1).status_code == 403
+    swept = access.sweep_expired(env.ctx())
+    assert [r.id for r in swept] == [filed.id] and swept[0].status == "expired"
+    with pytest.raises(PortError):
+        sql(env, "other", "select count(*) from customers.customers")
+    (row,) = access.audit_events(env.store, consumer="ar-other", limit=1)
+    assert (row.action, row.allowed) == ("access_expire", True)
+    assert any(
+        n["kind"] == "access_expired" and n["key"] == f"access:{filed.id}"
+        for n in notifications(env)
+    )
+
+
+def test_deny_with_a_reason_then_no_decision_twice(env: Env) -> None:
+    filed = access.request_access(
+        env.ctx(), "customers", [], consumer="ar-other", purpose="curiosity"
+    )
+    with pytest.raises(access.AccessError, match="own request"):
+        access.deny(env.ctx(), filed.id, approver="ar-other", reason="no")
+    with pytest.raises(access.AccessError, match="the reason is empty"):
+        access.deny(env.ctx(), filed.id, approver=OWNER, reason=" ")
+    denied = access.deny(env.ctx(), filed.id, approver=OWNER, reason="use usage_metrics")
+    assert (denied.status, denied.reason, denied.decided_by) == (
+        "denied",
+        "use usage_metrics",
+        OWNER,
+    )
+    with pytest.raises(access.AccessError) as caught:
+        access.approve(env.ctx(), filed.id, approver=OWNER)
+    assert caught.value.status == 409
+    assert env.get(ROWS, "other").status_code == 403
+
+
+def test_rest_bad_bodies_and_unauthenticated(env: Env) -> None:
+    no_token = env.client.post(env.url + "/access/requests", json={"product": "customers"})
+    assert no_token.status_code == 401
+    for body in ({"product": "customers"}, {"product": "customers", "purpose": "x", "extra": 1}):
+        response = env.post("/access/requests", "newbie", body)
+        assert response.status_code == 400, response.text
+    unknown = env.post("/access/requests/ar-00000000/approve", "owner", {})
+    assert unknown.status_code == 404
+
+
+def test_cli_request_approve_and_audit(env: Env) -> None:
+    bad = env.ddp(
+        "access", "request", "customers", "--consumer", "ar-newbie", "--purpose", "x",
+        "--columns", "email",
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "classified 'restricted'" in bad.stderr and "--clearance restricted" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    made = env.ddp(
+        "access", "request", "customers", "customers", "--consumer", "ar-newbie",
+        "--purpose", "weekly report", "--until", "2099-12-31", "--json",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    rid = json.loads(made.stdout)["id"]
+    listed = env.ddp("access", "requests", "--product", "customers", "--json")
+    assert rid in {r["id"] for r in json.loads(listed.stdout)}
+    own = env.ddp("access", "approve", rid, "--as", "ar-newbie")
+    assert own.returncode == 2 and "own request" in own.stderr
+    approved = env.ddp("access", "approve", rid, "--as", OWNER, "--rows", "segment:eq:smb")
+    assert approved.returncode == 0, approved.stderr
+    rows = env.get(ROWS, "newbie", limit=1000).json()["rows"]
+    assert rows and {r["segment"] for r in rows} == {"smb"}
+    grants = json.loads(env.ddp("access", "grants", "--product", "customers", "--json").stdout)
+    assert any(g["source"] == rid and g["until"].startswith("2100-01-01") for g in grants["grants"])
+    assert any(g["source"] == "spec" for g in grants["grants"])
+    revoked = env.ddp("access", "revoke", rid, "--as", OWNER, "--reason", "report moved")
+    assert revoked.returncode == 0, revoked.stderr
+    shown = json.loads(env.ddp("audit", "customers", "--access", "--json").stdout)
+    actions = [(r["action"], r["allowed"]) for r in shown if rid in (r["reason"] or "")]
+    assert actions[:4] == [
+        ("access_revoke", True),
+        ("access_approve", True),
+        ("access_approve", False),  # the consumer's own approval, refused
+        ("access_request", True),
+    ]
+    assert all(r["action"].startswith("access_") for r in shown)
+
+
+def test_catalog_page_shows_grants_and_how_to_ask(env: Env, tmp_path: Path) -> None:
+    from ddp_assets.catalog.entries import catalog_entries
+    from ddp_assets.catalog.site import build_site
+    from ddp_assets.lineage.run import static_graph
+
+    filed = access.request_access(
+        env.ctx(), "customers", ["customers"], consumer="ar-other", purpose="catalog check"
+    )
+    access.approve(env.ctx(), filed.id, approver=OWNER, rows=["country:eq:DE"])
+    try:
+        entries = [e for e in catalog_entries(env.registry) if e["id"] == "customers"]
+        entries[0]["access_grants"] = access.catalog_grants(env.paths, "customers")
+        build_site(tmp_path, entries, static_graph(env.paths, env.registry), {})
+        page = (tmp_path / "products" / "customers.html").read_text()
+        assert "ddp access request customers customers --consumer YOU" in page
+        assert "POST /access/requests" in page
+        assert "role:crm" in page and "restricted" in page  # the spec's grants
+        assert "ar-other" in page and filed.id in page and "country eq DE" in page
+    finally:
+        access.revoke(env.ctx(), filed.id, by=OWNER, reason="catalog check done")
