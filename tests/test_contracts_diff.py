@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
-from ddp_assets.contracts.diff import diff_contracts, needs_major_bump, type_change
+from ddp_assets.contracts.diff import (
+    RULES,
+    Perspective,
+    diff_contracts,
+    needs_major_bump,
+    type_change,
+)
 from ddp_assets.spec.odcs import Contract
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,20 +73,49 @@ def _quality(d: dict[str, Any]) -> None:
     d["schema"][0]["quality"][0]["mustBeGreaterThan"] = 10
 
 
-# (case, change, expected change kinds, breaking?) — each a change a producer really makes
-CASES: list[tuple[str, Callable[[dict[str, Any]], None], set[str], bool]] = [
-    ("column removed", _drop("channel"), {"column_removed"}, True),
-    ("column renamed", _rename("channel", "sales_channel"), {"column_renamed"}, True),
+def _enum(values: list[str]) -> Callable[[dict[str, Any]], None]:
+    """The ODCS v3.2.0 way: allowed values as the property's enum (the rule stays as it is)."""
+    return lambda d: _prop(d, "status").update(enum=[{"value": v} for v in values])
+
+
+def _unlimit(d: dict[str, Any]) -> None:
+    _prop(d, "status")["quality"] = []
+
+
+def _add_required(d: dict[str, Any]) -> None:
+    _add(d)
+    d["schema"][0]["properties"][-1]["required"] = True
+
+
+def _add_object(d: dict[str, Any]) -> None:
+    d["schema"].append({"name": "refunds", "properties": [{"name": "id"}]})
+
+
+def _drop_object(d: dict[str, Any]) -> None:
+    d["schema"] = []
+
+
+ALL = ["placed", "shipped", "delivered", "cancelled", "returned"]
+
+# (case, change, expected change kinds, breaking for the producer?, for the consumer?) — each
+# a change a producer really makes; the table of docs/ports.md
+CASES: list[tuple[str, Callable[[dict[str, Any]], None], set[str], bool, bool]] = [
+    ("column removed", _drop("channel"), {"column_removed"}, True, False),
+    ("column renamed", _rename("channel", "sales_channel"), {"column_renamed"}, True, True),
+    ("column added", _add, {"column_added"}, False, False),
+    ("required column added", _add_required, {"required_column_added"}, False, True),
     (
         "type narrowed bigint→integer",
         _set("line_count", physicalType="integer"),
         {"type_narrowed"},
+        False,
         True,
     ),
     (
         "type narrowed decimal scale",
         _set("revenue", physicalType="decimal(14,0)"),
         {"type_narrowed"},
+        False,
         True,
     ),
     (
@@ -88,53 +123,115 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], set[str], bool]] = [
         _set("ordered_at", physicalType="bigint"),
         {"type_changed"},
         True,
+        True,
     ),
     (
-        "type widened integer→bigint",
+        "type widened bigint→hugeint",
         _set("item_count", physicalType="hugeint"),
         {"type_widened"},
+        True,
         False,
     ),
     (
         "type widened decimal",
         _set("revenue", physicalType="decimal(18,2)"),
         {"type_widened"},
+        True,
         False,
     ),
-    ("nullable → required", _set("country", required=True), {"made_required"}, True),
-    ("required → nullable", _set("channel", required=False), {"made_nullable"}, False),
+    ("nullable → required", _set("country", required=True), {"made_required"}, False, True),
+    ("required → nullable", _set("channel", required=False), {"made_nullable"}, True, False),
+    ("unique added", _set("customer_id", unique=True), {"unique_added"}, False, True),
+    ("unique dropped", _set("order_id", unique=False), {"unique_dropped"}, True, False),
+    (
+        "primary key changed",
+        _set("order_id", primaryKey=False),
+        {"primary_key_changed"},
+        True,
+        True,
+    ),
     (
         "valid values reduced",
         _valid(["placed", "shipped", "delivered"]),
         {"valid_values_reduced"},
+        False,
         True,
     ),
     (
         "valid values extended",
-        _valid(["placed", "shipped", "delivered", "cancelled", "returned", "lost"]),
+        _valid([*ALL, "lost"]),
         {"valid_values_extended"},
+        True,
         False,
     ),
-    ("unique dropped", _set("order_id", unique=False), {"unique_dropped"}, True),
-    ("primary key changed", _set("order_id", primaryKey=False), {"primary_key_changed"}, True),
-    ("column added", _add, {"column_added"}, False),
-    ("description changed", _describe, set(), False),
-    ("quality threshold changed", _quality, {"quality_changed"}, False),
+    ("enum (v3.2.0) narrows the rule", _enum(ALL[:3]), {"valid_values_reduced"}, False, True),
+    ("enum (v3.2.0) equal to the rule", _enum(ALL), set(), False, False),
+    (
+        "valid values introduced",
+        _set("channel", enum=[{"value": "web"}, {"value": "store"}]),
+        {"valid_values_limited"},
+        False,
+        True,
+    ),
+    ("valid values no longer limited", _unlimit, {"valid_values_unlimited"}, True, False),
+    ("column deprecated (v3.2.0)", _set("country", deprecated=True), {"deprecated"}, False, False),
+    ("schema object added", _add_object, {"object_added"}, False, True),
+    ("schema object removed", _drop_object, {"object_removed"}, True, False),
+    (
+        "contract id changed",
+        lambda d: d.update(id="urn:ddp:sales:orders:v2"),
+        {"id_changed"},
+        True,
+        True,
+    ),
+    ("description changed", _describe, set(), False, False),
+    ("quality threshold changed", _quality, {"quality_changed"}, False, False),
 ]
 
 
 @pytest.mark.parametrize(
-    ("change", "kinds", "breaking"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+    ("change", "kinds", "producer", "consumer"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
 )
 def test_breaking_change_classification(
-    change: Callable[[dict[str, Any]], None], kinds: set[str], breaking: bool
+    change: Callable[[dict[str, Any]], None], kinds: set[str], producer: bool, consumer: bool
 ) -> None:
     old = _orders()
     new = copy.deepcopy(old)
     change(new)
-    changes = diff_contracts(Contract.model_validate(old), Contract.model_validate(new))
-    assert {c.kind for c in changes} >= kinds
-    assert any(c.breaking for c in changes) == breaking, [c.format() for c in changes]
+    expected: dict[Perspective, bool] = {"producer": producer, "consumer": consumer}
+    for perspective, breaking in expected.items():
+        changes = diff_contracts(
+            Contract.model_validate(old), Contract.model_validate(new), perspective
+        )
+        assert {c.kind for c in changes} - {"quality_changed"} == kinds - {"quality_changed"}
+        assert kinds <= {c.kind for c in changes}
+        assert any(c.breaking for c in changes) == breaking, (perspective, changes)
+        assert all(c.breaking == RULES[c.kind].breaking(perspective) for c in changes)
+        assert all(c.perspective == perspective for c in changes)
+
+
+def test_every_rule_has_a_case_and_a_row_in_the_docs() -> None:
+    """docs/ports.md's table is RULES, row for row; every rule but port_removed has a case."""
+    covered = set().union(*(c[2] for c in CASES))
+    assert covered | {"port_removed"} == set(RULES)
+    section = (
+        (ROOT / "docs" / "ports.md")
+        .read_text(encoding="utf-8")
+        .split("## Breaking changes: producer and consumer perspectives", 1)[1]
+    )
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells
+    assert set(rows) == set(RULES)
+    for kind, rule in RULES.items():
+        _, change, producer, consumer, cli = rows[kind]
+        assert change == rule.change and cli == rule.datacontract_cli, kind
+        assert (producer == "**breaking**") == rule.producer, kind
+        assert (consumer == "**breaking**") == rule.consumer, kind
 
 
 def test_object_removed_is_breaking() -> None:
@@ -235,3 +332,79 @@ def test_major_bump_makes_the_breaking_change_valid(base_with_an_extra_column: P
     old_path.write_text(yaml.safe_dump(old, sort_keys=False), encoding="utf-8")
     result = _ddp("validate", "--json", env={"DDP_CONTRACT_BASE": str(base_with_an_extra_column)})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the consumer's perspective: an input port's contract -----------------------------------------
+
+RAW_SUPPLIERS = (
+    ROOT / "ddp_assets/defs/supply_chain/inventory/contracts/raw_suppliers.odcs.yaml"
+).relative_to(ROOT)
+
+
+@pytest.fixture
+def base_before_a_required_supplier_column(tmp_path: Path) -> Path:
+    """An 'older checkout' where the landing contract of inventory's file input port
+    raw_suppliers did not have lead_time_days, and inventory had one more output port: today's
+    contract requires a column the files landing so far did not need to carry."""
+    base = tmp_path / "base"
+    (base / RAW_SUPPLIERS).parent.mkdir(parents=True)
+    old = yaml.safe_load((ROOT / RAW_SUPPLIERS).read_text(encoding="utf-8"))
+    old["schema"][0]["properties"] = [
+        p for p in old["schema"][0]["properties"] if p["name"] != "lead_time_days"
+    ]
+    (base / RAW_SUPPLIERS).write_text(yaml.safe_dump(old, sort_keys=False), encoding="utf-8")
+    spec_path = RAW_SUPPLIERS.parent.parent / "defs.yaml"
+    spec = yaml.safe_load((ROOT / spec_path).read_text(encoding="utf-8"))
+    spec["attributes"]["output_ports"].append(
+        {"name": "warehouses", "type": "table", "model": "warehouses", "contract": "c.yaml"}
+    )
+    (base / spec_path).write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return base
+
+
+def test_consumer_perspective_reads_the_input_contracts(
+    base_before_a_required_supplier_column: Path,
+) -> None:
+    base = str(base_before_a_required_supplier_column)
+    result = _ddp("contract", "diff", "--perspective", "consumer", "--base", base, "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["perspective"] == "consumer"
+    (port,) = report["ports"]
+    assert (port["product"], port["port"], port["perspective"]) == (
+        "inventory",
+        "raw_suppliers",
+        "consumer",
+    )
+    assert port["contract_file"] == str(RAW_SUPPLIERS)
+    assert port["breaking"] and port["major_bump_missing"]
+    (change,) = port["changes"]
+    assert (change["kind"], change["column"], change["breaking"]) == (
+        "required_column_added",
+        "lead_time_days",
+        True,
+    )
+
+    # the producer's perspective reads the output ports: the one removed since the base breaks
+    result = _ddp("contract", "diff", "--base", base, "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["perspective"] == "producer"
+    (port,) = report["ports"]
+    assert (port["port"], port["changes"][0]["kind"], port["breaking"]) == (
+        "warehouses",
+        "port_removed",
+        True,
+    )
+
+    # validate checks both: the input contract's missing major bump is an error at its version
+    result = _ddp("validate", "--json", env={"DDP_CONTRACT_BASE": base})
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = json.loads(result.stdout)["problems"]
+    (error,) = [p for p in problems if p["severity"] == "error"]
+    assert error["file"] == str(RAW_SUPPLIERS) and error["field"] == "version"
+    assert "consumer perspective" in error["message"]
+    assert "lead_time_days" in error["message"] and "2.0.0" in error["hint"]
+    # an output port nobody reads, removed: a warning
+    assert any(
+        p["severity"] == "warning" and "'warehouses' was removed" in p["message"] for p in problems
+    )

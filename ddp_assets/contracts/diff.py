@@ -1,17 +1,25 @@
 """Change management: what changed between two versions of a contract, and does it break?
 
-:func:`diff_contracts` lists the changes between an old and a new contract and classifies each
-as breaking or not, from the consumer's side:
+A contract is read from one of two perspectives (``ddp contract diff --perspective``):
 
-- breaking: a column removed or renamed, a type narrowed (or changed to an unrelated type), a
-  column made required (nullable → required), a primary key changed, uniqueness dropped, the
-  valid values of a column reduced, a schema object or an output port removed;
-- not breaking: a column added, a type widened, a column made nullable, valid values extended,
-  descriptions and quality rules changed.
+- **producer**: the contract of an *output* port is a promise to every consumer that reads the
+  port. A change breaks when a consumer written against the old contract can fail on data valid
+  under the new one (forward compatibility): the promise may only get stronger. Removing a
+  column, widening a type, making a column nullable, dropping uniqueness or adding an allowed
+  value break; adding a column, narrowing a type, making a column required do not.
+- **consumer**: the contract of an *input* port (a landing contract) states what the consumer
+  relies on, and the data it receives is checked against it. A change breaks when data that
+  passed the old contract can fail the new one (backward compatibility): the expectation may
+  only get weaker. Adding a required column, narrowing a type, making a column required, adding
+  uniqueness or removing an allowed value break; removing a column does not.
 
+:data:`RULES` is the table of both (docs/ports.md shows it); :func:`diff_contracts` lists the
+changes and classifies each for one perspective. The allowed values of a column are its ODCS
+v3.2.0 ``enum`` and its ``invalidValues``/``validValues`` rule (both, when it has both).
 A breaking change needs a new major version of the contract (:func:`needs_major_bump`).
-:func:`project_changes` compares every output port of the project with a base: a git ref
-(``git show <ref>:<path>``) or a folder holding an older checkout.
+:func:`project_changes` compares every output port (producer) or every input contract
+(consumer) of the project with a base: a git ref (``git show <ref>:<path>``) or a folder
+holding an older checkout.
 """
 
 from __future__ import annotations
@@ -21,12 +29,12 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
-from ddp_assets.spec.model import ProductInputPort
+from ddp_assets.spec.model import FileInputPort, ProductInputPort
 from ddp_assets.spec.odcs import (
     Contract,
     ContractProperty,
@@ -56,6 +64,85 @@ _ALIASES = {
 _SIZED = re.compile(r"^(?P<base>\w+)\s*(?:\((?P<args>[\d\s,]+)\))?$")
 
 
+Perspective = Literal["producer", "consumer"]
+PERSPECTIVES: tuple[Perspective, ...] = ("producer", "consumer")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of change and whether it breaks, from each perspective."""
+
+    change: str  # what changed, as docs/ports.md shows it
+    producer: bool  # breaks the consumers of an output contract
+    consumer: bool  # breaks the supply of an input contract (data that passed may now fail)
+    datacontract_cli: str  # the rule and severity of datacontract-cli 0.10's `breaking`
+
+    def breaking(self, perspective: Perspective) -> bool:
+        return self.producer if perspective == "producer" else self.consumer
+
+
+RULES: dict[str, Rule] = {
+    "object_removed": Rule("schema object removed", True, False, "model_removed: error"),
+    "object_added": Rule("schema object added", False, True, "model_added: info"),
+    "column_removed": Rule("column removed", True, False, "field_removed: error"),
+    "column_renamed": Rule(
+        "column renamed (same type)", True, True, "field_removed + field_added: error"
+    ),
+    "column_added": Rule("optional column added", False, False, "field_added: info"),
+    "required_column_added": Rule("required column added", False, True, "field_added: info"),
+    "type_widened": Rule(
+        "type widened (e.g. integer → bigint, varchar(10) → varchar(20))",
+        True,
+        False,
+        "field_type_updated: error",
+    ),
+    "type_narrowed": Rule(
+        "type narrowed (e.g. bigint → integer, decimal(18,2) → decimal(14,0))",
+        False,
+        True,
+        "field_type_updated: error",
+    ),
+    "type_changed": Rule(
+        "type changed to an unrelated type (e.g. timestamp → bigint)",
+        True,
+        True,
+        "field_type_updated: error",
+    ),
+    "made_required": Rule(
+        "nullable → required (required or primaryKey)", False, True, "field_required_updated: error"
+    ),
+    "made_nullable": Rule("required → nullable", True, False, "field_required_updated: error"),
+    "unique_added": Rule("made unique", False, True, "field_unique_updated: error"),
+    "unique_dropped": Rule("no longer unique", True, False, "field_unique_updated: error"),
+    "primary_key_changed": Rule(
+        "primary key changed", True, True, "field_primary_key_added/removed: warning"
+    ),
+    "valid_values_extended": Rule(
+        "allowed values (enum, validValues) extended", True, False, "field_enum_members_added: info"
+    ),
+    "valid_values_reduced": Rule(
+        "allowed values (enum, validValues) reduced", False, True, "field_enum_updated: error"
+    ),
+    "valid_values_limited": Rule(
+        "allowed values introduced on a column that had none",
+        False,
+        True,
+        "field_enum_added: warning",
+    ),
+    "valid_values_unlimited": Rule(
+        "allowed values no longer limited", True, False, "field_enum_removed: info"
+    ),
+    "deprecated": Rule(
+        "column or schema object marked deprecated (ODCS v3.2.0)", False, False, "(no rule)"
+    ),
+    "quality_changed": Rule(
+        "quality rules changed (listed for review)", False, False, "quality_*: info/warning"
+    ),
+    "id_changed": Rule("contract id changed", True, True, "(id not compared)"),
+    "port_removed": Rule("output port removed", True, False, "(no ports)"),
+}
+
+
 @dataclass(frozen=True)
 class Change:
     """One difference between two versions of a contract."""
@@ -63,9 +150,10 @@ class Change:
     contract: str  # contract id
     object: str  # schema object (table) name
     column: str | None
-    kind: str  # e.g. column_removed, type_narrowed
+    kind: str  # a key of RULES, e.g. column_removed, type_narrowed
     detail: str
     breaking: bool
+    perspective: Perspective = "producer"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +162,20 @@ class Change:
         where = f"{self.object}.{self.column}" if self.column else self.object
         label = "BREAKING" if self.breaking else "compatible"
         return f"{label}: {where}: {self.detail}"
+
+
+def change(
+    contract: str,
+    obj: str,
+    column: str | None,
+    kind: str,
+    detail: str,
+    perspective: Perspective = "producer",
+) -> Change:
+    """A :class:`Change` classified by :data:`RULES` for ``perspective``."""
+    return Change(
+        contract, obj, column, kind, detail, RULES[kind].breaking(perspective), perspective
+    )
 
 
 def _type(text: str) -> tuple[str, list[int]]:
@@ -124,21 +226,34 @@ def _decimal_from_int(integer: str, args: list[int]) -> str:
 
 
 def _valid_values(prop: ContractProperty) -> set[Any] | None:
+    """The values a column may hold: its v3.2.0 ``enum`` and its ``validValues`` rule (the
+    values both allow, when it has both), or None when neither limits it."""
+    allowed: set[Any] | None = None
+    if prop.enum_values is not None:
+        allowed = set(prop.enum_values)
     for rule in prop.quality:
         if (rule.get("metric") or rule.get("rule")) == "invalidValues":
             values = (rule.get("arguments") or {}).get("validValues")
             if values is not None:
-                return {v for v in values if v is not None}
-    return None
+                listed = {v for v in values if v is not None}
+                allowed = listed if allowed is None else allowed & listed
+    return allowed
 
 
-def diff_objects(contract_id: str, old: SchemaObject, new: SchemaObject) -> list[Change]:
+def diff_objects(
+    contract_id: str,
+    old: SchemaObject,
+    new: SchemaObject,
+    perspective: Perspective = "producer",
+) -> list[Change]:
     changes: list[Change] = []
     name = new.name
 
-    def add(column: str | None, kind: str, detail: str, breaking: bool) -> None:
-        changes.append(Change(contract_id, name, column, kind, detail, breaking))
+    def add(column: str | None, kind: str, detail: str) -> None:
+        changes.append(change(contract_id, name, column, kind, detail, perspective))
 
+    if new.deprecated and not old.deprecated:
+        add(None, "deprecated", "schema object marked deprecated")
     before = {p.column: p for p in old.properties}
     after = {p.column: p for p in new.properties}
     removed = [c for c in before if c not in after]
@@ -149,76 +264,86 @@ def diff_objects(contract_id: str, old: SchemaObject, new: SchemaObject) -> list
         if all(before[r].data_type == after[a].data_type for r, a in pairs):
             renamed = dict(pairs)
     for column in removed:
+        was = " (it was deprecated)" if before[column].deprecated else ""
         if column in renamed:
-            add(column, "column_renamed", f"column renamed to '{renamed[column]}'", True)
+            add(column, "column_renamed", f"column renamed to '{renamed[column]}'{was}")
         else:
-            add(column, "column_removed", "column removed", True)
+            add(column, "column_removed", f"column removed{was}")
     for column in added:
         if column not in renamed.values():
-            required = " (required)" if after[column].required else ""
-            add(column, "column_added", f"column added{required}", False)
-    for column in before.keys() & after.keys():
+            if after[column].required or after[column].primary_key:
+                add(column, "required_column_added", "column added (required)")
+            else:
+                add(column, "column_added", "column added")
+    for column in [c for c in before if c in after]:
         was, now = before[column], after[column]
-        change = type_change(was.data_type, now.data_type)
-        if change:
-            add(
-                column,
-                f"type_{change}",
-                f"type {change}: {was.data_type} → {now.data_type}",
-                change != "widened",
-            )
+        if now.deprecated and not was.deprecated:
+            add(column, "deprecated", "column marked deprecated")
+        kind = type_change(was.data_type, now.data_type)
+        if kind:
+            add(column, f"type_{kind}", f"type {kind}: {was.data_type} → {now.data_type}")
         if (now.required or now.primary_key) and not (was.required or was.primary_key):
-            add(column, "made_required", "nullable → required", True)
+            add(column, "made_required", "nullable → required")
         elif (was.required or was.primary_key) and not (now.required or now.primary_key):
-            add(column, "made_nullable", "required → nullable", False)
+            add(column, "made_nullable", "required → nullable")
         if was.unique and not now.unique:
-            add(column, "unique_dropped", "no longer unique", True)
+            add(column, "unique_dropped", "no longer unique")
         elif now.unique and not was.unique:
-            add(column, "unique_added", "now unique", False)
+            add(column, "unique_added", "now unique")
         old_values, new_values = _valid_values(was), _valid_values(now)
         if old_values is not None and new_values is not None and old_values != new_values:
             dropped = sorted(map(str, old_values - new_values))
             extra = sorted(map(str, new_values - old_values))
             if dropped:
-                add(column, "valid_values_reduced", f"valid values removed: {dropped}", True)
+                add(column, "valid_values_reduced", f"allowed values removed: {dropped}")
             if extra:
-                add(column, "valid_values_extended", f"valid values added: {extra}", False)
+                add(column, "valid_values_extended", f"allowed values added: {extra}")
         elif old_values is None and new_values is not None:
             add(
                 column,
-                "valid_values_reduced",
-                f"valid values now limited to {sorted(map(str, new_values))}",
-                True,
+                "valid_values_limited",
+                f"values now limited to {sorted(map(str, new_values))}",
             )
+        elif old_values is not None and new_values is None:
+            add(column, "valid_values_unlimited", "values no longer limited")
     old_key = [p.column for p in old.properties if p.primary_key]
     new_key = [p.column for p in new.properties if p.primary_key]
     if old_key != new_key:
-        add(None, "primary_key_changed", f"primary key {old_key} → {new_key}", True)
+        add(None, "primary_key_changed", f"primary key {old_key} → {new_key}")
     if old.quality != new.quality or any(
         before[c].quality != after[c].quality for c in before.keys() & after.keys()
     ):
-        add(None, "quality_changed", "quality rules changed", False)
+        add(None, "quality_changed", "quality rules changed")
     return changes
 
 
-def diff_contracts(old: Contract, new: Contract) -> list[Change]:
-    """Every change from ``old`` to ``new``, breaking or not."""
+def diff_contracts(
+    old: Contract, new: Contract, perspective: Perspective = "producer"
+) -> list[Change]:
+    """Every change from ``old`` to ``new``, each breaking or not from ``perspective``."""
     changes: list[Change] = []
     old_objects = {o.physical_name or o.name: o for o in old.schema_}
     new_objects = {o.physical_name or o.name: o for o in new.schema_}
     for name, obj in old_objects.items():
         if name not in new_objects:
             changes.append(
-                Change(new.id, name, None, "object_removed", "schema object removed", True)
+                change(new.id, name, None, "object_removed", "schema object removed", perspective)
             )
             continue
-        changes.extend(diff_objects(new.id, obj, new_objects[name]))
-    for name in new_objects.keys() - old_objects.keys():
-        changes.append(Change(new.id, name, None, "object_added", "schema object added", False))
+        changes.extend(diff_objects(new.id, obj, new_objects[name], perspective))
+    for name in [n for n in new_objects if n not in old_objects]:
+        changes.append(
+            change(new.id, name, None, "object_added", "schema object added", perspective)
+        )
     if old.id != new.id:
         changes.append(
-            Change(
-                new.id, "(contract)", None, "id_changed", f"contract id {old.id} → {new.id}", True
+            change(
+                new.id,
+                "(contract)",
+                None,
+                "id_changed",
+                f"contract id {old.id} → {new.id}",
+                perspective,
             )
         )
     return changes
@@ -244,6 +369,7 @@ class PortDiff:
     new_version: str | None
     changes: list[Change]
     downstream: list[str]  # "product.input_port" of every reader of this port
+    perspective: Perspective = "producer"  # producer: an output port; consumer: an input port
 
     @property
     def breaking(self) -> bool:
@@ -263,6 +389,7 @@ class PortDiff:
             "product": self.product,
             "port": self.port,
             "contract_file": self.contract_file,
+            "perspective": self.perspective,
             "old_version": self.old_version,
             "new_version": self.new_version,
             "breaking": self.breaking,
@@ -329,30 +456,71 @@ def _old_ports(root: Path, base: str, product: Product) -> dict[str, str] | None
         return None
 
 
-def project_changes(registry: Registry, base: str) -> list[PortDiff]:
-    """The contract changes of every output port since ``base`` (removed ports included)."""
+def _contract_diff(
+    root: Path, base: str, path: Path, perspective: Perspective
+) -> tuple[Contract, Contract, list[Change]] | None:
+    """The old and new contract at ``path`` and their changes; None when either cannot be read
+    (a new contract, or one ``ddp validate`` reports)."""
+    try:
+        new = load_contract(path, root)
+    except SpecErrors:
+        return None  # reported by validate
+    old_text = _base_text(root, base, path)
+    if old_text is None:
+        return None  # a new contract: nothing to compare
+    with tempfile.TemporaryDirectory() as folder:
+        old_path = Path(folder) / path.name
+        old_path.write_text(old_text, encoding="utf-8")
+        try:
+            old = load_contract(old_path)
+        except SpecErrors:
+            return None
+    return old, new, diff_contracts(old, new, perspective)
+
+
+def input_contracts(product: Product) -> list[tuple[str, Path]]:
+    """(input port, contract file) of every input port of ``product`` with a contract of its
+    own: the landing contract ``contracts/<port>.odcs.yaml`` of a file input port."""
+    return [
+        (port.name, path)
+        for port in product.spec.input_ports
+        if isinstance(port, FileInputPort)
+        and (path := product.folder / "contracts" / f"{port.name}.odcs.yaml").is_file()
+    ]
+
+
+def project_changes(
+    registry: Registry, base: str, perspective: Perspective = "producer"
+) -> list[PortDiff]:
+    """The contract changes since ``base``: of every output port (removed ports included) from
+    the producer's perspective, or of every input contract from the consumer's."""
     root = registry.root
     diffs: list[PortDiff] = []
     for product in registry.products.values():
+        if perspective == "consumer":
+            for name, path in input_contracts(product):
+                found = _contract_diff(root, base, path, perspective)
+                if found and (found[2] or found[0].version != found[1].version):
+                    old, new, changes = found
+                    diffs.append(
+                        PortDiff(
+                            product.id,
+                            name,
+                            relative(path, root),
+                            old.version,
+                            new.version,
+                            changes,
+                            [],
+                            perspective,
+                        )
+                    )
+            continue
         old_ports = _old_ports(root, base, product)
         for port in product.spec.output_ports:
             path = product.folder / port.contract
-            try:
-                new = load_contract(path, root)
-            except SpecErrors:
-                continue  # reported by validate
-            old_text = _base_text(root, base, path)
-            if old_text is None:
-                continue  # a new contract: nothing to compare
-            with tempfile.TemporaryDirectory() as folder:
-                old_path = Path(folder) / path.name
-                old_path.write_text(old_text, encoding="utf-8")
-                try:
-                    old = load_contract(old_path)
-                except SpecErrors:
-                    continue
-            changes = diff_contracts(old, new)
-            if changes or old.version != new.version:
+            found = _contract_diff(root, base, path, perspective)
+            if found and (found[2] or found[0].version != found[1].version):
+                old, new, changes = found
                 diffs.append(
                     PortDiff(
                         product.id,
@@ -372,7 +540,7 @@ def project_changes(registry: Registry, base: str) -> list[PortDiff]:
                     (old_ports or {})[name],
                     None,
                     None,
-                    [Change("", name, None, "port_removed", "output port removed", True)],
+                    [change("", name, None, "port_removed", "output port removed")],
                     _readers(registry, product.id, name),
                 )
             )
@@ -384,7 +552,8 @@ def breaking_change_problems(registry: Registry, base: str) -> list[SpecProblem]
     if not base_available(registry.root, base):
         return []
     problems = []
-    for diff in project_changes(registry, base):
+    diffs = project_changes(registry, base) + project_changes(registry, base, "consumer")
+    for diff in diffs:
         removed_port = any(c.kind == "port_removed" for c in diff.changes)
         if not (diff.unbumped or removed_port):
             continue
@@ -410,16 +579,24 @@ def breaking_change_problems(registry: Registry, base: str) -> list[SpecProblem]
             )
         except SpecErrors:
             line = None
+        if diff.perspective == "consumer":
+            who = (
+                f"Data that passed the old contract of input port '{diff.product}.{diff.port}' "
+                "may now be rejected"
+            )
+            tell = "the suppliers of its data"
+        else:
+            who = f"Affected downstream (product.input_port): {affected}"
+            tell = "the owners of the affected products"
         problems.append(
             SpecProblem(
                 diff.contract_file,
                 line,
                 "version",
-                f"breaking change since {base} without a major version bump "
-                f"({diff.old_version} → {diff.new_version}): {breaking}. Affected downstream "
-                f"(product.input_port): {affected}",
-                f"bump the contract to {_next_major(diff.old_version)} and tell the owners of "
-                "the affected products, or make the change compatible",
+                f"breaking change ({diff.perspective} perspective) since {base} without a major "
+                f"version bump ({diff.old_version} → {diff.new_version}): {breaking}. {who}",
+                f"bump the contract to {_next_major(diff.old_version)} and tell {tell}, or "
+                "make the change compatible",
             )
         )
     return problems
