@@ -175,6 +175,14 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], set[str], bool, bool]] 
     ),
     ("valid values no longer limited", _unlimit, {"valid_values_unlimited"}, True, False),
     ("column deprecated (v3.2.0)", _set("country", deprecated=True), {"deprecated"}, False, False),
+    (
+        "schema object deprecated (v3.2.0)",
+        lambda d: d["schema"][0].update(deprecated=True),
+        {"deprecated"},
+        False,
+        False,
+    ),
+    ("contract deprecated", lambda d: d.update(status="deprecated"), {"deprecated"}, False, False),
     ("schema object added", _add_object, {"object_added"}, False, True),
     ("schema object removed", _drop_object, {"object_removed"}, True, False),
     (

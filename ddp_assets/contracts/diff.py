@@ -133,7 +133,10 @@ RULES: dict[str, Rule] = {
         "allowed values no longer limited", True, False, "field_enum_removed: info"
     ),
     "deprecated": Rule(
-        "column or schema object marked deprecated (ODCS v3.2.0)", False, False, "(no rule)"
+        "contract (status), schema object or column (ODCS v3.2.0) marked deprecated",
+        False,
+        False,
+        "(no rule)",
     ),
     "quality_changed": Rule(
         "quality rules changed (listed for review)", False, False, "quality_*: info/warning"
@@ -334,6 +337,10 @@ def diff_contracts(
     for name in [n for n in new_objects if n not in old_objects]:
         changes.append(
             change(new.id, name, None, "object_added", "schema object added", perspective)
+        )
+    if new.status == "deprecated" and old.status != "deprecated":
+        changes.append(
+            change(new.id, "(contract)", None, "deprecated", "contract deprecated", perspective)
         )
     if old.id != new.id:
         changes.append(
