@@ -93,3 +93,26 @@ def landing_sensor_name(product: str) -> str:
 def tag(name: str) -> str:
     """A ddp tag key (``ddp/<name>``)."""
     return f"{TAG_PREFIX}{name}"
+
+
+# --- versioned publish (contracts/wap.py) ---------------------------------------------------
+
+VERSION_MARK = "__v"
+
+
+def version_schema(product: str) -> str:
+    """The schema holding a product's retained port versions: its staging schema.
+
+    A publish renames the audited build into a version, and DuckDB renames a table only within
+    its schema (it has no ``ALTER TABLE ... SET SCHEMA``); PostgreSQL keeps the same layout."""
+    return staging_schema(product)
+
+
+def version_table(port: str, version: int) -> str:
+    """The immutable table of an output port's version ``version`` (``<port>__v<N>``)."""
+    return f"{port}{VERSION_MARK}{version}"
+
+
+def published_relation(product: str, model: str) -> tuple[str, str]:
+    """(schema, name) of the relation consumers read: a view over the published version."""
+    return product_schema(product), model

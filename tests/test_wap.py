@@ -250,6 +250,8 @@ def test_killed_publish_transaction_rolls_back(tmp_path: Path) -> None:
             run_id="run-1",
         )
         before = checksum(connection, "p", "m")
+        # a new build replaces the view of the published version that staging kept (as dbt does)
+        connection.execute(f"drop view {staging_schema('p')}.m")
         connection.execute(
             f"create or replace table {staging_schema('p')}.m "
             "as select range * 2 as x from range(5)"
@@ -258,7 +260,8 @@ def test_killed_publish_transaction_rolls_back(tmp_path: Path) -> None:
         "import os, signal, duckdb\n"
         f"c = duckdb.connect({str(path)!r})\n"
         "c.execute('begin transaction')\n"
-        "c.execute('create or replace table p.m as select * from p__staging.m')\n"
+        "c.execute('alter table p__staging.m rename to m__v2')\n"
+        "c.execute('create or replace view p.m as select * from p__staging.m__v2')\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     killed = subprocess.run([sys.executable, "-c", script], check=False)

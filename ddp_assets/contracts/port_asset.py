@@ -320,6 +320,8 @@ def _finish(
                 "ddp/published_run_id": version.run_id,
                 "ddp/contract_version": version.contract_version,
                 "ddp/published_at": version.published_at,
+                "ddp/version": version.version,
+                "ddp/product_version": version.product_version,
                 # the ports of one dbt round are audited together: this is the round's time
                 "ddp/audit_seconds": round(audit_seconds, 3),
                 "ddp/publish_seconds": round(publish_seconds, 3),

@@ -1,31 +1,46 @@
-"""Write-audit-publish: output ports are built in staging, audited, then published atomically.
+"""Write-audit-publish with versions: output ports are built in staging, audited, then
+published as an immutable version by a pointer move.
 
 - **write**: dbt (or a Python model) builds an output port's model into the staging schema
   ``<product>__staging`` (:func:`staging_schema`);
 - **audit**: the contract's checks run against the staging relation;
-- **publish**: :func:`publish` copies staging to ``<product>.<model>`` inside one database
-  transaction (DuckDB or PostgreSQL, through :mod:`ddp_assets.warehouse`), with a record of
-  the published version (rows, content checksum, contract version, run id) in
-  ``_ddp.published_versions``. Every audit is recorded in ``_ddp.audits``,
-  so an input port can check its upstream's latest audit before its product runs.
+- **publish**: :func:`publish` renames the audited table into the port's next version,
+  ``<product>__staging.<port>__v<N>`` (:func:`~ddp_assets.naming.version_table`; no row is
+  copied), and points the published view ``<product>.<model>`` at it, in one database
+  transaction (DuckDB or PostgreSQL, through :mod:`ddp_assets.warehouse`), with a record of the
+  version (number, product version, rows, content checksum, contract version, run id) in
+  ``_ddp.published_versions`` and of the pointer move in ``_ddp.version_moves``. Every audit
+  is recorded in ``_ddp.audits``, so an input port can check its upstream's latest audit
+  before its product runs.
+- **rollback**: :func:`move_pointers` points the published views of some ports at other
+  retained versions, in one transaction (``ddp rollback``, :mod:`ddp_assets.contracts.rollback`).
+- **retention**: after a publish, versions beyond the newest ``retain`` are dropped
+  (:func:`apply_retention`), never the published one.
 
-A failed audit, a failed build or a killed process never reaches the published relation: it
-is only ever replaced by a committed transaction, and the database rolls back an uncommitted
-one.
+The ports a run publishes form one *product version* (numbered per product). A failed audit, a
+failed build or a killed process never reaches the published relation: it is only ever
+replaced by a committed transaction, and the database rolls back an uncommitted one.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ddp_assets.naming import META_SCHEMA as META_SCHEMA
 from ddp_assets.naming import STAGING_SUFFIX as STAGING_SUFFIX
+from ddp_assets.naming import published_relation, version_schema, version_table
 from ddp_assets.naming import staging_schema as staging_schema
-from ddp_assets.warehouse import Connection, quote, relation, warehouse_of
+from ddp_assets.warehouse import Connection, quote, relation, table_columns, warehouse_of
 from ddp_assets.warehouse import relation_exists as relation_exists
+from ddp_assets.warehouse.base import relation_kind
+
+RETAINED_VERSIONS = 3
+"""The platform default: how many versions of a port are kept (the spec's ``retain``)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,10 @@ class PublishedVersion:
     contract_version: str
     run_id: str
     published_at: str
+    version: int | None = None  # None: published by a copy, before versioning
+    product_version: int | None = None
+    stored_as: str | None = None  # the version's table, schema.table
+    dropped_at: str | None = None  # set when retention dropped the version's table
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,9 +79,15 @@ class Audit:
     audited_at: str
 
 
-_PUBLISHED_COLUMNS = (
+_LEGACY_PUBLISHED_COLUMNS = (
     "product varchar, port varchar, relation varchar, rows bigint, checksum varchar, "
     "contract_id varchar, contract_version varchar, run_id varchar, published_at varchar"
+)
+_VERSION_COLUMNS = "version bigint, product_version bigint, stored_as varchar, dropped_at varchar"
+_PUBLISHED_COLUMNS = f"{_LEGACY_PUBLISHED_COLUMNS}, {_VERSION_COLUMNS}"
+_MOVE_COLUMNS = (
+    "move bigint, product varchar, port varchar, version bigint, previous_version bigint, "
+    "action varchar, actor varchar, reason varchar, run_id varchar, moved_at varchar"
 )
 _AUDIT_COLUMNS = (
     "product varchar, port varchar, contract_id varchar, contract_version varchar, "
@@ -75,12 +100,19 @@ def _names(columns: str) -> str:
 
 
 def ensure_meta(connection: Connection) -> None:
+    """ddp's metadata tables; a ledger from before versioning gets the version columns."""
     warehouse = warehouse_of(connection)
     connection.execute(f"create schema if not exists {quote(META_SCHEMA)}")
-    connection.execute(
-        warehouse.meta_table_ddl(relation(META_SCHEMA, "published_versions"), _PUBLISHED_COLUMNS)
-    )
+    ledger = relation(META_SCHEMA, "published_versions")
+    connection.execute(warehouse.meta_table_ddl(ledger, _PUBLISHED_COLUMNS))
+    present = {name for name, _ in table_columns(connection, META_SCHEMA, "published_versions")}
+    for column in _VERSION_COLUMNS.split(", "):
+        if column.split()[0] not in present:
+            connection.execute(f"alter table {ledger} add column {column}")
     connection.execute(warehouse.meta_table_ddl(relation(META_SCHEMA, "audits"), _AUDIT_COLUMNS))
+    connection.execute(
+        warehouse.meta_table_ddl(relation(META_SCHEMA, "version_moves"), _MOVE_COLUMNS)
+    )
 
 
 def _meta_exists(connection: Connection, table: str) -> bool:
@@ -134,6 +166,38 @@ def record_audit(
     return audit
 
 
+def _scalar(connection: Connection, query: str, parameters: Sequence[Any]) -> Any:
+    row = connection.execute(query, parameters).fetchone()
+    return row[0] if row else None
+
+
+def _ledger() -> str:
+    return relation(META_SCHEMA, "published_versions")
+
+
+def _moves() -> str:
+    return relation(META_SCHEMA, "version_moves")
+
+
+def _record_move(
+    connection: Connection,
+    *,
+    product: str,
+    port: str,
+    version: int,
+    previous: int | None,
+    action: str,
+    actor: str,
+    reason: str,
+    run_id: str,
+) -> None:
+    number = _scalar(connection, f"select coalesce(max(move), 0) + 1 from {_moves()}", [])
+    connection.execute(
+        f"insert into {_moves()} ({_names(_MOVE_COLUMNS)}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [int(number), product, port, version, previous, action, actor, reason, run_id, _now()],
+    )
+
+
 def publish(
     connection: Connection,
     *,
@@ -143,51 +207,284 @@ def publish(
     contract_id: str,
     contract_version: str,
     run_id: str,
+    retain: int | None = None,
+    actor: str = "ddp",
 ) -> PublishedVersion:
-    """Replace ``<product>.<model>`` with the audited staging relation, in one transaction."""
+    """Publish the audited ``<product>__staging.<model>`` as the port's next version.
+
+    In one transaction: the staging table is renamed to the version's table (a staging view is
+    materialized into it instead, so a version never changes), and ``<product>.<model>``
+    becomes a view of it. Then versions beyond the newest ``retain`` are dropped.
+    """
     ensure_meta(connection)
     warehouse = warehouse_of(connection)
     staging = staging_schema(product)
+    kind = relation_kind(connection, staging, model)
+    if kind is None:
+        raise LookupError(f"{staging}.{model} does not exist: nothing to publish")
+    schema, name = published_relation(product, model)
+    store = version_schema(product)
+    staged = _staged_version(connection, product, port, model) if kind == "view" else None
+    if staged is not None and (staged.contract_id, staged.contract_version) == (
+        contract_id,
+        contract_version,
+    ):  # staging is what a publish left, under the same contract: nothing new to version
+        move_pointers(
+            connection,
+            product,
+            [(port, model, int(staged.version or 0))],
+            action="publish",
+            actor=actor,
+            reason="published again from staging",
+            run_id=run_id,
+        )
+        return staged
     with warehouse.transaction(connection):
-        connection.execute(f"create schema if not exists {quote(product)}")
-        warehouse.copy_table(connection, staging, model, product, model)
-        rows, digest = checksum(connection, product, model)
+        previous = published_version(connection, product, port)
+        number = int(
+            _scalar(
+                connection,
+                f"select coalesce(max(version), 0) + 1 from {_ledger()} "
+                "where product = ? and port = ?",
+                [product, port],
+            )
+        )
+        run_version = _scalar(
+            connection,
+            f"select max(product_version) from {_ledger()} where product = ? and run_id = ?",
+            [product, run_id],
+        )
+        product_version = int(
+            run_version
+            if run_version is not None
+            else _scalar(
+                connection,
+                f"select coalesce(max(product_version), 0) + 1 from {_ledger()} where product = ?",
+                [product],
+            )
+        )
+        table = version_table(port, number)
+        # a table of that name not in the ledger is an orphan (never committed as a version)
+        warehouse.drop_table(connection, store, table)
+        if kind == "table":
+            warehouse.rename_table(connection, staging, model, table)
+        else:
+            connection.execute(
+                f"create table {relation(store, table)} as select * from {relation(staging, model)}"
+            )
+        rows, digest = checksum(connection, store, table)
+        connection.execute(f"create schema if not exists {quote(schema)}")
+        warehouse.point_view(connection, schema, name, store, table)
+        # the product's own models and tests read its ports in staging: staging keeps the
+        # version under the model's name until the next build replaces it
+        warehouse.point_view(connection, staging, model, store, table)
         version = PublishedVersion(
             product,
             port,
-            f"{product}.{model}",
+            f"{schema}.{name}",
             rows,
             digest,
             contract_id,
             contract_version,
             run_id,
             _now(),
+            number,
+            product_version,
+            f"{store}.{table}",
+            None,
         )
         connection.execute(
-            f"insert into {relation(META_SCHEMA, 'published_versions')} "
-            f"({_names(_PUBLISHED_COLUMNS)}) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                version.product,
-                version.port,
-                version.relation,
-                version.rows,
-                version.checksum,
-                version.contract_id,
-                version.contract_version,
-                version.run_id,
-                version.published_at,
-            ],
+            f"insert into {_ledger()} ({_names(_PUBLISHED_COLUMNS)}) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            list(version.to_dict().values()),
         )
+        _record_move(
+            connection,
+            product=product,
+            port=port,
+            version=number,
+            previous=previous.version if previous else None,
+            action="publish",
+            actor=actor,
+            reason="",
+            run_id=run_id,
+        )
+    apply_retention(connection, product, port, RETAINED_VERSIONS if retain is None else retain)
     return version
+
+
+def _staged_version(
+    connection: Connection, product: str, port: str, model: str
+) -> PublishedVersion | None:
+    """The version a staging view left by :func:`publish` shows, or None (a new build)."""
+    history = versions(connection, product, port)
+    if not history or history[-1].dropped_at or history[-1].version is None:
+        return None
+    newest = max(history, key=lambda v: v.version or 0)
+    row = connection.execute(
+        "select view_definition from information_schema.views "
+        "where table_schema = ? and table_name = ?",
+        [staging_schema(product), model],
+    ).fetchone()
+    definition = str(row[0]) if row and row[0] else ""
+    table = version_table(port, newest.version or 0)
+    return newest if re.search(rf"\b{re.escape(table)}\b", definition) else None
+
+
+def versions(
+    connection: Connection, product: str, port: str | None = None
+) -> list[PublishedVersion]:
+    """Every version of a product's ports (or of one port) in the ledger, oldest first, dropped
+    ones included (``dropped_at`` says when)."""
+    if not _meta_exists(connection, "version_moves"):
+        return []
+    where, parameters = "product = ? and version is not null", [product]
+    if port is not None:
+        where, parameters = where + " and port = ?", [product, port]
+    rows = connection.execute(
+        f"select {_names(_PUBLISHED_COLUMNS)} from {_ledger()} where {where} "
+        "order by product_version, port, version",
+        parameters,
+    ).fetchall()
+    return [PublishedVersion(*row) for row in rows]
+
+
+def version_of(
+    connection: Connection, product: str, port: str, number: int
+) -> PublishedVersion | None:
+    found = [v for v in versions(connection, product, port) if v.version == number]
+    return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A pointer move of a port: a publish or a rollback (who, when, why)."""
+
+    move: int
+    product: str
+    port: str
+    version: int
+    previous_version: int | None
+    action: str
+    actor: str
+    reason: str
+    run_id: str
+    moved_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def moves(connection: Connection, product: str, port: str | None = None) -> list[Move]:
+    """The pointer moves of a product's ports (or of one), oldest first."""
+    if not _meta_exists(connection, "version_moves"):
+        return []
+    where, parameters = "product = ?", [product]
+    if port is not None:
+        where, parameters = where + " and port = ?", [product, port]
+    rows = connection.execute(
+        f"select {_names(_MOVE_COLUMNS)} from {_moves()} where {where} order by move",
+        parameters,
+    ).fetchall()
+    return [Move(*row) for row in rows]
+
+
+def move_pointers(
+    connection: Connection,
+    product: str,
+    targets: Sequence[tuple[str, str, int]],
+    *,
+    action: str,
+    actor: str,
+    reason: str,
+    run_id: str = "",
+) -> list[tuple[PublishedVersion | None, PublishedVersion]]:
+    """Point the published views of ``targets`` ((port, model, version)) at those retained
+    versions, all in one transaction; returns (previous, new) per port."""
+    ensure_meta(connection)
+    warehouse = warehouse_of(connection)
+    moved: list[tuple[PublishedVersion | None, PublishedVersion]] = []
+    with warehouse.transaction(connection):
+        for port, model, number in targets:
+            target = version_of(connection, product, port, number)
+            if target is None or target.dropped_at or target.stored_as is None:
+                raise LookupError(
+                    f"{product}.{port} has no retained version {number}: see 'ddp versions "
+                    f"{product} {port}'"
+                )
+            store, table = target.stored_as.split(".", 1)
+            if relation_kind(connection, store, table) != "table":
+                raise LookupError(
+                    f"{target.stored_as}, version {number} of {product}.{port}, is gone"
+                )
+            previous = published_version(connection, product, port)
+            schema, name = published_relation(product, model)
+            warehouse.point_view(connection, schema, name, store, table)
+            _record_move(
+                connection,
+                product=product,
+                port=port,
+                version=number,
+                previous=previous.version if previous else None,
+                action=action,
+                actor=actor,
+                reason=reason,
+                run_id=run_id,
+            )
+            moved.append((previous, target))
+    return moved
+
+
+def apply_retention(connection: Connection, product: str, port: str, retain: int) -> list[int]:
+    """Drop the versions of a port beyond its newest ``retain``, never the published one.
+
+    Each drop commits on its own after the publish: a failure here leaves a version too many,
+    never a published relation without its table."""
+    current = published_version(connection, product, port)
+    kept = {v.version for v in versions(connection, product, port)[-max(retain, 1) :]}
+    if current is not None:
+        kept.add(current.version)
+    warehouse = warehouse_of(connection)
+    dropped = []
+    for old in versions(connection, product, port):
+        if old.version in kept or old.dropped_at or old.stored_as is None:
+            continue
+        store, table = old.stored_as.split(".", 1)
+        with warehouse.transaction(connection):
+            warehouse.drop_table(connection, store, table)
+            connection.execute(
+                f"update {_ledger()} set dropped_at = ? where product = ? and port = ? "
+                "and version = ?",
+                [_now(), product, port, old.version],
+            )
+        dropped.append(int(old.version or 0))
+    return dropped
 
 
 def published_version(connection: Connection, product: str, port: str) -> PublishedVersion | None:
     """The version consumers read now, or None if the port was never published."""
     if not _meta_exists(connection, "published_versions"):
         return None
+    if not _meta_exists(connection, "version_moves"):  # a ledger from before versioning
+        row = connection.execute(
+            f"select {_names(_LEGACY_PUBLISHED_COLUMNS)} from {_ledger()} "
+            "where product = ? and port = ? "
+            f"order by published_at desc, {warehouse_of(connection).insertion_order} desc limit 1",
+            [product, port],
+        ).fetchone()
+        return PublishedVersion(*row) if row else None
+    columns = ", ".join(f"v.{name}" for name in _names(_PUBLISHED_COLUMNS).split(", "))
     row = connection.execute(
-        f"select {_names(_PUBLISHED_COLUMNS)} from {relation(META_SCHEMA, 'published_versions')} "
-        "where product = ? and port = ? "
+        f"select {columns} from {_moves()} as m join {_ledger()} as v "
+        "on v.product = m.product and v.port = m.port and v.version = m.version "
+        "where m.product = ? and m.port = ? order by m.move desc limit 1",
+        [product, port],
+    ).fetchone()
+    if row is not None:
+        return PublishedVersion(*row)
+    row = connection.execute(  # published by a copy before versioning, not since
+        f"select {_names(_LEGACY_PUBLISHED_COLUMNS)} from {_ledger()} "
+        "where product = ? and port = ? and version is null "
         f"order by published_at desc, {warehouse_of(connection).insertion_order} desc limit 1",
         [product, port],
     ).fetchone()

@@ -85,6 +85,18 @@ def relation_exists(connection: Connection, schema: str, table: str) -> bool:
     return bool(row and row[0])
 
 
+def relation_kind(connection: Connection, schema: str, table: str) -> str | None:
+    """``table``, ``view`` or None (no such relation), from the catalog."""
+    row = connection.execute(
+        "select table_type from information_schema.tables where table_schema = ? "
+        "and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    if row is None:
+        return None
+    return "view" if "VIEW" in str(row[0]).upper() else "table"
+
+
 def row_count(connection: Connection, schema: str, table: str) -> int:
     row = connection.execute(f"select count(*) from {relation(schema, table)}").fetchone()
     return int(row[0]) if row else 0
@@ -157,6 +169,25 @@ class Warehouse(ABC):
         """Make ``schema.table`` a table with the rows of ``source_schema.source_table``.
 
         Runs inside the caller's transaction, so readers see the old rows or the new ones.
+        """
+
+    # --- versioned publish (contracts/wap.py) -----------------------------------------------
+
+    def rename_table(self, connection: Any, schema: str, table: str, new_name: str) -> None:
+        """Rename ``schema.table`` to ``schema.new_name``: no row is copied."""
+        connection.execute(f"alter table {relation(schema, table)} rename to {quote(new_name)}")
+
+    def drop_table(self, connection: Any, schema: str, table: str) -> None:
+        connection.execute(f"drop table if exists {relation(schema, table)}")
+
+    @abstractmethod
+    def point_view(
+        self, connection: Any, schema: str, name: str, target_schema: str, target_table: str
+    ) -> None:
+        """Make ``schema.name`` a view of ``target_schema.target_table`` (a version's table).
+
+        Runs inside the caller's transaction: readers see the old target or the new one. A
+        table left at ``schema.name`` by a publish before versioning is replaced by the view.
         """
 
     @abstractmethod

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from ddp_assets.warehouse.base import Warehouse, literal, quote, relation
+from ddp_assets.warehouse.base import Warehouse, literal, quote, relation, relation_kind
 from ddp_assets.warehouse.permissions import protect_database
 
 LOCK_WAIT_SECONDS = 120.0
@@ -277,6 +277,17 @@ class DuckDBWarehouse(Warehouse):
         self, connection: Any, source_schema: str, source_table: str, schema: str, table: str
     ) -> None:
         self._replace_table(connection, schema, table, relation(source_schema, source_table))
+
+    def point_view(
+        self, connection: Any, schema: str, name: str, target_schema: str, target_table: str
+    ) -> None:
+        # DuckDB binds views by name: readers' views over schema.name follow the new target
+        if relation_kind(connection, schema, name) == "table":  # published by a copy before
+            connection.execute(f"drop table {relation(schema, name)}")
+        connection.execute(
+            f"create or replace view {relation(schema, name)} as "
+            f"select * from {relation(target_schema, target_table)}"
+        )
 
     def checksum(self, connection: Any, schema: str, table: str) -> tuple[int, str]:
         row = connection.execute(

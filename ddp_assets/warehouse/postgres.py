@@ -299,6 +299,46 @@ class PostgresWarehouse(Warehouse):
             f"select {names} from {relation(source_schema, source_table)}"
         )
 
+    def rename_table(self, connection: Any, schema: str, table: str, new_name: str) -> None:
+        # index names are unique per schema: the renamed table's indexes (a dbt ``indexes``
+        # config, a primary key) get names of their own, so the next build can reuse its names
+        super().rename_table(connection, schema, table, new_name)
+        indexes = connection.execute(
+            "select indexname from pg_catalog.pg_indexes where schemaname = ? and tablename = ? "
+            "order by indexname",
+            [schema, new_name],
+        ).fetchall()
+        for number, (index,) in enumerate(indexes, start=1):
+            connection.execute(
+                f"alter index {relation(schema, str(index))} rename to "
+                f"{quote(f'{new_name}__i{number}'[:63])}"
+            )
+
+    def point_view(
+        self, connection: Any, schema: str, name: str, target_schema: str, target_table: str
+    ) -> None:
+        # PostgreSQL binds views to relations: other products' views over schema.name stay
+        # bound to this view, which ``create or replace`` keeps while the columns it had stay
+        # first and unchanged. Another shape (or a table published by a copy before versioning)
+        # drops it with its dependent views, which their own dbt models recreate on their next
+        # build, as a changed table did before.
+        target = relation(schema, name)
+        columns = self._columns(connection, target_schema, target_table)
+        kind = self._relkind(connection, schema, name)
+        if kind == "v":
+            current = self._columns(connection, schema, name)
+            if columns[: len(current)] != current:
+                connection.execute(f"drop view {target} cascade")
+        elif kind in ("r", "p"):
+            connection.execute(f"drop table {target} cascade")
+        elif kind == "m":
+            connection.execute(f"drop materialized view {target} cascade")
+        connection.execute(f"create schema if not exists {quote(schema)}")
+        connection.execute(
+            f"create or replace view {target} as "
+            f"select * from {relation(target_schema, target_table)}"
+        )
+
     def checksum(self, connection: Any, schema: str, table: str) -> tuple[int, str]:
         # the sum of 60 bits of each row's md5: independent of row order, computed in PostgreSQL
         row = connection.execute(
