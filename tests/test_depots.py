@@ -68,7 +68,8 @@ def test_unknown_kind_and_field_have_hints(tmp_path: Path) -> None:
     paths = project(
         tmp_path,
         a="kind: postgress\n",
-        b="kind: rest_api\nbase_url: https://api.example.com/\nauth:\n  type: bearer\n  tokn: env:T\n",
+        b="kind: rest_api\nbase_url: https://api.example.com/\n"
+        "auth:\n  type: bearer\n  tokn: env:T\n",
     )
     problems = {(p.file, p.line, p.field): p for p in load_depots(paths).problems}
     assert "did you mean 'postgres'" in (problems[("depots/a.yaml", 1, "kind")].hint or "")

@@ -20,7 +20,7 @@ from ddp_assets.components.context import context_for
 from ddp_assets.compute.python_models import python_model_asset
 from ddp_assets.ingest.landing import file_ports_asset, table_port_asset
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
-from ddp_assets.spec.model import FileInputPort, ProductSpec, TableInputPort
+from ddp_assets.spec.model import DepotInputPort, FileInputPort, ProductSpec, TableInputPort
 
 
 class SpecAttributes(BaseModel):
@@ -71,6 +71,10 @@ class DataProduct(dg.Component):
         for port in product.spec.input_ports:
             if isinstance(port, TableInputPort):
                 assets.append(table_port_asset(product, port, paths))
+        if depot_ports := [p for p in product.spec.input_ports if isinstance(p, DepotInputPort)]:
+            from ddp_assets.ingest.depot_assets import depot_port_assets  # only with a depot
+
+            assets.extend(depot_port_assets(product, depot_ports, paths))
         for model in product.spec.python_models:
             assets.append(python_model_asset(product, model, registry, paths))
         return dg.Definitions(assets=assets)

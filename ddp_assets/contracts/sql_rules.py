@@ -423,7 +423,12 @@ def input_relations(product: Product, registry: Registry) -> tuple[str, ...]:
     product declared it reads. Ports whose upstream is unknown are left out (the registry
     reports them).
     """
-    from ddp_assets.spec.model import FileInputPort, ProductInputPort, TableInputPort
+    from ddp_assets.spec.model import (
+        DepotInputPort,
+        FileInputPort,
+        ProductInputPort,
+        TableInputPort,
+    )
 
     relations: list[str] = []
     for port in product.spec.input_ports:
@@ -434,6 +439,6 @@ def input_relations(product: Product, registry: Registry) -> tuple[str, ...]:
                 relations.append(f"{port.upstream_product}.{output.model}")
         elif isinstance(port, TableInputPort):
             relations.append(port.table)
-        elif isinstance(port, FileInputPort):
+        elif isinstance(port, (FileInputPort, DepotInputPort)):
             relations.append(f"{product.id}.{port.name}")
     return tuple(relations)

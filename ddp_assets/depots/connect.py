@@ -121,7 +121,9 @@ def default_schema(loaded: LoadedDepot) -> str | None:
     return None
 
 
-def connection_problem(loaded: LoadedDepot, error: BaseException) -> DepotError:
+def connection_problem(
+    loaded: LoadedDepot, error: BaseException, action: str = "cannot connect"
+) -> DepotError:
     """A failure to connect, located at the field to change, redacted."""
     depot = loaded.depot
     message = _first_line(error)
@@ -155,9 +157,7 @@ def connection_problem(loaded: LoadedDepot, error: BaseException) -> DepotError:
             if auth
             else "check the bucket URL (and endpoint_url for an S3-compatible store)"
         )
-    return DepotError(
-        [loaded.problem(where, f"depot '{loaded.name}': cannot connect: {message}", hint)]
-    )
+    return DepotError([loaded.problem(where, f"depot '{loaded.name}': {action}: {message}", hint)])
 
 
 def _auth_field(depot: RestApiDepot) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
 from ddp_assets.spec.loader import LoadedSpec, find_spec_files, load_spec
 from ddp_assets.spec.model import (
+    DepotInputPort,
     FileInputPort,
     ProductInputPort,
     ProductSpec,
@@ -78,6 +79,7 @@ class Product:
         """Tables the platform writes for this product before dbt runs (sources)."""
         return [
             *(p.name for p in self.spec.input_ports if isinstance(p, FileInputPort)),
+            *(p.name for p in self.spec.input_ports if isinstance(p, DepotInputPort)),
             *self.python_model_names,
         ]
 
