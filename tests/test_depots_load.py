@@ -451,3 +451,23 @@ def test_a_removed_column_holds_the_product_back(project: Project) -> None:
     project.source("alter table accounts add column tier text")
     _succeeded(project.run("accounts"))
     assert (5,) in project.query("select id from accounts.accounts")
+
+
+def test_lineage_names_each_source_dataset(project: Project) -> None:
+    from ddp_assets.lineage.graph import build_graph
+    from ddp_assets.spec.registry import Registry
+
+    registry = Registry.load(project.paths.defs_dir, project.paths.root)
+    graph = build_graph(project.paths, registry, {})
+    inputs = {
+        key: [(i.namespace, i.name) for i in asset.inputs]
+        for key, asset in graph.assets.items()
+        if asset.kind == "depot"
+    }
+    assert inputs == {
+        "accounts/raw_accounts": [
+            (f"postgres://127.0.0.1:{project.pg.port}", "crm.public.accounts")
+        ],
+        "events/raw_events": [(f"http://127.0.0.1:{project.servers.api_port}", "/v1/events")],
+        "shipments/raw_shipments": [("s3://exports", "crm/shipments/*.parquet")],
+    }

@@ -19,7 +19,7 @@ from ddp_assets.ingest.files import landing_files
 from ddp_assets.lineage.columns import SourceColumn, TableName, column_lineage, output_columns
 from ddp_assets.naming import dbt_asset_key, ddp_meta, port_key, staging_key
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.model import FileInputPort, ProductInputPort, TableInputPort
+from ddp_assets.spec.model import DepotInputPort, FileInputPort, ProductInputPort, TableInputPort
 from ddp_assets.spec.registry import Registry
 
 if TYPE_CHECKING:
@@ -28,6 +28,21 @@ if TYPE_CHECKING:
 _REF = re.compile(r"""\{\{\s*ref\(\s*['"](\w+)['"]\s*(?:,\s*['"](\w+)['"]\s*)?\)\s*\}\}""")
 _SOURCE = re.compile(r"""\{\{\s*source\(\s*['"](\w+)['"]\s*,\s*['"](\w+)['"]\s*\)\s*\}\}""")
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+
+
+def _depot_dataset(paths: ProjectPaths, port: DepotInputPort) -> tuple[str, str] | None:
+    """The OpenLineage (namespace, name) of what a depot port reads; None for an unknown
+    depot (its asset reports it). Redacted: a dataset name never carries a credential."""
+    from ddp_assets.depots.connect import source_dataset
+    from ddp_assets.depots.loader import load_depots
+    from ddp_assets.depots.pipeline import source_what
+    from ddp_assets.depots.secrets import redact
+
+    depot = load_depots(paths).get(port.depot)
+    if depot is None:
+        return None
+    namespace, name = source_dataset(depot, paths, source_what(port))
+    return redact(namespace), redact(name)
 
 
 @dataclass(frozen=True)
@@ -279,6 +294,19 @@ def build_graph(
                         DatasetRef(namespace, table_name(*table), key, table),
                         inputs,
                         description=port.description or f"Landing files '{port.path}'.",
+                        key_path=(spec.id, port.name),
+                    )
+                )
+            elif isinstance(port, DepotInputPort):
+                source = _depot_dataset(paths, port)
+                add(
+                    AssetLineage(
+                        spec.id,
+                        port.name,
+                        "depot",
+                        DatasetRef(namespace, table_name(*table), key, table),
+                        [DatasetRef(*source)] if source else [],
+                        description=port.description,
                         key_path=(spec.id, port.name),
                     )
                 )
