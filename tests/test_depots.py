@@ -182,3 +182,46 @@ def test_wrong_password_names_the_depot_file_and_line_without_the_secret(
     ok = ddp(paths, "depot", "test", "crm", CRM_PASSWORD=password)
     assert ok.returncode == 0, ok.stderr
     assert password not in ok.stdout + ok.stderr
+
+
+def test_depot_json_schema_takes_references_only(tmp_path: Path) -> None:
+    import jsonschema
+
+    result = ddp(project(tmp_path), "depot", "schema")
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    depot = {"kind": "postgres", "host": "h", "database": "d", "username": "u"}
+    jsonschema.validate({**depot, "password": "env:CRM_PASSWORD"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**depot, "password": SECRET}, schema)
+
+
+def test_validate_names_an_unknown_depot_at_the_port(tmp_path: Path) -> None:
+    from ddp_assets.starter import init_project
+
+    root = init_project(tmp_path / "vproj").root
+    (root / "depots").mkdir()
+    (root / "depots" / "crm.yaml").write_text("kind: sql\nurl: sqlite:///{data_dir}/c.db\n")
+    folder = root / "vproj" / "defs" / "crm" / "accounts"
+    (folder / "models").mkdir(parents=True)
+    (folder / "contracts").mkdir()
+    (folder / "defs.yaml").write_text(
+        "type: ddp_assets.components.DataProduct\nattributes:\n  id: accounts\n"
+        "  name: Accounts\n  domain: crm\n  version: 1.0.0\n  owners: [a@example.com]\n"
+        "  description:\n    purpose: test\n  input_ports:\n    - name: raw_accounts\n"
+        "      type: depot\n      depot: crn\n      table: accounts\n"
+        "    - name: raw_api\n      type: depot\n      depot: crm\n      resource: things\n"
+        "  output_ports:\n    - name: accounts\n      model: accounts\n"
+        "      contract: contracts/accounts.odcs.yaml\n"
+    )
+    (folder / "models" / "accounts.sql").write_text(
+        "select * from {{ source('accounts', 'raw_accounts') }}\n"
+    )
+    paths = ProjectPaths(root)
+    result = ddp(paths, "validate", "--no-dbt", "--json")
+    assert result.returncode == 1
+    problems = {p["field"]: p for p in json.loads(result.stdout)["problems"]}
+    unknown = problems["input_ports[0].depot"]
+    assert unknown["line"] == 13 and "did you mean 'crm'" in unknown["hint"]
+    wrong_kind = problems["input_ports[1].resource"]
+    assert wrong_kind["line"] == 18 and "depot 'crm' is sql" in wrong_kind["message"]

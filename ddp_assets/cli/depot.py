@@ -99,3 +99,20 @@ def test_depot(
             result.target,
             result.detail,
         )
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a depot file (for editors and CI): credentials are references."""
+    import json
+
+    from pydantic import TypeAdapter
+
+    from ddp_assets.depots.model import Depot
+
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "ddp depot (depots/<name>.yaml)",
+        **TypeAdapter(Depot).json_schema(mode="validation"),
+    }
+    typer.echo(json.dumps(document, indent=2))

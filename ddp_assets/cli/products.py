@@ -53,6 +53,9 @@ def validate(
         from ddp_assets.contracts.validation import contract_problems
 
         problems.extend(contract_problems(registry))
+    from ddp_assets.ingest.depot_assets import depot_problems  # the depots ports name
+
+    problems.extend(depot_problems(registry, paths))
     problems = unique_problems(problems)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:

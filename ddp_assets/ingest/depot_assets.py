@@ -28,7 +28,7 @@ from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted
 from ddp_assets.spec.model import DepotInputPort
-from ddp_assets.spec.registry import Product
+from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.warehouse import warehouse_for
 
 _FIELDS_BY_KIND = {
@@ -106,6 +106,22 @@ def port_problems(product: Product, depots: Depots) -> list[SpecProblem]:
                         }.get(loaded.kind, "name the table with 'table:' or a 'query:'"),
                     )
                 )
+    return problems
+
+
+def depot_problems(registry: Registry, paths: ProjectPaths) -> list[SpecProblem]:
+    """For ``ddp validate``: the project's depot files, and every depot port's depot."""
+    uses = [
+        product
+        for product in registry.products.values()
+        if any(isinstance(p, DepotInputPort) for p in product.spec.input_ports)
+    ]
+    if not uses and not paths.depots_dir.is_dir():
+        return []
+    depots = load_depots(paths)
+    problems = list(depots.problems)
+    for product in uses:
+        problems.extend(p for p in port_problems(product, depots) if p not in problems)
     return problems
 
 
