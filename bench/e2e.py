@@ -11,6 +11,9 @@
 - (F)  the floor: the raw loads, the compiled SQL of every model and test, the Python model and
        the publish copies, in dependency order on one DuckDB connection (:mod:`bench.floor`),
        on an empty warehouse.
+- (F0) the physical floor of the work: (F) without the data tests and without publish copies
+       (each port's relation is a view of its staging build): the demo's loads, model SQL and
+       Python model on one DuckDB connection.
 - (D)  plain dagster-dbt: ``@dbt_assets`` over the prepared manifest, ``dagster.materialize`` on an
        ephemeral instance, whole process, on a copy of the warehouse after (A), as (B).
 - (A-off) (A) with lineage off (``OPENLINEAGE_DISABLED=true``): ddp builds no OpenLineage event.
@@ -548,6 +551,23 @@ def run_f(project: Project, landing: Path, rep_dir: Path, rep: Repetition) -> No
     rep.details["F"] = {**result.by_kind, **{f"n_{k}": float(v) for k, v in result.counts.items()}}
 
 
+def run_f0(project: Project, landing: Path, rep_dir: Path, rep: Repetition) -> None:
+    steps = floor.order(
+        [
+            *floor.load_steps(project.registry, landing),
+            *floor.dbt_steps(project.compiled, tests=False, copies=False),
+            *floor.python_steps(project.registry, copies=False),
+        ]
+    )
+    result = floor.execute(steps, fresh_dir(rep_dir / "F0") / "warehouse.duckdb")
+    rep.seconds["F0"] = result.seconds
+    rep.cpu_seconds["F0"] = result.cpu_seconds
+    rep.details["F0"] = {
+        **result.by_kind,
+        **{f"n_{k}": float(v) for k, v in result.counts.items()},
+    }
+
+
 def _record(rep: Repetition, name: str, measured: Measured) -> None:
     rep.seconds[name] = measured.seconds
     rep.cpu_seconds[name] = measured.cpu_seconds
@@ -572,6 +592,7 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
         ("C", lambda: run_c(project, landing, rep_dir, rep, after_a)),
         ("D", lambda: run_d(project, landing, rep_dir, rep, after_a)),
         ("F", lambda: run_f(project, landing, rep_dir, rep)),
+        ("F0", lambda: run_f0(project, landing, rep_dir, rep)),
         ("I", lambda: run_i(project, rep_dir, rep)),
     ):
         rep.waited += wait_for_quiet(project.settings)
@@ -583,7 +604,7 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
             + (f"; Idbt {rep.seconds['Idbt']:.2f} s" if name == "I" else "")
         )
     if not project.settings.keep:
-        for name in ("A", "A-off", "D", "F"):
+        for name in ("A", "A-off", "D", "F", "F0"):
             shutil.rmtree(rep_dir / name, ignore_errors=True)
         after_a.unlink(missing_ok=True)
     return rep
@@ -591,12 +612,14 @@ def run_repetition(project: Project, landing: Path, rep_dir: Path, log: Any) -> 
 
 # -- a whole scale -----------------------------------------------------------------------------
 
-MEASURES = ("A", "A2", "A-off", "B", "B'", "C", "Csql", "D", "F", "I", "Idbt")
+MEASURES = ("A", "A2", "A-off", "B", "B'", "C", "Csql", "D", "F", "F0", "I", "Idbt")
 RATIOS = (
     ("A/B", "A", "B"),
     ("A2/B", "A2", "B"),
     ("A/B'", "A", "B'"),
     ("A/F", "A", "F"),
+    ("A/F0", "A", "F0"),  # ... vs the physical floor (no tests, no publish copies)
+    ("F/F0", "F", "F0"),
     ("D/B", "D", "B"),
     ("A/D", "A", "D"),
     ("A/A-off", "A", "A-off"),  # lineage on vs off

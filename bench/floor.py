@@ -69,6 +69,12 @@ def _publish_sql(product: str, staging: str, name: str) -> str:
     return f"create or replace table {target} as select * from {source}"
 
 
+def _publish_view_sql(product: str, staging: str, name: str) -> str:
+    """F0's publish: the relation consumers read is a view of the staging build (no copy)."""
+    target, source = relation(product, name), relation(staging, name)
+    return f"create or replace view {target} as select * from {source}"
+
+
 def _staging_schema(product: str) -> str:
     try:
         from ddp_assets.contracts.wap import staging_schema
@@ -107,9 +113,9 @@ def load_steps(registry: Registry, landing_dir: Path) -> list[Step]:
     return steps
 
 
-def python_steps(registry: Registry) -> list[Step]:
+def python_steps(registry: Registry, *, copies: bool = True) -> list[Step]:
     """Every Python model, run with the platform's own helpers (then published if it is an
-    output port)."""
+    output port; ``copies=False``: as a view, F0)."""
     from ddp_assets.compute.python_models import (
         PythonModelContext,
         load_function,
@@ -145,7 +151,8 @@ def python_steps(registry: Registry) -> list[Step]:
                 writes=[(schema, model.name), (product.id, model.name)],
             )
             if schema != product.id:
-                step.statements.append(("publish", _publish_sql(product.id, schema, model.name)))
+                publish_sql = _publish_sql if copies else _publish_view_sql
+                step.statements.append(("publish", publish_sql(product.id, schema, model.name)))
             step.deps = {_key(s, t) for s, t in inputs.values()}
             steps.append(step)
     return steps
@@ -159,10 +166,20 @@ def _ddp_meta(node: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def dbt_steps(manifest: dict[str, Any], *, build: bool = True, publish: bool = True) -> list[Step]:
+def dbt_steps(
+    manifest: dict[str, Any],
+    *,
+    build: bool = True,
+    publish: bool = True,
+    tests: bool = True,
+    copies: bool = True,
+) -> list[Step]:
     """Every model and data test of a compiled manifest, in steps whose deps are unique ids or
     relations. An output-port model built outside its product's schema (write-audit-publish
-    staging) is then published to ``<product>.<model>``, as ddp does after its audit."""
+    staging) is then published to ``<product>.<model>``, as ddp does after its audit.
+
+    F0, the physical floor of the work: ``tests=False`` leaves the data tests out and
+    ``copies=False`` publishes each port as a view of its staging build (no copy)."""
     nodes = manifest["nodes"]
     sources = manifest.get("sources", {})
     steps: list[Step] = []
@@ -186,7 +203,7 @@ def dbt_steps(manifest: dict[str, Any], *, build: bool = True, publish: bool = T
             elif parent in nodes:
                 deps.add(parent)
         if kind == "test":
-            if build:
+            if build and tests:
                 sql = f"select count(*) from (\n{compiled}\n) as dbt_test"
                 steps.append(Step(unique_id, "test", [("test", sql)], deps=deps))
             continue
@@ -199,7 +216,8 @@ def dbt_steps(manifest: dict[str, Any], *, build: bool = True, publish: bool = T
         meta = _ddp_meta(node)
         product = meta.get("product")
         if publish and meta.get("port") and product and product != schema:
-            step.statements.append(("publish", _publish_sql(product, schema, alias)))
+            publish_sql = _publish_sql if copies else _publish_view_sql
+            step.statements.append(("publish", publish_sql(product, schema, alias)))
             step.schemas.append(product)
             step.writes.append((product, alias))
         if step.statements:
