@@ -5,6 +5,14 @@ The spec is the single source of truth: ddp writes one properties file per produ
 and its output port contracts never have to be repeated in hand-written dbt YAML. Plain
 ``dbt build`` works on the result, and dbt itself then refuses a ``ref()`` to another
 product's private model.
+
+A team's own dbt properties files next to a product's models (any ``*.yml`` under its model
+folders: descriptions, ``data_tests``, ``config``, ``meta``, docs, ``time_spine``, unit tests,
+semantic models, metrics, saved queries) are merged into that product's generated file
+(:func:`merge_user_properties`); dbt never reads them itself (``.dbtignore``), so the same model
+is never described twice. What ddp derives from the spec and the contracts (group, access,
+schema, the contract's columns and types) is ddp's: a user file that says otherwise is a
+located error naming the file, the line and the side to change.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.metadata import product_meta
 from ddp_assets.naming import staging_schema
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
+from ddp_assets.spec.loader import Positions, read_document
 from ddp_assets.spec.model import FileInputPort, TableInputPort
 from ddp_assets.spec.odcs import load_contract
 from ddp_assets.spec.registry import Product, Registry
@@ -97,6 +106,7 @@ def product_properties(product: Product, registry: Registry) -> dict[str, Any]:
         for table in tables:
             table["meta"] = {"dagster": {"asset_key": [spec.id, table["name"]]}, "ddp": meta}
         document["sources"] = [{"name": spec.id, "schema": spec.id, "tables": tables}]
+    merge_user_properties(document, product, registry)
     return document
 
 
@@ -174,3 +184,307 @@ def write_properties(registry: Registry, dbt_dir: Path) -> list[Path]:
     if problems:
         raise SpecErrors(problems)
     return written
+
+
+# -- the team's own properties files ------------------------------------------------------------
+
+USER_KINDS = ("unit_tests", "semantic_models", "metrics", "saved_queries", "macros", "exposures")
+"""Top-level lists of a user properties file that are carried as they are."""
+_REFUSED = {
+    "sources": "declare the data the product reads as input ports in defs.yaml",
+    "groups": "the product is its dbt group: its owners are the spec's `owners`",
+    "seeds": "land the file and declare a file input port in defs.yaml",
+    "snapshots": "ddp does not build snapshots",
+}
+# config keys ddp sets on every model, and on output-port models only
+_OWNED_CONFIG = ("group", "access", "schema")
+_OWNED_PORT_CONFIG = ("materialized", "contract")
+
+
+def user_properties_files(product: Product) -> list[Path]:
+    """The dbt properties files a team wrote next to the product's models."""
+    found: list[Path] = []
+    for folder in product.spec.models.paths:
+        base = product.folder / folder
+        if base.is_dir():
+            found.extend(sorted(p for p in base.rglob("*") if p.suffix in (".yml", ".yaml")))
+    return [p for p in found if p.is_file()]
+
+
+def _plain(value: Any) -> Any:
+    """A ruamel value as plain Python (for the generated file and for comparisons)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+class _Merge:
+    """Merges one product's user files into its generated document, collecting problems."""
+
+    def __init__(self, document: dict[str, Any], product: Product, root: Path) -> None:
+        self.document = document
+        self.product = product
+        self.root = root
+        self.problems: list[SpecProblem] = []
+        self.models = {m["name"]: m for m in document.get("models", [])}
+        self.seen: dict[str, str] = {}
+
+    def problem(
+        self, shown: str, positions: Positions, path: tuple[str | int, ...], message: str, hint: str
+    ) -> None:
+        self.problems.append(SpecProblem(shown, positions.line(path), dotted(path), message, hint))
+
+    def file(self, path: Path) -> None:
+        shown = relative(path, self.root)
+        document = read_document(path, shown)
+        if document is None:
+            return
+        positions = Positions(document)
+        if not isinstance(document, dict):
+            self.problem(
+                shown,
+                positions,
+                (),
+                "is not a dbt properties file (a mapping)",
+                "write `version: 2` and `models:` as in any dbt properties file",
+            )
+            return
+        for key, value in document.items():
+            key = str(key)
+            if key == "version":
+                continue
+            if key in _REFUSED:
+                self.problem(
+                    shown,
+                    positions,
+                    (key,),
+                    f"'{key}' in a product's dbt properties",
+                    _REFUSED[key],
+                )
+            elif key == "models":
+                for index, entry in enumerate(value or []):
+                    self.model(shown, positions, ("models", index), entry)
+            elif key in USER_KINDS:
+                for index, entry in enumerate(value or []):
+                    self.carried(shown, positions, (key, index), key, entry)
+            else:
+                self.problem(
+                    shown,
+                    positions,
+                    (key,),
+                    f"unknown dbt properties key '{key}'",
+                    did_you_mean(key, ["models", *USER_KINDS])
+                    or "a product's properties hold models, " + ", ".join(USER_KINDS),
+                )
+
+    def carried(
+        self, shown: str, positions: Positions, path: tuple[str | int, ...], kind: str, entry: Any
+    ) -> None:
+        entry = _plain(entry)
+        if kind == "unit_tests" and isinstance(entry, dict):
+            model = entry.get("model")
+            if model not in self.models:
+                self.problem(
+                    shown,
+                    positions,
+                    (*path, "model"),
+                    f"unit test of '{model}', which is not a SQL model of product "
+                    f"'{self.product.id}'",
+                    did_you_mean(str(model), self.models)
+                    or "a product's unit tests test its own models",
+                )
+                return
+        self.document.setdefault(kind, []).append(entry)
+
+    def model(
+        self, shown: str, positions: Positions, path: tuple[str | int, ...], entry: Any
+    ) -> None:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        generated = self.models.get(str(name))
+        if generated is None:
+            self.problem(
+                shown,
+                positions,
+                (*path, "name"),
+                f"'{name}' is not a SQL model of product '{self.product.id}'",
+                did_you_mean(str(name), self.models)
+                or "describe a model in the product that owns it",
+            )
+            return
+        where = f"{shown}:{positions.line(path)}"
+        if name in self.seen:
+            self.problem(
+                shown,
+                positions,
+                path,
+                f"model '{name}' is also described in {self.seen[name]}",
+                "keep one entry per model",
+            )
+            return
+        self.seen[str(name)] = where
+        port = self.product.output_models.get(str(name))
+        entry = _plain(entry)
+        for key, value in entry.items():
+            at = (*path, key)
+            if key == "name":
+                continue
+            if key in ("config", *_OWNED_CONFIG, "columns", "data_tests", "tests"):
+                continue
+            if (
+                key == "description"
+                and port is not None
+                and generated.get("description") not in (None, value)
+            ):
+                self.problem(
+                    shown,
+                    positions,
+                    at,
+                    f"the description of output-port model '{name}' is the port's",
+                    f"move it to the port '{port}' in defs.yaml (`description:`), "
+                    "or remove it here",
+                )
+                continue
+            if key in generated and generated[key] != value:
+                self.problem(
+                    shown, positions, at, f"'{key}' of model '{name}' is ddp's", "remove it here"
+                )
+                continue
+            generated[key] = value
+        for key in _OWNED_CONFIG:
+            if key in entry:
+                self.owned(shown, positions, (*path, key), generated, key, entry[key], str(name))
+        config = entry.get("config") or {}
+        target = generated["config"]
+        for key, value in config.items():
+            at = (*path, "config", key)
+            if key in _OWNED_CONFIG or (port is not None and key in _OWNED_PORT_CONFIG):
+                self.owned(shown, positions, at, generated, key, value, str(name))
+            elif key == "meta":
+                if not isinstance(value, dict) or "ddp" in value:
+                    self.problem(
+                        shown, positions, at, "meta.ddp is written by ddp", "use another meta key"
+                    )
+                    continue
+                target["meta"] = {**value, **target.get("meta", {})}
+            else:
+                target[key] = value
+        tests = [*(entry.get("data_tests") or []), *(entry.get("tests") or [])]
+        if tests:
+            generated["data_tests"] = [*(generated.get("data_tests") or []), *tests]
+        self.columns(shown, positions, path, generated, entry.get("columns") or [], port)
+
+    def owned(
+        self,
+        shown: str,
+        positions: Positions,
+        at: tuple[str | int, ...],
+        generated: dict[str, Any],
+        key: str,
+        value: Any,
+        name: str,
+    ) -> None:
+        ours = generated["config"].get(key)
+        if ours == value:
+            return
+        source = {
+            "group": "the product's id",
+            "access": "defs.yaml (output ports are public, other models private)",
+            "schema": "the product's id (ddp's naming)",
+            "materialized": "the output port's `type` in defs.yaml",
+            "contract": "the port's ODCS contract",
+        }[key]
+        self.problem(
+            shown,
+            positions,
+            at,
+            f"sets {key}: {value!r} on model '{name}', but ddp sets {key}: {ours!r} from {source}",
+            f"remove `{key}` here"
+            + ("; change the port's `type` in defs.yaml instead" if key == "materialized" else ""),
+        )
+
+    def columns(
+        self,
+        shown: str,
+        positions: Positions,
+        path: tuple[str | int, ...],
+        generated: dict[str, Any],
+        columns: list[Any],
+        port: str | None,
+    ) -> None:
+        ours = {c["name"]: c for c in generated.get("columns", [])}
+        for index, column in enumerate(columns):
+            at = (*path, "columns", index)
+            if not isinstance(column, dict) or "name" not in column:
+                self.problem(shown, positions, at, "a column needs a name", "add `name:`")
+                continue
+            name = column["name"]
+            mine = ours.get(name)
+            if mine is None:
+                if port is not None:
+                    contract = relative(self.product.contract_path(port), self.root)
+                    self.problem(
+                        shown,
+                        positions,
+                        (*at, "name"),
+                        f"column '{name}' is not in the contract of port '{port}'",
+                        did_you_mean(str(name), ours) or f"add it to {contract}",
+                    )
+                    continue
+                mine = {"name": name}
+                generated.setdefault("columns", []).append(mine)
+                ours[name] = mine
+            for key, value in column.items():
+                if key in ("data_tests", "tests"):
+                    mine["data_tests"] = [*(mine.get("data_tests") or []), *(value or [])]
+                elif (
+                    port is not None
+                    and key in ("data_type", "constraints", "description")
+                    and key in mine
+                    and mine[key] != value
+                ):
+                    contract = relative(self.product.contract_path(port), self.root)
+                    self.problem(
+                        shown,
+                        positions,
+                        (*at, key),
+                        f"column '{name}' {key} {value!r} differs from the contract's "
+                        f"{mine[key]!r}",
+                        f"change it in {contract}, or remove `{key}` here",
+                    )
+                elif port is not None and key in ("data_type", "constraints"):
+                    contract = relative(self.product.contract_path(port), self.root)
+                    self.problem(
+                        shown,
+                        positions,
+                        (*at, key),
+                        f"{key} of a port's column comes from its contract",
+                        f"state it in {contract} (physicalType, required, unique), "
+                        "and remove it here",
+                    )
+                elif key == "meta" and isinstance(value, dict):
+                    mine["meta"] = {**value, **mine.get("meta", {})}
+                else:
+                    mine[key] = value
+
+
+def merge_user_properties(document: dict[str, Any], product: Product, registry: Registry) -> None:
+    """Merge the product's own dbt properties files into its generated ``document``.
+
+    Raises :class:`SpecErrors` with every conflict, each at its file and line.
+    """
+    files = user_properties_files(product)
+    if not files:
+        return
+    merge = _Merge(document, product, registry.root)
+    for path in files:
+        try:
+            merge.file(path)
+        except SpecErrors as errors:
+            merge.problems.extend(errors.problems)
+    if merge.problems:
+        raise SpecErrors(merge.problems)
