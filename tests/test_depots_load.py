@@ -471,3 +471,13 @@ def test_lineage_names_each_source_dataset(project: Project) -> None:
         "events/raw_events": [(f"http://127.0.0.1:{project.servers.api_port}", "/v1/events")],
         "shipments/raw_shipments": [("s3://exports", "crm/shipments/*.parquet")],
     }
+
+
+def test_the_catalog_shows_the_depot_without_credentials(project: Project) -> None:
+    from ddp_assets.catalog.describe import input_port_summary
+    from ddp_assets.spec.registry import Registry
+
+    registry = Registry.load(project.paths.defs_dir, project.paths.root)
+    [port] = input_port_summary(registry.products["accounts"])
+    assert port["depot"] == "crm" and port["path"] == "depot crm: public.accounts"
+    assert "crm-pass-31" not in str(port)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ddp_assets.spec.model import FileInputPort, ProductInputPort, TableInputPort
+from ddp_assets.spec.model import DepotInputPort, FileInputPort, ProductInputPort, TableInputPort
 from ddp_assets.spec.registry import Product, Registry
 
 
@@ -20,6 +20,9 @@ def input_port_summary(product: Product) -> list[dict[str, Any]]:
             entry.update(path=port.path, format=port.format)
         elif isinstance(port, TableInputPort):
             entry.update(table=port.table)
+        elif isinstance(port, DepotInputPort):  # a depot and what of it, never a credential
+            what = port.table or port.resource or port.files or "query"
+            entry.update(depot=port.depot, path=f"depot {port.depot}: {what}", cursor=port.cursor)
         elif isinstance(port, ProductInputPort):
             entry.update(product=port.product)
             if port.contract:
