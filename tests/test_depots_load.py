@@ -376,6 +376,22 @@ def test_postgres_table_loads_incrementally_and_merges(project: Project) -> None
     assert [n for _, n in loads] == [2, 2]
 
 
+def test_a_failed_load_does_not_advance_the_cursor(project: Project) -> None:
+    with duckdb.connect(str(project.paths.warehouse_path)) as connection:
+        connection.execute("alter table accounts.raw_accounts alter column name set not null")
+    project.source("insert into accounts values (6, null, 'gold', '2026-02-10')")
+    failed = project.run("accounts")
+    assert not failed.success
+    assert "NOT NULL constraint failed" in str(failed.errors)
+    assert project.query("select count(*) from accounts.raw_accounts") == [(4,)]
+    # the same source row loads once the warehouse takes it: the cursor stayed before it
+    with duckdb.connect(str(project.paths.warehouse_path)) as connection:
+        connection.execute("alter table accounts.raw_accounts alter column name drop not null")
+    _succeeded(project.run("accounts"))
+    assert (6, None) in project.query("select id, name from accounts.raw_accounts")
+    project.source("update accounts set name = 'Alan', updated_at = '2026-02-11' where id = 6")
+
+
 def test_api_pages_load_with_a_cursor(project: Project) -> None:
     _succeeded(project.run("events"))
     assert project.query("select count(*) from events.events") == [(7,)]

@@ -157,6 +157,11 @@ def connection_problem(
             if auth
             else "check the bucket URL (and endpoint_url for an S3-compatible store)"
         )
+    if action != "cannot connect" and not auth:
+        hint = (
+            "nothing of this load was committed and the port's cursor did not move: "
+            "fix the cause and run the port again"
+        )
     return DepotError([loaded.problem(where, f"depot '{loaded.name}': {action}: {message}", hint)])
 
 

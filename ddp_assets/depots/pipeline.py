@@ -98,7 +98,8 @@ def _quiet_dlt() -> None:
 def destination(warehouse: Warehouse) -> Any:
     import dlt
 
-    layout = "%s__dlt_staging"  # dlt's own merge staging, beside ddp's <product>__staging
+    # dlt's own merge staging: <product>_dlt_staging (dlt's naming keeps one underscore)
+    layout = "%s_dlt_staging"
     if isinstance(warehouse, DuckDBWarehouse):
         return dlt.destinations.duckdb(str(warehouse.path), staging_dataset_name_layout=layout)
     from ddp_assets.warehouse.postgres import PostgresWarehouse
