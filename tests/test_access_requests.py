@@ -509,3 +509,27 @@ def test_catalog_page_shows_grants_and_how_to_ask(env: Env, tmp_path: Path) -> N
         assert "ar-other" in page and filed.id in page and "country eq DE" in page
     finally:
         access.revoke(env.ctx(), filed.id, by=OWNER, reason="catalog check done")
+
+
+def test_expiry_sensor_expires_and_rebuilds_the_sql_port(env: Env) -> None:
+    import dagster as dg
+
+    until = (datetime.now(UTC) + timedelta(seconds=3)).isoformat(timespec="seconds")
+    filed = access.request_access(
+        env.ctx(), "customers", [], consumer="ar-other", purpose="sensor check", until=until
+    )
+    access.approve(env.ctx(), filed.id, approver=OWNER)
+    assert sql(env, "other", "select count(*) from customers.customers").rows[0][0] > 0
+    sensor = access.expiry_sensor(env.registry, env.paths, 30)
+    with dg.instance_for_test() as instance:
+        early = sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(early, dg.SkipReason) and filed.id not in (early.skip_message or "")
+        time.sleep(max(0.0, (datetime.fromisoformat(until) - datetime.now(UTC)).total_seconds()))
+        time.sleep(0.2)
+        late = sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(late, dg.SkipReason) and filed.id in (late.skip_message or "")
+    assert access.get_request(env.store, filed.id).status == "expired"
+    with pytest.raises(PortError):
+        sql(env, "other", "select count(*) from customers.customers")
+    (row,) = access.audit_events(env.store, consumer="ar-other", limit=1)
+    assert (row.action, row.channel) == ("access_expire", "sensor")

@@ -967,3 +967,25 @@ def catalog_grants(paths: ProjectPaths, product_id: str) -> list[dict[str, Any]]
         for r in list_requests(store, product_id, status="approved")
         if not r.expired()
     ]
+
+
+def expiry_sensor(registry: Registry, paths: ProjectPaths, interval_seconds: int = 30) -> Any:
+    """A Dagster sensor that runs :func:`sweep_expired` (launches no run), so an expired
+    grant's SQL port is rebuilt within ``interval_seconds`` even when no ``ddp access``, REST
+    or MCP call sweeps first. For the platform to register beside ``ddp_ports_refresh``."""
+    import dagster as dg
+
+    @dg.sensor(
+        name="ddp_access_expiry",
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Expires approved access grants past their 'until' (audited, notified) and "
+        "rebuilds their consumers' SQL ports; launches no run.",
+    )
+    def _expire(context: Any) -> Any:  # dg.SensorEvaluationContext (annotations are text)
+        store = Store.open(paths)
+        expired = sweep_expired(AccessContext(paths, registry, store, via="sensor"))
+        names = ", ".join(r.id for r in expired) or "none"
+        return dg.SkipReason(f"access grants expired: {names}")
+
+    return _expire
