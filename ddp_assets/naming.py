@@ -3,7 +3,8 @@ a sensor, a pool or a tag asks here (dbt properties, the translator, publish, li
 policies, automation, ports).
 
 - a product's **group** and **schema** are its id; its output ports are built in
-  ``<product>__staging`` and published to ``<product>.<model>``;
+  ``<product>__staging``, kept there as versions ``<port>__v<N>`` and published as the view
+  ``<product>.<model>`` of one of them;
 - asset keys: ``[product, model]`` for a published port, a dbt model, a Python model or a
   landing table (``[product, port]``); ``[product, "staging", model]`` for a port's build;
 - Dagster objects: ``<product>__schedule``, ``<product>__landing``, the ``duckdb_writer`` pool;

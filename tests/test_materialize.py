@@ -36,6 +36,8 @@ def test_every_check_ran_and_passed(built_demo: RunOutcome) -> None:
 def test_output_ports_are_tables_with_rows(
     built_demo: RunOutcome, registry: Registry, demo_env
 ) -> None:
+    from ddp_assets.contracts.wap import published_version
+
     with duckdb.connect(str(demo_env.paths.warehouse_path), read_only=True) as connection:
         for product in registry.products.values():
             for port in product.spec.output_ports:
@@ -45,8 +47,18 @@ def test_output_ports_are_tables_with_rows(
                     [product.id, port.model],
                 ).fetchone()
                 assert kind is not None, f"{product.id}.{port.model} missing"
-                # consumers read the published copy, a table whatever the port's build type
-                assert kind[0] == "BASE TABLE"
+                # consumers read a view of the published version, an immutable table whatever
+                # the port's build type (contracts/wap.py)
+                assert kind[0] == "VIEW"
+                version = published_version(connection, product.id, port.name)
+                assert version is not None and version.stored_as is not None
+                schema, table = version.stored_as.split(".", 1)
+                stored = connection.execute(
+                    "select table_type from information_schema.tables "
+                    "where table_schema = ? and table_name = ?",
+                    [schema, table],
+                ).fetchone()
+                assert stored == ("BASE TABLE",), version.stored_as
                 (rows,) = connection.execute(
                     f'select count(*) from "{product.id}"."{port.model}"'
                 ).fetchone() or (0,)

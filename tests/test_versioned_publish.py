@@ -30,6 +30,7 @@ from ddp_assets.contracts.wap import (
     versions,
 )
 from ddp_assets.naming import staging_schema, version_schema, version_table
+from ddp_assets.warehouse import warehouse_of
 from ddp_assets.warehouse.base import relation_kind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +45,12 @@ def _build(connection, rows: int, factor: int = 1, product: str = "p", model: st
         connection.execute(f'drop view "{staging}"."{model}"')
     elif kind == "table":
         connection.execute(f'drop table "{staging}"."{model}"')
-    connection.execute(
-        f'create table "{staging}"."{model}" as '
+    source = (
         f"select range as id, range * {factor} as x from range({rows})"
+        if warehouse_of(connection).kind == "duckdb"
+        else f"select g as id, g * {factor} as x from generate_series(1, {rows}) as g"
     )
+    connection.execute(f'create table "{staging}"."{model}" as {source}')
 
 
 def _publish(connection, run_id: str, *, contract_version: str = "1.0.0", retain=None):
@@ -404,3 +407,71 @@ def test_ddp_rollback_moves_the_product_back_and_forward(tmp_path: Path) -> None
     assert outside.returncode == 1 and "no product version 9" in outside.stderr
     shown = _ddp(env, "versions", "customers", "customers")
     assert shown.returncode == 0 and "v3" in shown.stdout and "undo v2" in shown.stdout
+
+
+_PG_PUBLISHER = textwrap.dedent(
+    """
+    import sys
+    from ddp_assets.contracts.wap import publish
+    from ddp_assets.warehouse.postgres import PostgresSettings, PostgresWarehouse
+    from tests.test_versioned_publish import _build
+    host, port, user, dbname, start = sys.argv[1:6]
+    warehouse = PostgresWarehouse(PostgresSettings(host, int(port), user, "", dbname))
+    with warehouse.writer() as connection:
+        for run in range(int(start), int(start) + 1000):
+            _build(connection, 200_000, factor=run)
+            publish(connection, product="p", port="m", model="m", contract_id="urn:c",
+                    contract_version="1.0.0", run_id=f"run-{run}", retain=3)
+    """
+)
+
+
+@pytest.mark.slow
+def test_postgres_publishes_killed_at_random_moments(postgres_server) -> None:
+    warehouse = postgres_server.warehouse("ddp_versions_kill")
+    with warehouse.writer() as connection:
+        for schema in ("p", "p__staging", "_ddp"):
+            connection.execute(f'drop schema if exists "{schema}" cascade')
+        _build(connection, 100)
+        _publish(connection, "run-0")
+        connection.execute("create schema if not exists q")
+        connection.execute("create or replace view q.reader as select * from p.m")
+    chooser = random.Random(22)
+    seen = set()
+    for kill in range(10):
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _PG_PUBLISHER,
+                postgres_server.host,
+                str(postgres_server.port),
+                postgres_server.user,
+                "ddp_versions_kill",
+                str(100 * (kill + 1)),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(chooser.uniform(0.8, 3.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL, (
+            process.stderr.read() if process.stderr else ""
+        )
+        with warehouse.reader() as connection:
+            current = published_version(connection, "p", "m")
+            assert current is not None and current.stored_as is not None
+            store, table = current.stored_as.split(".", 1)
+            assert relation_kind(connection, store, table) == "table"
+            assert checksum(connection, "p", "m") == (current.rows, current.checksum)
+            row = connection.execute("select count(*) from q.reader").fetchone()
+            assert row is not None and row[0] == current.rows  # the consumer's view is bound
+            seen.add(current.version)
+    assert len(seen) > 1, "no kill landed after a publish: the kills test nothing"
+    with warehouse.writer() as connection:  # a rerun succeeds (the server ended the sessions)
+        _build(connection, 10, factor=7)
+        rerun = _publish(connection, "rerun")
+        assert published_version(connection, "p", "m") == rerun
