@@ -18,9 +18,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from ddp_assets.contracts.column_types import ColumnType, column_type
+from ddp_assets.spec.odcs import WRITTEN_API_VERSION
 
-ODCS_API_VERSION = "v3.1.0"
-"""The apiVersion contracts are written with (until spec/odcs.py names the one ddp writes)."""
+ODCS_API_VERSION = WRITTEN_API_VERSION
+"""The apiVersion contracts are written with: the one every writer of ddp uses."""
 
 _LOGICAL = {
     "string": "string",

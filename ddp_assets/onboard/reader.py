@@ -11,8 +11,10 @@ dependency order, and ``DESCRIBE`` gives each one's columns (``sum()`` of intege
 
 from __future__ import annotations
 
+import gc
 import graphlib
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from ddp_assets.warehouse.duckdb import file_reader
 
 _SKIPPED = {"target", "dbt_packages", "logs", ".git", ".venv", "__pycache__"}
 _SCRATCH_DB = "onboard"
+_NODE_FILE = re.compile(r"\(([\w./-]+\.(?:sql|yml|yaml|csv))\)")  # dbt names a node's file so
 
 
 @dataclass
@@ -142,20 +145,28 @@ def _run_dbt(args: list[str], copy: Path, project_file: Path) -> None:
     ]
     verb, *rest = args
     result = dbtRunner(callbacks=[collect]).invoke([verb, *common, *rest])
-    if not result.success:
-        message = "\n    ".join(errors) or str(result.exception or f"dbt {verb} failed")
-        message = message.replace(str(copy) + "/", "")
-        raise SpecErrors(
-            [
-                SpecProblem(
-                    str(project_file),
-                    None,
-                    f"(dbt {verb})",
-                    message,
-                    "fix the dbt project so that `dbt parse` accepts it, then import again",
-                )
-            ]
-        )
+    success, failure = result.success, str(result.exception or f"dbt {verb} failed")
+    # dbt's thread pool is finalized now, while the interpreter is whole (left to the exit, its
+    # __del__ printed a traceback), and its workers are done writing into the scratch copy
+    del result
+    gc.collect()
+    if success:
+        return
+    message = "\n    ".join(errors) or failure
+    message = message.replace(str(copy) + "/", "")
+    located = _NODE_FILE.search(message)
+    file = project_file.parent / located[1] if located else project_file
+    raise SpecErrors(
+        [
+            SpecProblem(
+                str(file),
+                None,
+                f"(dbt {verb})",
+                message,
+                "fix the dbt project so that `dbt parse` accepts it, then import again",
+            )
+        ]
+    )
 
 
 @contextmanager
@@ -164,7 +175,7 @@ def read_dbt_project(root: Path) -> Iterator[DbtSource]:
     root = root.resolve()
     config = _read_config(root)
     profile = config.get("profile") or "default"
-    with tempfile.TemporaryDirectory(prefix="ddp-import-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="ddp-import-", ignore_cleanup_errors=True) as scratch:
         copy = Path(scratch) / "project"
         _copy_project(root, copy)
         warehouse = Path(scratch) / f"{_SCRATCH_DB}.duckdb"
