@@ -533,3 +533,28 @@ def test_expiry_sensor_expires_and_rebuilds_the_sql_port(env: Env) -> None:
         sql(env, "other", "select count(*) from customers.customers")
     (row,) = access.audit_events(env.store, consumer="ar-other", limit=1)
     assert (row.action, row.channel) == ("access_expire", "sensor")
+
+
+def test_approval_narrowed_to_fewer_ports(env: Env) -> None:
+    from ddp_assets.ports.policy import Consumer, resolve
+
+    orders = env.registry.products["orders"]
+    who = Consumer("ar-other")
+    filed = access.request_access(
+        env.ctx(), "orders", ["orders", "order_lines"], consumer="ar-other", purpose="basket size"
+    )
+    with pytest.raises(access.AccessError, match="not an owner of product 'orders'"):
+        access.approve(env.ctx(), filed.id, approver=OWNER)  # customers' owner, not orders'
+    with pytest.raises(access.AccessError, match="were not requested"):
+        access.approve(env.ctx(), filed.id, approver="orders-data@example.com", ports=["nope"])
+    done = access.approve(
+        env.ctx(), filed.id, approver="orders-data@example.com", ports=["order_lines"]
+    )
+    assert done.granted_ports == ["order_lines"]
+    assert resolve(orders, "order_lines", who).row_filter is None
+    with pytest.raises(PortError) as caught:
+        resolve(orders, "orders", who)
+    assert caught.value.status == 403
+    access.revoke(env.ctx(), filed.id, by="ar-other", reason="giving it up")  # the consumer may
+    with pytest.raises(PortError):
+        resolve(orders, "order_lines", who)
