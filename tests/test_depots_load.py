@@ -497,3 +497,61 @@ def test_the_catalog_shows_the_depot_without_credentials(project: Project) -> No
     [port] = input_port_summary(registry.products["accounts"])
     assert port["depot"] == "crm" and port["path"] == "depot crm: public.accounts"
     assert "crm-pass-31" not in str(port)
+
+
+def test_a_query_from_sqlite_loads_into_a_postgresql_warehouse(
+    tmp_path: Path, postgres_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warehouse is the dbt target's: here PostgreSQL (dlt's postgres destination)."""
+    import sqlite3
+
+    import psycopg
+
+    from ddp_assets.depots.loader import load_depots
+    from ddp_assets.depots.pipeline import load_port
+    from ddp_assets.spec.model import DepotInputPort
+
+    root = init_project(tmp_path / "pgproj").root
+    (root / "depots").mkdir()
+    (root / "depots" / "shop.yaml").write_text("kind: sql\nurl: sqlite:///{data_dir}/shop.db\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    with sqlite3.connect(data / "shop.db") as connection:
+        connection.execute("create table orders (id integer, amount real, updated_at text)")
+        connection.execute(
+            "insert into orders values (1, 9.5, '2026-01-01'), (2, 3.0, '2026-01-02')"
+        )
+    postgres_server.create_database("depot_wh")
+    for key, value in {
+        "DDP_DATA_DIR": str(data),
+        "DDP_DBT_TARGET": "postgres",
+        "DDP_PG_HOST": postgres_server.host,
+        "DDP_PG_PORT": str(postgres_server.port),
+        "DDP_PG_USER": postgres_server.user,
+        "DDP_PG_PASSWORD": "",
+        "DDP_PG_DBNAME": "depot_wh",
+        "DDP_PG_SSLMODE": "disable",
+    }.items():
+        monkeypatch.setenv(key, value)
+    paths = ProjectPaths(root)
+    depot = load_depots(paths).depots["shop"]
+    port = DepotInputPort.model_validate(
+        {
+            "name": "raw_orders",
+            "type": "depot",
+            "depot": "shop",
+            "query": "select id, amount, updated_at from orders where amount > 1",
+            "cursor": "updated_at",
+        }
+    )
+    first = load_port("sales", port, depot, paths)
+    assert first.rows == 2 and first.cursor == "2026-01-02"
+    with sqlite3.connect(data / "shop.db") as connection:
+        connection.execute(
+            "insert into orders values (3, 7.0, '2026-01-03'), (4, 0.5, '2026-01-04')"
+        )
+    second = load_port("sales", port, depot, paths)
+    assert second.rows == 1  # only the new row that passes the query's filter
+    with psycopg.connect(postgres_server.dsn("depot_wh")) as connection:
+        rows = connection.execute("select id from sales.raw_orders order by id").fetchall()
+    assert rows == [(1,), (2,), (3,)]

@@ -17,6 +17,8 @@ from ddp_assets.cli import (
     export,
     init,
     lineage,
+    mcp,
+    onboard,
     ports,
     products,
     run,
@@ -24,6 +26,7 @@ from ddp_assets.cli import (
     spec,
     status,
     token,
+    versions,
 )
 from ddp_assets.cli.console import (
     err,
@@ -54,13 +57,18 @@ app.command("status")(status.status)
 app.add_typer(export.app, name="export")
 app.add_typer(spec.app, name="spec")
 app.add_typer(contract.app, name="contract")
+contract.app.command("infer")(onboard.contract_infer)
+app.add_typer(onboard.app, name="import")
 app.command("lineage")(lineage.lineage)
 app.command("catalog")(catalog.catalog)
 app.command("serve")(serve.serve)
 app.add_typer(token.app, name="token")
 app.add_typer(ports.app, name="ports")
 app.command("audit")(audit.audit)
+app.command("versions")(versions.versions_command)
+app.command("rollback")(versions.rollback_command)
 app.add_typer(access.app, name="access")
+app.command("mcp")(mcp.mcp)
 app.add_typer(depot.app, name="depot")
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from ddp_assets.cli.console import Table, fail, out, print_json, say, say_err, styled
+from ddp_assets.cli.contract_export import export
 from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.settings import ProjectPaths
 
@@ -15,6 +17,12 @@ app = typer.Typer(
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+app.command("export")(export)
+
+
+class Perspective(StrEnum):
+    producer = "producer"
+    consumer = "consumer"
 
 
 @app.command("diff")
@@ -25,9 +33,19 @@ def diff(
             "--base", help="Git ref (or a folder with an older checkout) to compare with."
         ),
     ] = "HEAD",
+    perspective: Annotated[
+        Perspective,
+        typer.Option(
+            "--perspective",
+            help="producer: the output ports' contracts, breaking when a consumer of the old "
+            "contract can fail; consumer: the input ports' contracts, breaking when data that "
+            "passed the old contract can fail. Rules: docs/ports.md.",
+        ),
+    ] = Perspective.producer,
     as_json: JsonFlag = False,
 ) -> None:
-    """List contract changes since BASE, each classified breaking or compatible.
+    """List contract changes since BASE, each classified breaking or compatible from one
+    perspective (producer: output ports; consumer: input ports).
 
     Exit 1 when a breaking change comes without a major version bump.
     """
@@ -37,21 +55,30 @@ def diff(
     registry = load_registry(paths)
     if not base_available(paths.root, base):
         fail(f"'{base}' is neither a git ref of this project nor a folder", "e.g. --base main")
-    diffs = project_changes(registry, base)
+    diffs = project_changes(registry, base, perspective.value)
     unbumped = [d for d in diffs if d.unbumped or any(c.kind == "port_removed" for c in d.changes)]
     if as_json:
-        print_json({"base": base, "ports": [d.to_dict() for d in diffs], "ok": not unbumped})
+        print_json(
+            {
+                "base": base,
+                "perspective": perspective.value,
+                "ports": [d.to_dict() for d in diffs],
+                "ok": not unbumped,
+            }
+        )
     else:
         if not diffs:
-            say("no contract changes since {}", base)
+            say("no contract changes since {} ({} perspective)", base, perspective.value)
         for d in diffs:
             versions = f"{d.old_version} → {d.new_version}" if d.old_version else "removed"
             say("[bold]{}.{}[/bold] ({}) {}", d.product, d.port, d.contract_file, versions)
             for change in d.changes:
                 style = "red" if change.breaking else "green"
                 say("  {}", styled(change.format(), style))
-            if d.breaking:
+            if d.breaking and d.perspective == "producer":
                 say("  affected downstream: {}", ", ".join(d.downstream) or "none")
+            elif d.breaking:
+                say("  data that passed the old contract of this input port may now be rejected")
             if d in unbumped:
                 say_err("  [red]breaking change without a major version bump[/red]")
     if unbumped:

@@ -303,6 +303,7 @@ def _finish(
         contract_id=plan.contract_id,
         contract_version=plan.contract_version,
         run_id=run_id,
+        retain=port.port.retain.versions if port.port.retain else None,
     )
     publish_seconds = time.perf_counter() - started
     columns = table_columns(connection, product_id, port.port.model)

@@ -29,7 +29,7 @@ from ddp_assets.naming import staging_schema
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
 from ddp_assets.spec.loader import Positions, read_document
-from ddp_assets.spec.model import FileInputPort, TableInputPort
+from ddp_assets.spec.model import DepotInputPort, FileInputPort, TableInputPort
 from ddp_assets.spec.odcs import load_contract
 from ddp_assets.spec.registry import Product, Registry
 from ddp_assets.warehouse.config import data_type_for, target_type
@@ -97,6 +97,11 @@ def product_properties(product: Product, registry: Registry) -> dict[str, Any]:
         {"name": p.name, "description": p.description or f"view over {p.table}"}
         for p in spec.input_ports
         if isinstance(p, TableInputPort)
+    ]
+    tables += [
+        {"name": p.name, "description": p.description or f"loaded from depot {p.depot}"}
+        for p in spec.input_ports
+        if isinstance(p, DepotInputPort)
     ]
     tables += [
         {"name": m.name, "description": m.description or f"computed in Python ({m.entrypoint})"}

@@ -109,7 +109,7 @@ def destination(warehouse: Warehouse) -> Any:
     credentials = {
         "database": s.dbname,
         "username": s.user,
-        "password": s.password or None,
+        "password": s.password,  # dlt requires the field; empty for a trusted login
         "host": s.host,
         "port": s.port,
     }

@@ -307,8 +307,83 @@ class ProductInputPort(_Strict):
         return self.product.split(".", 1)[1]
 
 
+class DepotInputPort(_Strict):
+    """Data loaded by dlt from a depot (``depots/<name>.yaml``) into ``<product>.<name>``.
+
+    One of ``table`` or ``query`` (a postgres/sql depot), ``resource`` (a rest_api depot) or
+    ``files`` (a filesystem depot). With a ``cursor`` only what is newer than the last load's
+    greatest value is loaded (dlt's incremental state, kept per port); with a ``primary_key``
+    changed rows are merged, else appended (without a cursor the table is replaced).
+    """
+
+    name: Slug = Field(description="Port name; also the raw table's name.")
+    type: Literal["depot"]
+    depot: Slug = Field(description="The depot's name: its file depots/<depot>.yaml.")
+    table: str | None = Field(
+        default=None, pattern=r"^([A-Za-z_][\w]*\.)?[A-Za-z_][\w]*$", description="[schema.]table"
+    )
+    query: str | None = Field(default=None, min_length=1, description="A SELECT to load.")
+    resource: str | None = Field(
+        default=None, min_length=1, description="An API path relative to the depot's base_url."
+    )
+    files: str | None = Field(
+        default=None, min_length=1, description="A glob relative to the depot's bucket_url."
+    )
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(
+        default=None, description="The files' format (with 'files')."
+    )
+    cursor: str | None = Field(
+        default=None,
+        description="Incremental cursor column or JSON field, e.g. 'updated_at'.",
+    )
+    initial_value: str | int | float | None = Field(
+        default=None, description="The cursor's value before the first load."
+    )
+    primary_key: list[str] = Field(
+        default_factory=list, description="Columns identifying a row: changed rows are merged."
+    )
+    cursor_param: str | None = Field(
+        default=None,
+        description="The API query parameter that receives the last cursor value.",
+    )
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Query parameters of the API resource."
+    )
+    data_selector: str | None = Field(
+        default=None, description="JSONPath of the records in an API response, e.g. 'data'."
+    )
+    paginator: str | dict[str, str | int | float | bool | None] | None = Field(
+        default=None,
+        description="dlt's paginator: a type ('page_number', 'offset', 'cursor', 'json_link', "
+        "'header_link') or its settings, e.g. {type: json_link, next_url_path: next}.",
+    )
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DepotInputPort:
+        given = [f for f in ("table", "query", "resource", "files") if getattr(self, f)]
+        if len(given) != 1:
+            raise spec_error(
+                "a depot port loads exactly one of 'table', 'query', 'resource' or 'files'"
+                + (f" (found {', '.join(given)})" if given else ""),
+                "e.g. 'table: public.customers' with 'cursor: updated_at'",
+            )
+        if self.files and self.format is None:
+            raise spec_error("'files' needs a 'format'", "add 'format: parquet'", "format")
+        if self.cursor_param and not self.resource:
+            raise spec_error("'cursor_param' is for an API 'resource'", "remove it", "cursor_param")
+        if self.cursor_param and not self.cursor:
+            raise spec_error(
+                "'cursor_param' needs a 'cursor'",
+                "name the field of the records it compares, e.g. 'cursor: updated_at'",
+                "cursor",
+            )
+        return self
+
+
 InputPort = Annotated[
-    FileInputPort | TableInputPort | ProductInputPort, Field(discriminator="type")
+    FileInputPort | TableInputPort | ProductInputPort | DepotInputPort,
+    Field(discriminator="type"),
 ]
 
 
@@ -337,6 +412,12 @@ class PythonModel(_Strict):
     description: str | None = None
 
 
+class Retention(_Strict):
+    """How many published versions of an output port are kept (rollback, time travel)."""
+
+    versions: int = Field(default=3, ge=1, le=1000, description="Newest versions kept.")
+
+
 class OutputPort(_Strict):
     """A published relation consumers may read, governed by an ODCS contract."""
 
@@ -345,6 +426,9 @@ class OutputPort(_Strict):
     model: Slug = Field(description="The dbt or Python model behind the port.")
     contract: str = Field(min_length=1, description="ODCS contract file, relative to the product.")
     description: str | None = None
+    retain: Retention | None = Field(
+        default=None, description="Versions kept (default: the platform's, 3)."
+    )
 
 
 class Freshness(_Strict):

@@ -488,15 +488,12 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
         tags=["ports"],
     )
     def get_contract(product: ProductId, port: PortName, who: Caller) -> Response:
-        """The port's ODCS contract, as JSON."""
-        from ddp_assets.spec.loader import read_yaml
-        from ddp_assets.spec.odcs import plain
+        """The port's ODCS contract, as JSON, with the servers where it is published."""
+        from ddp_assets.contracts.servers import exported_contract
 
         with audited(who, product, port, "contract"):
             found, _ = port_access(who, product, port)
-            output = found.spec.output_port(port)
-            assert output is not None
-            return json_response(plain(read_yaml(found.folder / output.contract)))
+            return json_response(exported_contract(state.paths, found, port))
 
     @app.get(
         "/products/{product}/ports/{port}/slo",
@@ -618,4 +615,7 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
                 background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
             )
 
+    from ddp_assets.ports.rest.access import router as access_requests
+
+    app.include_router(access_requests)
     return app
