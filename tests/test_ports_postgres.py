@@ -1,4 +1,4 @@
-"""The PostgreSQL compiler of the policy, on a throwaway server: views, grants and RLS.
+"""The PostgreSQL compiler of the policy, on a throwaway server: views, grants and row filters.
 
 The demo ``customers`` product's policy is compiled onto a table of our own (not the warehouse
 target), and each consumer, as its own PostgreSQL role, must read exactly what the DuckDB

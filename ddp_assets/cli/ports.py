@@ -188,7 +188,7 @@ def access(
 
 @app.command("postgres")
 def postgres() -> None:
-    """Print the PostgreSQL script of every port's policy: roles, views, grants, RLS.
+    """Print the PostgreSQL script of every port's policy: roles, views, grants.
 
     For a PostgreSQL warehouse holding the published tables as <product>.<model>; it includes
     the masking salt, so treat the output as a secret. Re-running it is safe.

@@ -157,6 +157,15 @@ def dev(
     say_err("Dagster UI on http://{}:{} (DAGSTER_HOME={})", host, port, paths.dagster_home)
     # Started from $DAGSTER_HOME: Dagster warns when the working folder holds a dagster.yaml
     # that is not its instance's (the project's copy is the template of $DAGSTER_HOME's).
-    # The workspace's working_directory is relative to workspace.yaml, not to this folder.
+    # Dagster resolves a python_module's working_directory against the working folder (not
+    # workspace.yaml's), so the project's root goes on PYTHONPATH and is named to the code
+    # server, wherever $DAGSTER_HOME lives.
     os.chdir(paths.dagster_home)
-    os.execvpe(command[0], command, {**os.environ, "DDP_DATA_DIR": str(paths.data_dir)})
+    python_path = os.pathsep.join(p for p in (str(paths.root), os.environ.get("PYTHONPATH")) if p)
+    env = {
+        **os.environ,
+        "DDP_DATA_DIR": str(paths.data_dir),
+        "DDP_PROJECT_ROOT": str(paths.root),
+        "PYTHONPATH": python_path,
+    }
+    os.execvpe(command[0], command, env)

@@ -6,7 +6,7 @@ one consumer: the columns it sees (each in clear or masked) and the rows it sees
 matching grants' AND-ed conditions). Every port reads through it, so REST, SQL and file ports
 give the same answer. :func:`policy_select` compiles a :class:`PortAccess` into a DuckDB
 ``select`` with parameters; :mod:`ddp_assets.ports.postgres` compiles the same access into
-PostgreSQL views, grants and row-level security.
+PostgreSQL views and grants.
 
 Row conditions are data (column, operator, value), never SQL text: column names are matched
 against the contract and quoted, values are coerced to the column's type and bound as

@@ -1,4 +1,4 @@
-"""The second compiler of the policy: PostgreSQL roles, views, grants and row-level security.
+"""The second compiler of the policy: PostgreSQL roles, views and grants.
 
 For a PostgreSQL warehouse, each output port ``<product>.<model>`` gets a view
 ``"<product>__ports"."<port>"`` and the product's grants become:
@@ -6,10 +6,14 @@ For a PostgreSQL warehouse, each output port ``<product>.<model>`` gets a view
 - a role per grantee, named exactly as in the spec (``"role:analyst"``, ``"emea-sales"``);
   consumers are made members of their roles (:func:`consumer_statements`);
 - ``ddp_ports``, a NOLOGIN role that owns the views and alone may read the published tables;
-- row-level security on the published table, one permissive policy per grant, for
-  ``ddp_ports``: ``pg_has_role(current_user, <grantee>, 'MEMBER') AND <conditions>``. A view
-  reads its tables with its owner's privileges but ``current_user`` stays the consumer, so the
-  rows a consumer sees through the view are the OR of its grants' conditions, as in DuckDB;
+- the rows in the view's ``WHERE``, one branch per grant:
+  ``pg_has_role(current_user, <grantee>, 'MEMBER') AND <conditions>``. A view reads its
+  relations with its owner's privileges but ``current_user`` stays the consumer, so the rows a
+  consumer sees are the OR of its grants' conditions, as in DuckDB. The view is a
+  ``security_barrier``: a consumer's own functions never see the rows the branches filter out.
+  Not row-level security on the published relation: since versioned publish it is a view
+  (``<product>.<model>`` over the version's table, re-pointed at each publish), which RLS cannot
+  cover; the filter in the port's view stays bound across publishes;
 - masked columns in the view: ``CASE WHEN <the consumer is cleared> THEN col::text ELSE
   <salted SHA-256 hex | '[redacted]'> END``. The salt sits in a table only ``ddp_ports`` reads,
   so reading the view's definition does not give it away. Classified columns are ``text`` in
@@ -143,33 +147,28 @@ def compile_port(
     statements: list[sql.Composed] = [
         sql.SQL("revoke all on {} from public").format(base),
         sql.SQL("grant select on {} to {}").format(base, sql.Identifier(OWNER_ROLE)),
-        sql.SQL("alter table {} enable row level security").format(base),
+        # row-level security of earlier ddp versions on a published table: its policies go,
+        # and RLS with them (enabled without a policy, it would hide every row from the view)
+        sql.SQL(
+            "do $$ declare p record; begin for p in select policyname from pg_policies "
+            "where schemaname = {} and tablename = {} and policyname like 'ddp_grant_%' loop "
+            "execute format('drop policy %I on %I.%I', p.policyname, {}, {}); end loop; "
+            "if exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = {} and c.relname = {} and c.relkind in ('r', 'p') "
+            "and c.relrowsecurity) then execute format('alter table %I.%I disable row level "
+            "security', {}, {}); end if; end $$"
+        ).format(*(sql.Literal(v) for v in (schema, name) * 4)),
     ]
-    existing = sql.SQL(
-        "do $$ declare p record; begin for p in select policyname from pg_policies "
-        "where schemaname = {} and tablename = {} and policyname like 'ddp_grant_%' loop "
-        "execute format('drop policy %I on %I.%I', p.policyname, {}, {}); end loop; end $$"
-    ).format(sql.Literal(schema), sql.Literal(name), sql.Literal(schema), sql.Literal(name))
-    statements.append(existing)
-    for index, grant in enumerate(product.spec.policies.grants):
-        if not grant_covers(grant, port):
-            continue
-        statements.append(
-            sql.SQL("create policy {} on {} for select to {} using {}").format(
-                sql.Identifier(f"ddp_grant_{index}"),
-                base,
-                sql.Identifier(OWNER_ROLE),
-                _grant_predicate(grant, by_name),
-            )
-        )
+    rows = [_grant_predicate(g, by_name) for g in grants]
+    where = sql.SQL(" or ").join(rows) if rows else sql.SQL("false")
     items = sql.SQL(", ").join(
         _select_item(c, grants, masking.get(c.classification or "", "hash")) for c in columns
     )
     statements += [
         sql.SQL("create schema if not exists {}").format(sql.Identifier(view[0])),
         sql.SQL("drop view if exists {}").format(target),
-        sql.SQL("create view {} with (security_barrier) as select {} from {}").format(
-            target, items, base
+        sql.SQL("create view {} with (security_barrier) as select {} from {} where {}").format(
+            target, items, base, where
         ),
         sql.SQL("alter view {} owner to {}").format(target, sql.Identifier(OWNER_ROLE)),
         sql.SQL("revoke all on {} from public").format(target),

@@ -55,7 +55,7 @@ def ports_refresh_sensor(
         if not isinstance(warehouse_for(paths), DuckDBWarehouse):
             return dg.SkipReason(
                 "the serving snapshot is built from the DuckDB warehouse; on PostgreSQL the "
-                "ports are views, grants and row-level security (`ddp ports postgres`)"
+                "ports are views and grants (`ddp ports postgres`)"
             )
         newest = latest_publish(context.instance, keys)
         if newest <= int(context.cursor or 0):

@@ -567,7 +567,7 @@ class RowCondition(_Strict):
     """One condition on a column of the port: a column, an operator and a value.
 
     Row filters are data, never SQL text: the ports layer compiles them into parameterized
-    SQL (DuckDB views, PostgreSQL row-level security), so a spec cannot inject SQL.
+    SQL (DuckDB views, PostgreSQL security-barrier views), so a spec cannot inject SQL.
     """
 
     column: str = Field(pattern=COLUMN, max_length=63, description="A column of the port.")
