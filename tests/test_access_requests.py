@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from ddp_assets.ports import access, api, tokens
 from ddp_assets.ports.policy import PortError
@@ -490,37 +492,43 @@ def test_cli_request_approve_and_audit(env: Env) -> None:
 
 
 def test_catalog_page_shows_grants_and_how_to_ask(env: Env, tmp_path: Path) -> None:
-    from ddp_assets.catalog.entries import catalog_entries
-    from ddp_assets.catalog.site import build_site
-    from ddp_assets.lineage.run import static_graph
-
+    """`ddp catalog build` shows the grants store's approved grants beside the spec's."""
     filed = access.request_access(
         env.ctx(), "customers", ["customers"], consumer="ar-other", purpose="catalog check"
     )
     access.approve(env.ctx(), filed.id, approver=OWNER, rows=["country:eq:DE"])
     try:
-        entries = [e for e in catalog_entries(env.registry) if e["id"] == "customers"]
-        entries[0]["access_grants"] = access.catalog_grants(env.paths, "customers")
-        build_site(tmp_path, entries, static_graph(env.paths, env.registry), {})
-        page = (tmp_path / "products" / "customers.html").read_text()
+        built = env.ddp("catalog", "build", str(tmp_path / "site"))
+        assert built.returncode == 0, built.stderr
+        page = (tmp_path / "site" / "products" / "customers.html").read_text()
         assert "ddp access request customers customers --consumer YOU" in page
         assert "POST /access/requests" in page
         assert "role:crm" in page and "restricted" in page  # the spec's grants
         assert "ar-other" in page and filed.id in page and "country eq DE" in page
+        assert filed.id not in (tmp_path / "site" / "products" / "orders.html").read_text()
     finally:
         access.revoke(env.ctx(), filed.id, by=OWNER, reason="catalog check done")
+    again = env.ddp("catalog", "build", str(tmp_path / "after"))
+    assert again.returncode == 0, again.stderr
+    assert filed.id not in (tmp_path / "after" / "products" / "customers.html").read_text()
 
 
 def test_expiry_sensor_expires_and_rebuilds_the_sql_port(env: Env) -> None:
+    """The sensor the code location registers (its Definitions loaded), on by default."""
     import dagster as dg
 
-    until = (datetime.now(UTC) + timedelta(seconds=3)).isoformat(timespec="seconds")
+    from ddp_assets.runtime.instance import definitions
+
+    (sensor,) = [s for s in definitions(env.paths).sensors or [] if s.name == "ddp_access_expiry"]
+    assert isinstance(sensor, dg.SensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == 30
+    until = (datetime.now(UTC) + timedelta(seconds=10)).isoformat(timespec="seconds")
     filed = access.request_access(
         env.ctx(), "customers", [], consumer="ar-other", purpose="sensor check", until=until
     )
     access.approve(env.ctx(), filed.id, approver=OWNER)
     assert sql(env, "other", "select count(*) from customers.customers").rows[0][0] > 0
-    sensor = access.expiry_sensor(env.registry, env.paths, 30)
     with dg.instance_for_test() as instance:
         early = sensor(dg.build_sensor_context(instance=instance))
         assert isinstance(early, dg.SkipReason) and filed.id not in (early.skip_message or "")
@@ -558,3 +566,76 @@ def test_approval_narrowed_to_fewer_ports(env: Env) -> None:
     access.revoke(env.ctx(), filed.id, by="ar-other", reason="giving it up")  # the consumer may
     with pytest.raises(PortError):
         resolve(orders, "order_lines", who)
+
+
+def copy_project(target: Path) -> Path:
+    """A private copy of the project (its specs may be changed), beside the same data dir."""
+    root = Path(__file__).resolve().parents[1]
+    ignore = shutil.ignore_patterns("target", "_ddp", "__pycache__", "logs")
+    for name in ("ddp_assets", "dbt_project", "depots"):
+        if (root / name).is_dir():
+            shutil.copytree(root / name, target / name, ignore=ignore)
+    for name in ("pyproject.toml", "dagster.yaml", "workspace.yaml"):
+        shutil.copyfile(root / name, target / name)
+    return target
+
+
+def test_validate_shows_stored_grants_and_warns_on_stale_ones(env: Env, tmp_path: Path) -> None:
+    scorecard = access.request_access(
+        env.ctx(), "supplier_performance", ["stock_out_alerts"], consumer="ar-other", purpose="x"
+    )
+    scorecard = access.approve(
+        env.ctx(), scorecard.id, approver="supply-chain-analytics@example.com"
+    )
+    pos = access.request_access(
+        env.ctx(), "inventory", ["purchase_orders"], consumer="ar-other", purpose="y"
+    )
+    pos = access.approve(env.ctx(), pos.id, approver="supply-chain-data@example.com")
+    try:
+        # the project as it is: both grants shown beside the spec's, neither stale
+        shown = env.ddp("validate", "--no-dbt", "--json")
+        report = json.loads(shown.stdout)
+        stored = {g["source"]: g for g in report["access_grants"]}
+        assert stored[scorecard.id]["product"] == "supplier_performance"
+        assert stored[pos.id]["ports"] == ["purchase_orders"]
+        assert not [p for p in report["problems"] if p["field"].startswith("access grant")]
+        text = env.ddp("validate", "--no-dbt")
+        assert "approved access grant(s)" in text.stdout + text.stderr
+
+        # a copy where supplier_performance is gone and inventory dropped purchase_orders
+        project = copy_project(tmp_path / "project")
+        shutil.rmtree(project / "ddp_assets/defs/supply_chain/supplier_performance")
+        spec_file = project / "ddp_assets/defs/supply_chain/inventory/defs.yaml"
+        spec = yaml.safe_load(spec_file.read_text())
+        ports = spec["attributes"]["output_ports"]
+        spec["attributes"]["output_ports"] = [p for p in ports if p["name"] != "purchase_orders"]
+        for grant in spec["attributes"]["policies"]["grants"]:  # the spec's grants follow
+            grant["ports"] = [p for p in grant.get("ports", ["*"]) if p != "purchase_orders"]
+        spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        copy_env = {**env.env, "DDP_PROJECT_ROOT": str(project), "PYTHONPATH": str(project)}
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "ddp"), "validate", "--no-dbt", "--json"],
+            env=copy_env,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        problems = {
+            p["field"]: p
+            for p in json.loads(done.stdout)["problems"]
+            if p["field"].startswith("access grant")
+        }
+        gone = problems[f"access grant {scorecard.id}"]
+        assert gone["severity"] == "warning" and gone["file"].endswith("access.sqlite")
+        assert "product 'supplier_performance' no longer exists" in gone["message"]
+        assert f"ddp access revoke {scorecard.id}" in gone["hint"]
+        dropped = problems[f"access grant {pos.id}"]
+        assert dropped["severity"] == "warning"
+        assert dropped["file"] == "ddp_assets/defs/supply_chain/inventory/defs.yaml"
+        assert dropped["line"] and "inventory has no port purchase_orders" in dropped["message"]
+    finally:
+        access.revoke(env.ctx(), scorecard.id, by="ar-other", reason="validate check done")
+        access.revoke(env.ctx(), pos.id, by="ar-other", reason="validate check done")

@@ -245,6 +245,8 @@ def grants(
         for grant in item.spec.policies.grants:
             found.append({"product": item.id, "source": "spec", **grant.model_dump()})
         for r in list_requests(ctx.store, item.id, status="approved"):
+            if r.expired():
+                continue  # no longer served; the next sweep marks it expired
             found.append(
                 {"product": item.id, "source": r.id, "until": r.until, **r.grant().model_dump()}
             )

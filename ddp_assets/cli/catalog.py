@@ -66,6 +66,7 @@ def build(outdir: Path) -> None:
     from ddp_assets.catalog.site import build_site
     from ddp_assets.catalog.status import instance_if_any, product_status
     from ddp_assets.lineage.run import static_graph
+    from ddp_assets.ports import access
 
     paths = ProjectPaths.discover()
     registry = load_registry(paths)
@@ -75,6 +76,9 @@ def build(outdir: Path) -> None:
         pid: product_status(instance, product) if instance else None
         for pid, product in registry.products.items()
     }
-    written = build_site(outdir, catalog_entries(registry), graph, statuses)
+    entries = catalog_entries(registry)
+    for entry in entries:  # the grants store's approved grants, beside the spec's
+        entry["access_grants"] = access.catalog_grants(paths, entry["id"])
+    written = build_site(outdir, entries, graph, statuses)
     index = (outdir / "index.html").resolve()
     say("[green]ok[/green]: wrote {} files; open {}", len(written), index.as_uri())

@@ -56,6 +56,11 @@ def validate(
     from ddp_assets.ingest.depot_assets import depot_problems  # the depots ports name
 
     problems.extend(depot_problems(registry, paths))
+    from ddp_assets.ports import access  # the grants store beside the spec's grants
+
+    stored = access.stored_grants(paths)
+    if not registry.errors:
+        problems.extend(access.validate_problems(registry, paths))
     problems = unique_problems(problems)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
@@ -64,10 +69,13 @@ def validate(
                 "valid": not errors,
                 "products": sorted(registry.products),
                 "problems": [p.to_dict() for p in problems],
+                "access_grants": stored,
             }
         )
     else:
         print_problems(problems)
+        if stored:
+            say("grants store: {} approved access grant(s) (ddp access grants)", len(stored))
         if errors:
             say_err("[red]{} error(s)[/red] in {} product(s)", len(errors), len(registry.products))
         else:

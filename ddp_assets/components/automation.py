@@ -12,6 +12,7 @@ from ddp_assets.automation.alerts import AlertSink, alerts_file, failure_sensor,
 from ddp_assets.automation.landing import landing_sensor
 from ddp_assets.automation.schedules import product_schedules
 from ddp_assets.components.context import context_for
+from ddp_assets.ports.access import expiry_sensor
 from ddp_assets.ports.refresh import ports_refresh_sensor
 from ddp_assets.spec.model import FileInputPort
 
@@ -24,6 +25,7 @@ class ProductAutomation(dg.Component, dg.Model, dg.Resolvable):
     automation_interval_seconds: int = 5
     slo_interval_seconds: int = 60
     ports_interval_seconds: int = 15
+    access_interval_seconds: int = 30  # expired access grants leave the SQL ports
     alert_webhook_url: str | None = None  # default: $DDP_ALERT_WEBHOOK, read when loading
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -48,4 +50,5 @@ class ProductAutomation(dg.Component, dg.Model, dg.Resolvable):
         sensors.append(failure_sensor(registry, sink))
         sensors.append(slo_sensor(registry, sink, self.slo_interval_seconds))
         sensors.append(ports_refresh_sensor(registry, paths, self.ports_interval_seconds))
+        sensors.append(expiry_sensor(registry, paths, self.access_interval_seconds))
         return dg.Definitions(schedules=product_schedules(registry), sensors=sensors)

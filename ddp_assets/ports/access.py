@@ -44,7 +44,7 @@ from ddp_assets.ports.policy import (
 )
 from ddp_assets.ports.store import Store, ports_dir
 from ddp_assets.settings import ProjectNotFound, ProjectPaths, find_project_root
-from ddp_assets.spec.errors import SpecErrors, did_you_mean
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, relative
 from ddp_assets.spec.grants import condition_values
 from ddp_assets.spec.model import LIST_OPS, NO_VALUE_OPS, Grant, RowCondition
 from ddp_assets.spec.registry import Product, Registry
@@ -887,26 +887,83 @@ def sweep_expired(ctx: AccessContext, now: datetime | None = None) -> list[Acces
     return expired
 
 
-def grant_problems(registry: Registry, store: Store) -> list[str]:
-    """Approved grants the spec no longer supports (a port or a filtered column gone): for
-    ``ddp validate`` and ``ddp access grants``; such a grant is still enforced as far as it
-    can be (an unknown port is never served)."""
-    problems = []
+def _stale(registry: Registry, store: Store) -> list[tuple[AccessRequest, Product | None, str]]:
+    """Approved, unexpired grants the spec no longer supports, with what is wrong."""
+    found: list[tuple[AccessRequest, Product | None, str]] = []
     for request in list_requests(store, status="approved"):
+        if request.expired():
+            continue  # not served; the next sweep marks it expired
         product = registry.products.get(request.product)
         if product is None:
-            problems.append(f"{request.id}: product '{request.product}' no longer exists")
+            found.append((request, None, f"product '{request.product}' no longer exists"))
             continue
         names = {p.name for p in product.spec.output_ports}
         gone = [p for p in request.granted_ports or [] if p not in names]
         if gone:
-            problems.append(f"{request.id}: {request.product} has no port {', '.join(gone)}")
+            found.append((request, product, f"{request.product} has no port {', '.join(gone)}"))
             continue
         try:
             parse_rows(product, request.granted_ports or [], _row_texts(request.rows or []))
         except AccessError as error:
-            problems.append(f"{request.id}: {error.message}")
+            found.append((request, product, error.message))
+        except (SpecErrors, OSError):
+            found.append((request, product, "the contracts of its ports cannot be read"))
+    return found
+
+
+def grant_problems(registry: Registry, store: Store) -> list[str]:
+    """Approved grants the spec no longer supports (a port or a filtered column gone): for
+    ``ddp validate`` and ``ddp access grants``; such a grant is still enforced as far as it
+    can be (an unknown port is never served)."""
+    return [f"{request.id}: {message}" for request, _, message in _stale(registry, store)]
+
+
+def _existing_store(paths: ProjectPaths) -> Store | None:
+    path = ports_dir(paths) / "access.sqlite"
+    if not path.exists():
+        return None
+    return _STORES.get(path) or _STORES.setdefault(path, Store(path))
+
+
+def validate_problems(registry: Registry, paths: ProjectPaths) -> list[SpecProblem]:
+    """``ddp validate``'s warnings about the grants store: an approved grant whose product,
+    port or filtered column is gone, located at the product's ``policies`` (or the store).
+    Warnings, not errors: the store is the platform's state, not the change under review, and
+    a stale grant gives nothing the spec does not hold (an unknown port is never served)."""
+    store = _existing_store(paths)
+    if store is None:
+        return []
+    problems = []
+    for request, product, message in _stale(registry, _ready(store)):
+        if product is None:
+            where, line = relative(store.path, paths.root), None
+        else:
+            where, line = product.loaded.display_path, product.loaded.line_of("policies")
+        problems.append(
+            SpecProblem(
+                where,
+                line,
+                f"access grant {request.id}",
+                f"the grants store's grant to '{request.consumer}' is stale: {message}",
+                f"revoke it: ddp access revoke {request.id} --as OWNER --reason '...' "
+                "(and ask again for what the spec now holds)",
+                severity="warning",
+            )
+        )
     return problems
+
+
+def stored_grants(paths: ProjectPaths) -> list[dict[str, Any]]:
+    """Every approved, unexpired grant of the grants store (product, to, ports, rows,
+    cleared_for, source, until), for ``ddp validate``; none when there is no store."""
+    store = _existing_store(paths)
+    if store is None:
+        return []
+    return [
+        {"product": r.product, **r.grant().model_dump(), "source": r.id, "until": r.until}
+        for r in list_requests(_ready(store), status="approved")
+        if not r.expired()
+    ]
 
 
 def _row_texts(rows: list[dict[str, Any]]) -> list[str]:
@@ -958,13 +1015,12 @@ def audit_events(
 def catalog_grants(paths: ProjectPaths, product_id: str) -> list[dict[str, Any]]:
     """The approved, unexpired grants of a product for its catalog page (``access_grants`` of
     its entry): to, ports, rows, cleared_for, source (the request id), until."""
-    path = ports_dir(paths) / "access.sqlite"
-    if not path.exists():
+    store = _existing_store(paths)
+    if store is None:
         return []
-    store = _STORES.get(path) or _STORES.setdefault(path, Store(path))
     return [
         {**r.grant().model_dump(), "source": r.id, "until": r.until}
-        for r in list_requests(store, product_id, status="approved")
+        for r in list_requests(_ready(store), product_id, status="approved")
         if not r.expired()
     ]
 
@@ -972,7 +1028,8 @@ def catalog_grants(paths: ProjectPaths, product_id: str) -> list[dict[str, Any]]
 def expiry_sensor(registry: Registry, paths: ProjectPaths, interval_seconds: int = 30) -> Any:
     """A Dagster sensor that runs :func:`sweep_expired` (launches no run), so an expired
     grant's SQL port is rebuilt within ``interval_seconds`` even when no ``ddp access``, REST
-    or MCP call sweeps first. For the platform to register beside ``ddp_ports_refresh``."""
+    or MCP call sweeps first. Registered by the ``ProductAutomation`` component beside
+    ``ddp_ports_refresh`` (``access_interval_seconds``)."""
     import dagster as dg
 
     @dg.sensor(
@@ -983,7 +1040,9 @@ def expiry_sensor(registry: Registry, paths: ProjectPaths, interval_seconds: int
         "rebuilds their consumers' SQL ports; launches no run.",
     )
     def _expire(context: Any) -> Any:  # dg.SensorEvaluationContext (annotations are text)
-        store = Store.open(paths)
+        store = _existing_store(paths)  # DDP_DATA_DIR is read at each tick
+        if store is None:
+            return dg.SkipReason("no grants store yet: nothing to expire")
         expired = sweep_expired(AccessContext(paths, registry, store, via="sensor"))
         names = ", ".join(r.id for r in expired) or "none"
         return dg.SkipReason(f"access grants expired: {names}")
