@@ -203,6 +203,18 @@ class Project:
         with duckdb.connect(str(self.paths.warehouse_path), read_only=True) as connection:
             return connection.execute(sql).fetchall()
 
+    def built(self, product: str) -> None:
+        """The product loaded and built once: a test may run alone, or first on its xdist
+        worker (each worker has its own module fixture, source server and warehouse)."""
+        if self.paths.warehouse_path.exists():
+            found = self.query(
+                "select count(*) from information_schema.tables "
+                f"where table_schema = '{product}' and table_name = '{product}'"
+            )
+            if found != [(0,)]:
+                return
+        _succeeded(self.run(product))
+
     def logs(self, run_id: str) -> str:
         """Every event of a run as text: messages and their metadata."""
         import dagster as dg
@@ -377,13 +389,15 @@ def test_postgres_table_loads_incrementally_and_merges(project: Project) -> None
 
 
 def test_a_failed_load_does_not_advance_the_cursor(project: Project) -> None:
+    project.built("accounts")
+    [(loaded,)] = project.query("select count(*) from accounts.raw_accounts")
     with duckdb.connect(str(project.paths.warehouse_path)) as connection:
         connection.execute("alter table accounts.raw_accounts alter column name set not null")
     project.source("insert into accounts values (6, null, 'gold', '2026-02-10')")
     failed = project.run("accounts")
     assert not failed.success
     assert "NOT NULL constraint failed" in str(failed.errors)
-    assert project.query("select count(*) from accounts.raw_accounts") == [(4,)]
+    assert project.query("select count(*) from accounts.raw_accounts") == [(loaded,)]
     # the same source row loads once the warehouse takes it: the cursor stayed before it
     with duckdb.connect(str(project.paths.warehouse_path)) as connection:
         connection.execute("alter table accounts.raw_accounts alter column name drop not null")
@@ -421,8 +435,13 @@ def test_s3_parquet_files_load(project: Project) -> None:
 
 
 def test_a_new_source_column_is_a_warning(project: Project) -> None:
-    project.source("alter table accounts add column region text")
-    project.source("update accounts set region = 'EU', updated_at = '2026-03-01' where id = 1")
+    project.built("accounts")  # the raw table exists before the source changes shape
+    project.source("alter table accounts add column if not exists region text")
+    # newer than any row loaded so far, whatever ran before on this worker
+    project.source(
+        "update accounts set region = 'EU', "
+        "updated_at = (select max(updated_at) from accounts) + interval '1 second' where id = 1"
+    )
     outcome = project.run("accounts")
     _succeeded(outcome)
     assert "input port 'accounts.raw_accounts': the source adds column 'region'" in project.logs(
@@ -453,10 +472,14 @@ def test_a_wrong_password_fails_the_load_at_the_depot_line(project: Project) -> 
 
 
 def test_a_removed_column_holds_the_product_back(project: Project) -> None:
+    project.built("accounts")
     before = project.query("select * from accounts.accounts order by id")
     raw_before = project.query("select count(*) from accounts.raw_accounts")
     project.source("alter table accounts drop column tier")
-    project.source("insert into accounts values (5, 'Edsger', '2026-04-01', 'EU')")
+    project.source(
+        "insert into accounts (id, name, updated_at) select 5, 'Edsger', "
+        "max(updated_at) + interval '1 day' from accounts"
+    )
     outcome = project.run("accounts")
     assert not outcome.success
     text = str(outcome.errors)
