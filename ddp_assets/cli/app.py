@@ -12,6 +12,7 @@ from ddp_assets.cli import (
     access,
     audit,
     catalog,
+    ci,
     contract,
     depot,
     export,
@@ -70,6 +71,7 @@ app.command("rollback")(versions.rollback_command)
 app.add_typer(access.app, name="access")
 app.command("mcp")(mcp.mcp)
 app.add_typer(depot.app, name="depot")
+app.command("ci")(ci.ci)
 
 
 def main(args: Sequence[str] | None = None) -> None:

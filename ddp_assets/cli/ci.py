@@ -1,0 +1,180 @@
+"""``ddp ci``: validate every product, diff the contracts changed since a base git ref, name the
+changed products, their downstream and the readers a breaking change affects (docs/ci.md)."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ddp_assets.cli.console import echo, fail, print_json, say, say_err
+from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative, unique_problems
+from ddp_assets.spec.registry import Registry
+
+
+class Format(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    junit = "junit"
+    json = "json"
+
+
+@contextmanager
+def _no_base_in_validate() -> Iterator[None]:
+    """The validation step without its own breaking-change check (``DDP_CONTRACT_BASE``
+    empty): ``ddp ci`` diffs the contracts once, against its own base."""
+    before = os.environ.get("DDP_CONTRACT_BASE")
+    os.environ["DDP_CONTRACT_BASE"] = ""
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DDP_CONTRACT_BASE", None)
+        else:
+            os.environ["DDP_CONTRACT_BASE"] = before
+
+
+def _check(
+    paths: ProjectPaths, registry: Registry, dbt: bool
+) -> tuple[list[SpecProblem], dict[str, Any] | None]:
+    """What ``ddp validate`` checks, and dbt's prepared manifest (None without dbt or when the
+    specs have errors)."""
+    problems: list[SpecProblem] = list(registry.problems)
+    manifest: dict[str, Any] | None = None
+    with _no_base_in_validate():
+        if not registry.errors:
+            from ddp_assets.spec.checks import validate_problems
+
+            problems.extend(validate_problems(registry))
+        if dbt and not registry.errors:
+            from ddp_assets.dbt.agreement import check_agreement
+            from ddp_assets.dbt.project import prepare
+
+            try:
+                prepared = prepare(paths, registry)
+                manifest = prepared.manifest
+                problems.extend(check_agreement(registry, manifest))
+            except SpecErrors as errors:
+                problems.extend(errors.problems)
+        elif not registry.errors:
+            from ddp_assets.contracts.validation import contract_problems
+
+            problems.extend(contract_problems(registry))
+    from ddp_assets.ingest.depot_assets import depot_problems
+
+    problems.extend(depot_problems(registry, paths))
+    return unique_problems(problems), manifest
+
+
+def _write(path: Path, content: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror or error}", "name a writable file")
+
+
+def ci(
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Git ref to compare with. Default: the merge base of HEAD with the default "
+            "branch ($GITHUB_BASE_REF, origin/HEAD, main...); HEAD~ on that branch itself.",
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="text, markdown (a pull-request comment), junit or json."),
+    ] = Format.text,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to FILE (a summary line on stdout)."),
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also write the JUnit XML report to FILE."),
+    ] = None,
+    allow_major: Annotated[
+        bool,
+        typer.Option(
+            "--allow-major",
+            help="A breaking change whose contract has a new major version is reported, "
+            "but does not fail.",
+        ),
+    ] = False,
+    dbt: Annotated[
+        bool, typer.Option("--dbt/--no-dbt", help="Also parse dbt and check it agrees.")
+    ] = True,
+) -> None:
+    """Validate every product and check every change against a base git ref: contract diffs
+    with the breaking changes and the downstream products they affect, the changed products
+    and their downstream. Exit 1 on any error or breaking change.
+
+    Builds nothing: previews in their own environment are not there yet (docs/ci.md).
+    """
+    from ddp_assets.ci.changes import changed_files, product_changes, resolve_base
+    from ddp_assets.ci.impact import port_impacts
+    from ddp_assets.ci.report import CiReport
+    from ddp_assets.contracts.diff import project_changes
+
+    started = time.perf_counter()
+    paths = ProjectPaths.discover()
+    chosen = resolve_base(paths.root, base)  # a bad ref fails before any work
+    registry = Registry.load(paths.defs_dir, paths.root)
+    problems, manifest = _check(paths, registry, dbt)
+    files = changed_files(paths.root, chosen)
+    changes = product_changes(registry, files, paths.dbt_dir, manifest, chosen)
+    diffs = []
+    if files:  # an unchanged repository has no contract changes to look for
+        diffs = project_changes(registry, chosen.commit, "producer")
+        diffs += project_changes(registry, chosen.commit, "consumer")
+    notes = []
+    if manifest is None and any(f.path.endswith(".sql") for f in files):
+        notes.append("without dbt's manifest, macros are not traced to the models using them")
+    report = CiReport(
+        chosen,
+        {pid: relative(p.folder, paths.root) for pid, p in registry.products.items()},
+        problems,
+        changes,
+        port_impacts(registry, diffs),
+        allow_major,
+        notes=notes,
+    )
+    report.seconds = time.perf_counter() - started
+    if junit is not None:
+        _write(junit, _junit_bytes(report))
+    if fmt is Format.json:
+        rendered = None
+    elif fmt is Format.junit:
+        rendered = _junit_bytes(report).decode("utf-8")
+    elif fmt is Format.markdown:
+        rendered = report.markdown()
+    else:
+        rendered = report.text()
+    if output is not None:
+        import json
+
+        document = rendered if rendered is not None else json.dumps(report.to_dict(), indent=2)
+        _write(output, document.encode("utf-8"))
+        (say if report.ok else say_err)("{} (report: {})", report.summary(), output)
+    elif rendered is None:
+        print_json(report.to_dict())
+    else:
+        echo(rendered)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _junit_bytes(report: Any) -> bytes:
+    buffer = io.BytesIO()
+    report.junit().write(buffer, pretty=True)
+    return buffer.getvalue()
