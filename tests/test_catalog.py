@@ -101,7 +101,7 @@ def test_static_catalog_in_headless_chromium(built_demo, demo_env, tmp_path: Pat
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(index)  # from disk: no server
-            assert page.locator(".card").count() == 7
+            assert page.locator(".card").count() == 8
             page.fill("#q", "churn")
             assert page.locator(".card:visible h3").all_inner_texts() == ["Customer 360"]
             page.fill("#q", "")

@@ -72,7 +72,7 @@ def test_every_asset_carries_its_product(defs: dg.Definitions, registry: Registr
         assert node.tags["ddp/domain"] == product.spec.domain
         assert node.tags["ddp/status"] == product.spec.status
         assert node.tags["ddp/tier"] == product.spec.tier
-        assert node.kinds & {"dbt", "python", "csv", "parquet", "json", "view"}, key
+        assert node.kinds & {"dbt", "python", "csv", "parquet", "json", "view", "dlt"}, key
         assert node.description, key
 
 

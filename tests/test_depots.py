@@ -225,3 +225,58 @@ def test_validate_names_an_unknown_depot_at_the_port(tmp_path: Path) -> None:
     assert unknown["line"] == 13 and "did you mean 'crm'" in unknown["hint"]
     wrong_kind = problems["input_ports[1].resource"]
     assert wrong_kind["line"] == 18 and "depot 'crm' is sql" in wrong_kind["message"]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_demo_reads_the_helpdesk_database_through_a_depot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's support_tickets product: `ddp demo` writes the helpdesk's SQLite database,
+    the `helpdesk` depot reads it, and a second load takes only the changed and new tickets."""
+    import sqlite3
+
+    import duckdb
+
+    from ddp_assets.demo.generator import generate_landing_zone
+    from ddp_assets.demo.helpdesk import HELPDESK_DB, ticket_count
+    from ddp_assets.depots.pipeline import load_port
+    from ddp_assets.spec.model import DepotInputPort
+    from ddp_assets.spec.registry import Registry
+    from ddp_assets.starter import DEMO_DEPOTS
+
+    # the repository's depots/ is what `ddp init --demo` writes
+    shipped = {p.name: p.read_text() for p in DEMO_DEPOTS.glob("*.yaml")}
+    assert shipped == {p.name: p.read_text() for p in (ROOT / "depots").glob("*.yaml")}
+    monkeypatch.setenv("DDP_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DDP_DBT_TARGET", raising=False)
+    counts = generate_landing_zone(tmp_path / "landing", scale=1_000)
+    paths = ProjectPaths(ROOT)
+    result = ddp(paths, "depot", "test", "helpdesk", "--json", DDP_DATA_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["detail"] == "1 table(s)"
+
+    product = Registry.load(paths.defs_dir, paths.root).products["support_tickets"]
+    [port] = [p for p in product.spec.input_ports if isinstance(p, DepotInputPort)]
+    depot = load_depots(paths).depots[port.depot]
+    first = load_port(product.id, port, depot, paths, contract_columns=["ticket_id", "status"])
+    assert first.rows == ticket_count(1_000) and first.cursor
+    with sqlite3.connect(tmp_path / "landing" / HELPDESK_DB) as connection:
+        connection.execute(
+            "update tickets set status = 'closed', updated_at = '2026-01-05 00:00:00.000000' "
+            "where ticket_id = 1"
+        )
+        connection.execute(
+            "insert into tickets values (100000, 1, 'chat', 'low', 'open', "
+            "'2026-01-06 00:00:00.000000', '2026-01-06 00:00:00.000000')"
+        )
+    second = load_port(product.id, port, depot, paths, contract_columns=["ticket_id", "status"])
+    assert second.rows == 2 and second.cursor and second.cursor.startswith("2026-01-06")
+    with duckdb.connect(str(paths.warehouse_path), read_only=True) as connection:
+        [(rows, customers, status)] = connection.execute(
+            "select count(*), max(customer_id), "
+            "max(case when ticket_id = 1 then status end) from support_tickets.raw_tickets"
+        ).fetchall()
+    assert rows == ticket_count(1_000) + 1 and status == "closed"
+    assert customers <= counts["customers/customers.csv"]  # every ticket's customer exists

@@ -226,7 +226,7 @@ def test_unknown_product_or_port_is_404_with_a_hint(server: Server) -> None:
 
 def test_products_list_shows_grants(server: Server) -> None:
     products = {p["id"]: p for p in server.get("/products", "emea").json()}
-    assert len(products) == 7
+    assert len(products) == 8
     assert [p["granted"] for p in products["customers"]["ports"]] == [True]
     assert {p["name"]: p["granted"] for p in products["orders"]["ports"]} == {
         "orders": True,

@@ -42,7 +42,7 @@ def consumers(built_demo: Any, demo_env: Any) -> dict[str, str]:
         args = ["token", "issue", name, "--json"] + [a for r in roles for a in ("--role", r)]
         issued[name] = json.loads(ddp(env, *args).stdout)["token"]
     report = json.loads(ddp(env, "ports", "build", "--json").stdout)
-    assert len(report["snapshot"]) == 13
+    assert len(report["snapshot"]) == 14
     assert {p["port"] for p in report["sql_ports"]["emea-sales"]} == {"customers", "orders"}
     return issued
 

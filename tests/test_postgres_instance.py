@@ -285,6 +285,7 @@ def _landing_assets() -> list[list[str]]:
         for product in registry.products.values()
         for table in product.raw_tables
         if table not in product.python_model_names
+        and table not in {p.name for p in product.spec.input_ports if p.type == "depot"}
     )
 
 

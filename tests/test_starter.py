@@ -80,7 +80,8 @@ def test_an_empty_project(tmp_path: Path) -> None:
 
 def test_the_demo_products_come_along(tmp_path: Path) -> None:
     result = init_project(tmp_path / "shop", demo=True)
-    assert len(result.demo_products) == len(demo_products()) == 7
+    assert len(result.demo_products) == len(demo_products()) == 8
+    assert (result.root / "depots" / "helpdesk.yaml").is_file()  # the demo depot
     for folder in demo_products():
         relative = folder.relative_to(ROOT / "ddp_assets" / "defs")
         assert (result.root / "shop" / "defs" / relative / "defs.yaml").is_file()

@@ -556,4 +556,8 @@ def generate_landing_zone(landing_dir: Path, scale: int = 10_000, seed: int = 42
             counts[spec.path] = _copy(con, queries[spec.path], landing_dir / spec.path, spec.format)
     finally:
         con.close()
+    # the helpdesk's database (not a landing file: the support_tickets product's depot reads it)
+    from ddp_assets.demo.helpdesk import HELPDESK_DB, ticket_count, write_helpdesk_database
+
+    write_helpdesk_database(landing_dir / HELPDESK_DB, ticket_count(scale), n_customers, seed)
     return counts

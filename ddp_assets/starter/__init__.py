@@ -26,6 +26,8 @@ from ddp_assets.spec.errors import SpecErrors, SpecProblem
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "project"
 DEMO_DEFS = Path(__file__).resolve().parent.parent / "defs"
+# the demo's depots (its support_tickets product reads one); a project keeps them in depots/
+DEMO_DEPOTS = Path(__file__).resolve().parent.parent / "demo" / "depots"
 PLATFORM_FOLDER = "_platform"  # the platform's component instances inside defs/
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
@@ -136,4 +138,8 @@ def init_project(target: Path, *, name: str | None = None, demo: bool = False) -
             )
             written.extend(p for p in (defs / relative).rglob("*") if p.is_file())
             products.append(folder.name)
+        for depot in sorted(DEMO_DEPOTS.glob("*.yaml")):
+            (target / "depots").mkdir(exist_ok=True)
+            shutil.copyfile(depot, target / "depots" / depot.name)
+            written.append(target / "depots" / depot.name)
     return InitResult(target, package, written, products)
