@@ -242,6 +242,14 @@ _STORES: dict[Path, Store] = {}
 def store_grants(product: Product, now: datetime | None = None) -> list[Grant]:
     """The grants of ``product``'s approved, unexpired access requests, from the grants store
     of its project (none when the project has no store yet: reading never creates one)."""
+    return [grant for grant, _ in store_grants_until(product, now)]
+
+
+def store_grants_until(
+    product: Product, now: datetime | None = None
+) -> list[tuple[Grant, str | None]]:
+    """:func:`store_grants` with each grant's expiry (ISO UTC, or None): for a compiler whose
+    output outlives this moment (the PostgreSQL views check the expiry when read)."""
     root = _project_root(product.folder.resolve())
     if root is None:
         return []
@@ -257,7 +265,7 @@ def store_grants(product: Product, now: datetime | None = None) -> list[Grant]:
         "and (until is null or until > ?) order by decided_at, id",
         (product.id, moment),
     )
-    return [_row(r).grant() for r in rows]
+    return [(request.grant(), request.until) for request in map(_row, rows)]
 
 
 # -- checks ------------------------------------------------------------------------------

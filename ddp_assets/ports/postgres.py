@@ -1,7 +1,8 @@
 """The second compiler of the policy: PostgreSQL roles, views and grants.
 
 For a PostgreSQL warehouse, each output port ``<product>.<model>`` gets a view
-``"<product>__ports"."<port>"`` and the product's grants become:
+``"<product>__ports"."<port>"`` and the product's grants (the spec's, then the approved access
+requests' of the grants store, :mod:`ddp_assets.ports.access`) become:
 
 - a role per grantee, named exactly as in the spec (``"role:analyst"``, ``"emea-sales"``);
   consumers are made members of their roles (:func:`consumer_statements`);
@@ -18,7 +19,9 @@ For a PostgreSQL warehouse, each output port ``<product>.<model>`` gets a view
   <salted SHA-256 hex | '[redacted]'> END``. The salt sits in a table only ``ddp_ports`` reads,
   so reading the view's definition does not give it away. Classified columns are ``text`` in
   the view for every consumer (a CASE has one type);
-- ``GRANT SELECT`` on the view to the grantees of grants covering the port; nothing on the table.
+- ``GRANT SELECT`` on the view to the grantees of grants covering the port; nothing on the table;
+- an approved request's expiry in its branches (``now() < until``): it stops on time in the
+  view; an approval or a revocation after the script ran needs the script run again.
 
 Values in conditions are composed with :mod:`psycopg.sql` (``Literal``, ``Identifier``),
 never by string formatting, and were validated against the contract by ``ddp validate``.
@@ -32,6 +35,7 @@ from typing import LiteralString
 
 from psycopg import sql
 
+from ddp_assets.ports.access import store_grants_until
 from ddp_assets.ports.policy import (
     CLEAR_CLASSIFICATIONS,
     REDACTED,
@@ -71,6 +75,14 @@ def _member(grantee: str) -> sql.Composed:
     return sql.SQL("pg_has_role(current_user, {}, 'MEMBER')").format(sql.Literal(grantee))
 
 
+def _holds(grant: Grant, until: str | None) -> sql.Composed:
+    """The consumer holds ``grant`` (a member of its grantee, before its expiry if it has one:
+    an approved request's grant stops on time in the view, without re-running the script)."""
+    if until is None:
+        return _member(grant.to)
+    return sql.SQL("({} and now() < {}::timestamptz)").format(_member(grant.to), sql.Literal(until))
+
+
 def _condition(condition: RowCondition, column: PortColumn) -> sql.Composed:
     name = sql.Identifier(condition.column)
     if condition.op == "is_null":
@@ -87,22 +99,26 @@ def _condition(condition: RowCondition, column: PortColumn) -> sql.Composed:
     )
 
 
-def _grant_predicate(grant: Grant, columns: dict[str, PortColumn]) -> sql.Composed:
-    parts = [_member(grant.to)]
+def _grant_predicate(
+    grant: Grant, columns: dict[str, PortColumn], until: str | None = None
+) -> sql.Composed:
+    parts = [_holds(grant, until)]
     parts += [_condition(c, columns[c.column]) for c in grant.rows]
     return sql.SQL("({})").format(sql.SQL(" and ").join(parts))
 
 
-def _cleared(grants: list[Grant], classification: str) -> sql.Composable:
+def _cleared(grants: list[tuple[Grant, str | None]], classification: str) -> sql.Composable:
     cleared = [
-        _member(g.to)
-        for g in grants
+        _holds(g, until)
+        for g, until in grants
         if "*" in g.cleared_for or classification in {c.lower() for c in g.cleared_for}
     ]
     return sql.SQL(" or ").join(cleared) if cleared else sql.SQL("false")
 
 
-def _select_item(column: PortColumn, grants: list[Grant], strategy: str) -> sql.Composed:
+def _select_item(
+    column: PortColumn, grants: list[tuple[Grant, str | None]], strategy: str
+) -> sql.Composed:
     name = sql.Identifier(column.name)
     level = column.classification
     if level is None or level in CLEAR_CLASSIFICATIONS:
@@ -140,7 +156,15 @@ def compile_port(
     base = sql.Identifier(schema, name)
     columns, _ = port_columns(product, port)
     by_name = {c.name: c for c in columns}
-    grants = [g for g in product.spec.policies.grants if grant_covers(g, port)]
+    # the spec's grants, then the approved access requests' (the grants store, with expiry);
+    # a stored grant filtering on a column the port lost is left out (ddp validate warns)
+    held: list[tuple[Grant, str | None]] = [(g, None) for g in product.spec.policies.grants]
+    held += [
+        (g, until)
+        for g, until in store_grants_until(product)
+        if all(c.column in by_name for c in g.rows)
+    ]
+    grants = [(g, until) for g, until in held if grant_covers(g, port)]
     masking = product.spec.policies.masking
     view = (view_schema(product.id), port)
     target = sql.Identifier(*view)
@@ -159,7 +183,7 @@ def compile_port(
             "security', {}, {}); end if; end $$"
         ).format(*(sql.Literal(v) for v in (schema, name) * 4)),
     ]
-    rows = [_grant_predicate(g, by_name) for g in grants]
+    rows = [_grant_predicate(g, by_name, until) for g, until in grants]
     where = sql.SQL(" or ").join(rows) if rows else sql.SQL("false")
     items = sql.SQL(", ").join(
         _select_item(c, grants, masking.get(c.classification or "", "hash")) for c in columns
@@ -173,7 +197,7 @@ def compile_port(
         sql.SQL("alter view {} owner to {}").format(target, sql.Identifier(OWNER_ROLE)),
         sql.SQL("revoke all on {} from public").format(target),
     ]
-    grantees = sorted({g.to for g in grants})
+    grantees = sorted({g.to for g, _ in grants})
     for grantee in grantees:
         statements += [
             sql.SQL("grant usage on schema {} to {}").format(
