@@ -83,6 +83,12 @@ class ProductsDbtCliResource(DbtCliResource):
         The arguments, environment and selection are dagster-dbt's own (the same helpers
         ``DbtCliResource.cli`` uses); only the process that runs them differs.
         """
+        if self.project_root:  # ddp creates the warehouse file, in its storage version
+            from ddp_assets.warehouse import DuckDBWarehouse, warehouse_for
+
+            warehouse = warehouse_for(ProjectPaths(Path(self.project_root)))
+            if isinstance(warehouse, DuckDBWarehouse):
+                warehouse.create()
         if not in_process_enabled():
             return super().cli(
                 args,

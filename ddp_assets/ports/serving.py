@@ -34,7 +34,7 @@ from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import Warehouse, literal, quote, relation
-from ddp_assets.warehouse.duckdb import LOCK_WAIT_SECONDS
+from ddp_assets.warehouse.duckdb import LOCK_WAIT_SECONDS, connect_new
 from ddp_assets.warehouse.permissions import private_dir, private_file
 
 META = "_ddp"
@@ -124,7 +124,7 @@ def build_snapshot(paths: ProjectPaths, registry: Registry) -> list[ServedPort]:
     clean_stale_builds(target.parent)
     building = target.with_name(f".serving.{os.getpid()}.building.duckdb")
     building.unlink(missing_ok=True)
-    connection = duckdb.connect(str(building))
+    connection = connect_new(building)  # in ddp's DuckDB storage version
     private_file(building)  # unmasked rows: the owner's (or DDP_DATA_GROUP's) only
     try:
         if isinstance(warehouse, DuckDBWarehouse):

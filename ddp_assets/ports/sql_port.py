@@ -49,6 +49,7 @@ from ddp_assets.ports.store import ports_dir
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import quote, relation
+from ddp_assets.warehouse.duckdb import connect_new
 from ddp_assets.warehouse.permissions import private_dir, private_file
 
 
@@ -76,7 +77,7 @@ def build_sql_port(
     building.unlink(missing_ok=True)
     built: list[ServedPort] = []
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    connection = duckdb.connect(str(building))
+    connection = connect_new(building)  # in ddp's DuckDB storage version
     private_file(building)
     try:
         attach_waiting(connection, serving_path(paths), "src")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,8 +19,15 @@ from typing import Any
 
 import duckdb
 
-from ddp_assets.warehouse.base import Warehouse, literal, quote, relation, relation_kind
-from ddp_assets.warehouse.permissions import protect_database
+from ddp_assets.warehouse.base import (
+    Warehouse,
+    WarehouseUnavailable,
+    literal,
+    quote,
+    relation,
+    relation_kind,
+)
+from ddp_assets.warehouse.permissions import private_file, protect_database
 
 LOCK_WAIT_SECONDS = 120.0
 
@@ -35,6 +43,103 @@ Soda, pandera and ibis are ~310 MB of it), for 5-10 % more CPU in the checks at 
 log = logging.getLogger(__name__)
 
 
+STORAGE_VERSION_ENV = "DDP_DUCKDB_STORAGE_VERSION"
+DEFAULT_STORAGE_VERSION = "v1.4.0"
+"""The DuckDB storage format of every file ddp creates (the warehouse, the serving snapshot,
+the consumers' SQL ports): readable by DuckDB >= 1.4 (what datacontract-cli, notebooks and BI
+drivers run), where DuckDB 2.0's own format is not. ``DDP_DUCKDB_STORAGE_VERSION`` sets
+another (a DuckDB release such as ``v1.5.0``, or ``latest``: readable by this DuckDB only)."""
+
+
+def storage_version() -> str:
+    """The configured storage version (``$DDP_DUCKDB_STORAGE_VERSION``, else the default)."""
+    return os.environ.get(STORAGE_VERSION_ENV, "").strip() or DEFAULT_STORAGE_VERSION
+
+
+def storage_config() -> dict[str, str | bool | int | float | list[str]]:
+    """``duckdb.connect`` config for a *new* file: written in :func:`storage_version`.
+
+    An existing file keeps the format it was created in whoever opens it later (dbt-duckdb,
+    a plain ``duckdb.connect``), so only the creation needs it.
+    """
+    return {"storage_compatibility_version": storage_version()}
+
+
+def connect_new(path: Path) -> duckdb.DuckDBPyConnection:
+    """Create the DuckDB file ``path`` (which must not exist) in :func:`storage_version`."""
+    try:
+        return duckdb.connect(str(path), config=storage_config())
+    except duckdb.InvalidInputException as error:
+        if "version string" not in str(error):
+            raise
+        raise WarehouseUnavailable(
+            f"{STORAGE_VERSION_ENV}={storage_version()!r} is not a DuckDB storage version\n"
+            f"    hint: a DuckDB release such as {DEFAULT_STORAGE_VERSION} (the default, read by "
+            "DuckDB >= 1.4) or 'latest' (read by this DuckDB only), or unset it"
+        ) from None
+
+
+def _version_tuple(name: str) -> tuple[int, ...] | None:
+    found = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", name)
+    return tuple(int(part) for part in found.groups()) if found else None
+
+
+def file_storage_version(connection: duckdb.DuckDBPyConnection) -> str:
+    """The storage version of the connection's database file as DuckDB tags it (``v1.4.0+``)."""
+    rows = connection.execute(  # fetched whole: an unfinished result blocks the connection
+        "select tags['storage_version'] from duckdb_databases() "
+        "where database_name = current_database()"
+    ).fetchall()
+    return str(rows[0][0]) if rows and rows[0][0] else ""
+
+
+def _needs_migration(connection: duckdb.DuckDBPyConnection) -> str | None:
+    """The file's storage version when it is newer than the configured one, else None."""
+    wanted = _version_tuple(storage_version())  # None for 'latest': any file will do
+    found = file_storage_version(connection)
+    have = _version_tuple(found)
+    return found if wanted and have and have > wanted else None
+
+
+def migrate_storage(connection: duckdb.DuckDBPyConnection, path: Path, found: str) -> None:
+    """Rewrite the file ``path`` (open for writing on ``connection``, which this closes) in the
+    configured storage version: a copy of every schema, table, view, sequence and macro
+    (DuckDB's ``COPY FROM DATABASE``), swapped in with one rename. The file is not touched when
+    the copy fails."""
+    started = time.monotonic()
+    migrated = path.with_name(f".{path.name}.{os.getpid()}.migrating.duckdb")
+    migrated.unlink(missing_ok=True)
+    alias = "__ddp_migrated"
+    try:
+        connection.execute(
+            f"attach {literal(str(migrated))} as {alias} "
+            f"(storage_version {literal(storage_version())})"
+        )
+        private_file(migrated)
+        ((database,),) = connection.execute("select current_database()").fetchall()
+        connection.execute(f"copy from database {quote(str(database))} to {alias}")
+        connection.execute(f"detach {alias}")
+    except duckdb.Error as error:
+        connection.close()
+        migrated.unlink(missing_ok=True)
+        raise WarehouseUnavailable(
+            f"{path}: written in DuckDB storage {found}, which DuckDB < 2.0 cannot open, and "
+            f"rewriting it in {storage_version()} ({STORAGE_VERSION_ENV}) failed: {error}\n"
+            f"    hint: set {STORAGE_VERSION_ENV}=latest to keep the file as it is (read by "
+            "DuckDB 2.0 only), or remove it and build again (ddp materialize --all)"
+        ) from None
+    connection.close()
+    os.replace(migrated, path)
+    log.warning(
+        "%s was in DuckDB storage %s (DuckDB < 2.0 cannot open it): rewritten in %s (%s) in %.1fs",
+        path,
+        found,
+        storage_version(),
+        STORAGE_VERSION_ENV,
+        time.monotonic() - started,
+    )
+
+
 def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the file, waiting (bounded) while another process briefly holds its lock.
 
@@ -45,6 +150,8 @@ def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     delay = 0.05
     while True:
         try:
+            if not read_only and not path.exists():
+                return connect_new(path)
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as error:
             if "lock" not in str(error).lower() or time.monotonic() > deadline:
@@ -57,6 +164,10 @@ def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 def writer(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = _connect_waiting(path, read_only=False)
+    found = _needs_migration(connection)
+    if found:  # an earlier ddp wrote it in DuckDB 2.0's own format
+        migrate_storage(connection, path, found)
+        connection = _connect_waiting(path, read_only=False)
     protect_database(path)  # it holds unmasked rows: 0600 (DDP_DATA_GROUP: 0640)
     try:
         yield connection
@@ -251,6 +362,13 @@ class DuckDBWarehouse(Warehouse):
 
     def exists(self) -> bool:
         return self.path.exists()
+
+    def create(self) -> None:
+        """Create the file in ddp's storage version when it is missing (before dbt-duckdb,
+        which would create it in DuckDB's newest format); an existing file keeps its own."""
+        if not self.path.exists():
+            with self.writer():
+                pass
 
     @property
     def location(self) -> str:
