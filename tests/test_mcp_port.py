@@ -262,6 +262,10 @@ def test_search_describe_and_resources(server: Mcp) -> None:
     assert info["description"]["purpose"]
     port = info["ports"][0]
     assert port["granted"] is True and port["published"]["run_id"]
+    # its SLO status, as REST's /slo: just built, so fresh against max_age 26h
+    assert port["slo"]["state"] == "pass" and port["slo"]["max_age_seconds"] == 26 * 3600
+    assert port["slo"]["last_materialized_at"] and port["slo"]["refresh"] == "schedule"
+    assert isinstance(info["access_grants"], list)  # the grants store's, beside the spec's
     assert "downstream" in info and info["version"] == "1.0.0"
 
     async def work(session: ClientSession) -> tuple[str, str]:
@@ -316,6 +320,10 @@ def test_access_request_then_owner_approval_then_the_same_read(server: Mcp) -> N
         "newbie", "query_sql", sql="select distinct segment from customers.customers"
     )
     assert counted["rows"] == [["enterprise"]]
+    described = server.ok("newbie", "describe_product", product="customers")
+    assert described["ports"][0]["granted"] is True
+    (grant,) = [g for g in described["access_grants"] if g["source"] == filed["id"]]
+    assert grant["to"] == "mcp-newbie" and grant["rows"][0]["value"] == "enterprise"
     access.revoke(ctx, filed["id"], by=OWNER, reason="test done")
     assert read()[0]
     assert "refused" in server.refused(

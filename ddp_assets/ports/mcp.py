@@ -80,6 +80,16 @@ class McpState:
     def __post_init__(self) -> None:
         self.serving = Serving(serving_path(self.paths))
         self.salt = mask_salt(self.paths)
+        self._instance: Any = None
+
+    def slo(self, product: Product, port: str) -> dict[str, Any]:
+        """The port's SLO status (freshness against the SLO, open alerts), as REST's ``/slo``."""
+        from ddp_assets.ports.slo import port_slo
+        from ddp_assets.runtime.instance import instance
+
+        if self._instance is None:
+            self._instance = instance(self.paths)
+        return port_slo(self._instance, product, port)
 
     def record(
         self,
@@ -227,9 +237,11 @@ def build_server(state: McpState, *, host: str = "127.0.0.1", port: int = 8000) 
                     "published": served[(product, p.name)].to_dict()
                     if (product, p.name) in served
                     else None,
+                    "slo": state.slo(found, p.name),
                 }
                 for p in found.spec.output_ports
             ]
+            info["access_grants"] = access.catalog_grants(state.paths, product)  # the store's
             return info, None
 
         return audited(ctx, "describe", product, None, body)
