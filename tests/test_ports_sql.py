@@ -66,7 +66,13 @@ def test_sql_port_holds_only_the_consumers_policy(demo_env: Any, consumers: dict
             "select table_schema, table_name from information_schema.tables "
             "where table_catalog = current_database() order by 1, 2"
         ).fetchall()
-        assert tables == [("_ddp", "ports"), ("customers", "customers"), ("orders", "orders")]
+        assert tables == [
+            ("_ddp", "ports"),
+            ("_ddp", "version_moves"),  # the granted ports' history (time travel)
+            ("_ddp", "versions"),
+            ("customers", "customers"),
+            ("orders", "orders"),
+        ]
         countries = {
             r[0] for r in connection.execute("select country from customers.customers").fetchall()
         }

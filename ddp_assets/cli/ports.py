@@ -105,9 +105,16 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write into.")] = Path("."),
     file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     token: Token = None,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="A retained version (ddp versions).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="The version published at this ISO time.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Export a port as the token's consumer sees it, with its contract beside it."""
+    """Export a port as the token's consumer sees it, with its contract beside it (of the
+    published version, or of a retained one: --version N or --as-of TIME)."""
     from ddp_assets.ports.api import export as run
     from ddp_assets.ports.files import FORMATS
     from ddp_assets.ports.store import Store
@@ -126,6 +133,8 @@ def export(
             port,
             out_dir,
             file_format,  # type: ignore[arg-type]
+            version,
+            as_of,
         )
     except Exception as error:
         _fail_port(error)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ddp_assets.cli.console import Table, fail, out, print_json, say, styled
+from ddp_assets.cli.console import Table, fail, out, print_json, say, say_err, styled
 from ddp_assets.settings import ProjectPaths
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -149,14 +149,12 @@ def rollback_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Point a product's published ports (or one) at a retained version: no data is copied,
-    consumers see the old version or the new at once, and it is undone by rolling forward."""
-    import dagster as dg
-
+    consumers see the old version or the new at once, and it is undone by rolling forward.
+    The move is audited, reported to Dagster as a materialization of each port (consumers
+    refresh as after a publish) and to OpenLineage."""
     from ddp_assets.contracts.rollback import RollbackError, rollback
     from ddp_assets.dbt.load_cache import load_registry
-    from ddp_assets.naming import port_key
-    from ddp_assets.ports.audit import record
-    from ddp_assets.ports.store import Store
+    from ddp_assets.ports.rollbacks import announce
     from ddp_assets.runtime.instance import instance
     from ddp_assets.warehouse import warehouse_for
 
@@ -182,46 +180,9 @@ def rollback_command(
             )
     except RollbackError as error:
         fail(str(error), error.hint)
-    store = Store.open(paths)
-    dagster = instance(paths)
-    try:
-        for move in result.moves:
-            before = move.current.version if move.current else None
-            record(
-                store,
-                consumer=actor,
-                product=product,
-                port=move.port,
-                channel="control",
-                action="rollback",
-                allowed=True,
-                status=200,
-                reason=f"v{before} -> v{move.target.version}"
-                + (" (forced)" if force and result.consumers_refused else "")
-                + (f": {reason}" if reason else ""),
-            )
-            # the port's asset history shows the move, and its consumers' automation refreshes
-            dagster.report_runless_asset_event(
-                dg.AssetMaterialization(
-                    asset_key=port_key(product, move.model),
-                    description=f"rolled back to v{move.target.version}"
-                    + (f": {reason}" if reason else ""),
-                    metadata={
-                        "ddp/version": move.target.version,
-                        "ddp/product_version": move.target.product_version,
-                        "ddp/rolled_back_from": before,
-                        "ddp/reason": reason,
-                        "ddp/actor": actor,
-                        "ddp/forced": force and bool(result.consumers_refused),
-                        "dagster/row_count": move.target.rows,
-                        "ddp/published_checksum": move.target.checksum,
-                        "ddp/published_run_id": move.target.run_id,
-                        "ddp/contract_version": move.target.contract_version,
-                    },
-                )
-            )
-    finally:
-        store.close()
+    announced = announce(paths, registry, result, instance(paths))
+    if announced.lineage.startswith("error") or "pending" in announced.lineage:
+        say_err("OpenLineage: {}", announced.lineage)
     if as_json:
         print_json(result.to_dict())
         return

@@ -158,8 +158,11 @@ def export(
     port: str,
     out_dir: Path,
     file_format: FileFormat = "parquet",
+    version: int | None = None,
+    as_of: str | None = None,
 ) -> ExportedPort:
-    """Export a port as the token's consumer sees it (the file port)."""
+    """Export a port as the token's consumer sees it (the file port); ``version`` or
+    ``as_of``: a retained version (:mod:`ddp_assets.ports.versions`), same policy."""
     consumer = authenticate(store, token, "file")
 
     def denied(error: PortError) -> PortError:
@@ -183,8 +186,32 @@ def export(
             )
         )
     with serving.cursor() as (cursor, _):
+        source, chosen = None, None
+        if version is not None or as_of is not None:
+            from ddp_assets.ports.serving import SNAPSHOT
+            from ddp_assets.ports.versions import travel
+
+            try:
+                source, access, chosen = travel(
+                    cursor,
+                    SNAPSHOT,
+                    access,
+                    serving.history(product_id, port),
+                    version=version,
+                    as_of=as_of,
+                )
+            except PortError as error:
+                raise denied(error) from None
         exported = export_port(
-            cursor, product, access, served, mask_salt(paths), out_dir, file_format
+            cursor,
+            product,
+            access,
+            served,
+            mask_salt(paths),
+            out_dir,
+            file_format,
+            source=source,
+            version=chosen,
         )
     audit.record(
         store,

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from ddp_assets.ports.policy import PortAccess, policy_select
 from ddp_assets.ports.serving import ServedPort, snapshot_relation
+from ddp_assets.ports.versions import ServedVersion
 from ddp_assets.spec.loader import read_yaml
 from ddp_assets.spec.odcs import plain
 from ddp_assets.spec.registry import Product
@@ -47,11 +48,15 @@ def export_port(
     salt: str,
     out_dir: Path,
     file_format: FileFormat = "parquet",
+    *,
+    source: str | None = None,
+    version: ServedVersion | None = None,
 ) -> ExportedPort:
-    """Write ``<port>.<format>`` and ``<port>.odcs.json`` into ``out_dir``."""
+    """Write ``<port>.<format>`` and ``<port>.odcs.json`` into ``out_dir``; ``source`` and
+    ``version``: a retained version instead of the published one (time travel)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = out_dir / f"{access.port}.{file_format}"
-    source = snapshot_relation(access.product, access.port)
+    source = source or snapshot_relation(access.product, access.port)
     sql, params = policy_select(access, source, salt)
     reader = cursor.execute(sql, params).to_arrow_reader(BATCH_ROWS)
     assert reader is not None, "a select always has a result"
@@ -71,14 +76,17 @@ def export_port(
     partial.replace(data)
     contract = out_dir / f"{access.port}.odcs.json"
     contract.write_text(
-        json.dumps(contract_for(product, access, served), indent=2, default=str) + "\n",
+        json.dumps(contract_for(product, access, served, version), indent=2, default=str) + "\n",
         encoding="utf-8",
     )
     return ExportedPort(data, contract, rows)
 
 
-def contract_for(product: Product, access: PortAccess, served: ServedPort) -> dict[str, Any]:
-    """The port's ODCS contract as JSON, with what this copy holds under ``customProperties``."""
+def contract_for(
+    product: Product, access: PortAccess, served: ServedPort, version: ServedVersion | None = None
+) -> dict[str, Any]:
+    """The port's ODCS contract as JSON, with what this copy holds under ``customProperties``
+    (for a retained version: its number, run and the contract version it was published under)."""
     output = product.spec.output_port(access.port)
     assert output is not None
     document: dict[str, Any] = plain(read_yaml(product.folder / output.contract))
@@ -87,8 +95,19 @@ def contract_for(product: Product, access: PortAccess, served: ServedPort) -> di
         {"property": "ddp.consumer", "value": access.consumer.id},
         {"property": "ddp.maskedColumns", "value": masked},
         {"property": "ddp.rowFiltered", "value": access.row_filter is not None},
-        {"property": "ddp.publishedRunId", "value": served.run_id},
-        {"property": "ddp.publishedAt", "value": served.published_at},
+        {"property": "ddp.publishedRunId", "value": version.run_id if version else served.run_id},
+        {
+            "property": "ddp.publishedAt",
+            "value": version.published_at if version else served.published_at,
+        },
     ]
+    if version is not None:
+        note += [
+            {"property": "ddp.version", "value": version.version},
+            {
+                "property": "ddp.versionContract",
+                "value": f"{version.contract_id} {version.contract_version}",
+            },
+        ]
     document["customProperties"] = [*document.get("customProperties", []), *note]
     return document

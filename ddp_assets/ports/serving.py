@@ -31,6 +31,14 @@ import duckdb
 from ddp_assets.contracts.wap import PublishedVersion, published_version, relation_exists
 from ddp_assets.ports.policy import PortAccess
 from ddp_assets.ports.store import ports_dir
+from ddp_assets.ports.versions import (
+    PortHistory,
+    ServedMove,
+    ServedVersion,
+    port_history,
+    read_versions,
+    write_versions,
+)
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import Warehouse, literal, quote, relation
@@ -126,12 +134,18 @@ def build_snapshot(paths: ProjectPaths, registry: Registry) -> list[ServedPort]:
     building.unlink(missing_ok=True)
     connection = connect_new(building)  # in ddp's DuckDB storage version
     private_file(building)  # unmasked rows: the owner's (or DDP_DATA_GROUP's) only
+    histories: list[PortHistory] = []  # the retained versions beside the published ones
     try:
         if isinstance(warehouse, DuckDBWarehouse):
-            served = _copy_from_duckdb(connection, paths, registry)
+            served = _copy_from_duckdb(connection, paths, registry, histories)
         else:
-            served = _copy_from_warehouse(connection, warehouse, registry)
+            served = _copy_from_warehouse(connection, warehouse, registry, histories)
         write_meta(connection, served)
+        write_versions(
+            connection,
+            [v for h in histories for v in h.versions],
+            [m for h in histories for m in h.moves],
+        )
     finally:
         connection.close()
     os.replace(building, target)
@@ -209,7 +223,10 @@ def _served(product: str, port: str, model: str, version: PublishedVersion) -> S
 
 
 def _copy_from_duckdb(
-    connection: duckdb.DuckDBPyConnection, paths: ProjectPaths, registry: Registry
+    connection: duckdb.DuckDBPyConnection,
+    paths: ProjectPaths,
+    registry: Registry,
+    histories: list[PortHistory],
 ) -> list[ServedPort]:
     if not paths.warehouse_path.exists():
         raise FileNotFoundError(
@@ -220,38 +237,52 @@ def _copy_from_duckdb(
     attach_waiting(connection, paths.warehouse_path, "wh")
     connection.execute("use wh")  # wap's queries name the warehouse's tables unqualified
     versions = _published(connection, registry)
+    found = [port_history(connection, p, port, v) for p, port, _, v in versions]
     connection.execute(f"use {quote(str(home[0]))}")
     served = []
-    for product_id, port, model, version in versions:
+    for (product_id, port, model, version), history in zip(versions, found, strict=True):
         connection.execute(f"create schema if not exists {quote(product_id)}")
         connection.execute(
             f"create table {relation(product_id, port)} as "
             f"select * from wh.{relation(product_id, model)}"
         )
+        for schema, table, name in history.copies:
+            connection.execute(
+                f"create table {relation(product_id, name)} as "
+                f"select * from wh.{relation(schema, table)}"
+            )
+        histories.append(history)
         served.append(_served(product_id, port, model, version))
     connection.execute("detach wh")
     return served
 
 
 def _copy_from_warehouse(
-    connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, registry: Registry
+    connection: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
+    registry: Registry,
+    histories: list[PortHistory],
 ) -> list[ServedPort]:
     served = []
     with warehouse.reader() as source:
         for product_id, port, model, version in _published(source, registry):
-            # each table lands in a scratch DuckDB under its own name, then under the port's
-            with duckdb.connect() as scratch, tempfile.TemporaryDirectory() as folder:
-                warehouse.python_input(scratch, source, product_id, model)
-                parquet = Path(folder) / "port.parquet"
-                scratch.execute(
-                    f"copy {relation(product_id, model)} to {literal(str(parquet))} "
-                    "(format parquet)"
-                )
-                connection.execute(f"create schema if not exists {quote(product_id)}")
-                connection.execute(
-                    f"create table {relation(product_id, port)} as "
-                    f"select * from read_parquet({literal(str(parquet))})"
-                )
+            history = port_history(source, product_id, port, version)
+            tables = [(product_id, model, port), *history.copies]
+            for schema, table, name in tables:
+                # each table lands in a scratch DuckDB under its own name, then the snapshot's
+                with duckdb.connect() as scratch, tempfile.TemporaryDirectory() as folder:
+                    warehouse.python_input(scratch, source, schema, table)
+                    parquet = Path(folder) / "port.parquet"
+                    scratch.execute(
+                        f"copy {relation(schema, table)} to {literal(str(parquet))} "
+                        "(format parquet)"
+                    )
+                    connection.execute(f"create schema if not exists {quote(product_id)}")
+                    connection.execute(
+                        f"create table {relation(product_id, name)} as "
+                        f"select * from read_parquet({literal(str(parquet))})"
+                    )
+            histories.append(history)
             served.append(_served(product_id, port, model, version))
     return served
 
@@ -309,6 +340,8 @@ class Serving:
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._inode: int | None = None
         self._ports: dict[tuple[str, str], ServedPort] = {}
+        self._versions: dict[tuple[str, str], list[ServedVersion]] = {}
+        self._moves: dict[tuple[str, str], list[ServedMove]] = {}
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         settings = {k: v for k, v in LOCKED_DOWN.items() if k in EXTENSION_SETTINGS}
@@ -327,6 +360,7 @@ class Serving:
             if self._connection is None or inode != self._inode:
                 connection = self._open()
                 self._ports = served_ports(connection, SNAPSHOT)
+                self._versions, self._moves = read_versions(connection, SNAPSHOT)
                 # The old connection is left to the garbage collector: requests may still
                 # hold cursors on it.
                 self._connection, self._inode = connection, inode
@@ -345,6 +379,12 @@ class Serving:
 
     def ports(self) -> dict[tuple[str, str], ServedPort]:
         return self._current()[1]
+
+    def history(self, product: str, port: str) -> tuple[list[ServedVersion], list[ServedMove]]:
+        """The port's versions and pointer moves in the current snapshot (time travel)."""
+        self._current()
+        with self._lock:
+            return self._versions.get((product, port), []), self._moves.get((product, port), [])
 
 
 class SnapshotMissing(FileNotFoundError):

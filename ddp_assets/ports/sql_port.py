@@ -22,7 +22,14 @@ from typing import Any
 
 import duckdb
 
-from ddp_assets.ports.policy import Consumer, PortError, policy_select, readable_ports, resolve
+from ddp_assets.ports.policy import (
+    Consumer,
+    PortAccess,
+    PortError,
+    policy_select,
+    readable_ports,
+    resolve,
+)
 from ddp_assets.ports.serving import (
     LOCKED_DOWN,
     META,
@@ -46,6 +53,14 @@ from ddp_assets.ports.sql_guard import (
     server_paths,
 )
 from ddp_assets.ports.store import ports_dir
+from ddp_assets.ports.versions import (
+    ServedMove,
+    ServedVersion,
+    columns_of,
+    read_versions,
+    version_access,
+    write_versions,
+)
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import quote, relation
@@ -82,6 +97,9 @@ def build_sql_port(
     try:
         attach_waiting(connection, serving_path(paths), "src")
         snapshot = served_ports(connection, "src")
+        history, history_moves = read_versions(connection, "src")
+        kept: list[ServedVersion] = []  # the versions this consumer can read, as it sees them
+        kept_moves: list[ServedMove] = []
         for product_id, ports in sorted(readable_ports(registry, consumer).items()):
             product = registry.products[product_id]
             for port in ports:
@@ -97,13 +115,45 @@ def build_sql_port(
                 if not partial_view(access):
                     checksum = served.checksum
                 built.append(replace(served, rows=rows, checksum=checksum, snapshot_at=now))
+                kept += _versions(connection, access, history.get((product_id, port), []), salt)
+                kept_moves += history_moves.get((product_id, port), [])
         write_meta(connection, built)
+        write_versions(connection, kept, kept_moves)
         connection.execute("detach src")
     finally:
         connection.close()
     os.replace(building, target)
     private_file(target)
     return built
+
+
+def _versions(
+    connection: duckdb.DuckDBPyConnection,
+    access: PortAccess,
+    versions: list[ServedVersion],
+    salt: str,
+) -> list[ServedVersion]:
+    """Each retained version of a granted port beside it, ``<product>.<port>__v<N>``, through
+    the same policy as the published one; the versions as the consumer sees them."""
+    partial = partial_view(access)
+    kept = []
+    for version in versions:
+        if version.stored_as is None:  # dropped: listed, unless its count tells too much
+            if access.row_filter is None:
+                kept.append(replace(version, checksum="" if partial else version.checksum))
+            continue
+        table = relation(access.product, version.stored_as)
+        if not version.published:
+            source = f"src.{table}"
+            try:
+                seen = version_access(access, columns_of(connection, source))
+            except PortError:
+                continue  # the row filter cannot apply to it: not readable in the SQL port
+            sql, params = policy_select(seen, source, salt)
+            connection.execute(f"create table {table} as {sql}", params)
+        rows, checksum = view_checksum(connection, f"select * from {table}", [])
+        kept.append(replace(version, rows=rows, checksum=checksum if partial else version.checksum))
+    return kept
 
 
 def remove_sql_port(paths: ProjectPaths, consumer: str) -> bool:
@@ -145,9 +195,17 @@ class QueryResult:
     ports: list[tuple[str, str]]  # (product, port) the query read
 
 
-def _held(connection: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+def _held(connection: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[str, str]]:
+    """Each relation of the SQL port (folded) → the port it holds: a port's published table,
+    and its retained versions ``<port>__v<N>``."""
     rows = connection.execute(f"select product, port from {relation(META, 'ports')}").fetchall()
-    return {(str(p).lower(), str(q).lower()) for p, q in rows}
+    held = {(str(p).lower(), str(q).lower()): (str(p), str(q)) for p, q in rows}
+    versions, _ = read_versions(connection)
+    for (product, port), listed in versions.items():
+        for version in listed:
+            if version.stored_as is not None:
+                held[(product.lower(), version.stored_as.lower())] = (product, port)
+    return held
 
 
 def run_query(
@@ -166,7 +224,8 @@ def run_query(
     check_shape(query)
     with connect(paths, consumer.id, limits) as connection:
         held = _held(connection)
-        ports = ports_read(parse_tree(connection, query), held)
+        read = ports_read(parse_tree(connection, query), set(held))
+        ports = sorted({held.get(name, name) for name in read})
         hidden = server_paths(
             connection, sql_port_path(paths, consumer.id), paths.data_dir, paths.root
         )

@@ -54,6 +54,7 @@ from ddp_assets.ports.reads import (
 )
 from ddp_assets.ports.rest import models
 from ddp_assets.ports.serving import (
+    SNAPSHOT,
     ServedPort,
     Serving,
     SnapshotMissing,
@@ -64,6 +65,7 @@ from ddp_assets.ports.serving import (
     view_checksum,
 )
 from ddp_assets.ports.store import Store
+from ddp_assets.ports.versions import ServedVersion, travel
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import did_you_mean
 from ddp_assets.spec.model import SLUG
@@ -84,6 +86,16 @@ NOT_FOUND = {404: ERRORS[404]}
 
 ProductId = Annotated[str, PathParam(pattern=SLUG, max_length=63, description="Product id.")]
 PortName = Annotated[str, PathParam(pattern=SLUG, max_length=63, description="Output port.")]
+VersionParam = Annotated[
+    int | None,
+    Query(ge=1, le=2**53, description="A retained version (see .../versions); default: the "
+          "published one."),
+]  # fmt: skip
+AsOf = Annotated[
+    str | None,
+    Query(max_length=64, description="The version consumers read at this ISO 8601 time, e.g. "
+          "2026-12-04T10:00:00Z."),
+]  # fmt: skip
 
 
 @dataclass
@@ -366,6 +378,20 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             )
         return served
 
+    def versioned(
+        cursor: Any, access: PortAccess, version: int | None, as_of: str | None
+    ) -> tuple[str, PortAccess, ServedVersion | None]:
+        """The relation to read (the published one, or a retained version by number or time)
+        and the caller's access to it, always under the port's current policy."""
+        if version is None and as_of is None:
+            return snapshot_relation(access.product, access.port), access, None
+        history = state.serving.history(access.product, access.port)
+        return travel(cursor, SNAPSHOT, access, history, version=version, as_of=as_of)
+
+    def published_number(product_id: str, port: str) -> int | None:
+        versions, _ = state.serving.history(product_id, port)
+        return next((v.version for v in versions if v.published), None)
+
     def summary(product: Product, granted: list[str]) -> dict[str, Any]:
         try:
             served = state.serving.ports()
@@ -438,8 +464,15 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
         responses=port_errors,
         tags=["ports"],
     )
-    def get_port(product: ProductId, port: PortName, who: Caller) -> Response:
-        """The port as the caller sees it: published version, columns (masked or not)."""
+    def get_port(
+        product: ProductId,
+        port: PortName,
+        who: Caller,
+        version: VersionParam = None,
+        as_of: AsOf = None,
+    ) -> Response:
+        """The port as the caller sees it: published version (or the one asked for by number
+        or time), columns (masked or not)."""
         with audited(who, product, port, "describe"):
             found, access = port_access(who, product, port)
             try:
@@ -447,22 +480,42 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             except SnapshotMissing:
                 served = None
             output = found.spec.output_port(port)
-            version = None
-            if served is not None:
-                version = {
+            described = None
+            if served is not None and (version is not None or as_of is not None):
+                with state.serving.cursor() as (cursor, _):
+                    source, access, chosen = versioned(cursor, access, version, as_of)
+                    assert chosen is not None
+                    described = {
+                        "version": chosen.version,
+                        "rows": chosen.rows,
+                        "run_id": chosen.run_id,
+                        "published_at": chosen.published_at,
+                        "contract_id": chosen.contract_id,
+                        "contract_version": chosen.contract_version,
+                        "checksum": chosen.checksum,
+                        "snapshot_at": served.snapshot_at,
+                    }
+                    if partial_view(access):
+                        sql, params = policy_select(access, source, state.salt)
+                        described["rows"], described["checksum"] = view_checksum(
+                            cursor, sql, params
+                        )
+            elif served is not None:
+                described = {
                     k: v
                     for k, v in served.to_dict().items()
                     if k not in ("product", "port", "model")
                 }
+                described["version"] = published_number(product, port)
                 if partial_view(access):
                     # counted over the rows and values the caller sees, never the whole table
-                    version["rows"], version["checksum"] = state.seen(access, served)
+                    described["rows"], described["checksum"] = state.seen(access, served)
             return json_response(
                 {
                     "product": product,
                     "port": port,
                     "description": output.description if output else None,
-                    "version": version,
+                    "version": described,
                     "columns": [c.to_dict() for c in access.columns],
                     "primary_key": list(access.primary_key),
                     "row_filtered": access.row_filter is not None,
@@ -539,30 +592,39 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        version: VersionParam = None,
+        as_of: AsOf = None,
     ) -> Response:
-        """A page of rows, with column selection, typed filters and ordering."""
+        """A page of rows, with column selection, typed filters and ordering; of the published
+        version, or of a retained one (``version``, or ``as_of`` a time)."""
         with audited(who, product, port, "read") as outcome:
             _, access = port_access(who, product, port)
-            request = parse_request(
-                access,
-                columns=columns,
-                filters=filter or [],
-                order=order,
-                limit=limit,
-                offset=offset,
-            )
+
+            def parsed(access: PortAccess) -> Any:
+                return parse_request(
+                    access,
+                    columns=columns,
+                    filters=filter or [],
+                    order=order,
+                    limit=limit,
+                    offset=offset,
+                )
+
+            request = parsed(access)
             served = published(product, port)
             with state.serving.cursor() as (cursor, _):
-                page = read_page(
-                    cursor, access, request, snapshot_relation(product, port), state.salt
-                )
+                source, access, chosen = versioned(cursor, access, version, as_of)
+                if chosen is not None:  # checked again against the columns the version has
+                    request = parsed(access)
+                page = read_page(cursor, access, request, source, state.salt)
             outcome["rows"] = len(page.rows)
             names = [c.name for c in page.columns]
             return json_response(
                 {
                     "product": product,
                     "port": port,
-                    "run_id": served.run_id,
+                    "run_id": chosen.run_id if chosen else served.run_id,
+                    "version": chosen.version if chosen else published_number(product, port),
                     "columns": [c.to_dict() for c in page.columns],
                     "rows": [dict(zip(names, row, strict=True)) for row in page.rows],
                     "limit": page.limit,
@@ -591,8 +653,11 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
         format: Annotated[
             Literal["parquet", "csv"], Query(description="parquet or csv")
         ] = "parquet",
+        version: VersionParam = None,
+        as_of: AsOf = None,
     ) -> Response:
-        """The whole port as a Parquet or CSV file (the file port over HTTP)."""
+        """The whole port as a Parquet or CSV file (the file port over HTTP); of the published
+        version, or of a retained one (``version``, or ``as_of`` a time)."""
         assert format in FORMATS
         with audited(who, product, port, "export") as outcome:
             found, access = port_access(who, product, port)
@@ -600,9 +665,11 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             folder = Path(tempfile.mkdtemp(prefix="ddp-export-"))
             try:
                 with state.serving.cursor() as (cursor, _):
+                    source, access, chosen = versioned(cursor, access, version, as_of)
                     exported = export_port(
-                        cursor, found, access, served, state.salt, folder, format
-                    )
+                        cursor, found, access, served, state.salt, folder, format,
+                        source=source, version=chosen,
+                    )  # fmt: skip
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
@@ -616,6 +683,8 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             )
 
     from ddp_assets.ports.rest.access import router as access_requests
+    from ddp_assets.ports.rest.versions import router as port_versions
 
     app.include_router(access_requests)
+    app.include_router(port_versions)
     return app

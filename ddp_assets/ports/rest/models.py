@@ -52,6 +52,7 @@ class Column(BaseModel):
 
 
 class Version(BaseModel):
+    version: int | None = Field(default=None, description="The port's version number.")
     rows: int
     run_id: str
     published_at: str
@@ -75,12 +76,36 @@ class RowsPage(BaseModel):
     product: str
     port: str
     run_id: str
+    version: int | None = Field(default=None, description="The version read (time travel).")
     columns: list[Column]
     rows: list[dict[str, Any]]
     limit: int
     offset: int
     next_offset: int | None
     filters: list[dict[str, Any]]
+
+
+class PortVersion(BaseModel):
+    version: int
+    product_version: int | None = None
+    rows: int | None = Field(
+        default=None, description="Rows of the whole version (null when you see fewer)."
+    )
+    checksum: str | None = None
+    contract_id: str
+    contract_version: str
+    run_id: str
+    published_at: str
+    dropped_at: str | None = None
+    retained: bool = Field(description="Whether ?version= can read it.")
+    published: bool = Field(description="Whether consumers read it now.")
+
+
+class PortVersions(BaseModel):
+    product: str
+    port: str
+    versions: list[PortVersion]
+    moves: list[dict[str, Any]] = Field(description="Publishes and rollbacks, oldest first.")
 
 
 class Alert(BaseModel):
