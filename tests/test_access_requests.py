@@ -441,6 +441,21 @@ def test_deny_with_a_reason_then_no_decision_twice(env: Env) -> None:
         access.approve(env.ctx(), filed.id, approver=OWNER)
     assert caught.value.status == 409
     assert env.get(ROWS, "other").status_code == 403
+    # audited with who and why (the refused approval after it too), the owners told
+    steps = [
+        (r.action, r.allowed, r.reason)
+        for r in access.audit_events(env.store, "customers", consumer="ar-other", limit=10)
+        if filed.id in (r.reason or "")
+    ]
+    assert steps[0][:2] == ("access_approve", False) and "not pending" in (steps[0][2] or "")
+    assert steps[1] == (
+        "access_deny",
+        True,
+        f"request {filed.id} by {OWNER}: use usage_metrics",
+    )
+    told = [n for n in notifications(env) if n["key"] == f"access:{filed.id}"]
+    assert [n["kind"] for n in told] == ["access_requested", "access_denied"]
+    assert "use usage_metrics" in told[1]["message"] and OWNER in told[1]["details"]["to"]
 
 
 def test_rest_bad_bodies_and_unauthenticated(env: Env) -> None:
