@@ -87,6 +87,8 @@ def test_secret_references_resolve_and_are_redacted(
     assert secret.reveal() == SECRET
     assert str(secret) == MASK and SECRET not in repr(secret)
     assert resolver.resolve("file:token.txt").reveal() == "file-secret-123"
+    # Dagster's spelling of an environment variable in component YAML is the same reference
+    assert resolver.resolve("{{ env.DEPOT_TEST_SECRET }}").reveal() == SECRET
     assert redact(f"login with {SECRET} failed") == f"login with {MASK} failed"
     assert redact("postgresql://bob:other-pass@h/db") == f"postgresql://bob:{MASK}@h/db"
     with pytest.raises(SecretError, match="DEPOT_TEST_UNSET is not set"):
@@ -192,6 +194,7 @@ def test_depot_json_schema_takes_references_only(tmp_path: Path) -> None:
     schema = json.loads(result.stdout)
     depot = {"kind": "postgres", "host": "h", "database": "d", "username": "u"}
     jsonschema.validate({**depot, "password": "env:CRM_PASSWORD"}, schema)
+    jsonschema.validate({**depot, "password": "{{ env.CRM_PASSWORD }}"}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**depot, "password": SECRET}, schema)
 

@@ -182,8 +182,9 @@ def _parquet(rows: list[dict[str, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    schema = pa.schema([("shipment_id", pa.int64()), ("weight", pa.float64())])
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows), buffer)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
     return buffer.getvalue()
 
 
@@ -330,7 +331,19 @@ schema:
       - {name: shipment_id, logicalType: integer, physicalType: bigint, required: true}
       - {name: weight, logicalType: number, physicalType: double}
 """,
-        "",
+        """apiVersion: v3.2.0
+kind: DataContract
+id: urn:ddp:crm:shipments:raw_shipments
+name: raw_shipments
+version: 1.0.0
+status: active
+schema:
+  - name: raw_shipments
+    physicalType: table
+    properties:
+      - {name: shipment_id, logicalType: integer, physicalType: bigint, required: true}
+      - {name: weight, logicalType: number, physicalType: double, required: true}
+""",
     )
     s3 = _s3(servers.s3_port)
     s3.create_bucket(Bucket="exports")
@@ -434,6 +447,22 @@ def test_s3_parquet_files_load(project: Project) -> None:
     ]
 
 
+def test_rows_breaking_the_input_contract_hold_the_product_back(project: Project) -> None:
+    """The port's ODCS input contract screens what dlt loaded before any model reads it."""
+    project.built("shipments")
+    before = project.query("select * from shipments.shipments order by 1")
+    _s3(project.servers.s3_port).put_object(
+        Bucket="exports",
+        Key="crm/shipments/2026-01-09.parquet",
+        Body=_parquet([{"shipment_id": 9, "weight": None}]),  # weight is required
+    )
+    outcome = project.run("shipments")
+    assert not outcome.success
+    failed = [(asset, check.name) for asset, check in outcome.failed_checks]
+    assert ("shipments/raw_shipments", "pandera_schema") in failed, failed
+    assert project.query("select * from shipments.shipments order by 1") == before
+
+
 def test_a_new_source_column_is_a_warning(project: Project) -> None:
     project.built("accounts")  # the raw table exists before the source changes shape
     project.source("alter table accounts add column if not exists region text")
@@ -520,6 +549,61 @@ def test_the_catalog_shows_the_depot_without_credentials(project: Project) -> No
     [port] = input_port_summary(registry.products["accounts"])
     assert port["depot"] == "crm" and port["path"] == "depot crm: public.accounts"
     assert "crm-pass-31" not in str(port)
+
+
+def test_a_retyped_column_fails_the_input_contract_before_loading(tmp_path: Path) -> None:
+    """A reflected table whose column changes type: with the column in the input contract the
+    port fails before anything is loaded; without, it is a warning naming the port."""
+    import sqlite3
+
+    from ddp_assets.depots.loader import load_depots
+    from ddp_assets.depots.pipeline import PortMismatch, load_port
+    from ddp_assets.spec.model import DepotInputPort
+
+    root = init_project(tmp_path / "rtproj").root
+    (root / "depots").mkdir()
+    (root / "depots" / "shop.yaml").write_text("kind: sql\nurl: sqlite:///{data_dir}/shop.db\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "shop.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("create table orders (id integer primary key, amount real, note text)")
+        connection.execute("insert into orders values (1, 9.5, 'a'), (2, 3.0, 'b')")
+    saved = os.environ.get("DDP_DATA_DIR")
+    os.environ["DDP_DATA_DIR"] = str(data)
+    try:
+        paths = ProjectPaths(root)
+        depot = load_depots(paths).depots["shop"]
+        port = DepotInputPort.model_validate(
+            {"name": "raw_orders", "type": "depot", "depot": "shop", "table": "orders"}
+        )
+        assert load_port("sales", port, depot, paths, contract_columns=["id", "amount"]).rows == 2
+        with sqlite3.connect(database) as connection:
+            connection.execute("drop table orders")
+            connection.execute(
+                "create table orders (id integer primary key, amount text, note integer)"
+            )
+            connection.execute("insert into orders values (1, 'nine', 1), (3, 'three', 2)")
+        with pytest.raises(PortMismatch) as raised:
+            load_port("sales", port, depot, paths, contract_columns=["id", "amount"])
+        assert raised.value.retyped == ["amount"]  # note changed too, but no contract lists it
+        assert "input port 'sales.raw_orders' fails its input contract" in raised.value.message
+        with duckdb.connect(str(paths.warehouse_path), read_only=True) as connection:
+            rows = connection.execute("select id, amount from sales.raw_orders order by id")
+            assert rows.fetchall() == [(1, 9.5), (2, 3.0)]
+        warnings: list[str] = []
+        with sqlite3.connect(database) as connection:
+            connection.execute("delete from orders")
+            connection.execute("insert into orders values (4, '5.5', 3)")
+        load_port("sales", port, depot, paths, contract_columns=["id"], log=warnings.append)
+        assert "input port 'sales.raw_orders': column 'amount' changed type in the source" in (
+            warnings
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("DDP_DATA_DIR", None)
+        else:
+            os.environ["DDP_DATA_DIR"] = saved
 
 
 def test_a_query_from_sqlite_loads_into_a_postgresql_warehouse(

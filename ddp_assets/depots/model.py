@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from ddp_assets.depots.secrets import is_reference
+from ddp_assets.depots.secrets import SECRET_REF, is_reference
 from ddp_assets.spec.model import spec_error
 
 SECRET_HINT = (
     "never write a credential in a depot file: write a reference, 'env:VARIABLE' "
-    "(an environment variable) or 'file:PATH' (a mounted secret file)"
+    "(an environment variable; Dagster's '{{ env.VARIABLE }}' too) or 'file:PATH' "
+    "(a mounted secret file)"
 )
 
 
@@ -33,8 +34,9 @@ SecretRef = Annotated[
     str,
     AfterValidator(_secret_reference),
     Field(
-        description="A secret reference: 'env:VARIABLE' or 'file:PATH' (never the secret).",
-        json_schema_extra={"pattern": r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*)$"},
+        description="A secret reference: 'env:VARIABLE', '{{ env.VARIABLE }}' or 'file:PATH' "
+        "(never the secret).",
+        json_schema_extra={"pattern": SECRET_REF.pattern},
     ),
 ]
 

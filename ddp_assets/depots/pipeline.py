@@ -11,7 +11,9 @@
 2. ``extract`` + ``normalize``: the rows newer than the cursor, and dlt's schema evolution;
 3. the gate (:func:`schema_changes`): a column the source adds is a warning naming the port;
    a column the source no longer has, or whose values changed type (dlt's variant columns,
-   ``amount__v_text``), fails the port when its input contract lists that column. Then
+   ``amount__v_text``, for data whose types dlt infers; a new data type in the reflected
+   table or the files' schema otherwise), fails the port when its input contract lists that
+   column. Then
    nothing is loaded: the raw table, the cursor and everything downstream stay as they were;
 4. ``load``: into ``<product>.<port>`` (merge on the primary key, else append with a cursor,
    else replace).
@@ -284,19 +286,32 @@ class SchemaChanges:
 
 
 def schema_changes(
-    known: Iterable[str], now: Iterable[str], source: list[str] | None
+    known: Iterable[str],
+    now: Iterable[str],
+    source: list[str] | None,
+    types_before: dict[str, str] | None = None,
+    types_now: dict[str, str] | None = None,
 ) -> SchemaChanges:
     """What changed: ``known`` the raw table's columns before the load, ``now`` dlt's schema
-    after normalize, ``source`` the columns the source has now (None: it sent nothing)."""
+    after normalize, ``source`` the columns the source has now (None: it sent nothing);
+    ``types_before``/``types_now``: dlt's data type of each column in the schema restored
+    from the warehouse and after normalize (a reflected table or a file's schema states its
+    types, so a changed type shows there rather than as a variant column)."""
     known_set = [c for c in known if not c.startswith(DLT_PREFIX)]
     retyped: list[str] = []
     added: list[str] = []
+    before, after = types_before or {}, types_now or {}
+    for column in known_set:
+        old, new = before.get(column), after.get(column)
+        if old and new and old != new:
+            retyped.append(column)
     for column in now:
         if column.startswith(DLT_PREFIX) or column in known_set:
             continue
         match = _VARIANT.match(column)
         if match and match["base"] in known_set:
-            retyped.append(match["base"])
+            if match["base"] not in retyped:
+                retyped.append(match["base"])
         elif known_set:
             added.append(column)
     removed = [c for c in known_set if source is not None and c not in source]
@@ -331,12 +346,14 @@ def load_port(
                 progress=None,  # type: ignore[arg-type]
             )
             pipeline.sync_destination()
+            types_before = _column_types(pipeline, port.name)
             built = build_resource(loaded, port, paths)
             pipeline.extract(built.resource)
             pipeline.normalize()
             naming = pipeline.default_schema.naming
             table = pipeline.default_schema.tables.get(port.name, {})
             now = list((table.get("columns") or {}).keys())
+            types_now = _column_types(pipeline, port.name)
             raw_source = built.source_columns()
             source = (
                 None if raw_source is None else [naming.normalize_identifier(c) for c in raw_source]
@@ -345,7 +362,7 @@ def load_port(
             raise
         except Exception as error:
             raise _failure(loaded, error) from None
-        changes = schema_changes(known, now, source)
+        changes = schema_changes(known, now, source, types_before, types_now)
         warnings = []
         for column in changes.added:
             warnings.append(f"{where}: the source adds column '{column}' (loaded as a new column)")
@@ -400,6 +417,18 @@ def load_port(
             source=source_dataset(loaded, paths, source_what(port)),
             warnings=warnings,
         )
+
+
+def _column_types(pipeline: Any, table: str) -> dict[str, str]:
+    """dlt's data type of each column of ``table`` in the pipeline's schemas ({} before the
+    first load: no schema was restored)."""
+    types: dict[str, str] = {}
+    for schema in pipeline.schemas.values():
+        columns = (schema.tables.get(table) or {}).get("columns") or {}
+        for name, column in columns.items():
+            if column.get("data_type"):
+                types[str(name)] = str(column["data_type"])
+    return types
 
 
 def _cursor_value(state: dict[str, Any], resource: str) -> str | None:

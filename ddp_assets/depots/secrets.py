@@ -3,6 +3,7 @@
 A depot never holds a credential itself, only a reference to one:
 
 - ``env:NAME``: the environment variable ``NAME`` (what Dagster's ``dg.EnvVar("NAME")`` reads);
+  ``{{ env.NAME }}``, Dagster's spelling of it in component YAML, is the same reference;
 - ``file:PATH``: the content of a file (a mounted Kubernetes or Docker secret), without its
   trailing newline; a relative ``PATH`` is relative to the project root.
 
@@ -20,7 +21,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*)$")
+SECRET_REF = re.compile(
+    r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*|\{\{\s*env\.[A-Za-z_][A-Za-z0-9_]*\s*\}\})$"
+)
+_DAGSTER_ENV = re.compile(r"^\{\{\s*env\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 MASK = "***"
 # user:password@ in a URL (any scheme), and password=... in a DSN or a query string
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<secret>[^@\s/]+)@")
@@ -100,7 +104,8 @@ class Resolver:
     root: Path
 
     def resolve(self, reference: str) -> Secret:
-        kind, _, target = reference.partition(":")
+        dagster = _DAGSTER_ENV.match(reference)
+        kind, _, target = ("env", "", dagster["name"]) if dagster else reference.partition(":")
         if kind == "env":
             value = os.environ.get(target)
             if value is None:
