@@ -48,6 +48,13 @@ def demo(
     for name, rows in counts.items():
         table.add_row(name, f"{rows:,}")
     out.print(table)
+    from ddp_assets.demo.helpdesk import HELPDESK_DB, ticket_count
+
+    say(
+        "and the helpdesk's database (depot helpdesk): {}, {:,} tickets",
+        HELPDESK_DB,
+        ticket_count(scale),
+    )
     say(
         "[green]ok[/green]: {:,} rows in {:.1f}s",
         sum(counts.values()),
@@ -96,7 +103,7 @@ def materialize_command(
         outcome = materialize(
             paths,
             None if all_products else products,
-            log_level="DEBUG" if verbose else "ERROR",
+            log_level="DEBUG" if verbose else "CRITICAL",  # failures: printed once, below
         )
     elapsed = time.perf_counter() - started
     allow_fast_exit()  # the run, its warehouse connections and the lineage outbox are closed
