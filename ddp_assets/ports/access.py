@@ -73,6 +73,7 @@ SCHEMA = (
     ended_at text
 )""",
     "create index if not exists access_requests_product on access_requests(product, status)",
+    "create index if not exists access_requests_consumer on access_requests(consumer, status)",
 )
 STATUSES = ("pending", "approved", "denied", "revoked", "expired")
 ACTIONS = ("access_request", "access_approve", "access_deny", "access_revoke", "access_expire")
@@ -893,6 +894,29 @@ def sweep_expired(ctx: AccessContext, now: datetime | None = None) -> list[Acces
     for consumer in sorted({r.consumer for r in expired}):
         refresh_sql_port(ctx, consumer)
     return expired
+
+
+def expire_due(paths: ProjectPaths, store: Store, consumer: str, via: str = "sql") -> bool:
+    """Before a query on ``consumer``'s SQL port: sweep when one of its grants is past its
+    expiry (one indexed read otherwise), so the SQL port stops serving it on time, as REST
+    does, without waiting for the sensor."""
+    due = _ready(store).execute(
+        "select 1 from access_requests where consumer = ? and status = 'approved' "
+        "and until is not null and until <= ? limit 1",
+        (consumer, _at(_now())),
+    )
+    if not due:
+        return False
+    try:
+        registry = Registry.load(paths.defs_dir, paths.root)
+        sweep_expired(AccessContext(paths, registry, store, via=via))
+    except (SpecErrors, OSError) as error:  # never the expired grant's rows instead
+        raise AccessError(
+            503,
+            f"a grant of '{consumer}' expired and its SQL port cannot be rebuilt: {error}"[:300],
+            "ddp validate; then ddp ports build",
+        ) from None
+    return True
 
 
 def _stale(registry: Registry, store: Store) -> list[tuple[AccessRequest, Product | None, str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ddp_assets.ports import audit, tokens
+from ddp_assets.ports import access, audit, tokens
 from ddp_assets.ports.files import ExportedPort, FileFormat, export_port
 from ddp_assets.ports.policy import Consumer, PortError, resolve
 from ddp_assets.ports.serving import (
@@ -127,6 +127,7 @@ def query(
     ``limits``: the query's time and memory bounds (default: from the environment).
     """
     consumer = authenticate(store, token, "sql")
+    access.expire_due(paths, store, consumer.id)  # an expired grant's tables go first
     try:
         result = run_query(paths, consumer, sql, max_rows, limits)
     except PortError as error:
