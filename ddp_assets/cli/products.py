@@ -127,6 +127,9 @@ def show(
     registry = load_registry(paths)
     found = registry.get(product)
     info = show_details(found, registry, instance_if_any(paths))
+    from ddp_assets.contracts.rollback import read_version_histories
+
+    info["versions"] = (read_version_histories(paths, [found.id]) or {}).get(found.id, {})
     if as_json:
         print_json(info)
         return
@@ -162,6 +165,7 @@ def show(
     say("upstream: {}", ", ".join(info["upstream"]) or "-")
     say("downstream: {}", ", ".join(info["downstream"]) or "-")
     _print_contracts(info["contracts"])
+    _print_versions(info["versions"])
     _print_status(info["status"])
     if info["catalog_url"]:
         say("catalog: {}", info["catalog_url"])
@@ -179,6 +183,41 @@ def _print_contracts(contracts: list[dict[str, Any]]) -> None:
         out.print(table)
         if contract["rules"]:
             say("  table rules: {}", "; ".join(contract["rules"]))
+
+
+def _print_versions(ports: dict[str, list[dict[str, Any]]]) -> None:
+    """Each port's versions, newest first: contract, rows, audit, state, rollbacks."""
+    for port, listed in sorted(ports.items()):
+        table = Table(
+            "version", "product version", "contract", "rows", "published at", "audit", "state",
+            "moves", title=f"versions of port {port}",
+        )  # fmt: skip
+        for v in reversed(listed):
+            audit = v["audit"]
+            audited = (
+                "-"
+                if audit is None
+                else "passed"
+                if audit["passed"]
+                else "failed: " + ", ".join(audit["failed_checks"])
+            )
+            state = styled(v["state"], {"published": "green", "dropped": "dim"}.get(v["state"], ""))
+            moves = "; ".join(
+                f"{m['action']} by {m['actor']}" + (f" ({m['reason']})" if m["reason"] else "")
+                for m in v["moves"]
+                if m["action"] != "publish"
+            )
+            table.add_row(
+                f"v{v['version']}",
+                str(v["product_version"]),
+                f"{v['contract_id']} {v['contract_version']}",
+                str(v["rows"]),
+                v["published_at"],
+                audited,
+                state,
+                moves or "-",
+            )
+        out.print(table)
 
 
 def _print_status(status: dict[str, Any] | None) -> None:
