@@ -447,6 +447,58 @@ def test_a_version_without_a_row_filters_column_is_refused() -> None:
     assert refused.value.status == 409
 
 
+def _ddp(t: Travelled, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ddp"), *args],
+        env=t.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def test_ddp_show_lists_versions_with_contract_and_audit(t: Travelled) -> None:
+    shown = json.loads(_ddp(t, "show", "customers", "--json").stdout)
+    listed = shown["versions"]["customers"]
+    assert [(v["version"], v["state"]) for v in listed] == [
+        (1, "dropped"),
+        (2, "retained"),
+        (3, "published"),
+        (4, "retained"),
+    ]
+    assert all(v["contract_version"] == "1.0.0" for v in listed)
+    # the materialized versions passed their run's audit; the ones published directly had none
+    assert listed[1]["audit"]["passed"] is True and listed[1]["audit"]["failed_checks"] == []
+    assert listed[2]["audit"] is None
+    assert [(m["action"], m["actor"], m["reason"]) for m in listed[2]["moves"]] == [
+        ("publish", "ddp", ""),
+        ("rollback", "alice", "v4 is wrong"),
+    ]
+    text = _ddp(t, "show", "customers").stdout
+    assert "versions of port customers" in text and "rollback by alice" in text
+
+
+def test_ddp_status_shows_the_published_version(t: Travelled) -> None:
+    (card,) = json.loads(_ddp(t, "status", "customers", "--json").stdout)
+    assert card["published"]["customers"]["version"] == 3
+    assert card["published"]["customers"]["contract_version"] == "1.0.0"
+    assert "customers v3 (1.0.0)" in _ddp(t, "status", "customers").stdout
+
+
+def test_the_catalog_lists_versions(t: Travelled, tmp_path: Path) -> None:
+    _ddp(t, "catalog", "build", str(tmp_path / "site"))
+    page = (tmp_path / "site" / "products" / "customers.html").read_text(encoding="utf-8")
+    versions = page[page.index("<h2>Versions</h2>") :]
+    for text in ("v4", "v3", "<b>published</b>", "dropped", "v4 is wrong", "by alice"):
+        assert text in versions, text
+    assert "urn:ddp:sales:customers:customers 1.0.0" in versions
+
+
 def test_a_rollback_is_a_materialization_a_lineage_run_and_refreshes_the_ports(
     t: Travelled,
 ) -> None:

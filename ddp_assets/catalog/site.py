@@ -191,6 +191,46 @@ def _access(entry: dict[str, Any]) -> str:
     )
 
 
+def _versions(entry: dict[str, Any]) -> str:
+    """Each output port's published versions (``ddp versions``): contract, audit, moves."""
+    e = escape
+    parts = []
+    for port, listed in sorted((entry.get("versions") or {}).items()):
+        rows = []
+        for v in reversed(listed):
+            audit = v.get("audit")
+            audited = (
+                "-"
+                if audit is None
+                else f"passed {e(str(audit['audited_at']))}"
+                if audit["passed"]
+                else f"<b>failed</b>: {e(', '.join(audit['failed_checks']))}"
+            )
+            moved = "; ".join(
+                f"{m['action']} {m['at']}"
+                + (f" by {m['actor']}" if m["action"] != "publish" and m["actor"] else "")
+                + (f" ({m['reason']})" if m["reason"] else "")
+                for m in v["moves"]
+            )
+            state = f"<b>{e(v['state'])}</b>" if v["state"] == "published" else e(v["state"])
+            rows.append(
+                [
+                    f"v{v['version']}",
+                    e(str(v["product_version"])),
+                    e(f"{v['contract_id']} {v['contract_version']}"),
+                    e(str(v["rows"])),
+                    e(v["published_at"]),
+                    state,
+                    audited,
+                    e(moved),
+                ]
+            )
+        headers = ["version", "product version", "contract", "rows", "published at"]
+        headers += ["state", "audit", "moves"]
+        parts.append(f"<h3>{e(port)}</h3>" + _table(headers, rows))
+    return "".join(parts) or "<p class='meta'>no published version yet</p>"
+
+
 def _product_page(entry: dict[str, Any], status: Mapping[str, Any] | None) -> str:
     pid = entry["id"]
     e = escape
@@ -286,6 +326,7 @@ def _product_page(entry: dict[str, Any], status: Mapping[str, Any] | None) -> st
         f"<div class='lineage'><img src='{e(pid)}.tables.svg' alt='table lineage of {e(pid)}'>"
         "</div>"
         f"<h2>Output ports</h2>{outputs}"
+        f"<h2>Versions</h2>{_versions(entry)}"
         f"<h2>Access</h2>{_access(entry)}"
         f"<h2>Contracts</h2>{''.join(contracts)}"
         f"<h2>Input ports</h2>{inputs}"

@@ -77,6 +77,11 @@ def build(outdir: Path) -> None:
         for pid, product in registry.products.items()
     }
     entries = catalog_entries(registry)
+    from ddp_assets.contracts.rollback import read_version_histories
+
+    histories = read_version_histories(paths, [e["id"] for e in entries]) or {}
+    for entry in entries:  # each port's versions: contract, audit, publishes and rollbacks
+        entry["versions"] = histories.get(entry["id"], {})
     for entry in entries:  # the grants store's approved grants, beside the spec's
         entry["access_grants"] = access.catalog_grants(paths, entry["id"])
     written = build_site(outdir, entries, graph, statuses)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,12 +26,14 @@ def status(
     registry = load_registry(paths)
     products = [registry.get(product).id] if product else sorted(registry.products)
     cards = scorecards(instance(paths), definitions(paths), registry, products)
+    published = _published(paths, registry, products)
     if as_json:
-        print_json([card.to_dict() for card in cards])
+        print_json([{**card.to_dict(), "published": published[card.product]} for card in cards])
         return
     table = Table(
-        "product", "state", "freshness", "last run", "checks passed", "open alerts", "why"
-    )
+        "product", "state", "freshness", "published", "last run", "checks passed", "open alerts",
+        "why",
+    )  # fmt: skip
     for card in cards:
         colour = STATE_COLOURS.get(card.state, "white")
         freshness = ", ".join(f"{f.port}: {f.state}" for f in card.freshness)
@@ -40,9 +42,41 @@ def status(
             card.product,
             styled(card.state, colour),
             freshness,
+            ", ".join(
+                f"{port} v{v['version']} ({v['contract_version']})"
+                for port, v in published[card.product].items()
+                if v is not None
+            )
+            or "-",
             card.last_run["status"] if card.last_run else "-",
             "-" if rate is None else f"{rate:.0%} of {card.checks_evaluated}",
             str(len(card.open_alerts)),
             "; ".join(card.reasons),
         )
     out.print(table)
+
+
+def _published(paths: ProjectPaths, registry: Any, products: list[str]) -> dict[str, Any]:
+    """Product → port → the version consumers read now (number, product version, contract
+    version, when published) or None; every port None without a warehouse."""
+    from ddp_assets.contracts.wap import published_version
+    from ddp_assets.warehouse import warehouse_for
+
+    found: dict[str, Any] = {
+        p: {o.name: None for o in registry.get(p).spec.output_ports} for p in products
+    }
+    warehouse = warehouse_for(paths)
+    if not warehouse.exists():
+        return found
+    with warehouse.reader() as connection:
+        for product, ports in found.items():
+            for port in ports:
+                version = published_version(connection, product, port)
+                if version is not None:
+                    ports[port] = {
+                        "version": version.version,
+                        "product_version": version.product_version,
+                        "contract_version": version.contract_version,
+                        "published_at": version.published_at,
+                    }
+    return found

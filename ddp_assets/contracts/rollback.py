@@ -296,3 +296,94 @@ def rollback(
         reason=reason,
     )
     return RollbackResult(product, moving, force, refused, actor, reason)
+
+
+def _audits(connection: Connection, product: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(port, run id) → that run's audit of the port (the last, if it audited it twice)."""
+    import json
+
+    from ddp_assets.naming import META_SCHEMA
+    from ddp_assets.warehouse import relation, relation_exists
+
+    if not relation_exists(connection, META_SCHEMA, "audits"):
+        return {}
+    rows = connection.execute(
+        f"select port, run_id, passed, failed_checks, audited_at from "
+        f"{relation(META_SCHEMA, 'audits')} where product = ? order by audited_at",
+        [product],
+    ).fetchall()
+    return {
+        (str(port), str(run)): {
+            "passed": bool(passed),
+            "failed_checks": json.loads(failed) if failed else [],
+            "audited_at": at,
+        }
+        for port, run, passed, failed, at in rows
+    }
+
+
+def version_history(connection: Connection, product: str) -> dict[str, list[dict[str, Any]]]:
+    """Each port of the product → its versions, oldest first: number, product version,
+    contract, rows, checksum, run, when published, state (published, retained or dropped),
+    the audit it passed, and the pointer moves to it (publishes and rollbacks: who, when, why).
+    What ``ddp show``, ``ddp status`` and the catalog list."""
+    from ddp_assets.contracts.wap import moves
+
+    audits = _audits(connection, product)
+    history = moves(connection, product)
+    found: dict[str, list[dict[str, Any]]] = {}
+    current: dict[str, int | None] = {}
+    for version in versions(connection, product):
+        if version.port not in current:
+            now = published_version(connection, product, version.port)
+            current[version.port] = now.version if now else None
+        state = (
+            "published"
+            if version.version == current[version.port]
+            else "dropped"
+            if version.dropped_at
+            else "retained"
+        )
+        found.setdefault(version.port, []).append(
+            {
+                "version": version.version,
+                "product_version": version.product_version,
+                "contract_id": version.contract_id,
+                "contract_version": version.contract_version,
+                "rows": version.rows,
+                "checksum": version.checksum,
+                "run_id": version.run_id,
+                "published_at": version.published_at,
+                "dropped_at": version.dropped_at,
+                "state": state,
+                "audit": audits.get((version.port, version.run_id)),
+                "moves": [
+                    {
+                        "action": m.action,
+                        "from_version": m.previous_version,
+                        "actor": m.actor,
+                        "reason": m.reason,
+                        "at": m.moved_at,
+                    }
+                    for m in history
+                    if m.port == version.port and m.version == version.version
+                ],
+            }
+        )
+    for listed in found.values():
+        listed.sort(key=lambda v: int(v["version"] or 0))
+    return found
+
+
+def read_version_histories(
+    paths: Any, products: list[str]
+) -> dict[str, dict[str, list[dict[str, Any]]]] | None:
+    """:func:`version_history` of each product from the project's warehouse (read-only), or
+    None when there is no warehouse yet."""
+    from ddp_assets.warehouse import warehouse_for
+
+    warehouse = warehouse_for(paths)
+    if not warehouse.exists():
+        return None
+    with warehouse.reader() as connection:
+        return {product: version_history(connection, product) for product in products}
