@@ -61,7 +61,7 @@ dataProduct: {id}
 schema:
   - name: {id}
     physicalName: {id}
-    physicalType: table
+    physicalType: view
     description: TODO describe one row.
     properties:
       - name: id

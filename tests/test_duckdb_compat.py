@@ -166,6 +166,21 @@ def test_dbt_duckdb_keeps_the_format_of_a_file_ddp_created(
     assert opened["dbt"] == [[[45]]], opened
 
 
+def test_ddp_creates_the_warehouse_before_dbt_opens_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project_paths: Any
+) -> None:
+    """A product without landing files is first written by dbt: ddp's dbt resource creates the
+    missing warehouse in ddp's format before dbt-duckdb would create it in DuckDB's newest."""
+    from ddp_assets.dbt.project import dbt_resource
+
+    monkeypatch.setenv("DDP_DATA_DIR", str(tmp_path))
+    invocation = dbt_resource(project_paths).cli(
+        ["--version"], raise_on_error=False, target_path=tmp_path / "target"
+    )
+    invocation.wait()
+    assert tag(tmp_path / "warehouse.duckdb") == f"{DEFAULT_STORAGE_VERSION}+"
+
+
 def test_a_warehouse_in_duckdb_2_format_is_rewritten_by_the_next_writer(
     tmp_path: Path, old_python: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -12,7 +12,7 @@ finds the published relation. One owner for that: this module.
   product's schema. PostgreSQL: ``host``, ``port``, ``database``, ``schema``.
 - The relation consumers read is :func:`ddp_assets.naming.published_relation` (the view
   ``<product>.<model>`` over the published version); the schema object of the port's model
-  gets its name as ``physicalName``.
+  gets its name as ``physicalName`` and ``physicalType: view``.
 - Never a credential: a PostgreSQL server names the environment variables that hold them.
 
 Servers the contract's author wrote are kept, after ddp's; one with the same name is replaced.
@@ -88,7 +88,8 @@ def with_servers(
     document: dict[str, Any], servers: list[dict[str, Any]], model: str, relation: str
 ) -> dict[str, Any]:
     """A copy of ``document`` (plain JSON data) with ``servers`` first, the author's other
-    servers after, and the schema object of ``model`` named ``relation`` (physicalName)."""
+    servers after, and the schema object of ``model`` named ``relation`` (physicalName, a
+    view)."""
     ours = {s["server"] for s in servers}
     exported = copy.deepcopy(document)
     theirs = [
@@ -105,6 +106,7 @@ def with_servers(
         port_object = objects[0]
     if port_object is not None:
         port_object["physicalName"] = relation
+        port_object["physicalType"] = "view"  # over the published version (naming.py)
     return exported
 
 

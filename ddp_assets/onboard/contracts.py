@@ -148,7 +148,7 @@ def contract_text(
     schema_object = CommentedMap()
     schema_object["name"] = obj.model
     schema_object["physicalName"] = obj.model
-    schema_object["physicalType"] = "table"
+    schema_object["physicalType"] = "view"  # the published relation (naming.py)
     schema_object["description"] = obj.description or f"One row of {obj.model}."
     schema_object["properties"] = CommentedSeq(_property(c) for c in obj.columns)
     document["schema"] = CommentedSeq([schema_object])
