@@ -266,6 +266,14 @@ def test_search_describe_and_resources(server: Mcp) -> None:
     assert port["slo"]["state"] == "pass" and port["slo"]["max_age_seconds"] == 26 * 3600
     assert port["slo"]["last_materialized_at"] and port["slo"]["refresh"] == "schedule"
     assert isinstance(info["access_grants"], list)  # the grants store's, beside the spec's
+    # its versions, as REST's .../versions: the published one; masked, so no checksums
+    (published,) = [v for v in port["versions"] if v["published"]]
+    assert published["run_id"] == port["published"]["run_id"] and published["retained"]
+    assert published["rows"] == port["published"]["rows"] and published["checksum"] is None
+    emea = server.ok("emea", "describe_product", product="customers")["ports"][0]
+    assert emea["versions"] and all(v["rows"] is None for v in emea["versions"])  # row filter
+    nobody = server.ok("nobody", "describe_product", product="customers")["ports"][0]
+    assert nobody["granted"] is False and nobody["versions"] is None
     assert "downstream" in info and info["version"] == "1.0.0"
 
     async def work(session: ClientSession) -> tuple[str, str]:

@@ -39,6 +39,7 @@ from ddp_assets.ports.serving import (
     Serving,
     SnapshotMissing,
     mask_salt,
+    partial_view,
     serving_path,
     snapshot_relation,
 )
@@ -229,6 +230,24 @@ def build_server(state: McpState, *, host: str = "127.0.0.1", port: int = 8000) 
                 served = state.serving.ports()
             except SnapshotMissing:
                 served = {}
+
+            def versions(port: str) -> list[dict[str, Any]] | None:
+                """The port's versions as REST's ``.../versions`` shows them to the caller: a
+                granted port's only, no whole-version counts under a row filter, no checksums
+                under masks."""
+                if port not in granted or (product, port) not in served:
+                    return None
+                seen = resolve(found, port, who)
+                filtered, partial = seen.row_filter is not None, partial_view(seen)
+                return [
+                    {
+                        **v.to_dict(),
+                        "rows": None if filtered else v.rows,
+                        "checksum": None if partial else v.checksum,
+                    }
+                    for v in state.serving.history(product, port)[0]
+                ]
+
             info["ports"] = [
                 {
                     "name": p.name,
@@ -238,6 +257,7 @@ def build_server(state: McpState, *, host: str = "127.0.0.1", port: int = 8000) 
                     if (product, p.name) in served
                     else None,
                     "slo": state.slo(found, p.name),
+                    "versions": versions(p.name),
                 }
                 for p in found.spec.output_ports
             ]
