@@ -202,6 +202,25 @@ def test_a_breaking_change_fails_and_names_the_consumers(repo: Repo, tmp_path: P
     assert suites["validate"].failures == 0
 
 
+def test_allow_major_accepts_a_breaking_change_with_a_new_major_version(repo: Repo) -> None:
+    contract = "shop/defs/marketing/customer_360/contracts/churn_scores.odcs.yaml"
+    repo.edit(contract, "version: 1.0.0\n", "version: 2.0.0\n")
+    repo.edit(
+        contract,
+        "        physicalType: double\n        required: true\n",
+        "        physicalType: double\n",
+    )
+    code, report = repo.ci_json("--no-dbt")
+    assert code == 1
+    (port,) = report["contracts"]
+    assert port["fails"] and not port["major_bump_missing"] and port["readers"] == []
+    assert "--allow-major accepts it" in repo.ddp("ci", "--no-dbt").stdout
+    code, report = repo.ci_json("--no-dbt", "--allow-major")
+    assert code == 0 and report["ok"]
+    assert report["breaking"] == ["customer_360.churn_scores"]
+    assert not report["contracts"][0]["fails"]
+
+
 def test_a_sql_only_change_lists_the_product_and_its_downstream(repo: Repo) -> None:
     _append(repo.root / CUSTOMERS_SQL, "-- reviewed\n")
     code, report = repo.ci_json("--no-dbt")  # uncommitted: the work tree counts
