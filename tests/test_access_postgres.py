@@ -6,6 +6,9 @@ again, and an expiry stops it on time in the view itself, without running the sc
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,6 +92,19 @@ def test_an_approved_grant_reaches_the_view_and_a_revocation_leaves_it(project: 
     assert rows == duckdb_answer(project.product, CONSUMERS[0])
     assert sorted(r[4] for r in rows) == ["DE", "JP"]
     assert all(len(r[3]) == 64 and "@" not in r[3] for r in rows)  # email masked
+
+    # `ddp ports postgres` prints the same script: the stored grant in it
+    script = subprocess.run(
+        [str(Path(sys.executable).parent / "ddp"), "ports", "postgres"],
+        env={**os.environ, "DDP_PROJECT_ROOT": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert script.returncode == 0, script.stderr
+    assert "(pg_has_role(current_user, 'pg-grantee', 'MEMBER') and " in script.stdout
+    assert 'grant select on "customers__ports"."customers" to "pg-grantee"' in script.stdout
 
     access.revoke(project.ctx, filed.id, by=OWNER, reason="project over")
     project.apply()
