@@ -103,6 +103,7 @@ def destination(warehouse: Warehouse) -> Any:
     # dlt's own merge staging: <product>_dlt_staging (dlt's naming keeps one underscore)
     layout = "%s_dlt_staging"
     if isinstance(warehouse, DuckDBWarehouse):
+        warehouse.create()  # in ddp's storage version: dlt would create it in DuckDB's newest
         return dlt.destinations.duckdb(str(warehouse.path), staging_dataset_name_layout=layout)
     from ddp_assets.warehouse.postgres import PostgresWarehouse
 
