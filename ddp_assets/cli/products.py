@@ -47,6 +47,9 @@ def validate(
         try:
             prepared = prepare(paths, registry)
             problems.extend(check_agreement(registry, prepared.manifest))
+            from ddp_assets.dbt.macro_check import undefined_macro_problems
+
+            problems.extend(undefined_macro_problems(registry, prepared.manifest, paths.dbt_dir))
         except SpecErrors as errors:
             problems.extend(errors.problems)
     elif not registry.errors:  # contracts are checked with or without dbt

@@ -26,6 +26,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, 
 
 from ddp_assets import compat
 from ddp_assets.dbt.in_process import InProcessDbt, in_process_enabled, manifest_key
+from ddp_assets.dbt.packages import install_packages, package_inputs
 from ddp_assets.dbt.properties import write_properties
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
@@ -235,6 +236,7 @@ def _inputs(paths: ProjectPaths) -> list[str]:
     found = [str(paths.dbt_dir / "dbt_project.yml"), str(paths.dbt_dir / "profiles.yml")]
     for folder in (paths.dbt_dir / "models", paths.dbt_dir / "macros", paths.defs_dir):
         found.extend(_walk(folder, _DBT_INPUTS))
+    found.extend(package_inputs(paths))  # packages.yml, what dbt deps installed
     return found
 
 
@@ -353,6 +355,7 @@ def prepare(
             return PreparedProject(project, manifest, parsed=False, fingerprint=fingerprint)
     write_platform_macros(paths.dbt_dir)
     write_properties(registry, paths.dbt_dir)
+    install_packages(paths)  # dbt deps, when packages.yml is not what dbt_packages/ holds
     fingerprint = _fingerprint(paths, _inputs(paths))
     fresh = (
         manifest_path.exists()

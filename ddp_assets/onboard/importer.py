@@ -39,6 +39,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from ddp_assets.dbt.packages import install_packages
 from ddp_assets.naming import published_relation
 from ddp_assets.onboard.contracts import (
     ColumnFacts,
@@ -989,11 +990,11 @@ def _write_macros(
 
 def _write_packages(
     source: DbtSource, paths: ProjectPaths, changes: _Changes, report: ImportReport
-) -> bool:
-    """Declare the project's packages once for the platform; True when packages.yml changed."""
+) -> None:
+    """Declare the project's packages once for the platform (``dbt_project/packages.yml``)."""
     packages_file = source.root / "packages.yml"
     if not packages_file.is_file():
-        return False
+        return
     declared = (yaml.safe_load(packages_file.read_text(encoding="utf-8")) or {}).get(
         "packages"
     ) or []
@@ -1022,10 +1023,7 @@ def _write_packages(
             report.mapped.append(f"package {package} → dbt_project/packages.yml")
         if package not in packages:
             packages.append(package)
-    text = yaml.safe_dump({"packages": packages}, sort_keys=False)
-    before = len(changes.report.written)
-    changes.text(target_file, text)
-    return len(changes.report.written) > before or not (paths.dbt_dir / "dbt_packages").is_dir()
+    changes.text(target_file, yaml.safe_dump({"packages": packages}, sort_keys=False))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -1034,44 +1032,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, yaml.YAMLError):
         return {}
     return document if isinstance(document, dict) else {}
-
-
-def _install_packages(paths: ProjectPaths) -> None:
-    from dbt.cli.main import dbtRunner
-
-    errors: list[str] = []
-
-    def collect(event: Any) -> None:
-        if event.info.level == "error" and event.info.msg:
-            errors.append(str(event.info.msg))
-
-    result = dbtRunner(callbacks=[collect]).invoke(
-        [
-            "deps",
-            "--project-dir",
-            str(paths.dbt_dir),
-            "--profiles-dir",
-            str(paths.dbt_dir),
-            "--log-level",
-            "none",
-            "--log-level-file",
-            "none",
-            "--log-path",
-            str(paths.dbt_dir / "logs"),
-        ]
-    )
-    if not result.success:
-        raise SpecErrors(
-            [
-                SpecProblem(
-                    relative(paths.dbt_dir / "packages.yml", paths.root),
-                    None,
-                    "(dbt deps)",
-                    "\n    ".join(errors) or str(result.exception),
-                    "fix the package declarations, then run `ddp import dbt` again",
-                )
-            ]
-        )
 
 
 def _check_collisions(paths: ProjectPaths, report: ImportReport) -> None:
@@ -1110,9 +1070,9 @@ def import_dbt(
                 source, product, paths, index, extras[product.id], changes, report, model_products
             )
         _write_macros(source, paths, changes, report)
-        install = _write_packages(source, paths, changes, report)
-        if install and not dry_run:
-            _install_packages(paths)
+        _write_packages(source, paths, changes, report)
+        if not dry_run:  # what `ddp prepare` does too, when packages.yml changes
+            install_packages(paths)
     report.mapped = list(dict.fromkeys(report.mapped))
     report.not_mapped = list(dict.fromkeys(report.not_mapped))
     if report.not_mapped:

@@ -1,0 +1,140 @@
+"""Undefined macros, found at ``ddp validate`` instead of at materialize.
+
+``dbt parse`` accepts a model that calls a macro nobody defined (``dbt_utils.star(...)`` without
+the package, a misspelt project macro): dbt only renders the call when it compiles the model,
+so the error used to show first in a run. This check reads each product model (and each of the
+project's own macros) with dbt's own Jinja environment and resolves every call the way dbt's
+macro namespace does, against the parsed manifest:
+
+- ``name(...)``: a macro of the root project or of dbt's internal packages (``dbt``,
+  ``dbt_<adapter>``), a member of dbt's model context (``ref``, ``config``, ``var``, ...), a
+  Jinja global, or a name the file defines itself (``{% set %}``, ``{% macro %}``, loops);
+- ``package.name(...)``: a macro of that installed package (``package`` being a context object
+  such as ``adapter`` or ``exceptions`` is not a package call).
+
+Each problem names the file and the line of the call, with the closest macro as a hint.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ddp_assets.spec.errors import SpecProblem, did_you_mean, relative
+from ddp_assets.spec.registry import Registry
+
+# names Jinja or dbt provide in any rendering that are not in the model context's members
+_ALWAYS = {"caller", "loop", "varargs", "kwargs", "builtins", "doc", "super", "self"}
+
+
+def _context_names() -> set[str]:
+    from dbt.context.providers import ModelContext
+    from dbt_common.clients.jinja import get_environment
+
+    members = getattr(ModelContext, "_context_members_", {})
+    return set(members) | set(get_environment().globals) | _ALWAYS
+
+
+def _macros(manifest: dict[str, Any]) -> dict[str, set[str]]:
+    by_package: dict[str, set[str]] = defaultdict(set)
+    for macro in manifest.get("macros", {}).values():
+        by_package[str(macro.get("package_name"))].add(str(macro.get("name")))
+    return by_package
+
+
+def _calls(source: str) -> Iterable[tuple[int, str | None, str]] | None:
+    """``(line, namespace, name)`` of each call the file makes to a name it does not define;
+    None when dbt's Jinja cannot parse it (dbt parse reports that)."""
+    from dbt_common.clients.jinja import get_environment
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    environment = get_environment()
+    try:
+        tree = environment.parse(source)
+        undeclared = meta.find_undeclared_variables(tree)
+    except TemplateSyntaxError:
+        return None
+    found: list[tuple[int, str | None, str]] = []
+    for call in tree.find_all(nodes.Call):
+        target = call.node
+        if isinstance(target, nodes.Name) and target.name in undeclared:
+            found.append((call.lineno, None, target.name))
+        elif (
+            isinstance(target, nodes.Getattr)
+            and isinstance(target.node, nodes.Name)
+            and target.node.name in undeclared
+        ):
+            found.append((call.lineno, target.node.name, target.attr))
+    return found
+
+
+def undefined_macro_problems(
+    registry: Registry, manifest: dict[str, Any], dbt_dir: Path
+) -> list[SpecProblem]:
+    """Every call to an undefined macro in the products' SQL models and the project's macros."""
+    packages = _macros(manifest)
+    metadata = manifest.get("metadata") or {}
+    root = str(metadata.get("project_name") or "")
+    internal = {"dbt", f"dbt_{metadata.get('adapter_type') or ''}"}
+    unqualified = set(packages.get(root, set()))
+    for name in internal:
+        unqualified |= packages.get(name, set())
+    context = _context_names()
+    files = [path for p in registry.products.values() for path in p.sql_models.values()]
+    macro_dir = dbt_dir / "macros"
+    if macro_dir.is_dir():
+        files.extend(path for path in sorted(macro_dir.rglob("*.sql")) if "_ddp" not in path.parts)
+    problems: list[SpecProblem] = []
+    for path in files:
+        try:
+            calls = _calls(path.read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        shown = relative(path, registry.root)
+        for line, namespace, name in calls or ():
+            if namespace is None:
+                if name in context or name in unqualified:
+                    continue
+                hint = did_you_mean(name, unqualified - {n for n in unqualified if "__" in n})
+                qualified = sorted(f"{p}.{name}" for p, names in packages.items() if name in names)
+                problems.append(
+                    SpecProblem(
+                        shown,
+                        line,
+                        "(dbt macro)",
+                        f"'{name}' is not a macro of this project or of dbt",
+                        hint
+                        or (f"call it as {qualified[0]}(...)" if qualified else None)
+                        or "define it in dbt_project/macros/, or declare the package that "
+                        "has it in dbt_project/packages.yml",
+                    )
+                )
+            elif namespace in packages:
+                if name in packages[namespace]:
+                    continue
+                problems.append(
+                    SpecProblem(
+                        shown,
+                        line,
+                        "(dbt macro)",
+                        f"package '{namespace}' has no macro '{name}'",
+                        did_you_mean(name, packages[namespace])
+                        or f"its macros: {', '.join(sorted(packages[namespace])[:8])}",
+                    )
+                )
+            elif namespace not in context:
+                close = did_you_mean(namespace, [p for p in packages if p != root])
+                problems.append(
+                    SpecProblem(
+                        shown,
+                        line,
+                        "(dbt macro)",
+                        f"'{namespace}.{name}': no installed package is called '{namespace}'",
+                        f"declare '{namespace}' in dbt_project/packages.yml "
+                        "(`ddp prepare` installs it with dbt deps)"
+                        + (f", or {close}" if close else ""),
+                    )
+                )
+    return problems

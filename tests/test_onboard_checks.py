@@ -1,0 +1,77 @@
+"""What a team that brought its dbt project (tests/fixtures/dbt_shop) meets next (issue 16):
+its packages installed by ``ddp prepare``, undefined macros caught by ``ddp validate``, and a
+failed build told once, at the product file to fix. Real dbt, DuckDB and Dagster."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.test_import_dbt import Project, _fresh_project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = _fresh_project(tmp_path_factory.mktemp("onboard"))
+    project.import_json()
+    return project
+
+
+def _output(result: object) -> str:
+    return f"{getattr(result, 'stdout', '')}{getattr(result, 'stderr', '')}"
+
+
+def test_prepare_installs_the_packages_under_its_fingerprint(project: Project) -> None:
+    dbt_dir = project.root / "dbt_project"
+    installed = dbt_dir / "dbt_packages"
+    shutil.rmtree(installed)  # git-ignored: a fresh clone or CI has none
+    first = project.ddp("prepare")
+    assert first.returncode == 0, _output(first)
+    assert "parsed" in first.stdout
+    assert (installed / "shop_utils" / "macros" / "safe_divide.sql").is_file()
+    again = project.ddp("prepare")
+    assert again.returncode == 0 and "up to date" in again.stdout, _output(again)
+    # a changed declaration installs again; a broken one is located in packages.yml
+    packages = dbt_dir / "packages.yml"
+    text = packages.read_text()
+    try:
+        packages.write_text(text + "  - local: packages/no_such_package\n")
+        broken = project.ddp("prepare")
+    finally:
+        packages.write_text(text)
+    assert broken.returncode == 1
+    assert "dbt_project/packages.yml: error: (dbt deps)" in _output(broken), _output(broken)
+    assert "Traceback" not in _output(broken)
+    restored = project.ddp("prepare")
+    assert restored.returncode == 0, _output(restored)
+    assert (installed / "shop_utils").exists()
+
+
+def test_validate_names_each_undefined_macro_with_its_line(project: Project) -> None:
+    sql = project.root / "acme/defs/shop/web_analytics/models/marts/customer_engagement.sql"
+    text = sql.read_text()
+    lines = text.splitlines()
+    at = next(n for n, line in enumerate(lines, 1) if "shop_utils.safe_divide" in line)
+    calls = "    {{ dbt_utils.star(ref('stg_events')) }},\n    {{ cents_to_dolars('x') }},\n"
+    broken = text.replace("shop_utils.safe_divide", "shop_utils.safe_divid")
+    broken = broken.replace("select\n", "select\n" + calls, 1)
+    try:
+        sql.write_text(broken)
+        result = project.ddp("validate")
+    finally:
+        sql.write_text(text)
+    output = _output(result)
+    assert result.returncode == 1, output
+    shown = "acme/defs/shop/web_analytics/models/marts/customer_engagement.sql"
+    first = next(n for n, line in enumerate(broken.splitlines(), 1) if "dbt_utils.star" in line)
+    assert f"{shown}:{first}: error: (dbt macro): 'dbt_utils.star': no installed package" in output
+    assert "declare 'dbt_utils' in dbt_project/packages.yml" in output
+    assert f"{shown}:{first + 1}: error: (dbt macro): 'cents_to_dolars' is not a macro" in output
+    assert "did you mean 'cents_to_dollars'?" in output
+    assert f"{shown}:{at + 2}: error: (dbt macro): package 'shop_utils' has no macro" in output
+    assert "did you mean 'safe_divide'?" in output
+    assert "Traceback" not in output
+    clean = project.ddp("validate")  # the project's own macro and package calls all resolve
+    assert clean.returncode == 0, _output(clean)
+
