@@ -107,8 +107,9 @@ def migrate_storage(connection: duckdb.DuckDBPyConnection, path: Path, found: st
     (DuckDB's ``COPY FROM DATABASE``), swapped in with one rename. The file is not touched when
     the copy fails."""
     started = time.monotonic()
+    for stale in path.parent.glob(f".{path.name}.*.migrating.duckdb*"):  # a killed migration's
+        stale.unlink(missing_ok=True)  # (this connection holds the file's write lock)
     migrated = path.with_name(f".{path.name}.{os.getpid()}.migrating.duckdb")
-    migrated.unlink(missing_ok=True)
     alias = "__ddp_migrated"
     try:
         connection.execute(
