@@ -584,3 +584,65 @@ def test_a_rollback_is_a_materialization_a_lineage_run_and_refreshes_the_ports(
 @pytest.fixture
 def t(travelled: Travelled) -> Travelled:
     return travelled
+
+
+def test_the_snapshot_of_a_postgres_warehouse_holds_its_retained_versions(
+    postgres_server,
+) -> None:
+    """From PostgreSQL the versions are streamed out with COPY as the published table is."""
+    from ddp_assets.ports.serving import _copy_from_warehouse
+    from ddp_assets.ports.versions import PortHistory, read_versions, write_versions
+    from ddp_assets.settings import ProjectPaths
+    from ddp_assets.spec.registry import Registry
+
+    warehouse = postgres_server.warehouse("ddp_time_travel")
+    with warehouse.writer() as connection:
+        for schema in ("customers", "customers__staging", "_ddp"):
+            connection.execute(f"drop schema if exists {schema} cascade")
+        connection.execute("create schema customers__staging")
+        for run, (rows, country) in enumerate(((30, "DE"), (12, "US"), (5, "FR")), start=1):
+            connection.execute("drop view if exists customers__staging.customers")
+            connection.execute(
+                "create table customers__staging.customers as select g as customer_id, "
+                f"'{country}'::varchar as country from generate_series(1, {rows}) as g"
+            )
+            publish(
+                connection,
+                product="customers",
+                port="customers",
+                model="customers",
+                contract_id="urn:ddp:sales:customers:customers",
+                contract_version="1.0.0",
+                run_id=f"run-{run}",
+                retain=2,
+            )
+    paths = ProjectPaths(ROOT)
+    registry = Registry.load(paths.defs_dir, paths.root)
+    histories: list[PortHistory] = []
+    with duckdb.connect() as snapshot:
+        served = _copy_from_warehouse(snapshot, warehouse, registry, histories)
+        write_versions(
+            snapshot,
+            [v for h in histories for v in h.versions],
+            [m for h in histories for m in h.moves],
+        )
+        assert [(s.product, s.port) for s in served] == [("customers", "customers")]
+        assert snapshot.execute(
+            "select count(*), min(country) from customers.customers"
+        ).fetchone() == (5, "FR")
+        assert snapshot.execute(
+            "select count(*), min(country) from customers.customers__v2"
+        ).fetchone() == (12, "US")
+        tables = snapshot.execute(
+            "select table_name from information_schema.tables where table_schema = 'customers' "
+            "order by 1"
+        ).fetchall()
+        assert tables == [("customers",), ("customers__v2",)]  # v1 left retention
+        listed, moved = read_versions(snapshot)
+        history = listed[("customers", "customers")]
+        assert [(v.version, v.stored_as, v.published) for v in history] == [
+            (1, None, False),
+            (2, "customers__v2", False),
+            (3, "customers", True),
+        ]
+        assert [m.version for m in moved[("customers", "customers")]] == [1, 2, 3]

@@ -135,6 +135,58 @@ def test_retention_drops_old_versions_but_never_the_published_one() -> None:
     assert checksum(connection, "p", "m")[0] == 50
 
 
+def test_retention_never_drops_a_version_a_consumer_pinned() -> None:
+    connection = duckdb.connect()
+    for run in range(5):
+        _build(connection, 20, factor=run + 1)
+        publish(
+            connection,
+            product="p",
+            port="m",
+            model="m",
+            contract_id="urn:c",
+            contract_version="1.0.0",
+            run_id=f"run-{run}",
+            retain=2,
+            pinned=(2,),
+        )
+    alive = [v.version for v in versions(connection, "p", "m") if v.dropped_at is None]
+    assert alive == [2, 4, 5]
+    table = version_table("m", 2)
+    assert relation_kind(connection, version_schema("p"), table) == "table"
+    # once the pin is gone, the next retention drops it
+    assert apply_retention(connection, "p", "m", 2) == [2]
+
+
+def test_an_input_ports_pin_reaches_the_publish_asset(tmp_path: Path) -> None:
+    import shutil
+
+    from ddp_assets.contracts.port_asset import port_asset
+    from ddp_assets.contracts.rollback import pinned_versions
+    from ddp_assets.settings import ProjectPaths
+    from ddp_assets.spec.registry import Registry
+
+    defs = tmp_path / "defs"
+    shutil.copytree(ROOT / "ddp_assets" / "defs", defs)
+    spec = defs / "sales" / "orders" / "defs.yaml"
+    text = spec.read_text(encoding="utf-8")
+    pinned = text.replace(
+        "      product: customers.customers\n", "      product: customers.customers\n      pin: 2\n"
+    )
+    assert pinned != text
+    spec.write_text(pinned, encoding="utf-8")
+    registry = Registry.load(defs, tmp_path)  # a project whose products live in tmp_path
+    assert not registry.errors, registry.errors
+    assert pinned_versions(registry, "customers", "customers") == {2: ["orders"]}
+    customers = registry.get("customers")
+    output = customers.spec.output_port("customers")
+    assert output is not None
+    assert port_asset(customers, output, ProjectPaths(tmp_path), registry).pinned == (2,)
+    spec.write_text(pinned.replace("pin: 2", "pin: 0"), encoding="utf-8")
+    broken = Registry.load(defs, tmp_path)
+    assert any("pin" in str(problem) for problem in broken.errors)
+
+
 def test_a_table_published_by_the_former_copy_is_replaced_by_the_view(tmp_path: Path) -> None:
     connection = duckdb.connect(str(tmp_path / "w.duckdb"))
     connection.execute("create schema p; create table p.m as select 1 as id, 2 as x")

@@ -213,6 +213,8 @@ def _versions(entry: dict[str, Any]) -> str:
                 for m in v["moves"]
             )
             state = f"<b>{e(v['state'])}</b>" if v["state"] == "published" else e(v["state"])
+            if v.get("pinned_by"):
+                state += f" (pinned by {e(', '.join(v['pinned_by']))})"
             rows.append(
                 [
                     f"v{v['version']}",

@@ -79,7 +79,7 @@ def build(outdir: Path) -> None:
     entries = catalog_entries(registry)
     from ddp_assets.contracts.rollback import read_version_histories
 
-    histories = read_version_histories(paths, [e["id"] for e in entries]) or {}
+    histories = read_version_histories(paths, [e["id"] for e in entries], registry) or {}
     for entry in entries:  # each port's versions: contract, audit, publishes and rollbacks
         entry["versions"] = histories.get(entry["id"], {})
     for entry in entries:  # the grants store's approved grants, beside the spec's

@@ -132,7 +132,8 @@ def show(
     info = show_details(found, registry, instance_if_any(paths))
     from ddp_assets.contracts.rollback import read_version_histories
 
-    info["versions"] = (read_version_histories(paths, [found.id]) or {}).get(found.id, {})
+    histories = read_version_histories(paths, [found.id], registry) or {}
+    info["versions"] = histories.get(found.id, {})
     if as_json:
         print_json(info)
         return
@@ -205,6 +206,8 @@ def _print_versions(ports: dict[str, list[dict[str, Any]]]) -> None:
                 else "failed: " + ", ".join(audit["failed_checks"])
             )
             state = styled(v["state"], {"published": "green", "dropped": "dim"}.get(v["state"], ""))
+            if v["pinned_by"]:
+                state += f" (pinned by {', '.join(v['pinned_by'])})"
             moves = "; ".join(
                 f"{m['action']} by {m['actor']}" + (f" ({m['reason']})" if m["reason"] else "")
                 for m in v["moves"]

@@ -95,6 +95,7 @@ class PortAsset:
     plan: ContractPlan
     spec: dg.AssetSpec
     check_specs: list[dg.AssetCheckSpec]
+    pinned: tuple[int, ...] = ()  # versions consumers pin: retention keeps them
 
     @property
     def key(self) -> dg.AssetKey:
@@ -181,7 +182,10 @@ def port_asset(
         },
         skippable=True,
     )
-    return PortAsset(product, port, plan, asset_spec, check_specs)
+    from ddp_assets.contracts.rollback import pinned_versions
+
+    pinned = tuple(pinned_versions(registry, product.id, port.name))
+    return PortAsset(product, port, plan, asset_spec, check_specs, pinned)
 
 
 def dbt_port_assets(registry: Registry, paths: ProjectPaths) -> list[PortAsset]:
@@ -304,6 +308,7 @@ def _finish(
         contract_version=plan.contract_version,
         run_id=run_id,
         retain=port.port.retain.versions if port.port.retain else None,
+        pinned=port.pinned,
     )
     publish_seconds = time.perf_counter() - started
     columns = table_columns(connection, product_id, port.port.model)

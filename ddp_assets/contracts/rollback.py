@@ -322,18 +322,23 @@ def _audits(connection: Connection, product: str) -> dict[tuple[str, str], dict[
     }
 
 
-def version_history(connection: Connection, product: str) -> dict[str, list[dict[str, Any]]]:
+def version_history(
+    connection: Connection, product: str, registry: Registry | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Each port of the product → its versions, oldest first: number, product version,
     contract, rows, checksum, run, when published, state (published, retained or dropped),
-    the audit it passed, and the pointer moves to it (publishes and rollbacks: who, when, why).
-    What ``ddp show``, ``ddp status`` and the catalog list."""
+    the audit it passed, the pointer moves to it (publishes and rollbacks: who, when, why) and,
+    with the ``registry``, the consumers that pin it. What ``ddp show`` and the catalog list."""
     from ddp_assets.contracts.wap import moves
 
     audits = _audits(connection, product)
     history = moves(connection, product)
     found: dict[str, list[dict[str, Any]]] = {}
     current: dict[str, int | None] = {}
+    pins: dict[str, dict[int, list[str]]] = {}
     for version in versions(connection, product):
+        if registry is not None and version.port not in pins:
+            pins[version.port] = pinned_versions(registry, product, version.port)
         if version.port not in current:
             now = published_version(connection, product, version.port)
             current[version.port] = now.version if now else None
@@ -357,6 +362,7 @@ def version_history(connection: Connection, product: str) -> dict[str, list[dict
                 "dropped_at": version.dropped_at,
                 "state": state,
                 "audit": audits.get((version.port, version.run_id)),
+                "pinned_by": pins.get(version.port, {}).get(int(version.version or 0), []),
                 "moves": [
                     {
                         "action": m.action,
@@ -376,7 +382,7 @@ def version_history(connection: Connection, product: str) -> dict[str, list[dict
 
 
 def read_version_histories(
-    paths: Any, products: list[str]
+    paths: Any, products: list[str], registry: Registry | None = None
 ) -> dict[str, dict[str, list[dict[str, Any]]]] | None:
     """:func:`version_history` of each product from the project's warehouse (read-only), or
     None when there is no warehouse yet."""
@@ -386,4 +392,18 @@ def read_version_histories(
     if not warehouse.exists():
         return None
     with warehouse.reader() as connection:
-        return {product: version_history(connection, product) for product in products}
+        return {product: version_history(connection, product, registry) for product in products}
+
+
+def pinned_versions(registry: Registry, product: str, port: str) -> dict[int, list[str]]:
+    """Version → the consumers whose input ports pin it (``pin: N``): retention keeps them."""
+    pins: dict[int, list[str]] = {}
+    for consumer in registry.products.values():
+        for input_port in consumer.spec.input_ports:
+            if (
+                isinstance(input_port, ProductInputPort)
+                and input_port.pin is not None
+                and (input_port.upstream_product, input_port.upstream_port) == (product, port)
+            ):
+                pins.setdefault(input_port.pin, []).append(consumer.id)
+    return pins

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -209,12 +209,14 @@ def publish(
     run_id: str,
     retain: int | None = None,
     actor: str = "ddp",
+    pinned: Collection[int] = (),
 ) -> PublishedVersion:
     """Publish the audited ``<product>__staging.<model>`` as the port's next version.
 
     In one transaction: the staging table is renamed to the version's table (a staging view is
     materialized into it instead, so a version never changes), and ``<product>.<model>``
-    becomes a view of it. Then versions beyond the newest ``retain`` are dropped.
+    becomes a view of it. Then versions beyond the newest ``retain`` are dropped, except the
+    ``pinned`` ones (consumers' input ports pin them).
     """
     ensure_meta(connection)
     warehouse = warehouse_of(connection)
@@ -309,7 +311,8 @@ def publish(
             reason="",
             run_id=run_id,
         )
-    apply_retention(connection, product, port, RETAINED_VERSIONS if retain is None else retain)
+    kept = RETAINED_VERSIONS if retain is None else retain
+    apply_retention(connection, product, port, kept, pinned)
     return version
 
 
@@ -435,13 +438,17 @@ def move_pointers(
     return moved
 
 
-def apply_retention(connection: Connection, product: str, port: str, retain: int) -> list[int]:
-    """Drop the versions of a port beyond its newest ``retain``, never the published one.
+def apply_retention(
+    connection: Connection, product: str, port: str, retain: int, pinned: Collection[int] = ()
+) -> list[int]:
+    """Drop the versions of a port beyond its newest ``retain``, never the published one nor
+    a ``pinned`` one.
 
     Each drop commits on its own after the publish: a failure here leaves a version too many,
     never a published relation without its table."""
     current = published_version(connection, product, port)
     kept = {v.version for v in versions(connection, product, port)[-max(retain, 1) :]}
+    kept |= set(pinned)
     if current is not None:
         kept.add(current.version)
     warehouse = warehouse_of(connection)

@@ -297,6 +297,12 @@ class ProductInputPort(_Strict):
     product: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", description="product.port")
     contract: ContractRequirement | None = None
     description: str | None = None
+    pin: int | None = Field(
+        default=None,
+        ge=1,
+        description="A version of the upstream port this consumer keeps: its retention never "
+        "drops it (read it with ?version=N or <port>__v<N>; models read the published one).",
+    )
 
     @property
     def upstream_product(self) -> str:
