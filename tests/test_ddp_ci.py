@@ -221,6 +221,27 @@ def test_allow_major_accepts_a_breaking_change_with_a_new_major_version(repo: Re
     assert not report["contracts"][0]["fails"]
 
 
+def test_a_removed_output_port_affects_every_reader(repo: Repo) -> None:
+    repo.edit(
+        "shop/defs/sales/orders/defs.yaml",
+        "    - name: order_lines\n      model: order_lines\n"
+        "      contract: contracts/order_lines.odcs.yaml\n"
+        "      description: One row per order line.\n",
+        "",
+    )
+    code, report = repo.ci_json("--no-dbt")
+    assert code == 1 and not report["validate"]["valid"]  # its reader's input port is unknown
+    (port,) = report["contracts"]
+    assert (port["port"], port["changes"][0]["kind"], port["fails"]) == (
+        "order_lines",
+        "port_removed",
+        True,
+    )
+    readers = {r["product"]: r["affected"] for r in port["readers"]}
+    assert readers == {"supplier_performance": True}
+    assert port["affected_products"] == ["supplier_performance"]
+
+
 def test_a_sql_only_change_lists_the_product_and_its_downstream(repo: Repo) -> None:
     _append(repo.root / CUSTOMERS_SQL, "-- reviewed\n")
     code, report = repo.ci_json("--no-dbt")  # uncommitted: the work tree counts

@@ -24,7 +24,7 @@ from sqlglot import exp, parse
 from sqlglot.errors import SqlglotError
 
 from ddp_assets.ci.changes import downstream_of
-from ddp_assets.contracts.diff import PortDiff
+from ddp_assets.contracts.diff import RULES, PortDiff
 from ddp_assets.spec.errors import relative
 from ddp_assets.spec.model import ProductInputPort
 from ddp_assets.spec.registry import Product, Registry
@@ -125,7 +125,12 @@ def sql_shape(text: str) -> SqlShape | None:
 
 
 def _reader(
-    registry: Registry, reader: Product, port: ProductInputPort, model: str, columns: set[str]
+    registry: Registry,
+    reader: Product,
+    port: ProductInputPort,
+    model: str,
+    columns: set[str],
+    whole: str = "the change is not about one column",
 ) -> Reader:
     """Whether the changed ``columns`` of ``model`` (empty: the whole port) reach ``reader``
     through its input port ``port``: a model naming one uses it; a model passing every column
@@ -135,7 +140,7 @@ def _reader(
         return Reader(reader.id, port.name, affected, why, used or [])
 
     if not columns:
-        return make(True, "the change is not about one column: every reader is affected")
+        return make(True, f"{whole}: every reader is affected")
     readers_of: dict[str, set[Path]] = {}
     for ref in reader.references():
         if ref.kind == "ref":
@@ -191,7 +196,7 @@ def port_impacts(registry: Registry, diffs: list[PortDiff]) -> list[PortImpact]:
         if diff.perspective != "producer" or not diff.breaking:
             continue
         breaking = [c for c in diff.changes if c.breaking]
-        whole = any(c.column is None for c in breaking)
+        whole = sorted({RULES[c.kind].change for c in breaking if c.column is None})
         columns = set() if whole else {str(c.column).lower() for c in breaking}
         upstream = registry.products.get(diff.product)
         output = upstream.spec.output_port(diff.port) if upstream else None
@@ -200,7 +205,9 @@ def port_impacts(registry: Registry, diffs: list[PortDiff]) -> list[PortImpact]:
         for reader in registry.products.values():
             for port in reader.spec.input_ports:
                 if isinstance(port, ProductInputPort) and port.product == wanted:
-                    impact.readers.append(_reader(registry, reader, port, model, columns))
+                    impact.readers.append(
+                        _reader(registry, reader, port, model, columns, "; ".join(whole))
+                    )
         impact.transitive = {
             k: v
             for k, v in downstream_of(registry, impact.affected).items()
