@@ -187,6 +187,63 @@ def test_an_input_ports_pin_reaches_the_publish_asset(tmp_path: Path) -> None:
     assert any("pin" in str(problem) for problem in broken.errors)
 
 
+def test_a_rollback_refreshes_the_consumers_as_a_publish_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer's automation condition (ddp's refresh on upstream change) requests a run
+    after a rollback's announcement, as after a publish: a real Dagster instance and tick."""
+    import dagster as dg
+
+    from ddp_assets.contracts.rollback import rollback
+    from ddp_assets.policies import automation_condition
+    from ddp_assets.ports.rollbacks import announce
+    from ddp_assets.ports.store import Store
+    from ddp_assets.settings import ProjectPaths
+    from ddp_assets.spec.registry import Registry
+
+    monkeypatch.setenv("DDP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")  # the lineage: tests/test_time_travel.py
+    paths = ProjectPaths(ROOT)
+    registry = Registry.load(paths.defs_dir, paths.root)
+    connection = duckdb.connect()
+    for run in range(2):
+        _build(connection, 10 + run, product="customers", model="customers")
+        publish(
+            connection,
+            product="customers",
+            port="customers",
+            model="customers",
+            contract_id="urn:ddp:sales:customers:customers",
+            contract_version="1.0.0",
+            run_id=f"run-{run}",
+        )
+    result = rollback(connection, registry, "customers", steps=1, actor="a", reason="bad")
+    condition = automation_condition(registry.products["orders"].spec)
+    assert condition is not None
+
+    @dg.asset(key=["customers", "customers"])
+    def upstream() -> None: ...
+
+    @dg.asset(key=["orders", "orders"], deps=[upstream], automation_condition=condition)
+    def consumer() -> None: ...
+
+    with dg.instance_for_test() as instance:
+        dg.materialize([upstream, consumer], instance=instance)
+        first = dg.evaluate_automation_conditions(defs=[upstream, consumer], instance=instance)
+        assert first.total_requested == 0
+        store = Store.open(paths)
+        try:
+            announced = announce(paths, registry, result, instance, store)
+        finally:
+            store.close()
+        assert announced.lineage == "disabled"
+        after = dg.evaluate_automation_conditions(
+            defs=[upstream, consumer], instance=instance, cursor=first.cursor
+        )
+        assert after.total_requested == 1
+        assert after.get_requested_partitions(dg.AssetKey(["orders", "orders"])) == {None}
+
+
 def test_a_table_published_by_the_former_copy_is_replaced_by_the_view(tmp_path: Path) -> None:
     connection = duckdb.connect(str(tmp_path / "w.duckdb"))
     connection.execute("create schema p; create table p.m as select 1 as id, 2 as x")
