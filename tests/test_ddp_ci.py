@@ -297,3 +297,28 @@ def test_init_writes_a_workflow_running_ddp_ci(pristine: Repo) -> None:
     assert "--format markdown --output ddp-ci.md --junit ddp-ci.xml" in ci
     assert any("GITHUB_STEP_SUMMARY" in r for r in runs)
     assert any(r.startswith("gh pr comment") for r in runs)
+
+
+def test_a_project_in_a_subfolder_of_its_repository(tmp_path: Path) -> None:
+    """A monorepo: the ddp project is one folder of the git repository; the base's contracts
+    are read from that folder."""
+    top = tmp_path / "monorepo"
+    root = init_project(top / "data" / "shop", demo=True).root
+    repo = Repo(root, tmp_path / "home")
+    (repo.home / "data").mkdir(parents=True)
+    repo.git("init", "-q", "-b", "main", str(top))
+    (top / "README.md").write_text("the company's repository\n")
+    repo.commit("the demo project, one folder down")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.edit(
+        ORDERS_CONTRACT,
+        "      - name: status\n        logicalType: string\n        physicalType: varchar\n"
+        "        required: true\n",
+        "      - name: status\n        logicalType: string\n        physicalType: varchar\n",
+    )
+    (top / "README.md").write_text("changed outside the project\n")
+    code, report = repo.ci_json("--no-dbt")
+    assert code == 1
+    assert [f["path"] for f in report["changes"]["files"]] == [ORDERS_CONTRACT]
+    assert report["breaking"] == ["orders.orders"]
+    assert report["contracts"][0]["affected_products"] == ["customer_360"]

@@ -414,7 +414,8 @@ def _base_text(root: Path, base: str, path: Path) -> str | None:
         old = folder / rel
         return old.read_text(encoding="utf-8") if old.is_file() else None
     result = subprocess.run(
-        ["git", "-C", str(root), "show", f"{base}:{rel.as_posix()}"],
+        # ./: relative to the project, which may be a folder of the repository (a monorepo)
+        ["git", "-C", str(root), "show", f"{base}:./{rel.as_posix()}"],
         capture_output=True,
         text=True,
         check=False,
