@@ -581,6 +581,24 @@ def test_a_rollback_is_a_materialization_a_lineage_run_and_refreshes_the_ports(
     assert [v["version"] for v in versions_now["versions"] if v["published"]] == [4]
 
 
+def test_a_version_gone_from_a_newer_snapshot_is_a_404_not_an_error() -> None:
+    from ddp_assets.ports.policy import Consumer
+    from ddp_assets.ports.versions import ServedVersion, travel
+
+    access = PortAccess("p", "m", "m", Consumer("c"), (PortColumn("id", "bigint"),), None)
+    listed = [
+        ServedVersion("p", "m", 1, 1, 3, "x", "urn:c", "1.0.0", "r1", "t", None, "m__v1", False),
+        ServedVersion("p", "m", 2, 2, 3, "y", "urn:c", "1.0.0", "r2", "t", None, "m", True),
+    ]
+    with duckdb.connect() as connection:
+        connection.execute("create schema p; create table p.m as select 1 as id")
+        source, _, found = travel(connection, "memory", access, (listed, []), version=2)
+        assert found.version == 2 and source == '"memory"."p"."m"'
+        with pytest.raises(PortError, match="not in the serving snapshot any more") as gone:
+            travel(connection, "memory", access, (listed, []), version=1)
+        assert gone.value.status == 404
+
+
 @pytest.fixture
 def t(travelled: Travelled) -> Travelled:
     return travelled

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
+
 from ddp_assets.contracts.wap import Move, PublishedVersion
 from ddp_assets.naming import version_table
 from ddp_assets.ports.policy import PortAccess, PortError
@@ -316,4 +318,13 @@ def travel(
     )
     assert found.stored_as is not None
     source = f"{quote(catalog)}.{relation(access.product, found.stored_as)}"
-    return source, version_access(access, columns_of(cursor, source)), found
+    try:
+        present = columns_of(cursor, source)
+    except duckdb.CatalogException:  # a new snapshot was swapped in since the history was read
+        raise PortError(
+            404,
+            f"version {found.version} of port '{access.product}.{access.port}' is not in the "
+            "serving snapshot any more",
+            "retry: the list of retained versions changed (GET .../versions)",
+        ) from None
+    return source, version_access(access, present), found
