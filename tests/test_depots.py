@@ -265,6 +265,8 @@ def test_the_demo_reads_the_helpdesk_database_through_a_depot(
     depot = load_depots(paths).depots[port.depot]
     first = load_port(product.id, port, depot, paths, contract_columns=["ticket_id", "status"])
     assert first.rows == ticket_count(1_000) and first.cursor
+    database = (tmp_path / "landing" / HELPDESK_DB).absolute()
+    assert first.source == (f"sqlite://{database}", "main.tickets")  # like duckdb://<file>
     with sqlite3.connect(tmp_path / "landing" / HELPDESK_DB) as connection:
         connection.execute(
             "update tickets set status = 'closed', updated_at = '2026-01-05 00:00:00.000000' "

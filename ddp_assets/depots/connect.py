@@ -330,8 +330,9 @@ def source_namespace(loaded: LoadedDepot, paths: ProjectPaths) -> str:
     """The OpenLineage namespace of the depot's datasets (never holds a credential).
 
     ``postgres://host:port`` (PostgreSQL), ``<dialect>://host:port`` for another SQLAlchemy
-    database (``sqlite`` has none: ``sqlite`` is the namespace and the file the name's prefix),
-    ``s3://bucket`` (S3), ``file`` (local files), the scheme and authority of an API.
+    database, ``sqlite://<absolute file>`` for a file database (as ddp names its DuckDB
+    warehouse, ``duckdb://<file>``), ``s3://bucket`` (S3), ``file`` (local files), the scheme
+    and authority of an API.
     """
     depot = loaded.depot
     if isinstance(depot, PostgresDepot):
@@ -342,7 +343,8 @@ def source_namespace(loaded: LoadedDepot, paths: ProjectPaths) -> str:
         scheme = "postgres" if scheme == "postgresql" else scheme
         parts = urlsplit(url)
         if not parts.hostname:
-            return scheme
+            database = _database_file(url)
+            return f"{scheme}://{database}" if database else scheme
         port = f":{parts.port}" if parts.port else ""
         return f"{scheme}://{parts.hostname}{port}"
     if isinstance(depot, RestApiDepot):
@@ -365,8 +367,12 @@ def source_dataset(loaded: LoadedDepot, paths: ProjectPaths, what: str) -> tuple
         table = what if "." in what else f"{depot.schema_}.{what}"
         return namespace, f"{depot.database}.{table}"
     if isinstance(depot, SqlDepot):
-        parts = urlsplit(expand(depot.url, paths))
-        database = parts.path.lstrip("/") if parts.hostname else parts.path
+        url = expand(depot.url, paths)
+        parts = urlsplit(url)
+        if not parts.hostname:  # a file database: the file is the namespace, as for DuckDB
+            schema = depot.schema_ or "main"
+            return namespace, what if "." in what else f"{schema}.{what}"
+        database = parts.path.lstrip("/")
         schema = depot.schema_
         table = what if "." in what or not schema else f"{schema}.{what}"
         return namespace, f"{database}.{table}" if database else table
@@ -379,6 +385,20 @@ def source_dataset(loaded: LoadedDepot, paths: ProjectPaths, what: str) -> tuple
         prefix = urlsplit(url).path.strip("/")
         return namespace, f"{prefix}/{what}" if prefix else what
     return namespace, str(Path(urlsplit(url).path) / what)
+
+
+def _database_file(url: str) -> str | None:
+    """The absolute path of a file database's URL (``sqlite:///rel`` is relative to the
+    working folder, ``sqlite:////abs`` absolute), None for an in-memory one."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+    except Exception:  # an unparsable URL: reported when a connection is opened
+        return None
+    if not database or database == ":memory:":
+        return None
+    return str(Path(database).absolute())
 
 
 def problems_of(error: BaseException) -> list[SpecProblem]:

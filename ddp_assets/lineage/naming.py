@@ -20,7 +20,7 @@ The parent of those jobs (the ``parent`` run facet) is the Dagster run, named by
 
 Every dataset carries a ``dataSource`` facet (:func:`data_source`): its ``name`` is the
 dataset's namespace, its ``uri`` where the data lives: the DuckDB warehouse
-(``duckdb://<file>``, the namespace itself), the Postgres database
+(``duckdb://<file>``, the namespace itself; a depot's SQLite file likewise), the Postgres database
 (``postgres://host:port/<database>``, the database being the first part of the dataset name),
 or, for a file, the landing zone (``file:///<landing dir>``; the file's folder when it lies
 outside the landing zone).
@@ -69,7 +69,7 @@ def data_source(namespace: str, name: str, landing_dir: Path | None = None) -> t
         if landing_dir is not None and path.is_relative_to(landing_dir.absolute()):
             return namespace, landing_dir.absolute().as_uri()
         return namespace, path.parent.as_uri()
-    if namespace.startswith("duckdb://") or "://" not in namespace:
+    if namespace.startswith(("duckdb://", "sqlite://")) or "://" not in namespace:
         return namespace, namespace
     database = name.split(".", 1)[0]
     return namespace, f"{namespace.rstrip('/')}/{database}"
