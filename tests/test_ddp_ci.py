@@ -322,3 +322,34 @@ def test_a_project_in_a_subfolder_of_its_repository(tmp_path: Path) -> None:
     assert [f["path"] for f in report["changes"]["files"]] == [ORDERS_CONTRACT]
     assert report["breaking"] == ["orders.orders"]
     assert report["contracts"][0]["affected_products"] == ["customer_360"]
+
+
+def test_a_changed_depot_changes_the_products_loading_from_it(tmp_path: Path) -> None:
+    root = init_project(tmp_path / "crmproj").root
+    repo = Repo(root, tmp_path / "home")
+    (repo.home / "data").mkdir(parents=True)
+    (root / "depots").mkdir()
+    (root / "depots" / "crm.yaml").write_text("kind: sql\nurl: sqlite:///{data_dir}/c.db\n")
+    (root / "depots" / "billing.yaml").write_text("kind: sql\nurl: sqlite:///{data_dir}/b.db\n")
+    folder = root / "crmproj" / "defs" / "crm" / "accounts"
+    (folder / "models").mkdir(parents=True)
+    (folder / "contracts").mkdir()
+    (folder / "defs.yaml").write_text(
+        "type: ddp_assets.components.DataProduct\nattributes:\n  id: accounts\n"
+        "  name: Accounts\n  domain: crm\n  version: 1.0.0\n  owners: [a@example.com]\n"
+        "  description:\n    purpose: test\n  input_ports:\n    - name: raw_accounts\n"
+        "      type: depot\n      depot: crm\n      table: accounts\n"
+        "  output_ports:\n    - name: accounts\n      model: accounts\n"
+        "      contract: contracts/accounts.odcs.yaml\n"
+    )
+    (folder / "models" / "accounts.sql").write_text(
+        "select * from {{ source('accounts', 'raw_accounts') }}\n"
+    )
+    repo.git("init", "-q", "-b", "main")
+    repo.commit("a product loading from the crm depot")
+    repo.git("checkout", "-q", "-b", "feature")
+    (root / "depots" / "crm.yaml").write_text("kind: sql\nurl: sqlite:///{data_dir}/crm.db\n")
+    (root / "depots" / "billing.yaml").write_text("kind: sql\nurl: sqlite:///{data_dir}/x.db\n")
+    _, report = repo.ci_json("--no-dbt")
+    assert report["changes"]["products"] == [{"id": "accounts", "why": ["depot depots/crm.yaml"]}]
+    assert report["changes"]["other_files"] == ["depots/billing.yaml"]  # no product loads it

@@ -10,7 +10,8 @@ with one commit, the empty tree (every product is new).
 The changed files are the work tree against the base (``git diff``, so uncommitted edits count)
 plus untracked files git does not ignore. A product changed when a file in its folder did (spec,
 SQL, contracts, Python models), when a dbt macro one of its models uses did (directly or
-through another macro, from dbt's manifest), or when the dbt project's own settings did
+through another macro, from dbt's manifest), when the depot file (``depots/<name>.yaml``) one of
+its input ports loads from did, or when the dbt project's own settings did
 (``dbt_project.yml``, ``packages.yml``: every product).
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
+from ddp_assets.spec.model import DepotInputPort
 from ddp_assets.spec.registry import Registry
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree: "nothing before"
@@ -229,6 +231,7 @@ def product_changes(
     dbt_dir: Path,
     manifest: dict[str, Any] | None,
     base: Base,
+    depots_dir: Path | None = None,
 ) -> Changes:
     """Which products the changed files change, and every product downstream of them."""
     root = registry.root
@@ -247,6 +250,19 @@ def product_changes(
         for pid in registry.products:
             result.products.setdefault(pid, []).extend(settings)
         claimed.update(settings)
+    if depots_dir is not None:  # a depot file changes the products loading from that depot
+        depots_rel = _folder(depots_dir, root)
+        for f in files:
+            path = PurePosixPath(f.path)
+            if path.suffix not in (".yaml", ".yml") or path.parent.as_posix() != depots_rel:
+                continue
+            for pid, product in registry.products.items():
+                if any(
+                    isinstance(p, DepotInputPort) and p.depot == path.stem
+                    for p in product.spec.input_ports
+                ):
+                    result.products.setdefault(pid, []).append(f"depot {f.path}")
+                    claimed.add(f.path)
     if manifest is not None:
         for pid, used in _macro_users(manifest, registry, changed, dbt_rel).items():
             result.products.setdefault(pid, []).extend(f"macro {m}" for m in used)

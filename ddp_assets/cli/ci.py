@@ -132,7 +132,7 @@ def ci(
     registry = Registry.load(paths.defs_dir, paths.root)
     problems, manifest = _check(paths, registry, dbt)
     files = changed_files(paths.root, chosen)
-    changes = product_changes(registry, files, paths.dbt_dir, manifest, chosen)
+    changes = product_changes(registry, files, paths.dbt_dir, manifest, chosen, paths.depots_dir)
     diffs = []
     if files:  # an unchanged repository has no contract changes to look for
         diffs = project_changes(registry, chosen.commit, "producer")
