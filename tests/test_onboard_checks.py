@@ -75,3 +75,24 @@ def test_validate_names_each_undefined_macro_with_its_line(project: Project) -> 
     clean = project.ddp("validate")  # the project's own macro and package calls all resolve
     assert clean.returncode == 0, _output(clean)
 
+
+def test_a_failed_build_is_one_message_at_the_model_file(project: Project) -> None:
+    sql = project.root / "acme/defs/shop/customers/models/staging/stg_customers.sql"
+    text = sql.read_text()
+    line = next(n for n, s in enumerate(text.splitlines(), 1) if "as full_name" in s)
+    try:
+        sql.write_text(text.replace("source.first_name", "source.first_nam"))
+        result = project.ddp("materialize", "customers")
+    finally:
+        sql.write_text(text)
+    output = _output(result)
+    assert result.returncode == 1, output
+    located = (
+        f"acme/defs/shop/customers/models/staging/stg_customers.sql:{line}: error: (dbt build): "
+        "model 'stg_customers':"
+    )
+    assert output.count(located) == 1, output
+    assert "first_nam" in output and "hint: fix the SQL" in output
+    assert "Traceback" not in output and "Stack Trace" not in output, output
+    assert "RUN_FAILURE" not in output and "Errors parsed from dbt logs" not in output, output
+    assert "Exception ignored" not in output and "leaked semaphore" not in output, output

@@ -128,7 +128,8 @@ def _print_outcome(outcome: RunOutcome, elapsed: float) -> None:
             table.add_row(product.product, asset.asset, styled(asset.status, colour), checks)
     out.print(table)
     for error in outcome.errors:
-        say_err("[red]error:[/red] {}", error)
+        located = ": error: " in error  # already "file:line: error: ..." (dbt/failures.py)
+        say_err("{}" if located else "[red]error:[/red] {}", error)
     verdict = styled("succeeded", "green") if outcome.success else styled("failed", "red")
     say(
         "{} in {:.1f}s — see run {} in the Dagster UI (`ddp dev`)", verdict, elapsed, outcome.run_id

@@ -99,6 +99,14 @@ def _skipped_in_failed_steps(failures: Sequence[dg.DagsterEvent]) -> set[str]:
     return skipped
 
 
+def _located(error: str, paths: ProjectPaths) -> list[str]:
+    """A failed dbt step as one message per errored model, at the product file to fix."""
+    from ddp_assets.dbt.failures import dbt_failure_problems
+
+    problems = dbt_failure_problems(error, paths.root, paths.dbt_dir)
+    return [p.format() for p in problems] if problems else [error]
+
+
 def selected_keys(defs: dg.Definitions, products: Sequence[str] | None) -> list[dg.AssetKey]:
     graph = defs.resolve_asset_graph()
     keys = [k for k in graph.materializable_asset_keys if graph.get(k).group_name]
@@ -170,6 +178,7 @@ def materialize(
         for e in result.get_step_failure_events()
         if e.event_specific_data is not None and getattr(e.event_specific_data, "error", None)
     ]
+    errors = [located for error in errors for located in _located(error, paths)]
     outcome = RunOutcome(
         run_id=result.run_id,
         success=result.success and all(p.status == "succeeded" for p in by_product.values()),
