@@ -278,7 +278,6 @@ def test_bad_input_is_a_located_error(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert "stg_orders.sql: error: (dbt compile)" in output and "cents_to_dolars" in output
-    # known, not ours to hide: dbt's thread pool of a failed compile is finalized at interpreter
-    # exit and prints "Exception ignored in: Pool.__del__" (issue 16, the multiprocessing item)
-    message = output.split("Exception ignored in: <function Pool.__del__")[0]
-    assert "Traceback" not in message
+    # dbt leaves the thread pool of a failed compile running; finalized at interpreter exit it
+    # printed "Exception ignored in: Pool.__del__" and a traceback (issue 16)
+    assert "Traceback" not in output and "Exception ignored" not in output, output

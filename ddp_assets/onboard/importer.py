@@ -147,6 +147,9 @@ def _name(uid: str) -> str:
 # -- reading the team's YAML ------------------------------------------------------------------
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Yaml:
     """The team's properties files, read once each, entries indexed by kind and name."""
 
@@ -160,7 +163,8 @@ class _Yaml:
         relative_path = file.split("://", 1)[-1]
         if relative_path not in self._files:
             try:
-                document = yaml.safe_load((self.root / relative_path).read_text("utf-8")) or {}
+                text = (self.root / relative_path).read_text("utf-8")
+                document = yaml.load(text, Loader=_LOADER) or {}  # libyaml: a big project's yml
             except (OSError, yaml.YAMLError):
                 document = {}
             self._files[relative_path] = document if isinstance(document, dict) else {}

@@ -4,9 +4,10 @@
 The project is compiled in a scratch copy, so nothing is written into the team's folder (no
 ``target/``, ``dbt_packages/`` or lock file), with a dbt-duckdb profile of ddp's own over a
 scratch warehouse. The types are the warehouse's, not guesses: seeds are loaded as ddp loads
-landing files (the same DuckDB reader), every model becomes a view over its compiled SQL in
-dependency order, and ``DESCRIBE`` gives each one's columns (``sum()`` of integers is a
-``HUGEINT``, as the build will make it).
+landing files (the same DuckDB reader), every model becomes an empty table of its compiled
+SQL's result in dependency order (``limit 0``: a view over views would be bound again by each
+consumer, quadratic in a chain), and ``DESCRIBE`` gives each one's columns (``sum()`` of
+integers is a ``HUGEINT``, as the build will make it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import re
 import shutil
 import tempfile
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,7 +149,9 @@ def _run_dbt(args: list[str], copy: Path, project_file: Path) -> None:
     result = dbtRunner(callbacks=[collect]).invoke([verb, *common, *rest])
     success, failure = result.success, str(result.exception or f"dbt {verb} failed")
     # dbt's thread pool is finalized now, while the interpreter is whole (left to the exit, its
-    # __del__ printed a traceback), and its workers are done writing into the scratch copy
+    # __del__ printed a traceback), and its workers are done writing into the scratch copy. A
+    # failed run leaves the pool running, held by the frames of the exception's traceback.
+    _release_frames(result.exception)
     del result
     gc.collect()
     if success:
@@ -167,6 +171,17 @@ def _run_dbt(args: list[str], copy: Path, project_file: Path) -> None:
             )
         ]
     )
+
+
+def _release_frames(error: BaseException | None) -> None:
+    """Drop the frames an exception (and its chain) holds, so what they reference can go."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if error.__traceback__ is not None:
+            traceback.clear_frames(error.__traceback__)
+            error.__traceback__ = None
+        error = error.__cause__ or error.__context__
 
 
 @contextmanager
@@ -189,7 +204,12 @@ def read_dbt_project(root: Path) -> Iterator[DbtSource]:
         project_file = root / "dbt_project.yml"
         if (copy / "packages.yml").is_file() or (copy / "dependencies.yml").is_file():
             _run_dbt(["deps"], copy, project_file)
-        _run_dbt(["compile", "--target-path", str(copy / "target")], copy, project_file)
+        # the models only: their tests' SQL is not read, and compiling it tripled the time
+        _run_dbt(
+            ["compile", "--target-path", str(copy / "target"), "--select", "resource_type:model"],
+            copy,
+            project_file,
+        )
         manifest = json.loads((copy / "target" / "manifest.json").read_text(encoding="utf-8"))
         source = DbtSource(root, copy, config, manifest)
         _describe(source, warehouse)
@@ -222,7 +242,7 @@ def _describe(source: DbtSource, warehouse: Path) -> None:
             if not code:
                 source.type_errors[uid] = "dbt did not compile it"
                 continue
-            _create(connection, node, code, source, view=True)
+            _create(connection, node, code, source, empty=True)
     finally:
         connection.close()
 
@@ -233,7 +253,7 @@ def _create(
     sql: str,
     source: DbtSource,
     *,
-    view: bool = False,
+    empty: bool = False,
 ) -> None:
     relation = node.get("relation_name")
     uid = node["unique_id"]
@@ -243,8 +263,9 @@ def _create(
     database, schema = node.get("database"), node.get("schema")
     try:
         connection.execute(f'create schema if not exists "{database}"."{schema}"')
-        kind = "view" if view else "table"
-        connection.execute(f"create or replace {kind} {relation} as {sql}")
+        if empty:  # its types without its rows: no view chain bound again by every consumer
+            sql = f"select * from (\n{sql.strip().rstrip(';')}\n) limit 0"
+        connection.execute(f"create or replace table {relation} as {sql}")
         rows = connection.execute(f"describe {relation}").fetchall()
     except duckdb.Error as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
