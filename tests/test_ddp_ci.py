@@ -240,6 +240,17 @@ def test_a_removed_output_port_affects_every_reader(repo: Repo) -> None:
     readers = {r["product"]: r["affected"] for r in port["readers"]}
     assert readers == {"supplier_performance": True}
     assert port["affected_products"] == ["supplier_performance"]
+    # ddp ci's validation is ddp validate's (its breaking-change pass aside: ci does that)
+    validate = subprocess.run(
+        [DDP, "validate", "--json", "--no-dbt"],
+        cwd=repo.root,
+        env={**repo.env(), "DDP_CONTRACT_BASE": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert validate.returncode == 1
+    assert json.loads(validate.stdout)["problems"] == report["validate"]["problems"] != []
 
 
 def test_a_sql_only_change_lists_the_product_and_its_downstream(repo: Repo) -> None:
