@@ -37,6 +37,8 @@ from ddp_assets.warehouse.duckdb import (
 )
 from tests.test_datacontract_cli import VenvUnavailable, _clean_env, ensure_venv, venv_dir
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 DDP = str(Path(sys.executable).parent / "ddp")
 CONSUMER = "compat-reader"
 
