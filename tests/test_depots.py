@@ -285,3 +285,27 @@ def test_the_demo_reads_the_helpdesk_database_through_a_depot(
         ).fetchall()
     assert rows == ticket_count(1_000) + 1 and status == "closed"
     assert customers <= counts["customers/customers.csv"]  # every ticket's customer exists
+
+
+def test_the_code_location_loads_without_dlt_or_sqlalchemy(tmp_path: Path) -> None:
+    """The demo has a depot port, yet loading its code location reads only the depot files:
+    dlt and the database drivers are imported by the asset's compute function."""
+    script = (
+        "import sys\n"
+        "from ddp_assets.runtime.instance import definitions\n"
+        "from ddp_assets.settings import ProjectPaths\n"
+        "graph = definitions(ProjectPaths.discover()).resolve_asset_graph()\n"
+        "assert graph.has(__import__('dagster').AssetKey(['support_tickets', 'raw_tickets']))\n"
+        "print(sorted(m for m in ('dlt', 'sqlalchemy', 's3fs', 'httpx') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "DDP_PROJECT_ROOT": str(ROOT), "DDP_DATA_DIR": str(tmp_path)},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert "dlt" not in loaded and "sqlalchemy" not in loaded and "s3fs" not in loaded, loaded

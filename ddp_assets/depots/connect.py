@@ -389,13 +389,10 @@ def source_dataset(loaded: LoadedDepot, paths: ProjectPaths, what: str) -> tuple
 
 def _database_file(url: str) -> str | None:
     """The absolute path of a file database's URL (``sqlite:///rel`` is relative to the
-    working folder, ``sqlite:////abs`` absolute), None for an in-memory one."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        database = make_url(url).database
-    except Exception:  # an unparsable URL: reported when a connection is opened
-        return None
+    working folder, ``sqlite:////abs`` absolute), None for an in-memory one. Parsed as
+    SQLAlchemy does, without importing it (the code location names lineage at load)."""
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    database = rest[1:] if rest.startswith("/") else ""
     if not database or database == ":memory:":
         return None
     return str(Path(database).absolute())
