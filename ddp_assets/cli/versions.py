@@ -32,14 +32,16 @@ def versions_command(
 ) -> None:
     """List a product's versions (each run that published its ports) or one port's versions,
     which one consumers read now, and the history of publishes and rollbacks."""
-    from ddp_assets.contracts.rollback import product_versions
+    from ddp_assets.contracts.rollback import pinned_versions, product_versions
     from ddp_assets.contracts.wap import moves, published_version, versions
     from ddp_assets.dbt.load_cache import load_registry
     from ddp_assets.warehouse import warehouse_for
 
     paths = ProjectPaths.discover()
-    found = load_registry(paths).get(product)
+    registry = load_registry(paths)
+    found = registry.get(product)
     names = [p.name for p in found.spec.output_ports]
+    pins = {n: pinned_versions(registry, product, n) for n in names}
     if port is not None and port not in names:
         fail(f"product '{product}' has no output port '{port}'", f"its ports: {', '.join(names)}")
     warehouse = warehouse_for(paths)
@@ -62,7 +64,12 @@ def versions_command(
         if port is not None:
             data["port"] = port
             data["versions"] = [
-                {**v.to_dict(), "published": v.version == reading[port]} for v in listed
+                {
+                    **v.to_dict(),
+                    "published": v.version == reading[port],
+                    "pinned_by": pins[port].get(int(v.version or 0), []),
+                }
+                for v in listed
             ]
         else:
             data["product_versions"] = [pv.to_dict(reading) for pv in listed]
@@ -82,8 +89,11 @@ def versions_command(
                 if v.version == reading[port]
                 else styled("dropped", "dim")
                 if v.dropped_at
-                else "retained"
+                else styled("retained")
             )
+            pinned = pins[port].get(int(v.version or 0), [])
+            if pinned:
+                state += f" (pinned by {', '.join(pinned)})"
             table.add_row(
                 f"v{v.version}",
                 str(v.product_version),

@@ -211,7 +211,8 @@ def plan(
             "outside retention: "
             + ", ".join(f"{product}.{m.port} v{m.target.version}" for m in gone)
             + " was dropped",
-            "raise the port's 'retain: {versions: N}' in its spec to keep more versions",
+            "raise the port's 'retain: {versions: N}' in its spec to keep more versions, or pin "
+            "one on a consumer's input port ('pin: N')",
         )
     return moves
 
