@@ -309,3 +309,20 @@ def test_the_code_location_loads_without_dlt_or_sqlalchemy(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = done.stdout.strip().splitlines()[-1]
     assert "dlt" not in loaded and "sqlalchemy" not in loaded and "s3fs" not in loaded, loaded
+
+
+def test_odps_names_a_depot_port_with_its_input_contract() -> None:
+    from ddp_assets.export.odps import to_odps
+    from ddp_assets.spec.registry import Registry
+
+    registry = Registry.load(ROOT / "ddp_assets" / "defs", ROOT)
+    document = to_odps(registry.products["support_tickets"], registry)
+    [port] = document["inputPorts"]
+    assert port["name"] == "raw_tickets"
+    assert port["contractId"] == "urn:ddp:support:support_tickets:raw_tickets"
+    properties = {p["property"]: p["value"] for p in port["customProperties"]}
+    assert (properties["type"], properties["depot"], properties["source"]) == (
+        "depot",
+        "helpdesk",
+        "tickets",
+    )

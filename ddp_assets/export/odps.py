@@ -27,6 +27,7 @@ import yaml
 
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
 from ddp_assets.spec.model import (
+    DepotInputPort,
     FileInputPort,
     Grant,
     OutputPort,
@@ -115,6 +116,8 @@ def to_odps(
             landing = _landing_contract(product, port)
             if landing is not None:
                 input_ports.append(_file_input_port(port, landing, registry))
+        elif isinstance(port, DepotInputPort) and _depot_contract(product, port) is not None:
+            input_ports.append(_depot_input_port(port, product, registry))
     if input_ports:
         document["inputPorts"] = input_ports
     reads = _input_ports_read(product, registry)
@@ -263,6 +266,39 @@ def _file_input_port(port: FileInputPort, path: Path, registry: Registry) -> dic
             "The landing contract (ODCS) the files are checked against.",
         ),
     ]
+    if port.description:
+        custom.append(_property("description", port.description, "What the port is used for."))
+    return {
+        "name": port.name,
+        "version": contract.version,
+        "contractId": contract.id,
+        "customProperties": custom,
+    }
+
+
+def _depot_contract(product: Product, port: DepotInputPort) -> Path | None:
+    """The optional input contract of a depot port (``contracts/<port>.odcs.yaml``)."""
+    path = product.folder / "contracts" / f"{port.name}.odcs.yaml"
+    return path if path.is_file() else None
+
+
+def _depot_input_port(port: DepotInputPort, product: Product, registry: Registry) -> dict[str, Any]:
+    path = _depot_contract(product, port)
+    assert path is not None
+    contract = load_contract(path, registry.root)
+    what = port.table or port.query or port.resource or port.files
+    custom = [
+        _property("type", "depot", "Loaded by dlt from a depot (docs/depots.md)."),
+        _property("depot", port.depot, "The depot: depots/<depot>.yaml (no credentials here)."),
+        _property("source", what, "The table, query, API resource or file glob loaded."),
+        _property(
+            "contract",
+            relative(path, registry.root),
+            "The input contract (ODCS) the loaded rows are checked against.",
+        ),
+    ]
+    if port.cursor:
+        custom.append(_property("cursor", port.cursor, "Incremental cursor column."))
     if port.description:
         custom.append(_property("description", port.description, "What the port is used for."))
     return {
@@ -486,13 +522,15 @@ def _product_properties(product: Product) -> list[dict[str, Any]]:
         for port in spec.input_ports
         if isinstance(port, TableInputPort)
         or (isinstance(port, FileInputPort) and _landing_contract(product, port) is None)
+        or (isinstance(port, DepotInputPort) and _depot_contract(product, port) is None)
     ]
     if sources:
         custom.append(
             _property(
                 "sourceInputs",
                 sources,
-                "Input ports without a data contract (landing-zone files, warehouse tables).",
+                "Input ports without a data contract (landing-zone files, warehouse tables, "
+                "depots).",
             )
         )
     return custom
