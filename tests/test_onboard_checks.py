@@ -96,3 +96,20 @@ def test_a_failed_build_is_one_message_at_the_model_file(project: Project) -> No
     assert "Traceback" not in output and "Stack Trace" not in output, output
     assert "RUN_FAILURE" not in output and "Errors parsed from dbt logs" not in output, output
     assert "Exception ignored" not in output and "leaked semaphore" not in output, output
+
+
+def test_a_dbt_parse_error_in_materialize_is_the_message_validate_shows(project: Project) -> None:
+    sql = project.root / "acme/defs/shop/customers/models/staging/stg_customers.sql"
+    text = sql.read_text()
+    try:
+        sql.write_text("{{ config(materialized='view' }}\n" + text)
+        validate = project.ddp("validate")
+        run = project.ddp("materialize", "customers")
+    finally:
+        sql.write_text(text)
+    assert validate.returncode == 1 and run.returncode == 1, _output(validate) + _output(run)
+    located = "acme/defs/shop/customers/models/staging/stg_customers.sql:1: error: (dbt parse)"
+    assert located in _output(validate), _output(validate)
+    message = _output(validate).split("\n1 error(s)")[0]
+    assert message in _output(run), _output(run)
+    assert "ComponentTreeException" not in _output(run) and "Traceback" not in _output(run)

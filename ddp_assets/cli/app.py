@@ -101,5 +101,21 @@ def main(args: Sequence[str] | None = None) -> None:
     except Exception as error:  # the last line of defence: never show users a traceback
         if os.environ.get("DDP_DEBUG"):
             raise
+        cause = _spec_errors_in(error)  # e.g. dbt's parse, inside Dagster's definitions build
+        if cause is not None:
+            print_problems(cause.problems)
+            leave(1)
         print_unexpected(error)
         leave(1)
+
+
+def _spec_errors_in(error: BaseException) -> SpecErrors | None:
+    """The spec problems another exception wraps (its cause chain), shown as ddp validate does."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SpecErrors):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

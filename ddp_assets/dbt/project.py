@@ -29,7 +29,7 @@ from ddp_assets.dbt.in_process import InProcessDbt, in_process_enabled, manifest
 from ddp_assets.dbt.packages import install_packages, package_inputs
 from ddp_assets.dbt.properties import write_properties
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.errors import SpecErrors, SpecProblem
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative
 from ddp_assets.spec.registry import Registry
 
 FINGERPRINT_FILE = "ddp_fingerprint.txt"
@@ -414,11 +414,13 @@ def _dbt_problems(output: str, paths: ProjectPaths) -> list[SpecProblem]:
         max(0, len(lines) - 8),
     )
     message = "\n    ".join(line for line in lines[start : start + 12] if line.strip())
-    file_match = re.search(r"(\S+\.(?:sql|yml|yaml))", message)
+    file_match = re.search(r"\(?([^\s()]+\.(?:sql|yml|yaml))", message)
+    line_match = re.search(r"^\s*line (\d+)\s*$", message, re.MULTILINE)  # dbt's Jinja errors
+    file = paths.dbt_dir / (file_match[1] if file_match else "dbt_project.yml")
     return [
         SpecProblem(
-            file_match[1] if file_match else str(paths.dbt_dir / "dbt_project.yml"),
-            None,
+            relative(file.resolve(), paths.root),  # the product's file, as validate names it
+            int(line_match[1]) if line_match and file_match else None,
             "(dbt parse)",
             message or "dbt parse failed",
             "fix the dbt model or properties named above; run `ddp validate` for spec problems",
