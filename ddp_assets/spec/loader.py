@@ -133,8 +133,57 @@ class Positions:
 
     def __init__(self, document: Any):
         self._document = document
+        self._table: dict[str, Any] | None = None  # a pickled copy's lines (below)
+
+    # A pickled copy (the load cache, ``ddp_assets/dbt/load_cache.py``) keeps the line of each
+    # node, the kind of each container and each mapping's ``type`` in one flat table of strings
+    # instead of the ruamel document: at 200 products the documents were 25,000 objects,
+    # unpickled at every load and kept for the life of the process.
+    _ROOT = ""
+    _KIND = "\x1d"  # after a container's path: "m" (mapping) or "s" (sequence)
+    _TYPE = "\x1e"  # after a mapping's path: its ``type`` value
+
+    @staticmethod
+    def _step(prefix: str, key: Any) -> str:
+        return f"{prefix}\x1f{'s' if isinstance(key, str) else type(key).__name__}:{key}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"table": self._flat()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._document = None
+        self._table = state["table"]
+
+    def _flat(self) -> dict[str, Any]:
+        if self._table is not None:
+            return self._table
+        table: dict[str, Any] = {}
+        if isinstance(self._document, (CommentedMap, CommentedSeq)):
+            table[self._ROOT] = self._document.lc.line + 1
+
+        def walk(node: Any, prefix: str) -> None:
+            if isinstance(node, CommentedMap):
+                table[prefix + self._KIND] = "m"
+                kind = node.get("type")
+                if not isinstance(kind, (dict, list)):
+                    table[prefix + self._TYPE] = kind
+                for key in node:
+                    path = self._step(prefix, key)
+                    table[path] = node.lc.key(key)[0] + 1
+                    walk(node[key], path)
+            elif isinstance(node, CommentedSeq):
+                table[prefix + self._KIND] = "s"
+                for index, item in enumerate(node):
+                    path = self._step(prefix, index)
+                    table[path] = node.lc.item(index)[0] + 1
+                    walk(item, path)
+
+        walk(self._document, self._ROOT)
+        return table
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
+        if self._table is not None:
+            return self._line_in_table(self._table, path)
         node = self._document
         line: int | None = None
         for key in path:
@@ -153,6 +202,22 @@ class Positions:
         if line is None and isinstance(self._document, (CommentedMap, CommentedSeq)):
             line = self._document.lc.line + 1
         return line
+
+    def _line_in_table(self, table: dict[str, Any], path: tuple[str | int, ...]) -> int | None:
+        """:meth:`line`, read from the flat table of a pickled copy (the same answers)."""
+        prefix, line = self._ROOT, None
+        for key in path:
+            kind = table.get(prefix + self._KIND)
+            here = self._step(prefix, key)
+            if kind == "m":
+                if here not in table:
+                    if key == table.get(prefix + self._TYPE):  # a union's tag in pydantic's path
+                        continue
+                    break
+            elif kind != "s" or not isinstance(key, int) or here not in table:
+                break
+            prefix, line = here, table[here]
+        return line if line is not None else table.get(self._ROOT)
 
 
 # Bounds on what one spec or contract file may hold. Anchors and aliases (``&a`` / ``*a``) are
