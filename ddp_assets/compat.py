@@ -16,6 +16,8 @@ The hooks:
 - :func:`tune_collector` and :func:`collector_paused`: Python's cyclic garbage collector in ddp's
   processes (public ``gc`` API, but a process-wide setting, hence here).
 - :func:`component_yaml_in_c`: Dagster's component loader parses ``defs.yaml`` with libyaml.
+- :func:`component_tree_walked_once`: Dagster's component tree maps its declarations once per
+  build instead of once per component.
 - :func:`in_process_dbt_supported` and :func:`plan_dbt_invocation`: what dagster-dbt's own
   ``DbtCliResource.cli`` computes before it starts dbt, for running dbt in process.
 """
@@ -121,10 +123,14 @@ def collector_paused(*, enabled: bool | None = None) -> Iterator[None]:
 
     ``gc.freeze()`` after start-up is the use Python documents for it. Once per process: a
     process that builds again (a test session) keeps the collector for what later builds leave.
-    An exit hook unfreezes, so the interpreter's last collections free everything (duckdb's
-    nanobind types report leaks otherwise). Reference counting frees whatever is dropped as
-    before. Public path (outside CPython 3.11 to 3.13, or ``enabled=False``): nothing is paused or
-    frozen. The collector is always back on after the block if it was on before it.
+    At exit the frozen objects stay frozen (:func:`_unfreeze_for_leak_checks`): the
+    interpreter's last collections then skip them, which at 2000 models saved 1.7 s of CPU of a
+    process that loads the definitions and exits (its collections passed over 500,000 objects
+    again; docs/performance.md, "Definitions (session 6)"); only when duckdb is loaded are they
+    unfrozen first, so its nanobind types, which report leaks otherwise, are freed. Reference
+    counting frees whatever is dropped as before. Public path (outside CPython 3.11 to 3.13, or
+    ``enabled=False``): nothing is paused or frozen. The collector is always back on after the
+    block if it was on before it.
     """
     global _FROZEN
     if not (python_tested() if enabled is None else enabled):
@@ -136,11 +142,33 @@ def collector_paused(*, enabled: bool | None = None) -> Iterator[None]:
         yield
         if was_enabled and not _FROZEN:
             gc.freeze()
-            atexit.register(gc.unfreeze)
+            atexit.register(_unfreeze_for_leak_checks)
             _FROZEN = True
     finally:
         if was_enabled:
             gc.enable()
+
+
+# Extensions built with nanobind, which list the objects of theirs still alive when the
+# interpreter ends ("nanobind: leaked 27 instances!"): their objects must be collected at exit.
+LEAK_CHECKING_EXTENSIONS = ("_duckdb", "duckdb")
+
+
+def _unfreeze_for_leak_checks() -> bool:
+    """At exit: unfreeze what :func:`collector_paused` froze if a leak-checking extension is
+    loaded (the interpreter's last collections then free its objects); True if it did.
+
+    Otherwise the frozen objects stay in the permanent generation, which the last collections
+    skip: what they hold in reference cycles is not freed before the process ends (the
+    operating system reclaims it, as after ``os._exit``), and finalizers registered with
+    ``weakref.finalize`` or ``atexit`` still run. ddp imports duckdb when it first touches the
+    warehouse, not when it loads the definitions, so a process that only loads them (``dg check
+    defs``, ``dagster definitions validate``, a code server) exits without the passes.
+    """
+    if any(name in sys.modules for name in LEAK_CHECKING_EXTENSIONS):
+        gc.unfreeze()
+        return True
+    return False
 
 
 # -- Dagster's component loader: defs.yaml parsed by libyaml ------------------------------------
@@ -260,6 +288,71 @@ def component_yaml_in_c(*, enabled: bool | None = None) -> Iterator[None]:
         yield
     finally:
         setattr(module, COMPONENT_YAML_PARSER, original)
+
+
+# -- Dagster's component tree: its declarations mapped once per build ---------------------------
+
+# The private target: the method that maps every location of the tree to its declaration,
+# walking the whole tree; the tree calls it once for every component it loads.
+COMPONENT_TREE_MODULE = "dagster.components.core.component_tree"
+COMPONENT_DECL_TREE = "_component_decl_tree"
+
+
+def _component_tree_class() -> Any:
+    """The class that defines the mapping method (Dagster's ``@record`` puts ``ComponentTree``
+    on top of the class it decorates), or None."""
+    import importlib
+
+    module = importlib.import_module(COMPONENT_TREE_MODULE)
+    tree = getattr(module, "ComponentTree", None)
+    if not isinstance(tree, type):
+        return None
+    return next((c for c in tree.__mro__ if COMPONENT_DECL_TREE in vars(c)), None)
+
+
+def component_tree_walked_once_supported() -> bool:
+    """Dagster in the tested range, and the tree's mapping method where the hook expects it."""
+    if not tested("dagster"):
+        return False
+    tree = _component_tree_class()
+    return tree is not None and callable(vars(tree)[COMPONENT_DECL_TREE])
+
+
+@contextmanager
+def component_tree_walked_once(*, enabled: bool | None = None) -> Iterator[None]:
+    """During the block, a component tree maps its declarations once, not once per component.
+
+    Dagster's ``ComponentTree._component_decl_tree`` walks the whole tree (a generator per
+    level) to find one component's declaration, and the tree loads every component through it:
+    quadratic in the number of ``defs.yaml`` files. Measured at 200 products (420 locations):
+    0.30 s of CPU of a 2000-model load, 961,380 generator steps (docs/performance.md,
+    "Definitions (session 6)"). Within the block, each tree object keeps the mapping of its
+    first call (the same declarations: the filesystem part is cached by the tree itself); the
+    block is one build, so a component added meanwhile in the UI (Dagster's app-managed
+    components) is seen at the next build, as a file added to ``defs/`` is.
+
+    Public path (Dagster outside 1.13.*, the method gone, or ``enabled=False``): Dagster's own
+    walk, nothing replaced. Not re-entrant across threads: use it around one build.
+    """
+    if not (component_tree_walked_once_supported() if enabled is None else enabled):
+        yield
+        return
+    tree_class = _component_tree_class()
+    original = tree_class.__dict__[COMPONENT_DECL_TREE]
+    mapped: dict[int, tuple[Any, dict[Any, Any]]] = {}  # id(tree) -> (tree, its mapping)
+
+    def walked_once(self: Any) -> dict[Any, Any]:
+        known = mapped.get(id(self))
+        if known is None or known[0] is not self:
+            known = mapped[id(self)] = (self, original(self))
+        return known[1]
+
+    setattr(tree_class, COMPONENT_DECL_TREE, walked_once)
+    try:
+        yield
+    finally:
+        setattr(tree_class, COMPONENT_DECL_TREE, original)
+        mapped.clear()
 
 
 # -- dagster-dbt: what DbtCliResource.cli computes, for dbt run in process ----------------------

@@ -31,6 +31,7 @@ def build_definitions(path_within_project: Path) -> dg.Definitions:
     with (
         compat.collector_paused(),
         compat.component_yaml_in_c(),
+        compat.component_tree_walked_once(),
         load_scope(paths) as registry,
         platform_context(paths, registry),
     ):

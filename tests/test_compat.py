@@ -200,6 +200,79 @@ def test_component_yaml_parsed_in_c_gives_dagsters_trees(project_paths: ProjectP
     assert raised.value.problem_mark.name == "broken/defs.yaml"
 
 
+# -- Dagster's component tree: its declarations mapped once per build ---------------------------
+
+
+def test_canary_dagsters_component_tree_finds_each_declaration_through_the_mapping() -> None:
+    import dagster.components.core.component_tree as component_tree
+
+    owner = compat._component_tree_class()
+    assert owner is not None and issubclass(component_tree.ComponentTree, owner)
+    assert list(inspect.signature(vars(owner)[compat.COMPONENT_DECL_TREE]).parameters) == ["self"]
+    # the tree loads each component through the mapping, looked up on the object when it runs
+    loader = vars(owner)["_load_component_at_loc"]
+    assert compat.COMPONENT_DECL_TREE in loader.__code__.co_names
+    assert compat.component_tree_walked_once_supported()
+
+
+def test_component_tree_walked_once_maps_the_same_declarations_once_per_block(
+    project_paths: ProjectPaths,
+) -> None:
+    from dagster.components.core.component_tree import ComponentTree
+
+    tree = ComponentTree.for_project(path_within_project=project_paths.root / "ddp_assets")
+    stock = tree._component_decl_tree()
+    assert len(stock) > 5
+    owner = compat._component_tree_class()
+    original = vars(owner)[compat.COMPONENT_DECL_TREE]
+    with compat.component_tree_walked_once():
+        first = tree._component_decl_tree()
+        assert tree._component_decl_tree() is first  # walked once
+        assert list(first) == list(stock)
+        assert [type(d) for d in first.values()] == [type(d) for d in stock.values()]
+        other = ComponentTree.for_project(path_within_project=project_paths.root / "ddp_assets")
+        assert other._component_decl_tree() is not first  # each tree its own
+    assert vars(owner)[compat.COMPONENT_DECL_TREE] is original
+    assert tree._component_decl_tree() is not first  # the block's mapping is gone
+    with pytest.raises(ValueError), compat.component_tree_walked_once():
+        raise ValueError("a load that failed")
+    assert vars(owner)[compat.COMPONENT_DECL_TREE] is original
+    with compat.component_tree_walked_once(enabled=False):  # the public path: Dagster's walk
+        assert tree._component_decl_tree() is not tree._component_decl_tree()
+
+
+def test_frozen_objects_are_unfrozen_at_exit_only_for_duckdb() -> None:
+    """Without duckdb the exit leaves what the build froze; with it, everything is unfrozen so
+    its nanobind objects are freed (no leak report)."""
+    code = (
+        "import gc, sys\n"
+        "from ddp_assets import compat\n"
+        "with compat.collector_paused():\n"
+        "    kept = [[i] for i in range(1000)]\n"
+        "frozen = gc.get_freeze_count()\n"
+        "left = compat._unfreeze_for_leak_checks()\n"
+        "print(frozen > 1000, left, gc.get_freeze_count() == frozen)\n"
+        "import duckdb\n"
+        "duckdb.connect().execute('select 1').fetchall()\n"
+        "print(compat._unfreeze_for_leak_checks(), gc.get_freeze_count())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True", "True", "0"]
+    assert "nanobind" not in done.stderr, done.stderr
+    # the exit hook itself, without calling it by hand
+    code = (
+        "from ddp_assets import compat\n"
+        "with compat.collector_paused():\n"
+        "    kept = [[i] for i in range(1000)]\n"
+        "import duckdb\n"
+        "duckdb.connect().execute('select 1').fetchall()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "nanobind" not in done.stderr, done.stderr
+
+
 # -- dagster-dbt: what DbtCliResource.cli computes, for dbt in process -------------------------
 
 

@@ -31,10 +31,9 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import duckdb
 
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import validate_table
@@ -46,6 +45,9 @@ from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import Product
 from ddp_assets.warehouse import quote
 from ddp_assets.warehouse.duckdb import file_reader
+
+if TYPE_CHECKING:
+    import duckdb  # imported where used: not at a definitions load
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def contract_violation(path: Path, port: FileInputPort, plan: ContractPlan) -> s
     The file alone is loaded into an in-memory DuckDB and validated there with the contract's
     pandera schema, so a bad file is caught before it reaches the warehouse.
     """
+    import duckdb
+
     with duckdb.connect() as connection:
         connection.execute("create schema landing")
         connection.execute(
@@ -252,6 +256,8 @@ class _PortScreen:
         self, entries: list[Path], already_checked: set[str], left_in_place: set[str]
     ) -> tuple[list[Path], list[str]]:
         """The files that may be loaded, and the stamps of refused entries left in place."""
+        import duckdb
+
         good: list[Path] = []
         stuck: list[str] = []
         with duckdb.connect() as connection:
@@ -276,6 +282,8 @@ class _PortScreen:
 
     def _learn(self, connection: duckdb.DuckDBPyConnection, path: Path) -> None:
         """Without a contract or a load to compare with, the port's first file sets the header."""
+        import duckdb
+
         if self.expected is not None:
             return
         try:

@@ -21,10 +21,9 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import duckdb
 
 from ddp_assets.contracts.gate import check_input_ports
 from ddp_assets.contracts.port_asset import (
@@ -49,19 +48,22 @@ from ddp_assets.warehouse import (
     warehouse_of,
 )
 
+if TYPE_CHECKING:
+    import duckdb  # imported where used: not at a definitions load
+
 
 @dataclass(frozen=True)
 class PythonModelContext:
     """What a Python model function receives."""
 
-    connection: duckdb.DuckDBPyConnection
+    connection: "duckdb.DuckDBPyConnection"
     product: str
     inputs: Mapping[str, tuple[str, str]]  # input name → (schema, table)
     log: logging.Logger | Any
     # where the inputs live when it is not ``connection`` itself (a PostgreSQL warehouse)
     warehouse_connection: Any = None
 
-    def table(self, name: str) -> duckdb.DuckDBPyRelation:
+    def table(self, name: str) -> "duckdb.DuckDBPyRelation":
         """A declared input as a lazy DuckDB relation."""
         if name not in self.inputs:
             raise KeyError(
@@ -71,7 +73,7 @@ class PythonModelContext:
         source = self.warehouse_connection or self.connection
         return warehouse_of(source).python_input(self.connection, source, schema, table)
 
-    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+    def sql(self, query: str) -> "duckdb.DuckDBPyRelation":
         return self.connection.sql(query)
 
 
@@ -98,7 +100,7 @@ def load_function(product: Product, model: PythonModel) -> Callable[[PythonModel
 
 
 def write_result(
-    connection: duckdb.DuckDBPyConnection,
+    connection: "duckdb.DuckDBPyConnection",
     result: Any,
     schema: str,
     table: str,

@@ -25,13 +25,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from ddp_assets.contracts.compiler import ContractPlan
 from ddp_assets.ingest.files import refusal_reason
 from ddp_assets.warehouse import quote
 from ddp_assets.warehouse.duckdb import file_reader
+
+if TYPE_CHECKING:
+    import duckdb  # imported where used: not at a definitions load
 
 # A type name as a contract or the warehouse catalog spells one: letters, digits, spaces,
 # parentheses and commas (DECIMAL(10,2), TIMESTAMP WITH TIME ZONE); never SQL of its own.
@@ -78,6 +80,8 @@ def describe(
 
 def canonical_type(connection: duckdb.DuckDBPyConnection, type_name: str) -> str | None:
     """DuckDB's own spelling of a type (``integer`` → ``INTEGER``), None if it is not one."""
+    import duckdb
+
     if not _TYPE_NAME.match(type_name.strip()):
         return None
     try:
@@ -172,6 +176,8 @@ def screen_file(
     expected: ExpectedColumns | None,
 ) -> Screened:
     """Screen one landing entry; the contract's data checks (pandera) are the caller's."""
+    import duckdb
+
     refused = refusal_reason(path, landing_dir)
     if refused is not None:
         return Screened(refused)

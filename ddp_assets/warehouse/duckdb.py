@@ -15,9 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from ddp_assets.warehouse.base import (
     Warehouse,
@@ -28,6 +26,9 @@ from ddp_assets.warehouse.base import (
     relation_kind,
 )
 from ddp_assets.warehouse.permissions import private_file, protect_database
+
+if TYPE_CHECKING:
+    import duckdb  # imported where used: not at a definitions load
 
 LOCK_WAIT_SECONDS = 120.0
 
@@ -67,6 +68,8 @@ def storage_config() -> dict[str, str | bool | int | float | list[str]]:
 
 def connect_new(path: Path) -> duckdb.DuckDBPyConnection:
     """Create the DuckDB file ``path`` (which must not exist) in :func:`storage_version`."""
+    import duckdb
+
     try:
         return duckdb.connect(str(path), config=storage_config())
     except duckdb.InvalidInputException as error:
@@ -106,6 +109,8 @@ def migrate_storage(connection: duckdb.DuckDBPyConnection, path: Path, found: st
     configured storage version: a copy of every schema, table, view, sequence and macro
     (DuckDB's ``COPY FROM DATABASE``), swapped in with one rename. The file is not touched when
     the copy fails."""
+    import duckdb
+
     started = time.monotonic()
     for stale in path.parent.glob(f".{path.name}.*.migrating.duckdb*"):  # a killed migration's
         stale.unlink(missing_ok=True)  # (this connection holds the file's write lock)
@@ -147,6 +152,8 @@ def _connect_waiting(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     The ``duckdb_writer`` pool serializes ddp's own writers; this covers the moments it cannot
     see: a process that has not yet released the file after its step, or a user's DuckDB shell.
     """
+    import duckdb
+
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     delay = 0.05
     while True:
@@ -235,6 +242,8 @@ def bounded_memory(
     setting DuckDB refuses (say the database holds more pinned memory than the cap) is left as
     it was, with a warning: the checks still run, only unbounded.
     """
+    import duckdb
+
     settings = AUDIT_SETTINGS if settings is None else settings
     with closing(connection.cursor()) as handle:
         previous = {name: _setting(handle, name) for name in settings}
@@ -282,11 +291,15 @@ class ReadOnlyCursor:
         self._cursor.execute("begin transaction read only")
 
     def _restart(self) -> None:
+        import duckdb
+
         with suppress(duckdb.Error):  # no transaction left to roll back
             self._cursor.execute("rollback")
         self._begin()
 
     def execute(self, query: str, parameters: Sequence[Any] | None = None) -> Any:
+        import duckdb
+
         statements = self._cursor.extract_statements(query)
         kinds = [str(s.type).rsplit(".", 1)[-1] for s in statements]
         if kinds != ["SELECT"]:
@@ -311,6 +324,8 @@ class ReadOnlyCursor:
         self._restart()
 
     def close(self) -> None:
+        import duckdb
+
         try:
             with suppress(duckdb.Error):
                 self._cursor.execute("rollback")
@@ -433,6 +448,8 @@ class DuckDBWarehouse(Warehouse):
     def write_result(
         self, session: Any, connection: Any, result: Any, schema: str, table: str
     ) -> None:
+        import duckdb
+
         view = "__ddp_python_result"
         if isinstance(result, duckdb.DuckDBPyRelation):
             result.create_view(view, replace=True)
