@@ -364,3 +364,24 @@ def test_a_changed_depot_changes_the_products_loading_from_it(tmp_path: Path) ->
     _, report = repo.ci_json("--no-dbt")
     assert report["changes"]["products"] == [{"id": "accounts", "why": ["depot depots/crm.yaml"]}]
     assert report["changes"]["other_files"] == ["depots/billing.yaml"]  # no product loads it
+
+
+def test_a_github_pull_request_compares_with_its_target_branch(repo: Repo) -> None:
+    """In GitHub Actions a pull request checks out a merge commit; GITHUB_BASE_REF names the
+    target branch, fetched as origin/<branch>."""
+    repo.git("update-ref", "refs/remotes/origin/release", "main")
+    _append(repo.root / CUSTOMERS_SQL, "-- reviewed\n")
+    repo.commit("customers: reviewed")
+    repo.git("checkout", "-q", "--detach")
+    result = subprocess.run(
+        [DDP, "ci", "--no-dbt", "--format", "json"],
+        cwd=repo.root,
+        env={**repo.env(), "GITHUB_BASE_REF": "release"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    assert report["base"]["ref"] == "origin/release"
+    assert report["base"]["commit"] == repo.git("rev-parse", "main").strip()
+    assert [p["id"] for p in report["changes"]["products"]] == ["customers"]
