@@ -105,3 +105,28 @@ def dbt_failure_problems(message: str, root: Path, dbt_dir: Path) -> list[SpecPr
             )
         )
     return problems or None
+
+
+_DBT_BLOCK = re.compile(r"The dbt CLI process with command")
+_OTHER_PROBLEM = re.compile(r"^output port '", re.MULTILINE)  # a port held back by its audit
+
+
+def located_failures(message: str, root: Path, dbt_dir: Path) -> list[str]:
+    """A failed step's message as the messages to print: each dbt invocation's error in it as
+    its located problems (:func:`dbt_failure_problems`), the step's other problems (a port held
+    back) as they are, each prefixed with what came before them (the step's name)."""
+    starts = sorted(
+        {m.start() for m in _DBT_BLOCK.finditer(message)}
+        | {m.start() for m in _OTHER_PROBLEM.finditer(message)}
+    )
+    if not starts:
+        return [message]
+    prefix = message[: starts[0]]
+    out: list[str] = []
+    for start, end in zip(starts, [*starts[1:], len(message)], strict=True):
+        segment = message[start:end].strip()
+        problems = (
+            dbt_failure_problems(segment, root, dbt_dir) if _DBT_BLOCK.match(segment) else None
+        )
+        out.extend([p.format() for p in problems] if problems else [prefix + segment])
+    return out

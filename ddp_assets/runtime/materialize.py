@@ -101,10 +101,9 @@ def _skipped_in_failed_steps(failures: Sequence[dg.DagsterEvent]) -> set[str]:
 
 def _located(error: str, paths: ProjectPaths) -> list[str]:
     """A failed dbt step as one message per errored model, at the product file to fix."""
-    from ddp_assets.dbt.failures import dbt_failure_problems
+    from ddp_assets.dbt.failures import located_failures
 
-    problems = dbt_failure_problems(error, paths.root, paths.dbt_dir)
-    return [p.format() for p in problems] if problems else [error]
+    return located_failures(error, paths.root, paths.dbt_dir)
 
 
 def selected_keys(defs: dg.Definitions, products: Sequence[str] | None) -> list[dg.AssetKey]:
