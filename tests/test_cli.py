@@ -118,7 +118,7 @@ def test_materialize_json_reports_assets_and_checks(built_demo, demo_env) -> Non
 def copy_project(target: Path) -> Path:
     """A private copy of the project, so tests may add or break products."""
     ignore = shutil.ignore_patterns("target", "_ddp", "__pycache__", "logs")
-    for name in ("ddp_assets", "dbt_project"):
+    for name in ("ddp_assets", "dbt_project", "depots"):
         shutil.copytree(ROOT / name, target / name, ignore=ignore)
     for name in ("pyproject.toml", "dagster.yaml", "workspace.yaml"):
         shutil.copyfile(ROOT / name, target / name)

@@ -267,7 +267,9 @@ def test_dockerfile_copies_existing_files_not_ignored(dockerfile) -> None:
             assert not _ignored(ignore, source), f"Dockerfile:{instruction.line}: {source}"
             copied.append(source)
     # what `uv sync` builds: the package, its readme, the lock; and what the code needs
-    assert {"pyproject.toml", "uv.lock", "README.md", "ddp_assets", "dbt_project"} <= set(copied)
+    assert {"pyproject.toml", "uv.lock", "README.md", "ddp_assets", "dbt_project", "depots"} <= set(
+        copied
+    )
     assert {"deploy/dagster.yaml", "deploy/workspace.yaml"} <= set(copied)
     assert _ignored(ignore, ".venv") and _ignored(ignore, "data")
 
