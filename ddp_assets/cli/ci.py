@@ -16,7 +16,7 @@ import typer
 
 from ddp_assets.cli.console import echo, fail, print_json, say, say_err
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative, unique_problems
+from ddp_assets.spec.errors import SpecProblem, relative
 from ddp_assets.spec.registry import Registry
 
 
@@ -47,31 +47,10 @@ def _check(
 ) -> tuple[list[SpecProblem], dict[str, Any] | None]:
     """What ``ddp validate`` checks, and dbt's prepared manifest (None without dbt or when the
     specs have errors)."""
-    problems: list[SpecProblem] = list(registry.problems)
-    manifest: dict[str, Any] | None = None
+    from ddp_assets.cli.products import check_project
+
     with _no_base_in_validate():
-        if not registry.errors:
-            from ddp_assets.spec.checks import validate_problems
-
-            problems.extend(validate_problems(registry))
-        if dbt and not registry.errors:
-            from ddp_assets.dbt.agreement import check_agreement
-            from ddp_assets.dbt.project import prepare
-
-            try:
-                prepared = prepare(paths, registry)
-                manifest = prepared.manifest
-                problems.extend(check_agreement(registry, manifest))
-            except SpecErrors as errors:
-                problems.extend(errors.problems)
-        elif not registry.errors:
-            from ddp_assets.contracts.validation import contract_problems
-
-            problems.extend(contract_problems(registry))
-    from ddp_assets.ingest.depot_assets import depot_problems
-
-    problems.extend(depot_problems(registry, paths))
-    return unique_problems(problems), manifest
+        return check_project(paths, registry, dbt)
 
 
 def _write(path: Path, content: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +21,7 @@ from ddp_assets.cli.console import (
 from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.scaffold import scaffold_product
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.errors import SpecErrors, SpecProblem, unique_problems
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative, unique_problems
 from ddp_assets.spec.registry import Registry
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -35,36 +36,10 @@ def validate(
     """Check every product spec, contract path and SQL reference; exit 1 on any error."""
     paths = ProjectPaths.discover()
     registry = Registry.load(paths.defs_dir, paths.root)
-    problems: list[SpecProblem] = list(registry.problems)
-    if not registry.errors:  # what the run would reject: SQL, contract columns, Python imports
-        from ddp_assets.spec.checks import validate_problems
-
-        problems.extend(validate_problems(registry))
-    if dbt and not registry.errors:
-        from ddp_assets.dbt.agreement import check_agreement
-        from ddp_assets.dbt.project import prepare
-
-        try:
-            prepared = prepare(paths, registry)
-            problems.extend(check_agreement(registry, prepared.manifest))
-            from ddp_assets.dbt.macro_check import undefined_macro_problems
-
-            problems.extend(undefined_macro_problems(registry, prepared.manifest, paths.dbt_dir))
-        except SpecErrors as errors:
-            problems.extend(errors.problems)
-    elif not registry.errors:  # contracts are checked with or without dbt
-        from ddp_assets.contracts.validation import contract_problems
-
-        problems.extend(contract_problems(registry))
-    from ddp_assets.ingest.depot_assets import depot_problems  # the depots ports name
-
-    problems.extend(depot_problems(registry, paths))
-    from ddp_assets.ports import access  # the grants store beside the spec's grants
+    problems, _ = check_project(paths, registry, dbt)
+    from ddp_assets.ports import access
 
     stored = access.stored_grants(paths)
-    if not registry.errors:
-        problems.extend(access.validate_problems(registry, paths))
-    problems = unique_problems(problems)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print_json(
@@ -90,6 +65,44 @@ def validate(
             )
     if errors:
         raise typer.Exit(1)
+
+
+def check_project(
+    paths: ProjectPaths, registry: Registry, dbt: bool = True
+) -> tuple[list[SpecProblem], dict[str, Any] | None]:
+    """Every problem ``ddp validate`` reports (``ddp ci`` runs the same), and dbt's prepared
+    manifest (None without dbt, or when the specs have errors)."""
+    problems: list[SpecProblem] = list(registry.problems)
+    manifest: dict[str, Any] | None = None
+    if not registry.errors:  # what the run would reject: SQL, contract columns, Python imports
+        from ddp_assets.spec.checks import validate_problems
+
+        problems.extend(validate_problems(registry))
+    if dbt and not registry.errors:
+        from ddp_assets.dbt.agreement import check_agreement
+        from ddp_assets.dbt.project import prepare
+
+        try:
+            prepared = prepare(paths, registry)
+            manifest = prepared.manifest
+            problems.extend(check_agreement(registry, prepared.manifest))
+            from ddp_assets.dbt.macro_check import undefined_macro_problems
+
+            problems.extend(undefined_macro_problems(registry, prepared.manifest, paths.dbt_dir))
+        except SpecErrors as errors:
+            problems.extend(errors.problems)
+    elif not registry.errors:  # contracts are checked with or without dbt
+        from ddp_assets.contracts.validation import contract_problems
+
+        problems.extend(contract_problems(registry))
+    from ddp_assets.ingest.depot_assets import depot_problems  # the depots ports name
+
+    problems.extend(depot_problems(registry, paths))
+    from ddp_assets.ports import access  # the grants store beside the spec's grants
+
+    if not registry.errors:
+        problems.extend(access.validate_problems(registry, paths))
+    return unique_problems(problems), manifest
 
 
 def list_products(as_json: JsonFlag = False) -> None:
@@ -246,9 +259,34 @@ def new(
     product: Annotated[str, typer.Argument(help="The new product's id, e.g. 'returns'.")],
     domain: Annotated[str, typer.Option(help="The domain folder, e.g. 'sales'.")],
     owner: Annotated[str | None, typer.Option(help="Owner email or team:<name>.")] = None,
+    port: Annotated[
+        str | None, typer.Option(help="The output port's name (default: the product id).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Its dbt model's name (default: the port's name).")
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            help="A landing file (CSV, Parquet, JSON lines): a source-aligned product over it, "
+            "its columns and types read from the file.",
+        ),
+    ] = None,
 ) -> None:
-    """Scaffold a working product: spec, a dbt model and its contract."""
+    """Scaffold a working product: spec, a dbt model and its contract.
+
+    Example: ddp new returns --domain sales --from-file exports/returns.csv --port returns
+    """
     paths = ProjectPaths.discover()
-    for path in scaffold_product(paths, product, domain, owner):
-        say("[green]created[/green] {}", path.relative_to(paths.root))
+    if from_file is not None:
+        from ddp_assets.onboard.landing import scaffold_from_file
+
+        written = scaffold_from_file(
+            paths, product, domain, from_file, owner=owner, port=port, model=model
+        )
+    else:
+        written = scaffold_product(paths, product, domain, owner, port=port, model=model)
+    for path in written:
+        say("[green]created[/green] {}", relative(path, paths.root))
     say("next: edit the files, then `ddp validate` and `ddp materialize {}`", product)
