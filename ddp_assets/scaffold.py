@@ -30,10 +30,10 @@ attributes:
   #   - {{name: customers, type: product, product: customers.customers}}
   input_ports: []
   output_ports:
-    - name: {id}
+    - name: {port}
       type: table
-      model: {id}
-      contract: contracts/{id}.odcs.yaml
+      model: {model}
+      contract: contracts/{port}.odcs.yaml
   slos:
     refresh: manual
   policies:
@@ -41,7 +41,7 @@ attributes:
 """
 
 MODEL_TEMPLATE = """\
--- The model behind the output port '{id}'. Replace this example with your logic, reading
+-- The model behind the output port '{port}'. Replace this example with your logic, reading
 -- input ports with source('{id}', '<port>') and other products with ref('<their model>').
 select
     cast(1 as bigint) as id,
@@ -52,15 +52,15 @@ select
 CONTRACT_TEMPLATE = """\
 apiVersion: {api_version}
 kind: DataContract
-id: urn:ddp:{domain}:{id}:{id}
+id: urn:ddp:{domain}:{id}:{port}
 name: {name}
 version: 0.1.0
 status: draft
 domain: {domain}
 dataProduct: {id}
 schema:
-  - name: {id}
-    physicalName: {id}
+  - name: {model}
+    physicalName: {model}
     physicalType: view
     description: TODO describe one row.
     properties:
@@ -81,11 +81,21 @@ schema:
 
 
 def scaffold_product(
-    paths: ProjectPaths, product_id: str, domain: str, owner: str | None = None
+    paths: ProjectPaths,
+    product_id: str,
+    domain: str,
+    owner: str | None = None,
+    *,
+    port: str | None = None,
+    model: str | None = None,
 ) -> list[Path]:
-    """Write ``defs/<domain>/<product>/`` with a spec, a SQL model and a contract."""
+    """Write ``defs/<domain>/<product>/`` with a spec, a SQL model and a contract; the output
+    port and its model are named ``port`` and ``model`` (default: the product's id)."""
+    port = port or product_id
+    model = model or port
     problems: list[SpecProblem] = []
-    for label, value in (("product", product_id), ("domain", domain)):
+    checked = (("product", product_id), ("domain", domain), ("port", port), ("model", model))
+    for label, value in checked:
         if not re.match(SLUG, value):
             problems.append(
                 SpecProblem(
@@ -116,11 +126,13 @@ def scaffold_product(
         "name": name,
         "owner": owner or f"team:{domain}",
         "api_version": WRITTEN_API_VERSION,
+        "port": port,
+        "model": model,
     }
     files = {
         folder / "defs.yaml": SPEC_TEMPLATE.format(**values),
-        folder / "models" / f"{product_id}.sql": MODEL_TEMPLATE.format(**values),
-        folder / "contracts" / f"{product_id}.odcs.yaml": CONTRACT_TEMPLATE.format(**values),
+        folder / "models" / f"{model}.sql": MODEL_TEMPLATE.format(**values),
+        folder / "contracts" / f"{port}.odcs.yaml": CONTRACT_TEMPLATE.format(**values),
     }
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +21,7 @@ from ddp_assets.cli.console import (
 from ddp_assets.dbt.load_cache import load_registry
 from ddp_assets.scaffold import scaffold_product
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.errors import SpecErrors, SpecProblem, unique_problems
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, relative, unique_problems
 from ddp_assets.spec.registry import Registry
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -258,9 +259,34 @@ def new(
     product: Annotated[str, typer.Argument(help="The new product's id, e.g. 'returns'.")],
     domain: Annotated[str, typer.Option(help="The domain folder, e.g. 'sales'.")],
     owner: Annotated[str | None, typer.Option(help="Owner email or team:<name>.")] = None,
+    port: Annotated[
+        str | None, typer.Option(help="The output port's name (default: the product id).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Its dbt model's name (default: the port's name).")
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            help="A landing file (CSV, Parquet, JSON lines): a source-aligned product over it, "
+            "its columns and types read from the file.",
+        ),
+    ] = None,
 ) -> None:
-    """Scaffold a working product: spec, a dbt model and its contract."""
+    """Scaffold a working product: spec, a dbt model and its contract.
+
+    Example: ddp new returns --domain sales --from-file exports/returns.csv --port returns
+    """
     paths = ProjectPaths.discover()
-    for path in scaffold_product(paths, product, domain, owner):
-        say("[green]created[/green] {}", path.relative_to(paths.root))
+    if from_file is not None:
+        from ddp_assets.onboard.landing import scaffold_from_file
+
+        written = scaffold_from_file(
+            paths, product, domain, from_file, owner=owner, port=port, model=model
+        )
+    else:
+        written = scaffold_product(paths, product, domain, owner, port=port, model=model)
+    for path in written:
+        say("[green]created[/green] {}", relative(path, paths.root))
     say("next: edit the files, then `ddp validate` and `ddp materialize {}`", product)
