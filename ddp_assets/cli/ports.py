@@ -40,14 +40,24 @@ def build(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Snapshot every published port for serving, then build each consumer's SQL port."""
+    """Snapshot every published port for serving, then build each consumer's SQL port.
+
+    On a PostgreSQL warehouse it first applies the ports' views and grants there (one
+    transaction), what `ddp ports postgres | psql` would.
+    """
     from ddp_assets.ports.api import build_ports
+    from ddp_assets.ports.postgres import ApplyError, apply_ports
     from ddp_assets.ports.store import Store
 
     paths = ProjectPaths.discover()
     registry = load_registry(paths)
+    store = Store.open(paths)
     try:
-        report = build_ports(paths, registry, Store.open(paths), consumer)
+        applied = apply_ports(paths, registry, store)
+    except ApplyError as error:
+        fail(str(error), "check the warehouse, then run 'ddp ports build' again", code=2)
+    try:
+        report = build_ports(paths, registry, store, consumer)
     except FileNotFoundError as error:
         fail(str(error), "run 'ddp materialize --all' first", code=2)
     except Exception as error:
@@ -59,9 +69,12 @@ def build(
                 "snapshot": [p.to_dict() for p in report.snapshot],
                 "sql_ports": {c: [p.to_dict() for p in ps] for c, ps in report.sql_ports.items()},
                 "removed": report.removed,
+                "postgres_ports": None if applied is None else [list(p) for p in applied.ports],
             }
         )
         return
+    if applied is not None:
+        say("PostgreSQL port views and grants applied: {} port(s)", len(applied.ports))
     say("serving snapshot: {} published port(s)", len(report.snapshot))
     for consumer_id, ports in report.sql_ports.items():
         names = ", ".join(f"{p.product}.{p.port}" for p in ports) or "no granted port"

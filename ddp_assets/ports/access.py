@@ -581,6 +581,19 @@ def refresh_sql_port(ctx: AccessContext, consumer: str) -> bool:
     return True
 
 
+def apply_postgres(ctx: AccessContext, products: Iterable[str]) -> AccessError | None:
+    """On a PostgreSQL warehouse, re-apply ``products``' port views and grants at once (and
+    any product an earlier apply failed for); the error to raise when it failed (the decision
+    stays recorded, the product pending: the next apply retries it)."""
+    from ddp_assets.ports.postgres import ApplyError, apply_ports
+
+    try:
+        apply_ports(ctx.paths, ctx.registry, ctx.store, products)
+    except ApplyError as error:
+        return AccessError(503, f"recorded, but not yet in the warehouse: {error}", error.hint)
+    return None
+
+
 def request_access(
     ctx: AccessContext,
     product_id: str,
@@ -757,6 +770,7 @@ def approve(
         why=why,
     )
     refresh_sql_port(ctx, done.consumer)
+    failed = apply_postgres(ctx, [done.product])
     notify(
         ctx,
         "access_approved",
@@ -764,6 +778,8 @@ def approve(
         f"{approver} approved {done.consumer}'s access to {done.product} "
         f"({', '.join(granted)}){' until ' + done.until if done.until else ''}: {why}",
     )
+    if failed:
+        raise failed
     return done
 
 
@@ -857,7 +873,10 @@ def revoke(
         ctx, "access_revoke", done, product=done.product, consumer=done.consumer, who=by, why=why
     )
     refresh_sql_port(ctx, done.consumer)
+    failed = apply_postgres(ctx, [done.product])
     notify(ctx, "access_revoked", done, f"{by} revoked grant {done.id}: {why}")
+    if failed:
+        raise failed
     return done
 
 
@@ -893,6 +912,8 @@ def sweep_expired(ctx: AccessContext, now: datetime | None = None) -> list[Acces
         expired.append(done)
     for consumer in sorted({r.consumer for r in expired}):
         refresh_sql_port(ctx, consumer)
+    if expired:  # a failure leaves the products pending: the expiry sensor retries them
+        apply_postgres(ctx, sorted({r.product for r in expired}))
     return expired
 
 
@@ -1069,7 +1090,8 @@ def expiry_sensor(registry: Registry, paths: ProjectPaths, interval_seconds: int
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Expires approved access grants past their 'until' (audited, notified) and "
-        "rebuilds their consumers' SQL ports; launches no run.",
+        "rebuilds their consumers' SQL ports (on PostgreSQL, re-applies the port views); "
+        "launches no run.",
     )
     def _expire(context: Any) -> Any:  # dg.SensorEvaluationContext (annotations are text)
         store = _existing_store(paths)  # DDP_DATA_DIR is read at each tick
@@ -1077,6 +1099,12 @@ def expiry_sensor(registry: Registry, paths: ProjectPaths, interval_seconds: int
             return dg.SkipReason("no grants store yet: nothing to expire")
         expired = sweep_expired(AccessContext(paths, registry, store, via="sensor"))
         names = ", ".join(r.id for r in expired) or "none"
+        from ddp_assets.ports.postgres import apply_ports, pending_products
+
+        retried = pending_products(store)
+        if retried:  # an earlier apply to PostgreSQL failed: again (ApplyError fails the tick)
+            apply_ports(paths, registry, store, [])
+            names += f"; PostgreSQL ports re-applied: {', '.join(retried)}"
         return dg.SkipReason(f"access grants expired: {names}")
 
     return _expire

@@ -21,7 +21,13 @@ requests' of the grants store, :mod:`ddp_assets.ports.access`) become:
   the view for every consumer (a CASE has one type);
 - ``GRANT SELECT`` on the view to the grantees of grants covering the port; nothing on the table;
 - an approved request's expiry in its branches (``now() < until``): it stops on time in the
-  view; an approval or a revocation after the script ran needs the script run again.
+  view.
+
+:func:`apply_ports` runs the script on the warehouse itself, in one transaction under an
+advisory lock (two applies never interleave): ``ddp ports build`` and the ``ddp_ports_refresh``
+sensor after each publish apply every port; an approval, a revocation and an expiry re-apply the
+affected product's (:mod:`ddp_assets.ports.access`). A product whose apply failed is kept in the
+ports' store (``postgres_pending``) and the next apply of any kind retries it.
 
 Values in conditions are composed with :mod:`psycopg.sql` (``Literal``, ``Identifier``),
 never by string formatting, and were validated against the contract by ``ddp validate``.
@@ -30,9 +36,11 @@ never by string formatting, and were validated against the contract by ``ddp val
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import LiteralString
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, LiteralString
 
+import psycopg
 from psycopg import sql
 
 from ddp_assets.ports.access import store_grants_until
@@ -48,8 +56,18 @@ from ddp_assets.ports.policy import (
 from ddp_assets.spec.model import Grant, RowCondition
 from ddp_assets.spec.registry import Product, Registry
 
+if TYPE_CHECKING:
+    from ddp_assets.ports.store import Store
+    from ddp_assets.settings import ProjectPaths
+
 OWNER_ROLE = "ddp_ports"
 META_SCHEMA = "_ddp_ports"
+# pg_advisory_xact_lock's key for an apply (any 64-bit number; 'ddpports' in ASCII)
+APPLY_LOCK = 0x6464_7070_6F72_7473
+PENDING_DDL = (
+    "create table if not exists postgres_pending "
+    "(product text primary key, error text not null, at text not null)"
+)
 MAX_IDENTIFIER = 63
 _OPS: dict[str, LiteralString] = {
     "eq": "=",
@@ -263,3 +281,131 @@ def compile_registry(
             ports.append(compile_port(product, output.name, (tables or {}).get(key)))
     grantees = {g for port, _ in ports for g in port.grantees}
     return [*setup_statements(grantees, salt), *(s for _, stmts in ports for s in stmts)]
+
+
+class ApplyError(RuntimeError):
+    """Applying the ports' script to the PostgreSQL warehouse failed; the message names the
+    products, the warehouse and the statement that failed."""
+
+    hint = "the decision stays recorded; the next apply retries it ('ddp ports build')"
+
+
+@dataclass
+class ApplyReport:
+    """What one apply did: the products and ports whose views it (re)built, the statements."""
+
+    products: list[str] = field(default_factory=list)
+    ports: list[tuple[str, str]] = field(default_factory=list)
+    statements: int = 0
+
+
+def published_tables(
+    connection: Any, registry: Registry, products: Iterable[str] | None = None
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """(product, port) → ``<product>.<model>`` for the ports published in the warehouse (a
+    port not published yet gets no view: its relation does not exist)."""
+    wanted = None if products is None else set(products)
+    candidates = {
+        (product.id, output.name): (product.id, output.model)
+        for product in registry.products.values()
+        if wanted is None or product.id in wanted
+        for output in product.spec.output_ports
+    }
+    if not candidates:
+        return {}
+    rows = connection.execute(
+        "select n.nspname, c.relname from pg_catalog.pg_class c "
+        "join pg_catalog.pg_namespace n on n.oid = c.relnamespace "
+        "where c.relkind in ('r', 'p', 'v', 'm') and n.nspname = any(%s)",
+        [sorted({schema for schema, _ in candidates.values()})],
+    ).fetchall()
+    present = {(str(schema), str(name)) for schema, name in rows}
+    return {key: table for key, table in candidates.items() if table in present}
+
+
+def _pending(store: Store) -> set[str]:
+    store.execute(PENDING_DDL)
+    return {str(product) for (product,) in store.execute("select product from postgres_pending")}
+
+
+def apply_ports(
+    paths: ProjectPaths,
+    registry: Registry,
+    store: Store,
+    products: Iterable[str] | None = None,
+) -> ApplyReport | None:
+    """Run the compiled script on the project's PostgreSQL warehouse (``None`` on DuckDB).
+
+    ``products``: only those products' ports (an access decision), plus any product an
+    earlier apply failed for; ``None``: every product. One transaction under
+    ``pg_advisory_xact_lock``: a concurrent apply waits, a failure changes nothing in the
+    warehouse and raises :class:`ApplyError`, and the products stay pending for the next apply.
+    """
+    from ddp_assets.ports.serving import mask_salt
+    from ddp_assets.ports.tokens import active_consumers
+    from ddp_assets.warehouse import warehouse_for
+    from ddp_assets.warehouse.base import WarehouseUnavailable
+    from ddp_assets.warehouse.postgres import PostgresWarehouse
+
+    warehouse = warehouse_for(paths)
+    if not isinstance(warehouse, PostgresWarehouse):
+        return None
+    pending = _pending(store)
+    selected = (
+        sorted(registry.products)
+        if products is None
+        else sorted({*products, *pending} & set(registry.products))
+    )
+    report = ApplyReport(products=selected)
+    if products is not None and not selected:
+        return report
+    consumers = active_consumers(store)
+    salt = mask_salt(paths)
+    current: sql.Composable = sql.SQL("connect")
+    try:
+        with warehouse.writer() as session, session.raw.transaction():
+            raw = session.raw
+            current = sql.SQL("select pg_advisory_xact_lock({})").format(sql.Literal(APPLY_LOCK))
+            raw.execute(current)
+            tables = published_tables(raw, registry, selected)
+            ports = [
+                compile_port(registry.products[product], port, table)
+                for (product, port), table in sorted(tables.items())
+            ]
+            grantees = {g for port, _ in ports for g in port.grantees}
+            statements = [
+                *setup_statements(grantees, salt),
+                *consumer_statements(consumers),
+                *(s for _, stmts in ports for s in stmts),
+            ]
+            for statement in statements:
+                current = statement
+                raw.execute(statement)
+            report.ports = sorted(tables)
+            report.statements = len(statements)
+    except (psycopg.Error, WarehouseUnavailable, ValueError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        failed = current.as_string(None) if isinstance(current, sql.Composed) else "connect"
+        if "mask_salt values" in failed:  # never the salt in a message
+            failed = f"insert into {META_SCHEMA}.mask_salt (the masking salt)"
+        message = (
+            f"applying the PostgreSQL ports of {', '.join(selected) or 'no product'} to "
+            f"{warehouse.location} failed: {reason} (at: {failed[:160]})"
+        )
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for product in selected:
+            store.execute(
+                "insert into postgres_pending (product, error, at) values (?, ?, ?) "
+                "on conflict (product) do update set error = excluded.error, at = excluded.at",
+                (product, message[:500], now),
+            )
+        raise ApplyError(message) from None
+    if selected:
+        marks = ", ".join("?" for _ in selected)
+        store.execute(f"delete from postgres_pending where product in ({marks})", tuple(selected))
+    return report
+
+
+def pending_products(store: Store) -> list[str]:
+    """Products whose last apply failed (the next apply retries them)."""
+    return sorted(_pending(store))

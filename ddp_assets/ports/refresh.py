@@ -5,8 +5,9 @@ never the warehouse. This sensor watches the Dagster instance for new materializ
 publish assets (``[product, model]`` of every output port) and, when there are any, rebuilds the
 snapshot and the SQL ports, exactly as ``ddp ports build`` does. It launches no run: the rebuild
 reads the warehouse read-only after the publishing run released it, and swaps files in
-atomically, so a reader never sees half a snapshot. The cursor is the storage id of the newest
-publish it has served.
+atomically, so a reader never sees half a snapshot. On a PostgreSQL warehouse it first applies
+the ports' views and grants to the warehouse (:func:`ddp_assets.ports.postgres.apply_ports`).
+The cursor is the storage id of the newest publish it has served.
 """
 
 from __future__ import annotations
@@ -45,26 +46,31 @@ def ports_refresh_sensor(
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Rebuilds the serving snapshot and the consumers' SQL ports after an output "
-        "port is published (what `ddp ports build` does); launches no run.",
+        "port is published, on PostgreSQL applies the port views and grants (what "
+        "`ddp ports build` does); launches no run.",
     )
     def _refresh(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         from ddp_assets.ports.api import build_ports
         from ddp_assets.ports.store import Store
         from ddp_assets.warehouse import DuckDBWarehouse, warehouse_for
 
-        if not isinstance(warehouse_for(paths), DuckDBWarehouse):
-            return dg.SkipReason(
-                "the serving snapshot is built from the DuckDB warehouse; on PostgreSQL the "
-                "ports are views and grants (`ddp ports postgres`)"
-            )
         newest = latest_publish(context.instance, keys)
         if newest <= int(context.cursor or 0):
             return dg.SkipReason("no output port published since the last snapshot")
-        report = build_ports(paths, registry, Store.open(paths))
+        store = Store.open(paths)
+        applied = ""
+        if not isinstance(warehouse_for(paths), DuckDBWarehouse):
+            # PostgreSQL: the port views and grants first (a publish that changed a table's
+            # columns dropped them); an ApplyError fails the tick and the next one retries
+            from ddp_assets.ports.postgres import apply_ports
+
+            done = apply_ports(paths, registry, store)
+            applied = f"; PostgreSQL port views applied: {len(done.ports) if done else 0}"
+        report = build_ports(paths, registry, store)
         context.update_cursor(str(newest))
         return dg.SkipReason(
             f"serving snapshot rebuilt: {len(report.snapshot)} port(s), "
-            f"{len(report.sql_ports)} consumer SQL port(s)"
+            f"{len(report.sql_ports)} consumer SQL port(s){applied}"
         )
 
     return _refresh
