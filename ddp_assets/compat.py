@@ -29,6 +29,7 @@ import gc
 import importlib.metadata
 import io
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -332,27 +333,43 @@ def component_tree_walked_once(*, enabled: bool | None = None) -> Iterator[None]
     components) is seen at the next build, as a file added to ``defs/`` is.
 
     Public path (Dagster outside 1.13.*, the method gone, or ``enabled=False``): Dagster's own
-    walk, nothing replaced. Not re-entrant across threads: use it around one build.
+    walk, nothing replaced. Builds running at once in threads share one replacement, installed
+    by the first block to enter and removed by the last to leave (each tree its own mapping).
     """
     if not (component_tree_walked_once_supported() if enabled is None else enabled):
         yield
         return
+    global _WALKS_OPEN
     tree_class = _component_tree_class()
-    original = tree_class.__dict__[COMPONENT_DECL_TREE]
-    mapped: dict[int, tuple[Any, dict[Any, Any]]] = {}  # id(tree) -> (tree, its mapping)
+    with _WALKS_LOCK:
+        if _WALKS_OPEN == 0:
+            original = vars(tree_class)[COMPONENT_DECL_TREE]
 
-    def walked_once(self: Any) -> dict[Any, Any]:
-        known = mapped.get(id(self))
-        if known is None or known[0] is not self:
-            known = mapped[id(self)] = (self, original(self))
-        return known[1]
+            def walked_once(self: Any) -> dict[Any, Any]:
+                known = _WALKED.get(id(self))
+                if known is None or known[0] is not self:
+                    known = _WALKED[id(self)] = (self, original(self))
+                return known[1]
 
-    setattr(tree_class, COMPONENT_DECL_TREE, walked_once)
+            walked_once.__wrapped__ = original  # type: ignore[attr-defined]
+            setattr(tree_class, COMPONENT_DECL_TREE, walked_once)
+        _WALKS_OPEN += 1
     try:
         yield
     finally:
-        setattr(tree_class, COMPONENT_DECL_TREE, original)
-        mapped.clear()
+        with _WALKS_LOCK:
+            _WALKS_OPEN -= 1
+            if _WALKS_OPEN == 0:
+                installed = vars(tree_class)[COMPONENT_DECL_TREE]
+                stock = getattr(installed, "__wrapped__", None)
+                if stock is not None:  # else someone replaced it since: theirs stays
+                    setattr(tree_class, COMPONENT_DECL_TREE, stock)
+                _WALKED.clear()
+
+
+_WALKS_LOCK = threading.Lock()
+_WALKS_OPEN = 0  # blocks of component_tree_walked_once open in this process
+_WALKED: dict[int, tuple[Any, dict[Any, Any]]] = {}  # id(tree) -> (tree, its mapping)
 
 
 # -- dagster-dbt: what DbtCliResource.cli computes, for dbt run in process ----------------------

@@ -239,6 +239,12 @@ def test_component_tree_walked_once_maps_the_same_declarations_once_per_block(
     assert vars(owner)[compat.COMPONENT_DECL_TREE] is original
     with compat.component_tree_walked_once(enabled=False):  # the public path: Dagster's walk
         assert tree._component_decl_tree() is not tree._component_decl_tree()
+    # builds at once (threads): the last block to leave puts Dagster's method back
+    with compat.component_tree_walked_once():
+        with compat.component_tree_walked_once():
+            inner = tree._component_decl_tree()
+        assert tree._component_decl_tree() is inner
+    assert vars(owner)[compat.COMPONENT_DECL_TREE] is original
 
 
 def test_frozen_objects_are_unfrozen_at_exit_only_for_duckdb() -> None:
