@@ -213,7 +213,8 @@ def postgres() -> None:
     """Print the PostgreSQL script of every port's policy: roles, views, grants.
 
     For a PostgreSQL warehouse holding the published tables as <product>.<model>; it includes
-    the masking salt, so treat the output as a secret. Re-running it is safe.
+    the masking salt, so treat the output as a secret. Re-running it is safe. On a PostgreSQL
+    warehouse ddp applies it itself ('ddp ports build', after each publish and access decision).
     """
     from ddp_assets.ports.postgres import compile_registry, consumer_statements
     from ddp_assets.ports.serving import mask_salt
