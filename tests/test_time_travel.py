@@ -605,7 +605,7 @@ def t(travelled: Travelled) -> Travelled:
 
 
 def test_the_snapshot_of_a_postgres_warehouse_holds_its_retained_versions(
-    postgres_server,
+    postgres_server, tmp_path: Path
 ) -> None:
     """From PostgreSQL the versions are streamed out with COPY as the published table is."""
     from ddp_assets.ports.serving import _copy_from_warehouse
@@ -637,8 +637,9 @@ def test_the_snapshot_of_a_postgres_warehouse_holds_its_retained_versions(
     paths = ProjectPaths(ROOT)
     registry = Registry.load(paths.defs_dir, paths.root)
     histories: list[PortHistory] = []
+    used: set[Path] = set()
     with duckdb.connect() as snapshot:
-        served = _copy_from_warehouse(snapshot, warehouse, registry, histories)
+        served = _copy_from_warehouse(snapshot, warehouse, registry, histories, (tmp_path, used))
         write_versions(
             snapshot,
             [v for h in histories for v in h.versions],
@@ -664,3 +665,47 @@ def test_the_snapshot_of_a_postgres_warehouse_holds_its_retained_versions(
             (3, "customers", True),
         ]
         assert [m.version for m in moved[("customers", "customers")]] == [1, 2, 3]
+    # the retained version was written once, to its own file; a second build reuses it
+    (stored,) = used
+    assert stored.parent == tmp_path / "customers" and stored.name.startswith("customers__v2.")
+    written = stored.stat().st_mtime_ns
+    with duckdb.connect() as snapshot:
+        _copy_from_warehouse(snapshot, warehouse, registry, [], (tmp_path, set()))
+        assert snapshot.execute("select count(*) from customers.customers__v2").fetchone() == (12,)
+    assert stored.stat().st_mtime_ns == written
+
+
+def test_each_retained_version_is_copied_once_and_a_dropped_one_loses_its_file(
+    t: Travelled, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retained version is immutable: its file under ports/versions is written by the first
+    build that holds it and reused (not rewritten) by the next; a file of a version the
+    snapshot no longer holds is removed; the snapshot's ``<port>__v<N>`` is a view over it."""
+    from ddp_assets.ports.serving import build_snapshot, serving_path
+    from ddp_assets.settings import ProjectPaths
+    from ddp_assets.spec.registry import Registry
+
+    monkeypatch.setenv("DDP_DATA_DIR", str(t.data_dir))
+    paths = ProjectPaths(ROOT)
+    folder = t.data_dir / "ports" / "versions" / "customers"
+    files = sorted(folder.glob("*.parquet"))
+    assert [f.name.split(".")[0] for f in files] == ["customers__v2", "customers__v4"]
+    written = {f: f.stat().st_mtime_ns for f in files}
+    stale = folder / "customers__v1.0123456789abcdef.parquet"
+    stale.write_bytes(b"left by an older build")
+    build_snapshot(paths, Registry.load(paths.defs_dir, paths.root))
+    assert {f: f.stat().st_mtime_ns for f in sorted(folder.glob("*.parquet"))} == written
+    assert not stale.exists()
+    with duckdb.connect(str(serving_path(paths)), read_only=True) as snapshot:
+        kinds = snapshot.execute(
+            "select table_name, table_type from information_schema.tables "
+            "where table_schema = 'customers' order by 1"
+        ).fetchall()
+        assert kinds == [
+            ("customers", "BASE TABLE"),
+            ("customers__v2", "VIEW"),
+            ("customers__v4", "VIEW"),
+        ]
+        assert snapshot.execute("select count(*) from customers.customers__v4").fetchone() == (
+            len(_version_rows(t, 4)),
+        )

@@ -5,9 +5,14 @@ out. The ports therefore never read the warehouse while they serve (on PostgreSQ
 targets serve the same way): ``ddp ports build`` takes
 a read lock for as long as one copy takes, copies each port's *published* relation (never
 staging, never another schema) with its published version into
-``$DDP_DATA_DIR/ports/serving.duckdb``, and swaps the file in atomically. The REST server
-reads that file read-only and notices a new one by its inode; the SQL ports are built from it,
-so REST and SQL read the same bytes. The snapshot is never handed to a consumer.
+``$DDP_DATA_DIR/ports/serving.duckdb``, and swaps the file in atomically. The port's other
+retained versions are immutable: each is copied once, into its own Parquet file under
+``$DDP_DATA_DIR/ports/versions/`` (:func:`~ddp_assets.ports.versions.version_file`), and the
+snapshot's ``<product>.<port>__v<N>`` is a view over it, so a build copies only versions it
+has not stored yet. The REST server reads the snapshot read-only (and the versions' files,
+the only files its locked-down connection may open) and notices a new one by its inode; the
+SQL ports are built from it, so REST and SQL read the same bytes. The snapshot is never handed
+to a consumer.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -32,11 +37,13 @@ from ddp_assets.contracts.wap import PublishedVersion, published_version, relati
 from ddp_assets.ports.policy import PortAccess
 from ddp_assets.ports.store import ports_dir
 from ddp_assets.ports.versions import (
+    VERSIONS_FOLDER,
     PortHistory,
     ServedMove,
     ServedVersion,
     port_history,
     read_versions,
+    version_file,
     write_versions,
 )
 from ddp_assets.settings import ProjectPaths
@@ -68,6 +75,51 @@ _BUILDING = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.building\.duckdb(\.wal)?
 
 def serving_path(paths: ProjectPaths) -> Path:
     return ports_dir(paths) / "serving.duckdb"
+
+
+def versions_dir(snapshot: Path) -> Path:
+    """The retained versions' files of the snapshot at ``snapshot``."""
+    return snapshot.parent / VERSIONS_FOLDER
+
+
+def _stored_version(
+    folder: Path, version: ServedVersion, write: Callable[[Path], None], used: set[Path]
+) -> Path:
+    """The version's file, written by ``write`` (to a temporary name, then renamed) only when
+    no earlier build stored it: a version never changes, so its file never does."""
+    path = version_file(folder, version)
+    used.add(path)
+    if path.exists():
+        return path
+    private_dir(path.parent)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.writing")
+    partial.unlink(missing_ok=True)
+    write(partial)
+    private_file(partial)
+    os.replace(partial, path)
+    return path
+
+
+def _version_view(
+    connection: duckdb.DuckDBPyConnection, product: str, name: str, path: Path
+) -> None:
+    connection.execute(
+        f"create view {relation(product, name)} as select * from read_parquet({literal(str(path))})"
+    )
+
+
+def _prune_versions(folder: Path, used: set[Path]) -> list[Path]:
+    """Remove the files of versions the new snapshot does not hold (dropped by retention), and
+    partial files of killed builds."""
+    removed = []
+    for path in sorted(folder.glob("*/*")) if folder.is_dir() else []:
+        match = re.match(r"^\..+\.(?P<pid>\d+)\.writing$", path.name)
+        if path in used or (match and _alive(int(match["pid"]))):
+            continue
+        if path.suffix == ".parquet" or match:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def mask_salt(paths: ProjectPaths) -> str:
@@ -135,11 +187,14 @@ def build_snapshot(paths: ProjectPaths, registry: Registry) -> list[ServedPort]:
     connection = connect_new(building)  # in ddp's DuckDB storage version
     private_file(building)  # unmasked rows: the owner's (or DDP_DATA_GROUP's) only
     histories: list[PortHistory] = []  # the retained versions beside the published ones
+    folder, used = versions_dir(target), set[Path]()  # the versions' files this one reads
     try:
         if isinstance(warehouse, DuckDBWarehouse):
-            served = _copy_from_duckdb(connection, paths, registry, histories)
+            served = _copy_from_duckdb(connection, paths, registry, histories, (folder, used))
         else:
-            served = _copy_from_warehouse(connection, warehouse, registry, histories)
+            served = _copy_from_warehouse(
+                connection, warehouse, registry, histories, (folder, used)
+            )
         write_meta(connection, served)
         write_versions(
             connection,
@@ -150,6 +205,7 @@ def build_snapshot(paths: ProjectPaths, registry: Registry) -> list[ServedPort]:
         connection.close()
     os.replace(building, target)
     private_file(target)
+    _prune_versions(versions_dir(target), used)
     return served
 
 
@@ -227,7 +283,9 @@ def _copy_from_duckdb(
     paths: ProjectPaths,
     registry: Registry,
     histories: list[PortHistory],
+    store: tuple[Path, set[Path]],
 ) -> list[ServedPort]:
+    folder, used = store
     if not paths.warehouse_path.exists():
         raise FileNotFoundError(
             f"no warehouse at {paths.warehouse_path}: materialize the products first"
@@ -247,10 +305,16 @@ def _copy_from_duckdb(
             f"select * from wh.{relation(product_id, model)}"
         )
         for schema, table, name in history.copies:
-            connection.execute(
-                f"create table {relation(product_id, name)} as "
-                f"select * from wh.{relation(schema, table)}"
-            )
+            source = f"wh.{relation(schema, table)}"
+
+            def write(path: Path, source: str = source) -> None:
+                connection.execute(
+                    f"copy (select * from {source}) to {literal(str(path))} (format parquet)"
+                )
+
+            stored = _version_of(history, name)
+            path = _stored_version(folder, stored, write, used)
+            _version_view(connection, product_id, name, path)
         histories.append(history)
         served.append(_served(product_id, port, model, version))
     connection.execute("detach wh")
@@ -262,22 +326,34 @@ def _copy_from_warehouse(
     warehouse: Warehouse,
     registry: Registry,
     histories: list[PortHistory],
+    store: tuple[Path, set[Path]],
 ) -> list[ServedPort]:
+    folder, used = store
     served = []
     with warehouse.reader() as source:
         for product_id, port, model, version in _published(source, registry):
             history = port_history(source, product_id, port, version)
+            connection.execute(f"create schema if not exists {quote(product_id)}")
             tables = [(product_id, model, port), *history.copies]
             for schema, table, name in tables:
-                # each table lands in a scratch DuckDB under its own name, then the snapshot's
-                with duckdb.connect() as scratch, tempfile.TemporaryDirectory() as folder:
-                    warehouse.python_input(scratch, source, schema, table)
-                    parquet = Path(folder) / "port.parquet"
-                    scratch.execute(
-                        f"copy {relation(schema, table)} to {literal(str(parquet))} "
-                        "(format parquet)"
+                # each table lands in a scratch DuckDB under its own name, then in Parquet
+                def write(path: Path, schema: str = schema, table: str = table) -> None:
+                    with duckdb.connect() as scratch:
+                        warehouse.python_input(scratch, source, schema, table)
+                        scratch.execute(
+                            f"copy {relation(schema, table)} to {literal(str(path))} "
+                            "(format parquet)"
+                        )
+
+                if name != port:  # a retained version: stored once, a view in the snapshot
+                    stored = _version_of(history, name)
+                    _version_view(
+                        connection, product_id, name, _stored_version(folder, stored, write, used)
                     )
-                    connection.execute(f"create schema if not exists {quote(product_id)}")
+                    continue
+                with tempfile.TemporaryDirectory() as scratch_dir:
+                    parquet = Path(scratch_dir) / "port.parquet"
+                    write(parquet)
                     connection.execute(
                         f"create table {relation(product_id, name)} as "
                         f"select * from read_parquet({literal(str(parquet))})"
@@ -285,6 +361,10 @@ def _copy_from_warehouse(
             histories.append(history)
             served.append(_served(product_id, port, model, version))
     return served
+
+
+def _version_of(history: PortHistory, name: str) -> ServedVersion:
+    return next(v for v in history.versions if v.stored_as == name)
 
 
 def write_meta(connection: duckdb.DuckDBPyConnection, served: list[ServedPort]) -> None:
@@ -347,6 +427,9 @@ class Serving:
         settings = {k: v for k, v in LOCKED_DOWN.items() if k in EXTENSION_SETTINGS}
         connection = duckdb.connect(":memory:", config=settings)
         connection.execute(f"attach {literal(str(self.path))} as {quote(SNAPSHOT)} (read_only)")
+        # the retained versions are views over their files: those, and no other file, stay open
+        folder = str(versions_dir(self.path)) + os.sep
+        connection.execute(f"set allowed_directories = [{literal(folder)}]")
         connection.execute("set enable_external_access = false")
         connection.execute("set lock_configuration = true")
         return connection

@@ -1,10 +1,14 @@
 """Time travel for consumers: reading a retained version of an output port.
 
 A publish makes every audited build an immutable version, and retention keeps the newest few
-(:mod:`ddp_assets.contracts.wap`). ``ddp ports build`` copies into the serving snapshot, beside
-each port's published table ``<product>.<port>``, its other retained versions as
-``<product>.<port>__v<N>``, and the port's history into ``_ddp.versions`` (every version, the
-dropped ones with when) and ``_ddp.version_moves`` (every publish and rollback, with when).
+(:mod:`ddp_assets.contracts.wap`). ``ddp ports build`` copies into the serving snapshot each
+port's published table ``<product>.<port>``, and the port's history into ``_ddp.versions``
+(every version, the dropped ones with when) and ``_ddp.version_moves`` (every publish and
+rollback, with when). A retained version is immutable, so it is copied out of the warehouse
+once: into its own Parquet file under ``$DDP_DATA_DIR/ports/versions/`` (:func:`version_file`,
+named by its number and checksum, never rewritten), and the snapshot's
+``<product>.<port>__v<N>`` is a view over that file. A later build reuses the file; a version
+retention dropped loses its file.
 
 A consumer names a version by number (``?version=N``, ``--version N``, the SQL port's
 ``<product>.<port>__v<N>``) or by time (``?as_of=2026-12-04T10:00:00Z``: the version consumers
@@ -19,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -109,6 +114,20 @@ def served_version(
         stored,
         current,
     )
+
+
+VERSIONS_FOLDER = "versions"
+"""The folder, beside the serving snapshot, of the retained versions' files."""
+
+
+def version_file(folder: Path, version: ServedVersion) -> Path:
+    """The immutable file of a retained version: ``<product>/<port>__v<N>.<checksum>.parquet``.
+
+    The checksum is in the name so that a version number reused by a new warehouse (the old
+    one deleted) never reads an old file."""
+    key = "".join(ch for ch in (version.checksum or version.run_id) if ch.isalnum())[:16]
+    name = version_table(version.port, version.version)
+    return folder / version.product / f"{name}.{key or 'unknown'}.parquet"
 
 
 def served_move(move: Move) -> ServedMove:
@@ -320,7 +339,9 @@ def travel(
     source = f"{quote(catalog)}.{relation(access.product, found.stored_as)}"
     try:
         present = columns_of(cursor, source)
-    except duckdb.CatalogException:  # a new snapshot was swapped in since the history was read
+    except (duckdb.CatalogException, duckdb.IOException):
+        # a new snapshot was swapped in since the history was read (its dropped versions'
+        # files are gone)
         raise PortError(
             404,
             f"version {found.version} of port '{access.product}.{access.port}' is not in the "
