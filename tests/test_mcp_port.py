@@ -368,3 +368,90 @@ def test_stdio_transport(server: Mcp) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "stdio needs the consumer's token" in bad.stderr
+
+
+def test_read_rows_of_a_retained_version_under_the_same_policy(server: Mcp) -> None:
+    """read_rows' ``version`` (and ``as_of``) read a retained version through the port's
+    current policy, as REST's ?version= does; a version not retained is a 404 naming the
+    retained ones. Afterwards the published version is the one the module started with."""
+    import duckdb
+
+    from ddp_assets.contracts.wap import move_pointers, publish, published_version
+
+    warehouse = server.paths.data_dir / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as connection:
+        first = published_version(connection, "customers", "customers")
+        assert first is not None and first.version is not None and first.stored_as
+        connection.execute(
+            'create or replace table "customers__staging"."customers__next" as '
+            f"select * from {first.stored_as} where customer_id % 2 = 0"
+        )
+        connection.execute('drop view if exists "customers__staging"."customers"')
+        connection.execute(
+            'alter table "customers__staging"."customers__next" rename to "customers"'
+        )
+        second = publish(
+            connection,
+            product="customers",
+            port="customers",
+            model="customers",
+            contract_id=first.contract_id,
+            contract_version=first.contract_version,
+            run_id="mcp-time-travel",
+        )
+    api.build_ports(server.paths, server.registry, server.store)
+    try:
+        now = server.ok("analyst", "read_rows", product="customers", port="customers", limit=1000)
+        assert now["version"] == second.version and len(now["rows"]) == second.rows
+        old = server.ok(
+            "analyst",
+            "read_rows",
+            product="customers",
+            port="customers",
+            version=first.version,
+            limit=1000,
+        )
+        assert old["version"] == first.version and old["run_id"] == first.run_id
+        assert len(old["rows"]) == first.rows > len(now["rows"])
+        masked = {c["name"]: c["masked"] for c in old["columns"]}
+        assert masked["email"] == "hash"  # the current policy, on the old version too
+        assert all(HEX64.match(r["email"]) for r in old["rows"] if r["email"])
+        ids = {r["customer_id"] for r in old["rows"]}
+        assert any(i % 2 for i in ids)  # rows only the old version has
+        # the row filter applies to the old version as to the published one
+        emea = server.ok(
+            "emea",
+            "read_rows",
+            product="customers",
+            port="customers",
+            columns=["country"],
+            version=first.version,
+            limit=1000,
+        )
+        assert emea["row_filtered"] and {r["country"] for r in emea["rows"]} <= EMEA
+        by_time = server.ok(
+            "analyst", "read_rows", product="customers", port="customers", as_of="2999-01-01"
+        )
+        assert by_time["version"] == second.version
+        text = server.refused(
+            "analyst", "read_rows", product="customers", port="customers", version=999
+        )
+        assert "refused (404)" in text and "version 999" in text
+        assert f"v{first.version}" in text and f"v{second.version} (published)" in text
+        row = last_mcp_row(server, "mcp-analyst")
+        assert (row.allowed, row.status, row.action) == (False, 404, "read")
+        denied = server.refused(
+            "nobody", "read_rows", product="customers", port="customers", version=first.version
+        )
+        assert "refused (403)" in denied
+    finally:
+        with duckdb.connect(str(warehouse)) as connection:
+            move_pointers(
+                connection,
+                "customers",
+                [("customers", "customers", int(first.version))],
+                action="rollback",
+                actor="test",
+                reason="restore the module's published version",
+            )
+        api.build_ports(server.paths, server.registry, server.store)

@@ -36,6 +36,7 @@ from ddp_assets.ports import access, audit, tokens
 from ddp_assets.ports.policy import Consumer, PortError, readable_ports, resolve
 from ddp_assets.ports.reads import MAX_LIMIT, parse_request, read_page
 from ddp_assets.ports.serving import (
+    SNAPSHOT,
     Serving,
     SnapshotMissing,
     mask_salt,
@@ -46,6 +47,7 @@ from ddp_assets.ports.serving import (
 from ddp_assets.ports.sql_guard import QueryLimits
 from ddp_assets.ports.sql_port import run_query
 from ddp_assets.ports.store import Store
+from ddp_assets.ports.versions import ServedVersion, travel
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, did_you_mean
 from ddp_assets.spec.registry import Product, Registry
@@ -269,7 +271,8 @@ def build_server(state: McpState, *, host: str = "127.0.0.1", port: int = 8000) 
     @server.tool(
         description="Read a page of a port's rows as you may see them (masked columns, row "
         f"filters). filters: '<column>:<op>:<value>', e.g. 'country:in:DE,FR'. At most "
-        f"{MAX_LIMIT} rows a page; page on with offset."
+        f"{MAX_LIMIT} rows a page; page on with offset. version (a number) or as_of (an ISO "
+        "time) reads a retained version under the same policy (describe_product lists them)."
     )
     def read_rows(
         ctx: Context,  # type: ignore[type-arg]
@@ -280,18 +283,12 @@ def build_server(state: McpState, *, host: str = "127.0.0.1", port: int = 8000) 
         order: Annotated[str | None, Field(max_length=1000)] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 100,
         offset: Annotated[int, Field(ge=0)] = 0,
+        version: Annotated[int | None, Field(ge=1)] = None,
+        as_of: Annotated[str | None, Field(max_length=64)] = None,
     ) -> dict[str, Any]:
         def body(who: Consumer) -> tuple[Any, int | None]:
             found = state.product(product)
             granted = resolve(found, port, who)
-            request = parse_request(
-                granted,
-                columns=",".join(columns) if columns else None,
-                filters=filters or [],
-                order=order,
-                limit=limit,
-                offset=offset,
-            )
             served = state.serving.ports().get((product, port))
             if served is None:
                 raise PortError(
@@ -299,15 +296,34 @@ def build_server(state: McpState, *, host: str = "127.0.0.1", port: int = 8000) 
                     f"port '{product}.{port}' has no published version yet",
                     "materialize the product, then run 'ddp ports build'",
                 )
+            picked: ServedVersion | None = None
             with state.serving.cursor() as (cursor, _):
-                page = read_page(
-                    cursor, granted, request, snapshot_relation(product, port), state.salt
+                source = snapshot_relation(product, port)
+                if version is not None or as_of is not None:  # time travel, same policy
+                    history = state.serving.history(product, port)
+                    source, granted, picked = travel(
+                        cursor, SNAPSHOT, granted, history, version=version, as_of=as_of
+                    )
+                request = parse_request(
+                    granted,
+                    columns=",".join(columns) if columns else None,
+                    filters=filters or [],
+                    order=order,
+                    limit=limit,
+                    offset=offset,
                 )
+                page = read_page(cursor, granted, request, source, state.salt)
             names = [c.name for c in page.columns]
             result = {
                 "product": product,
                 "port": port,
-                "run_id": served.run_id,
+                "version": picked.version
+                if picked
+                else next(
+                    (v.version for v in state.serving.history(product, port)[0] if v.published),
+                    None,
+                ),
+                "run_id": picked.run_id if picked else served.run_id,
                 "columns": [c.to_dict() for c in page.columns],
                 "rows": [dict(zip(names, _plain(row), strict=True)) for row in page.rows],
                 "next_offset": page.next_offset,
