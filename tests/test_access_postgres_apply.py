@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -137,6 +138,36 @@ def test_approve_applies_at_once_and_revoke_refuses(project: Project) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         as_role(project.conn, GRANTEE.id, VIEW)
     assert as_role(project.conn, ANALYST.id, VIEW) == project.expected(ANALYST, ROWS)
+
+
+def test_the_expiry_sweep_takes_the_grant_out_of_the_warehouse(project: Project) -> None:
+    until = (datetime.now(UTC) + timedelta(seconds=3)).isoformat(timespec="seconds")
+    filed = access.request_access(
+        project.ctx,
+        "customers",
+        ["customers"],
+        consumer=GRANTEE.id,
+        purpose="a short look",
+        until=until,
+    )
+    access.approve(project.ctx, filed.id, approver=OWNER)
+    assert as_role(project.conn, GRANTEE.id, VIEW) == project.expected(GRANTEE, ROWS)
+    time.sleep(max(0.0, (datetime.fromisoformat(until) - datetime.now(UTC)).total_seconds()) + 0.5)
+    assert as_role(project.conn, GRANTEE.id, VIEW) == []  # on time, in the view itself
+
+    sensor = access.expiry_sensor(project.ctx.registry, project.ctx.paths)
+    with dg.instance_for_test() as instance:
+        result = sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(result, dg.SkipReason)
+    assert filed.id in (result.skip_message or "")
+    assert access.get_request(project.ctx.store, filed.id).status == "expired"
+    # re-applied: the grant is out of the view's definition and its GRANT gone
+    definition = project.conn.execute(
+        "select pg_get_viewdef('customers__ports.customers'::regclass)"
+    ).fetchone()
+    assert definition and GRANTEE.id not in definition[0]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        as_role(project.conn, GRANTEE.id, VIEW)
 
 
 def test_a_failed_apply_is_a_clear_error_the_decision_stays_and_the_sensor_retries(
