@@ -584,3 +584,39 @@ def test_postgres_publishes_killed_at_random_moments(postgres_server) -> None:
         _build(connection, 10, factor=7)
         rerun = _publish(connection, "rerun")
         assert published_version(connection, "p", "m") == rerun
+
+
+def test_a_publish_handed_the_audits_checksum_records_it_and_reads_no_row() -> None:
+    """``content=``: the row count and checksum the audit step computed of the staging table
+    are what the ledger records (the rename keeps the bytes, so they are the version's); the
+    publish itself reads no row: handed figures that are not the table's, it records them as
+    given, which is why only the audit of the same table on the same writer may hand them."""
+    connection = duckdb.connect()
+    _build(connection, 5000, factor=7)
+    audited = checksum(connection, staging_schema("p"), "m")
+    first = publish(
+        connection,
+        product="p",
+        port="m",
+        model="m",
+        contract_id="urn:c",
+        contract_version="1.0.0",
+        run_id="run-1",
+        content=audited,
+    )
+    assert (first.rows, first.checksum) == audited
+    assert checksum(connection, version_schema("p"), version_table("m", 1)) == audited
+    assert published_version(connection, "p", "m") == first
+    _build(connection, 10)
+    second = publish(
+        connection,
+        product="p",
+        port="m",
+        model="m",
+        contract_id="urn:c",
+        contract_version="1.0.0",
+        run_id="run-2",
+        content=(3, "not-scanned"),
+    )
+    assert (second.rows, second.checksum) == (3, "not-scanned")  # recorded, no scan
+    assert checksum(connection, "p", "m")[0] == 10
