@@ -620,3 +620,19 @@ def test_a_publish_handed_the_audits_checksum_records_it_and_reads_no_row() -> N
     )
     assert (second.rows, second.checksum) == (3, "not-scanned")  # recorded, no scan
     assert checksum(connection, "p", "m")[0] == 10
+
+
+def test_a_python_ports_next_build_replaces_the_view_a_publish_left_in_staging() -> None:
+    """A publish leaves ``<product>__staging.<model>`` a view of the version (the product's own
+    models read it there); a Python model's next build writes its result over that view."""
+    connection = duckdb.connect()
+    _build(connection, 100)
+    _publish(connection, "run-1")
+    assert relation_kind(connection, staging_schema("p"), "m") == "view"
+    connection.execute("select 1").fetchall()  # no unfinished result under the relation API
+    result = connection.sql("select range as id, range * 2 as x from range(7)")
+    warehouse_of(connection).write_result(connection, connection, result, staging_schema("p"), "m")
+    assert relation_kind(connection, staging_schema("p"), "m") == "table"
+    second = _publish(connection, "run-2")
+    assert (second.version, second.rows) == (2, 7)
+    assert connection.execute('select count(*) from "p"."m"').fetchone() == (7,)

@@ -456,6 +456,8 @@ class DuckDBWarehouse(Warehouse):
         else:
             connection.register(view, result)
         connection.execute(f"create schema if not exists {quote(schema)}")
+        if relation_kind(connection, schema, table) == "view":  # a publish left it in staging
+            connection.execute(f"drop view {relation(schema, table)}")
         self._replace_table(connection, schema, table, view)
         if isinstance(result, duckdb.DuckDBPyRelation):
             connection.execute(f"drop view {view}")
