@@ -32,9 +32,10 @@ def build_definitions(path_within_project: Path) -> dg.Definitions:
         compat.collector_paused(),
         compat.component_yaml_in_c(),
         compat.component_tree_walked_once(),
-        load_scope(paths) as registry,
-        platform_context(paths, registry),
+        load_scope(paths) as loaded,
+        platform_context(paths, loaded.registry, loaded.depots),
     ):
+        registry = loaded.registry
         registry.raise_for_errors()  # before Dagster reads (and expands) any defs.yaml
         merged = dg.Definitions.merge(
             dg.load_from_defs_folder(path_within_project=path_within_project),

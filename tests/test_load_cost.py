@@ -126,7 +126,8 @@ def test_dbt_specs_get_their_policies_where_they_are_created(project_paths: Proj
 
     from ddp_assets.automation.policies import apply_product_policies
 
-    with load_cache.load_scope(project_paths) as registry:
+    with load_cache.load_scope(project_paths) as loaded:
+        registry = loaded.registry
         built = dg.load_from_defs_folder(path_within_project=project_paths.defs_dir.parent)
         applied = apply_product_policies(built, registry)
     assets = [a for a in built.assets or [] if isinstance(a, dg.AssetsDefinition)]

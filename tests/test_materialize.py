@@ -156,9 +156,16 @@ def test_a_whole_build_runs_in_a_few_steps(
         if any(port.type == "file" for port in p.spec.input_ports)
     }
     python = {f"{p.id}__{m.name}" for p in registry.products.values() for m in p.spec.python_models}
-    assert landing and python
-    assert steps - {"ddp_dbt_models"} <= landing | python, steps
+    # a depot port is a load of its own (dlt), one step per port
+    depots = {
+        f"{p.id}__{port.name}"
+        for p in registry.products.values()
+        for port in p.spec.input_ports
+        if port.type == "depot"
+    }
+    assert landing and python and depots
+    assert steps - {"ddp_dbt_models"} <= landing | python | depots, steps
     # the demo's one Python model reads published ports and nothing dbt builds reads it back,
     # so the dbt work is one step with three rounds inside
     assert "ddp_dbt_models" in steps
-    assert len(steps) == len(landing) + len(python) + 1
+    assert len(steps) == len(landing) + len(python) + len(depots) + 1

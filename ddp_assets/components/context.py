@@ -27,14 +27,16 @@ from ddp_assets.spec.registry import Product, Registry
 
 if TYPE_CHECKING:
     from ddp_assets.dbt.project import PreparedProject
+    from ddp_assets.depots.loader import Depots
 
 
 @dataclass
 class PlatformContext:
-    """One project's registry, and its dbt project prepared on first use."""
+    """One project's registry and depots, and its dbt project prepared on first use."""
 
     paths: ProjectPaths
     registry: Registry
+    _depots: Depots | None = field(default=None, repr=False)
     _prepared: PreparedProject | None = field(default=None, repr=False)
     _by_folder: dict[Path, Product] | None = field(default=None, repr=False)
 
@@ -43,6 +45,14 @@ class PlatformContext:
         if self._by_folder is None:
             self._by_folder = {p.folder.resolve(): p for p in self.registry.products.values()}
         return self._by_folder.get(folder.resolve())
+
+    def depots(self) -> Depots:
+        """The project's depots (from the load cache when the build had them), read once."""
+        if self._depots is None:
+            from ddp_assets.depots.loader import load_depots
+
+            self._depots = load_depots(self.paths)
+        return self._depots
 
     def prepared(self) -> PreparedProject:
         """The dbt project with its manifest, prepared (parsed only if an input changed) once."""
@@ -57,9 +67,11 @@ _CURRENT: ContextVar[PlatformContext | None] = ContextVar("ddp_platform_context"
 
 
 @contextmanager
-def platform_context(paths: ProjectPaths, registry: Registry) -> Iterator[PlatformContext]:
+def platform_context(
+    paths: ProjectPaths, registry: Registry, depots: Depots | None = None
+) -> Iterator[PlatformContext]:
     """Bind the context of one definitions build."""
-    context = PlatformContext(paths, registry)
+    context = PlatformContext(paths, registry, depots)
     token = _CURRENT.set(context)
     try:
         yield context

@@ -74,7 +74,7 @@ class DataProduct(dg.Component):
         if depot_ports := [p for p in product.spec.input_ports if isinstance(p, DepotInputPort)]:
             from ddp_assets.ingest.depot_assets import depot_port_assets  # only with a depot
 
-            assets.extend(depot_port_assets(product, depot_ports, paths))
+            assets.extend(depot_port_assets(product, depot_ports, paths, platform.depots()))
         for model in product.spec.python_models:
             assets.append(python_model_asset(product, model, registry, paths))
         return dg.Definitions(assets=assets)

@@ -19,12 +19,14 @@ import pickle
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydantic
 
 from ddp_assets.contracts.compiler import known_plans, remember_plans
+from ddp_assets.depots.loader import Depots, load_depots
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.registry import Registry, folder_key
 
@@ -36,6 +38,7 @@ def _key(paths: ProjectPaths) -> str:
 
     parts = (
         folder_key(paths.defs_dir),
+        folder_key(paths.depots_dir),  # nothing when the project has no depots/
         code_fingerprint(paths),
         sys.version,
         pydantic.VERSION,
@@ -50,7 +53,21 @@ def _cache_file(paths: ProjectPaths) -> Path:
     return dbt_project(paths).manifest_path.parent / CACHE_FILE
 
 
-def _read(path: Path, key: str) -> tuple[Registry, dict[Any, Any]] | None:
+@dataclass(frozen=True)
+class Loaded:
+    """What one definitions build reads from the project's files: the registry of products and
+    the depots (``depots/*.yaml``; None when the project has none)."""
+
+    registry: Registry
+    depots: Depots | None
+
+
+def _read_files(paths: ProjectPaths) -> Loaded:
+    registry = Registry.load(paths.defs_dir, paths.root)
+    return Loaded(registry, load_depots(paths) if paths.depots_dir.is_dir() else None)
+
+
+def _read(path: Path, key: str) -> tuple[Loaded, dict[Any, Any]] | None:
     try:
         with path.open("rb") as file:
             stored = pickle.load(file)
@@ -60,21 +77,29 @@ def _read(path: Path, key: str) -> tuple[Registry, dict[Any, Any]] | None:
         return None
     if not isinstance(stored, dict) or stored.get("key") != key:
         return None
-    registry, plans = stored.get("registry"), stored.get("plans")
+    registry, depots, plans = stored.get("registry"), stored.get("depots"), stored.get("plans")
     if not isinstance(registry, Registry) or not isinstance(plans, dict):
         return None
-    return registry, plans
+    if depots is not None and not isinstance(depots, Depots):
+        return None
+    return Loaded(registry, depots), plans
 
 
-def _write(path: Path, key: str, registry: Registry) -> None:
+def _write(path: Path, key: str, loaded: Loaded) -> None:
     """Best effort and atomic: a concurrent load reads the old file or the new one."""
-    root = str(registry.root)
+    root = str(loaded.registry.root)
     plans = {k: v for k, v in known_plans().items() if k[0].startswith(root)}
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with temporary.open("wb") as file:
-            pickle.dump({"key": key, "registry": registry, "plans": plans}, file, protocol=5)
+            stored = {
+                "key": key,
+                "registry": loaded.registry,
+                "depots": loaded.depots,
+                "plans": plans,
+            }
+            pickle.dump(stored, file, protocol=5)
         temporary.replace(path)
     except OSError:
         with contextlib.suppress(OSError):
@@ -82,31 +107,32 @@ def _write(path: Path, key: str, registry: Registry) -> None:
 
 
 def store(paths: ProjectPaths, registry: Registry) -> None:
-    """Keep ``registry`` and the contract plans compiled so far for the next loads (``ddp
-    prepare`` calls this, so even the first load after it reads no YAML)."""
+    """Keep ``registry`` (with the depots) and the contract plans compiled so far for the next
+    loads (``ddp prepare`` calls this, so even the first load after it reads no YAML)."""
     if not registry.errors:
-        _write(_cache_file(paths), _key(paths), registry)
+        depots = load_depots(paths) if paths.depots_dir.is_dir() else None
+        _write(_cache_file(paths), _key(paths), Loaded(registry, depots))
 
 
 @contextmanager
-def load_scope(paths: ProjectPaths) -> Iterator[Registry]:
-    """The registry of one definitions build (read once, handed to every component through the
-    platform context), from the cache with its contract plans when nothing changed since they
-    were stored; what the build read or compiled is stored for the next loads."""
+def load_scope(paths: ProjectPaths) -> Iterator[Loaded]:
+    """The registry and depots of one definitions build (read once, handed to every component
+    through the platform context), from the cache with its contract plans when nothing changed
+    since they were stored; what the build read or compiled is stored for the next loads."""
     cache_file = _cache_file(paths)
     key = _key(paths)
     stored = _read(cache_file, key)
     if stored is not None:
-        registry, plans = stored
+        loaded, plans = stored
         remember_plans(plans)
-        yield registry
+        yield loaded
         if len(known_plans()) > len(plans):  # the build compiled a contract the cache lacked
-            _write(cache_file, key, registry)
+            _write(cache_file, key, loaded)
         return
-    registry = Registry.load(paths.defs_dir, paths.root)
-    yield registry
-    if not registry.errors:  # only a build that succeeded is worth keeping
-        _write(cache_file, key, registry)
+    loaded = _read_files(paths)
+    yield loaded
+    if not loaded.registry.errors:  # only a build that succeeded is worth keeping
+        _write(cache_file, key, loaded)
 
 
 def cached_registry(paths: ProjectPaths) -> Registry | None:
@@ -117,7 +143,7 @@ def cached_registry(paths: ProjectPaths) -> Registry | None:
     against every contract (about a second for the demo).
     """
     stored = _read(_cache_file(paths), _key(paths))
-    return stored[0] if stored is not None else None
+    return stored[0].registry if stored is not None else None
 
 
 def load_registry(paths: ProjectPaths, *, cached: bool = False) -> Registry:

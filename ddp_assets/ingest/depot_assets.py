@@ -126,10 +126,10 @@ def depot_problems(registry: Registry, paths: ProjectPaths) -> list[SpecProblem]
 
 
 def depot_port_assets(
-    product: Product, ports: list[DepotInputPort], paths: ProjectPaths
+    product: Product, ports: list[DepotInputPort], paths: ProjectPaths, depots: Depots
 ) -> list[dg.AssetsDefinition]:
-    """The product's depot ports, one asset each; SpecErrors for a port no depot serves."""
-    depots = load_depots(paths)
+    """The product's depot ports, one asset each (``depots``: the build's, read once);
+    SpecErrors for a port no depot serves."""
     problems = port_problems(product, depots)
     if problems:
         raise SpecErrors(problems)
