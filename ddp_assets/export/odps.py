@@ -11,8 +11,11 @@ Input ports with an ODCS contract become ``inputPorts``: those consuming another
 output port and landing-zone files with a landing contract (``contracts/<port>.odcs.yaml``).
 ODPS v1.0.0 requires ``version`` and ``contractId`` on every input port, so the others
 (uncontracted files, warehouse tables) are listed in the ``sourceInputs`` custom property in
-both versions. The REST, SQL and file ports of :mod:`ddp_assets.ports` are described on each
-output port (``access``) and, for the REST API and the audit log, as ``managementPorts``.
+both versions. An output port's ``inputContracts`` are the contracts of the input ports its
+model reads (directly or through the product's other models): upstream output ports' and the
+product's own landing and depot port contracts. The REST, SQL and file ports of
+:mod:`ddp_assets.ports` are described on each output port (``access``) and, for the REST API and
+the audit log, as ``managementPorts``.
 """
 
 from __future__ import annotations
@@ -319,9 +322,23 @@ def _output_port(
     document.update(type=port.type, version=contract.version, contractId=contract.id)
     input_contracts = []
     for input_port in product.spec.input_ports:
-        if isinstance(input_port, ProductInputPort) and input_port.name in reads:
+        if input_port.name not in reads:
+            continue
+        if isinstance(input_port, ProductInputPort):
             upstream = _upstream_contract(input_port, registry, product)
             input_contracts.append({"id": upstream.id, "version": upstream.version})
+            continue
+        # a landing or depot port's own contract: what the rows it reads were checked against
+        path = (
+            _landing_contract(product, input_port)
+            if isinstance(input_port, FileInputPort)
+            else _depot_contract(product, input_port)
+            if isinstance(input_port, DepotInputPort)
+            else None
+        )
+        if path is not None:
+            checked = load_contract(path, registry.root)
+            input_contracts.append({"id": checked.id, "version": checked.version})
     if input_contracts:
         document["inputContracts"] = input_contracts
     document["customProperties"] = [
