@@ -656,3 +656,56 @@ def test_validate_shows_stored_grants_and_warns_on_stale_ones(env: Env, tmp_path
     finally:
         access.revoke(env.ctx(), scorecard.id, by="ar-other", reason="validate check done")
         access.revoke(env.ctx(), pos.id, by="ar-other", reason="validate check done")
+
+
+# -- refusals that need no warehouse (review findings) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def desk(demo_env: Any) -> access.AccessContext:
+    """The access steps on the project's store, with no product built and no server: enough
+    for the refusals, which come before anything is granted."""
+    store = Store.open(demo_env.paths)
+    tokens.issue(store, "ar-desk", [])
+    registry = Registry.load(demo_env.paths.defs_dir, demo_env.paths.root)
+    return access.AccessContext(demo_env.paths, registry, store)
+
+
+@pytest.mark.parametrize("until", ["9999-12-31", "9999-12-31T23:59:59-01:00"])
+def test_until_beyond_the_calendar_is_a_located_refusal(
+    desk: access.AccessContext, until: str
+) -> None:
+    with pytest.raises(access.AccessError) as caught:
+        access.parse_until(until)
+    assert caught.value.status == 400
+    assert f"--until {until!r} is not a date or a timestamp" in caught.value.message
+    assert caught.value.hint and "2027-01-31" in caught.value.hint
+    with pytest.raises(access.AccessError, match="is not a date or a timestamp"):
+        access.request_access(
+            desk, "customers", [], consumer="ar-desk", purpose="churn", until=until
+        )
+
+
+@pytest.mark.parametrize("rows", ["country:in:", "country:in:DE,,FR", "country:eq:"])
+def test_an_empty_row_filter_value_is_refused(desk: access.AccessContext, rows: str) -> None:
+    filed = access.request_access(desk, "customers", [], consumer="ar-desk", purpose="churn")
+    with pytest.raises(access.AccessError) as caught:
+        access.approve(desk, filed.id, approver=OWNER, rows=[rows])
+    assert caught.value.status == 400
+    assert "has an empty value" in caught.value.message, caught.value.message
+    assert caught.value.hint and "value" in caught.value.hint
+    assert access.get_request(desk.store, filed.id).status == "pending"  # nothing granted
+
+
+def test_the_self_approval_hint_names_only_the_other_owners(desk: access.AccessContext) -> None:
+    owners = desk.registry.products["customers"].spec.owners
+    assert OWNER in owners and len(owners) > 1
+    filed = access.request_access(
+        desk, "customers", [], consumer="ar-desk", purpose="churn", requested_by=OWNER
+    )
+    with pytest.raises(access.AccessError) as caught:
+        access.approve(desk, filed.id, approver=OWNER)
+    assert caught.value.status == 403 and "own request" in caught.value.message
+    hint = caught.value.hint or ""
+    assert OWNER not in hint, hint
+    assert all(o in hint for o in owners if o != OWNER), hint

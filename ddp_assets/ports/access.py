@@ -333,7 +333,8 @@ def parse_until(text: str | None, now: datetime | None = None) -> str | None:
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
         else:
             moment = _parse_at(raw)
-    except ValueError:
+        at = _at(moment)
+    except (ValueError, OverflowError):
         raise AccessError(
             400,
             f"--until {raw[:40]!r} is not a date or a timestamp",
@@ -341,7 +342,7 @@ def parse_until(text: str | None, now: datetime | None = None) -> str | None:
         ) from None
     if moment <= (now or _now()):
         raise AccessError(400, f"--until {raw[:40]} is in the past", "give a future date")
-    return _at(moment)
+    return at
 
 
 def _cleared(grants: Iterable[Grant], principals: frozenset[str], port: str) -> set[str]:
@@ -429,6 +430,13 @@ def parse_rows(product: Product, ports: Sequence[str], rows: Sequence[str]) -> l
         value: Any = None
         if op not in NO_VALUE_OPS and len(parts) == 3:
             value = parts[2].split(",") if op in LIST_OPS else parts[2]
+            if any(not v.strip() for v in (value if op in LIST_OPS else [value])):
+                raise AccessError(
+                    400,
+                    f"row filter {text[:80]!r} has an empty value",
+                    f"give the value(s) after '{op}:'"
+                    + (", comma-separated, none empty: e.g. DE,FR" if op in LIST_OPS else ""),
+                )
         try:
             condition = RowCondition.model_validate({"column": column, "op": op, "value": value})
         except ValidationError as error:
@@ -681,10 +689,15 @@ def _decider(
             400, "who decides is not known", "pass --as OWNER (or set DDP_USER, git user.email)"
         )
     if who in (request.requested_by, request.consumer):
+        others = [
+            o for o in product.spec.owners if o not in (request.requested_by, request.consumer)
+        ]
         raise AccessError(
             403,
             f"{who} cannot decide on their own request {request.id}",
-            "another of the product's owners decides: " + ", ".join(product.spec.owners),
+            "another of the product's owners decides: " + ", ".join(others)
+            if others
+            else "the product has no other owner: add one to its owners first",
         )
     if not is_owner(product, who, roles):
         raise AccessError(
