@@ -1,4 +1,4 @@
-"""``python -m bench [e2e|defs|ripple|all|rest] [--scales ...] [--repeat N]`` (``make bench``)."""
+"""``python -m bench [e2e|defs|ripple|all|rest|publish] [--scales ...]`` (``make bench``)."""
 
 from __future__ import annotations
 
