@@ -4,10 +4,7 @@ changed products, their downstream and the readers a breaking change affects (do
 from __future__ import annotations
 
 import io
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,30 +24,15 @@ class Format(StrEnum):
     json = "json"
 
 
-@contextmanager
-def _no_base_in_validate() -> Iterator[None]:
-    """The validation step without its own breaking-change check (``DDP_CONTRACT_BASE``
-    empty): ``ddp ci`` diffs the contracts once, against its own base."""
-    before = os.environ.get("DDP_CONTRACT_BASE")
-    os.environ["DDP_CONTRACT_BASE"] = ""
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("DDP_CONTRACT_BASE", None)
-        else:
-            os.environ["DDP_CONTRACT_BASE"] = before
-
-
 def _check(
     paths: ProjectPaths, registry: Registry, dbt: bool
 ) -> tuple[list[SpecProblem], dict[str, Any] | None]:
-    """What ``ddp validate`` checks, and dbt's prepared manifest (None without dbt or when the
-    specs have errors)."""
+    """What ``ddp validate`` checks, less its own breaking-change check (``ddp ci`` diffs the
+    contracts once, against its own base), and dbt's prepared manifest (None without dbt or
+    when the specs have errors)."""
     from ddp_assets.cli.products import check_project
 
-    with _no_base_in_validate():
-        return check_project(paths, registry, dbt)
+    return check_project(paths, registry, dbt, contract_base="")
 
 
 def _write(path: Path, content: bytes) -> None:

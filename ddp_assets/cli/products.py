@@ -68,10 +68,12 @@ def validate(
 
 
 def check_project(
-    paths: ProjectPaths, registry: Registry, dbt: bool = True
+    paths: ProjectPaths, registry: Registry, dbt: bool = True, contract_base: str | None = None
 ) -> tuple[list[SpecProblem], dict[str, Any] | None]:
     """Every problem ``ddp validate`` reports (``ddp ci`` runs the same), and dbt's prepared
-    manifest (None without dbt, or when the specs have errors)."""
+    manifest (None without dbt, or when the specs have errors). Breaking contract changes are
+    checked since ``contract_base`` (None: ``DDP_CONTRACT_BASE``, default ``HEAD``; ``""``:
+    not checked, as ``ddp ci`` diffs the contracts itself)."""
     problems: list[SpecProblem] = list(registry.problems)
     manifest: dict[str, Any] | None = None
     if not registry.errors:  # what the run would reject: SQL, contract columns, Python imports
@@ -85,7 +87,9 @@ def check_project(
         try:
             prepared = prepare(paths, registry)
             manifest = prepared.manifest
-            problems.extend(check_agreement(registry, prepared.manifest))
+            problems.extend(
+                check_agreement(registry, prepared.manifest, contract_base=contract_base)
+            )
             from ddp_assets.dbt.macro_check import undefined_macro_problems
 
             problems.extend(undefined_macro_problems(registry, prepared.manifest, paths.dbt_dir))
@@ -94,7 +98,7 @@ def check_project(
     elif not registry.errors:  # contracts are checked with or without dbt
         from ddp_assets.contracts.validation import contract_problems
 
-        problems.extend(contract_problems(registry))
+        problems.extend(contract_problems(registry, contract_base))
     from ddp_assets.ingest.depot_assets import depot_problems  # the depots ports name
 
     problems.extend(depot_problems(registry, paths))

@@ -49,8 +49,9 @@ def requirement_problem(
     return None
 
 
-def contract_problems(registry: Registry) -> list[SpecProblem]:
-    """Every contract problem and warning across the registry's products."""
+def contract_problems(registry: Registry, base: str | None = None) -> list[SpecProblem]:
+    """Every contract problem and warning across the registry's products; breaking changes
+    since ``base`` (None: ``DDP_CONTRACT_BASE``, default ``HEAD``; ``""``: not checked)."""
     problems: list[SpecProblem] = []
     for product in registry.products.values():
         for port in product.spec.output_ports:
@@ -77,7 +78,8 @@ def contract_problems(registry: Registry) -> list[SpecProblem]:
                     problems.extend(errors.problems)
         problems.extend(_input_problems(product, registry))
     # change management: breaking changes since the base need a major version bump
-    base = os.environ.get("DDP_CONTRACT_BASE", "HEAD")
+    if base is None:
+        base = os.environ.get("DDP_CONTRACT_BASE", "HEAD")
     if base:
         problems.extend(breaking_change_problems(registry, base))
     return unique_problems(problems)

@@ -42,7 +42,11 @@ def agreement_errors(registry: Registry, prepared: PreparedProject) -> list[Spec
 
 
 def check_agreement(
-    registry: Registry, manifest: dict[str, Any], *, contract_policy: bool = True
+    registry: Registry,
+    manifest: dict[str, Any],
+    *,
+    contract_policy: bool = True,
+    contract_base: str | None = None,
 ) -> list[SpecProblem]:
     """Problems where the manifest contradicts the specs (empty when they agree), and with
     ``contract_policy`` the contracts' own (:func:`contract_problems`)."""
@@ -132,5 +136,5 @@ def check_agreement(
                 )
             )
     if contract_policy:
-        problems.extend(contract_problems(registry))
+        problems.extend(contract_problems(registry, contract_base))
     return problems
