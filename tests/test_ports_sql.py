@@ -156,7 +156,7 @@ def test_postgres_script_command(demo_env: Any, consumers: dict[str, str]) -> No
     assert lines[0] == "begin;" and lines[-1] == "commit;"
     assert 'create view "customers__ports"."customers"' in script
     # rows filtered in the security-barrier view, over the published relation (a view itself)
-    assert 'with (security_barrier) as select' in script
+    assert "with (security_barrier) as select" in script
     assert 'from "customers"."customers" where (pg_has_role(current_user' in script
     assert "enable row level security" not in script
     assert 'grant "role:analyst" to "sql-analyst";' in script
