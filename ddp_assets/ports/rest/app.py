@@ -8,6 +8,7 @@ the server never holds the warehouse's lock. Errors are one JSON shape,
 404 for an unknown product or port, 400 for a bad column, filter, order or page.
 """
 
+import re
 import shutil
 import tempfile
 import threading
@@ -252,6 +253,29 @@ class HeadAsGet:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
+def param_hint(name: str, path_params: dict[str, Any]) -> str:
+    """What a bad query or path parameter should look like (each its own hint)."""
+
+    def shown(key: str) -> str:  # only a well-formed name is echoed back
+        value = str(path_params.get(key, ""))
+        return value if len(value) <= 63 and re.fullmatch(SLUG, value) else "{" + key + "}"
+
+    where = f"/products/{shown('product')}/ports/{shown('port')}"
+    if name == "version":
+        return f"version is the number (1 or more) of a retained version: GET {where}/versions"
+    if name == "as_of":
+        return "as_of is an ISO 8601 time, e.g. 2026-12-04T10:00:00Z"
+    if name == "format":
+        return "format is one of: " + ", ".join(FORMATS)
+    if name in ("limit", "offset"):
+        return f"limit is 1 to {MAX_LIMIT}, offset 0 to {MAX_OFFSET}"
+    if name == "filter":
+        return FILTER_SYNTAX
+    if name in ("product", "port"):
+        return "product and port names are lower-case slugs"
+    return "GET /openapi.json lists the parameters of each endpoint"
+
+
 def create_app(paths: ProjectPaths | None = None) -> FastAPI:
     """The FastAPI application over the project's products (``uvicorn --factory``)."""
     paths = paths or ProjectPaths.discover()
@@ -293,12 +317,16 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, error: RequestValidationError) -> Response:
-        problems = []
+        problems: list[str] = []
+        hints: list[str] = []
+        params = request.path_params
         for item in error.errors():
             where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("query", "path"))
             problems.append(f"{where}: {item.get('msg', 'invalid')}")
+            hint = param_hint(where.split(".")[0], params)
+            if hint not in hints:
+                hints.append(hint)
         message = "bad request: " + "; ".join(problems)[:500]
-        params = request.path_params
         record(
             caller_id(request),
             params.get("product"),
@@ -307,9 +335,7 @@ def create_app(paths: ProjectPaths | None = None) -> FastAPI:
             400,
             reason=message,
         )
-        return error_response(
-            PortError(400, message, "product and port names are lower-case slugs; " + FILTER_SYNTAX)
-        )
+        return error_response(PortError(400, message, "; ".join(hints)))
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, error: StarletteHTTPException) -> Response:
