@@ -87,3 +87,47 @@ def test_port_and_model_names_and_bad_files(tmp_path: Path) -> None:
     assert bad_file.returncode == 1 and "is not a CSV, Parquet or JSON file" in output, output
     assert "Traceback" not in output
     assert not (project.root / "acme" / "defs" / "sales" / "other").exists()
+
+
+def test_clashing_and_keyword_columns_in_a_file_at_the_landing_root(tmp_path: Path) -> None:
+    project = _fresh_project(tmp_path)
+    landing = project.data / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    (landing / "refunds.csv").write_text("Customer ID,customer-id,order,select\n1,2,3,4\n5,6,7,8\n")
+    new = project.ddp(
+        "new", "refunds", "--domain", "sales", "--from-file", str(landing / "refunds.csv")
+    )
+    assert new.returncode == 0, new.stdout + new.stderr
+    folder = project.root / "acme" / "defs" / "sales" / "refunds"
+    port = yaml.safe_load((folder / "defs.yaml").read_text())["attributes"]["input_ports"][0]
+    assert port["path"] == "*.csv"  # the landing root: no "./"
+    sql = (folder / "models/refunds.sql").read_text()
+    assert '"order" as order_' in sql and '"select" as select_' in sql, sql
+    contract = yaml.safe_load((folder / "contracts/refunds.odcs.yaml").read_text())
+    names = [p["name"] for p in contract["schema"][0]["properties"]]
+    assert names == ["customer_id", "customer_id_2", "order_", "select_"]
+    validate = project.ddp("validate")
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    run = project.ddp("materialize", "refunds")
+    assert run.returncode == 0, run.stdout + run.stderr
+    with duckdb.connect(str(project.data / "warehouse.duckdb"), read_only=True) as db:
+        rows = db.execute(
+            "select customer_id, customer_id_2, order_, select_ from refunds.refunds order by 1"
+        ).fetchall()
+    assert rows == [(1, 2, 3, 4), (5, 6, 7, 8)]
+
+
+def test_an_empty_or_missing_file_is_refused_with_a_hint(tmp_path: Path) -> None:
+    project = _fresh_project(tmp_path)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    refused = project.ddp("new", "other", "--domain", "sales", "--from-file", str(empty))
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and "is empty: there is no header" in output, output
+    missing = project.ddp(
+        "new", "other", "--domain", "sales", "--from-file", str(tmp_path / "nowhere.csv")
+    )
+    output = missing.stdout + missing.stderr
+    assert missing.returncode == 1 and "nowhere.csv does not exist" in output, output
+    assert "is not a CSV" not in output and "Traceback" not in output
+    assert not (project.root / "acme" / "defs" / "sales" / "other").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -45,14 +46,45 @@ def file_columns(path: Path, file_format: str) -> list[tuple[str, str]]:
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
-def _renamed(name: str) -> tuple[str, str]:
-    """``(select expression, column name)``: a name that is not a plain identifier (``customer
-    id``) is quoted and renamed (``customer_id``), so the contract's columns are SQL names."""
-    if _IDENTIFIER.match(name):
-        return name, name
-    alias = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower() or "column"
-    alias = alias if alias[0].isalpha() or alias[0] == "_" else f"c_{alias}"
-    return '"' + name.replace('"', '""') + f'" as {alias}', alias
+@cache
+def _keywords() -> frozenset[str]:
+    """The words sqlglot's DuckDB tokenizer reads as keywords (``order`` of ``ORDER BY``,
+    ``select``, ``end``...), less the type names (``date``, ``text``), which DuckDB takes as
+    column names: a column named so is renamed (``order_``)."""
+    from sqlglot.dialects.duckdb import DuckDB
+    from sqlglot.parser import Parser
+
+    return frozenset(
+        word.lower()
+        for key, token in DuckDB.Tokenizer.KEYWORDS.items()
+        if token not in Parser.TYPE_TOKENS
+        for word in key.split()
+        if _IDENTIFIER.match(word)
+    )
+
+
+def _renamed(names: list[str]) -> list[tuple[str, str]]:
+    """``(select expression, column name)`` of each of the file's columns: the file's name is
+    always quoted; a name that is not a plain identifier (``customer id``) is renamed
+    (``customer_id``), a keyword gets a ``_`` (``order_``) and a name another column already
+    has (DuckDB's names ignore case) a number (``customer_id_2``), so the contract's columns
+    are distinct SQL names."""
+    taken: set[str] = set()
+    renamed: list[tuple[str, str]] = []
+    for name in names:
+        alias = name
+        if not _IDENTIFIER.match(alias):
+            alias = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_").lower() or "column"
+            alias = alias if alias[0].isalpha() or alias[0] == "_" else f"c_{alias}"
+        if alias.lower() in _keywords():
+            alias = f"{alias}_"
+        base, number = alias, 2
+        while alias.lower() in taken:
+            alias, number = f"{base}_{number}", number + 1
+        taken.add(alias.lower())
+        quoted = '"' + name.replace('"', '""') + '"'
+        renamed.append((quoted if alias == name else f"{quoted} as {alias}", alias))
+    return renamed
 
 
 def scaffold_from_file(
@@ -68,10 +100,21 @@ def scaffold_from_file(
     """Write a product over ``file`` (see the module); return the files written."""
     file = file.resolve()
     file_format = FORMATS.get(file.suffix.lower())
+    if not file.exists():
+        raise _problem(
+            f"{file} does not exist",
+            "check the path (relative to the current folder), "
+            "e.g. --from-file data/landing/returns/returns.csv",
+        )
     if not file.is_file() or file_format is None:
         raise _problem(
             f"{file} is not a CSV, Parquet or JSON file",
             "e.g. --from-file data/landing/returns/returns.csv",
+        )
+    if not file.read_bytes()[:4096].strip():
+        raise _problem(
+            f"{file} is empty: there is no header to read the columns from",
+            "give a file with a header line and at least one row",
         )
     columns = file_columns(file, file_format)
     stem = re.sub(r"[^a-z0-9_]+", "_", file.stem.lower()).strip("_") or "file"
@@ -82,7 +125,9 @@ def scaffold_from_file(
     folder = paths.defs_dir / domain / product_id
     landing = paths.landing_dir.resolve()
     if landing in file.parents:
-        pattern = f"{file.parent.relative_to(landing).as_posix()}/*{file.suffix.lower()}"
+        folder_in_landing = file.parent.relative_to(landing).as_posix()  # "." at the root
+        pattern = f"*{file.suffix.lower()}"
+        pattern = pattern if folder_in_landing == "." else f"{folder_in_landing}/{pattern}"
     else:
         destination = landing / product_id / input_port / file.name
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +146,12 @@ def scaffold_from_file(
     )
     text = text.replace("  input_ports: []\n", port_yaml, 1)
     spec.write_text(text.replace("  tags: []\n", "  tags: [source-aligned]\n", 1), "utf-8")
-    renamed = [(*_renamed(name), kind) for name, kind in columns]
+    renamed = [
+        (expression, alias, kind)
+        for (expression, alias), (_, kind) in zip(
+            _renamed([name for name, _ in columns]), columns, strict=True
+        )
+    ]
     select = ",\n".join(f"    {expression}" for expression, _, _ in renamed)
     (folder / "models" / f"{model}.sql").write_text(
         f"-- The model behind the output port '{port}': every column of the landing file\n"
