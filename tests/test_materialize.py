@@ -169,3 +169,26 @@ def test_a_whole_build_runs_in_a_few_steps(
     # so the dbt work is one step with three rounds inside
     assert "ddp_dbt_models" in steps
     assert len(steps) == len(landing) + len(python) + len(depots) + 1
+
+
+@pytest.mark.parametrize(
+    ("products", "hint"), [(["custmers"], "did you mean 'customers'?"), (["nope-x"], "customers")]
+)
+def test_a_selection_of_no_assets_is_refused_and_runs_nothing(
+    demo_env, products: list[str], hint: str
+) -> None:
+    """An empty asset selection would run the whole job (every product republished)."""
+    import dagster as dg
+
+    from ddp_assets.runtime.materialize import materialize
+    from ddp_assets.spec.errors import SpecErrors
+
+    runs = dg.DagsterInstance.get().get_runs_count()
+    with pytest.raises(SpecErrors) as caught:
+        materialize(demo_env.paths, products, log_level="ERROR")
+    (problem,) = caught.value.problems
+    assert problem.field == "products" and problem.severity == "error"
+    assert f"nothing to materialize for '{products[0]}'" in problem.message
+    assert "no product of the asset graph is named so" in problem.message
+    assert problem.hint and hint in problem.hint, problem.hint
+    assert dg.DagsterInstance.get().get_runs_count() == runs  # nothing was run

@@ -26,6 +26,7 @@ from ddp_assets.runtime.orphans import (
     worker_tags,
 )
 from ddp_assets.settings import ProjectPaths
+from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, relative
 
 
 @dataclass
@@ -115,6 +116,29 @@ def selected_keys(defs: dg.Definitions, products: Sequence[str] | None) -> list[
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
+def _nothing_selected(
+    paths: ProjectPaths, graph: Any, products: Sequence[str] | None
+) -> SpecProblem:
+    """Why no asset was selected: the products asked for, and the ones the graph has."""
+    groups = sorted({g for k in graph.materializable_asset_keys if (g := graph.get(k).group_name)})
+    asked = ", ".join(f"'{p}'" for p in products or []) or "every product"
+    if groups:
+        why = "no product of the asset graph is named so"
+        hint = did_you_mean(next(iter(products or []), ""), groups) or (
+            "the products with assets: " + ", ".join(groups)
+        )
+    else:
+        why = "the asset graph has no product with assets"
+        hint = "add a product under " + relative(paths.defs_dir, paths.root) + " (ddp validate)"
+    return SpecProblem(
+        file=relative(paths.defs_dir, paths.root),
+        line=None,
+        field="products",
+        message=f"nothing to materialize for {asked}: {why}; nothing was run",
+        hint=hint,
+    )
+
+
 def materialize(
     paths: ProjectPaths,
     products: Sequence[str] | None = None,
@@ -122,10 +146,13 @@ def materialize(
     tags: dict[str, str] | None = None,
     log_level: str = "INFO",
 ) -> RunOutcome:
-    """Materialize every asset of the given products (all products when None)."""
+    """Materialize every asset of the given products (all products when None);
+    :class:`SpecErrors` when they select no asset (nothing is run)."""
     defs = definitions(paths)
     keys = selected_keys(defs, products)
     graph = defs.resolve_asset_graph()
+    if not keys:  # an empty selection would run the whole job (and publish every product)
+        raise SpecErrors([_nothing_selected(paths, graph, products)])
     job = defs.resolve_implicit_global_asset_job_def()
     # one instance for the run and its lineage: another would set up its storages again
     # (Dagster checks each SQLite file's migrations: 0.05 s of a demo run, measured)
