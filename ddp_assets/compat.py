@@ -618,3 +618,51 @@ def _sync_at_checkpoints(connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+# -- dbt's model context: the names a model may call besides macros -----------------------------
+
+
+def dbt_context_members() -> frozenset[str] | None:
+    """The members of dbt's model context (``ref``, ``source``, ``config``, ``var``, ``this``,
+    ``adapter``...), for ``ddp validate``'s undefined-macro check (``dbt/macro_check.py``);
+    None outside the tested dbt-core or when dbt keeps them elsewhere.
+
+    Private: ``dbt.context.providers.ModelContext._context_members_``, the table dbt's
+    ``@contextmember`` decorator fills (dbt-core 1.11, :data:`TESTED`). dbt has no public list
+    of these names (a context is only built for a parsed node, with an adapter). Public path
+    (None): the check cannot tell a context member from a misspelt macro, so it reports only
+    package-qualified calls to a macro the manifest's package lacks.
+    """
+    if not tested("dbt-core"):
+        return None
+    try:
+        from dbt.context.providers import ModelContext
+    except ImportError:
+        return None
+    # the class's own table (its metaclass merges the bases' into it), not a base's subset
+    members = vars(ModelContext).get("_context_members_")
+    if not isinstance(members, Mapping) or not members:
+        return None
+    return frozenset(str(name) for name in members)
+
+
+def dbt_jinja_environment() -> Any:
+    """The Jinja environment dbt renders models with (its ``{% macro %}``, ``{% test %}`` and
+    ``{% materialization %}`` tags, its globals), to parse a model as dbt does.
+
+    ``dbt_common.clients.jinja.get_environment`` (not underscored, but dbt-common documents no
+    API), in the tested dbt-core; elsewhere a plain Jinja environment with the ``do`` and loop
+    controls extensions: a file using dbt's own tags then does not parse, and is left to
+    ``dbt parse``.
+    """
+    if tested("dbt-core"):
+        try:
+            from dbt_common.clients.jinja import get_environment
+
+            return get_environment()
+        except ImportError:
+            pass
+    import jinja2
+
+    return jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])

@@ -599,3 +599,28 @@ def test_other_storages_are_left_as_they_are(tmp_path: Path) -> None:
         assert not compat.pool_sqlite_event_log(
             ephemeral
         )  # in-memory storage: not Dagster's SQLite
+
+
+# -- dbt's model context members (the undefined-macro check of ddp validate) ------------------
+
+
+def test_canary_dbts_model_context_keeps_its_members_table() -> None:
+    """Fails when dbt-core moves ``ModelContext._context_members_`` (compat's private read for
+    ``dbt/macro_check.py``): the check would fall back to package calls only."""
+    from dbt.context.providers import ModelContext
+
+    members = vars(ModelContext).get("_context_members_")
+    assert isinstance(members, dict), type(members)
+    assert {"ref", "source", "config", "var", "this", "adapter", "env_var"} <= set(members)
+    assert compat.tested("dbt-core")
+    assert compat.dbt_context_members() == frozenset(members)
+
+
+def test_dbt_context_members_fall_back_outside_the_tested_dbt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(compat.TESTED, "dbt-core", "==0.1.*")
+    assert compat.dbt_context_members() is None
+    environment = compat.dbt_jinja_environment()  # a plain Jinja environment then
+    assert "dbt" not in type(environment).__module__
+    environment.parse("{% macro m(x) %}{{ x }}{% endmacro %}{% do [].append(1) %}")

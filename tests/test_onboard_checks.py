@@ -76,6 +76,42 @@ def test_validate_names_each_undefined_macro_with_its_line(project: Project) -> 
     assert clean.returncode == 0, _output(clean)
 
 
+def test_without_dbts_context_members_only_package_calls_are_checked(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public fallback of ``compat.dbt_context_members``: when dbt moves its private table,
+    ``ref``/``config`` are not taken for undefined macros; package calls are still checked."""
+    from dbt.context.providers import ModelContext
+
+    from ddp_assets.dbt.macro_check import undefined_macro_problems
+    from ddp_assets.dbt.project import prepare
+    from ddp_assets.settings import ProjectPaths
+    from ddp_assets.spec.registry import Registry
+
+    monkeypatch.setenv("DDP_DATA_DIR", str(project.data))
+    monkeypatch.setenv("DAGSTER_HOME", str(project.home))
+    paths = ProjectPaths(project.root)
+    registry = Registry.load(paths.defs_dir, paths.root)
+    manifest = prepare(paths, registry).manifest
+    sql = project.root / "acme/defs/shop/web_analytics/models/marts/customer_engagement.sql"
+    text = sql.read_text()
+    broken = text.replace("shop_utils.safe_divide", "shop_utils.safe_divid")
+    broken = broken.replace("select\n", "select\n    {{ cents_to_dolars('x') }},\n", 1)
+    assert "ref(" in broken  # a context member is called
+    try:
+        sql.write_text(broken)
+        stock = [p.message for p in undefined_macro_problems(registry, manifest, paths.dbt_dir)]
+        monkeypatch.delattr(ModelContext, "_context_members_")
+        fallback = [p.message for p in undefined_macro_problems(registry, manifest, paths.dbt_dir)]
+    finally:
+        sql.write_text(text)
+    package = "package 'shop_utils' has no macro 'safe_divid'"
+    assert (
+        package in stock and "'cents_to_dolars' is not a macro of this project or of dbt" in stock
+    )
+    assert fallback == [package], fallback
+
+
 def test_a_failed_build_is_one_message_at_the_model_file(project: Project) -> None:
     sql = project.root / "acme/defs/shop/customers/models/staging/stg_customers.sql"
     text = sql.read_text()

@@ -13,6 +13,8 @@ macro namespace does, against the parsed manifest:
   such as ``adapter`` or ``exceptions`` is not a package call).
 
 Each problem names the file and the line of the call, with the closest macro as a hint.
+dbt's context members and Jinja environment come from :mod:`ddp_assets.compat` (a private dbt
+table, in the tested dbt-core only); outside it, only ``package.name(...)`` calls are checked.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from ddp_assets.spec.registry import Registry
 _ALWAYS = {"caller", "loop", "varargs", "kwargs", "builtins", "doc", "super", "self"}
 
 
-def _context_names() -> set[str]:
-    from dbt.context.providers import ModelContext
-    from dbt_common.clients.jinja import get_environment
+def _context_names() -> set[str] | None:
+    """dbt's model-context members, Jinja's globals and :data:`_ALWAYS`; None when this dbt's
+    members cannot be read (:func:`ddp_assets.compat.dbt_context_members`)."""
+    from ddp_assets import compat
 
-    members = getattr(ModelContext, "_context_members_", {})
-    return set(members) | set(get_environment().globals) | _ALWAYS
+    members = compat.dbt_context_members()
+    if members is None:
+        return None
+    return set(members) | set(compat.dbt_jinja_environment().globals) | _ALWAYS
 
 
 def _macros(manifest: dict[str, Any]) -> dict[str, set[str]]:
@@ -47,10 +52,11 @@ def _macros(manifest: dict[str, Any]) -> dict[str, set[str]]:
 def _calls(source: str) -> Iterable[tuple[int, str | None, str]] | None:
     """``(line, namespace, name)`` of each call the file makes to a name it does not define;
     None when dbt's Jinja cannot parse it (dbt parse reports that)."""
-    from dbt_common.clients.jinja import get_environment
     from jinja2 import TemplateSyntaxError, meta, nodes
 
-    environment = get_environment()
+    from ddp_assets import compat
+
+    environment = compat.dbt_jinja_environment()
     try:
         tree = environment.parse(source)
         undeclared = meta.find_undeclared_variables(tree)
@@ -82,6 +88,10 @@ def undefined_macro_problems(
     for name in internal:
         unqualified |= packages.get(name, set())
     context = _context_names()
+    # without dbt's context members, ref/config/adapter... look like undefined macros: only
+    # calls into an installed package are checked then
+    only_packages = context is None
+    context = context or set()
     files = [path for p in registry.products.values() for path in p.sql_models.values()]
     macro_dir = dbt_dir / "macros"
     if macro_dir.is_dir():
@@ -94,6 +104,8 @@ def undefined_macro_problems(
             continue
         shown = relative(path, registry.root)
         for line, namespace, name in calls or ():
+            if only_packages and namespace not in packages:
+                continue
             if namespace is None:
                 if name in context or name in unqualified:
                     continue
