@@ -173,6 +173,21 @@ class Outbox:
         )
         return len(dead)
 
+    def emit_once(
+        self, key: str, payload: list[dict[str, Any]], transport: Transport
+    ) -> EmitResult:
+        """Append ``payload`` and deliver the outbox, once per ``key`` (a run or rollback id):
+        under the lock, a key already marked is not appended again."""
+        with self.locked():
+            marker = self.marker(key)
+            if marker.exists():
+                return EmitResult(key, "already-emitted")
+            self.append(payload)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(len(payload)), encoding="utf-8")
+            result = self.deliver(one_short_attempt(transport))
+        return EmitResult(key, "emitted", len(payload), result, self.events_file)
+
     def deliver(self, transport: Transport) -> FlushResult:
         """Send pending events in order; stop at the first failure. Call under :meth:`locked`."""
         set_aside = self.set_aside_unreadable()
@@ -395,18 +410,9 @@ def emit_run_lineage(
     transport = make_transport(outbox.folder)
     if transport is None:
         return EmitResult(run_id, "disabled")
-    payload = [event_dict(event) for event in events]
-    with outbox.locked():
-        marker = outbox.marker(run_id)
-        if marker.exists():
-            return EmitResult(run_id, "already-emitted")
-        outbox.append(payload)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(len(payload)), encoding="utf-8")
-        result = outbox.deliver(one_short_attempt(transport))
-    emitted = EmitResult(run_id, "emitted", len(payload), result, outbox.events_file)
-    if emitted.notice:
-        log.warning("%s (%s)", emitted.notice, result.error)
+    emitted = outbox.emit_once(run_id, [event_dict(event) for event in events], transport)
+    if emitted.notice and emitted.flush is not None:
+        log.warning("%s (%s)", emitted.notice, emitted.flush.error)
     return emitted
 
 

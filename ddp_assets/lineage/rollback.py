@@ -33,7 +33,6 @@ from ddp_assets.lineage.emit import (
     lineage_dir,
     lineage_disabled,
     make_transport,
-    one_short_attempt,
 )
 from ddp_assets.lineage.events import _stamp
 from ddp_assets.lineage.facets import FACET_NAME, DataProductDatasetFacet, DataProductJobFacet
@@ -163,13 +162,4 @@ def emit_rollback_lineage(
     transport = make_transport(outbox.folder)
     if transport is None:
         return EmitResult(rollback_id, "disabled")
-    payload = [event_dict(event) for event in events]
-    with outbox.locked():
-        marker = outbox.marker(rollback_id)
-        if marker.exists():
-            return EmitResult(rollback_id, "already-emitted")
-        outbox.append(payload)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(len(payload)), encoding="utf-8")
-        result = outbox.deliver(one_short_attempt(transport))
-    return EmitResult(rollback_id, "emitted", len(payload), result, outbox.events_file)
+    return outbox.emit_once(rollback_id, [event_dict(event) for event in events], transport)
