@@ -45,12 +45,37 @@ def graph_snapshot(defs: dg.Definitions) -> dict[str, object]:
     return {"assets": assets}
 
 
+def match_snapshot(actual: dict[str, object], snapshot: Path) -> None:
+    """``actual`` equals the committed snapshot; written only with DDP_UPDATE_SNAPSHOTS=1
+    (a missing snapshot fails: a test that writes its own expectation cannot fail)."""
+    if os.environ.get("DDP_UPDATE_SNAPSHOTS") == "1":
+        snapshot.write_text(json.dumps(actual, indent=2, sort_keys=True) + "\n")
+    elif not snapshot.exists():
+        pytest.fail(
+            f"the snapshot {snapshot} is missing: write it with "
+            "DDP_UPDATE_SNAPSHOTS=1 pytest tests/test_definitions.py, review it and commit it"
+        )
+    assert actual == json.loads(snapshot.read_text())
+
+
 def test_definitions_load_and_match_snapshot(defs: dg.Definitions) -> None:
-    actual = graph_snapshot(defs)
-    if os.environ.get("DDP_UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
-        SNAPSHOT.write_text(json.dumps(actual, indent=2, sort_keys=True) + "\n")
-    expected = json.loads(SNAPSHOT.read_text())
-    assert actual == expected
+    match_snapshot(graph_snapshot(defs), SNAPSHOT)
+
+
+def test_a_missing_snapshot_fails_and_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "asset_graph.json"
+    monkeypatch.delenv("DDP_UPDATE_SNAPSHOTS", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="DDP_UPDATE_SNAPSHOTS=1"):
+        match_snapshot({"assets": {}}, missing)
+    assert not missing.exists()
+    monkeypatch.setenv("DDP_UPDATE_SNAPSHOTS", "1")
+    match_snapshot({"assets": {}}, missing)  # asked for: written, then it matches
+    monkeypatch.delenv("DDP_UPDATE_SNAPSHOTS")
+    match_snapshot({"assets": {}}, missing)
+    with pytest.raises(AssertionError):
+        match_snapshot({"assets": {"a": {}}}, missing)
 
 
 def test_one_group_per_product(defs: dg.Definitions, registry: Registry) -> None:
