@@ -149,3 +149,32 @@ def test_a_dbt_parse_error_in_materialize_is_the_message_validate_shows(project:
     message = _output(validate).split("\n1 error(s)")[0]
     assert message in _output(run), _output(run)
     assert "ComponentTreeException" not in _output(run) and "Traceback" not in _output(run)
+
+
+def test_a_pin_of_a_version_never_published_is_a_located_warning(project: Project) -> None:
+    spec = project.root / "acme/defs/shop/web_analytics/defs.yaml"
+    text = spec.read_text()
+    port = "      product: customers.dim_customers\n"
+    assert text.count(port) == 1
+    pinned = text.replace(port, port + "      pin: 99\n")
+    line = pinned.splitlines().index("      pin: 99") + 1
+    try:
+        spec.write_text(pinned)
+        unbuilt = project.ddp("validate")  # no version of the upstream yet: nothing to say
+        built = project.ddp("materialize", "customers")
+        assert built.returncode == 0, _output(built)
+        warned = project.ddp("validate")
+        spec.write_text(pinned.replace("pin: 99", "pin: 1"))
+        kept = project.ddp("validate")
+    finally:
+        spec.write_text(text)
+    assert unbuilt.returncode == 0 and "pins version" not in _output(unbuilt), _output(unbuilt)
+    output = _output(warned)
+    assert warned.returncode == 0, output  # a warning: validate still passes
+    assert (
+        f"acme/defs/shop/web_analytics/defs.yaml:{line}: warning: input_ports[1].pin: "
+        "input port 'dim_customers' pins version 99 of customers.dim_customers, "
+        "which it never published"
+    ) in output, output
+    assert "retained versions of customers.dim_customers: 1 " in output, output
+    assert kept.returncode == 0 and "pins version" not in _output(kept), _output(kept)

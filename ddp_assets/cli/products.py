@@ -106,6 +106,9 @@ def check_project(
 
     if not registry.errors:
         problems.extend(access.validate_problems(registry, paths))
+        from ddp_assets.contracts.pins import pin_problems  # pins of versions never retained
+
+        problems.extend(pin_problems(registry, paths))
     return unique_problems(problems), manifest
 
 
