@@ -145,11 +145,11 @@ def test_types_come_from_the_warehouse_and_tests_from_dbt(
     columns = {p["name"]: p for p in orders["schema"][0]["properties"]}
     assert columns["order_id"]["required"] and columns["order_id"]["unique"]
     assert columns["amount"]["physicalType"] == "decimal(16,2)"
-    assert columns["status"]["quality"][0]["arguments"]["validValues"] == [
-        "placed",
-        "shipped",
-        "completed",
-        "returned",
+    assert columns["status"]["enum"] == [  # dbt's accepted_values, as ODCS v3.2.0 enum
+        {"value": "placed"},
+        {"value": "shipped"},
+        {"value": "completed"},
+        {"value": "returned"},
     ]
     rule = columns["customer_id"]["quality"][0]  # the relationships test, through the port
     assert rule["type"] == "sql" and "customers.dim_customers" in rule["query"]

@@ -98,9 +98,9 @@ def _property(column: ColumnFacts) -> CommentedMap:
         prop["required"] = True
     if column.unique:
         prop["unique"] = True
-    quality = CommentedSeq()
     if column.valid_values:
-        quality.append(_valid_values_rule(column.valid_values))
+        prop["enum"] = _enum(column.valid_values)
+    quality = CommentedSeq()
     quality.extend(_rule(r) for r in column.rules)
     if quality:
         prop["quality"] = quality
@@ -113,16 +113,16 @@ def _rule(rule: dict[str, Any]) -> CommentedMap:
     return out
 
 
-def _valid_values_rule(values: list[Any]) -> CommentedMap:
-    rule = CommentedMap()
-    rule["metric"] = "invalidValues"
-    arguments = CommentedMap()
-    listed = CommentedSeq(values)
-    listed.fa.set_flow_style()
-    arguments["validValues"] = listed
-    rule["arguments"] = arguments
-    rule["mustBe"] = 0
-    return rule
+def _enum(values: list[Any]) -> CommentedSeq:
+    """dbt's accepted values as the property's ODCS v3.2.0 ``enum`` (objects with a ``value``;
+    ddp checks it as an accepted-values rule, ``contracts/compiler.py``)."""
+    listed = CommentedSeq()
+    for value in values:
+        entry = CommentedMap()
+        entry["value"] = value
+        entry.fa.set_flow_style()
+        listed.append(entry)
+    return listed
 
 
 def contract_text(
@@ -241,12 +241,9 @@ def _refresh_property(prop: CommentedMap, column: ColumnFacts) -> list[str]:
         has_rule = isinstance(quality, list) and any(
             isinstance(r, dict) and r.get("metric") == "invalidValues" for r in quality
         )
-        if not has_rule:
-            if not isinstance(quality, list):
-                quality = CommentedSeq()
-                prop["quality"] = quality
-            quality.append(_valid_values_rule(column.valid_values))
-            changes.append(f"column '{name}': accepted values written as an invalidValues rule")
+        if not has_rule and not prop.get("enum"):  # the author's own list stays as written
+            prop["enum"] = _enum(column.valid_values)
+            changes.append(f"column '{name}': accepted values written as its enum")
     for rule in column.rules:
         quality = prop.get("quality")
         if isinstance(quality, list) and any(
