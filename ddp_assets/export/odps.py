@@ -115,12 +115,13 @@ def to_odps(
     for port in spec.input_ports:
         if isinstance(port, ProductInputPort):
             input_ports.append(_input_port(port, registry, product))
-        elif isinstance(port, FileInputPort):
-            landing = _landing_contract(product, port)
-            if landing is not None:
-                input_ports.append(_file_input_port(port, landing, registry))
-        elif isinstance(port, DepotInputPort) and _depot_contract(product, port) is not None:
-            input_ports.append(_depot_input_port(port, product, registry))
+        elif isinstance(port, FileInputPort | DepotInputPort):
+            if (checked := _port_contract(product, port)) is None:
+                continue
+            if isinstance(port, FileInputPort):
+                input_ports.append(_file_input_port(port, checked, registry))
+            else:
+                input_ports.append(_depot_input_port(port, checked, registry))
     if input_ports:
         document["inputPorts"] = input_ports
     reads = _input_ports_read(product, registry)
@@ -251,57 +252,50 @@ def _input_port(port: ProductInputPort, registry: Registry, product: Product) ->
     }
 
 
-def _landing_contract(product: Product, port: FileInputPort) -> Path | None:
-    """The optional landing contract of a file input port (``contracts/<port>.odcs.yaml``)."""
+def _port_contract(product: Product, port: FileInputPort | DepotInputPort) -> Path | None:
+    """The optional contract of a file or depot input port (``contracts/<port>.odcs.yaml``):
+    what the files landed or the rows loaded are checked against."""
     path = product.folder / "contracts" / f"{port.name}.odcs.yaml"
     return path if path.is_file() else None
 
 
 def _file_input_port(port: FileInputPort, path: Path, registry: Registry) -> dict[str, Any]:
-    contract = load_contract(path, registry.root)
     custom = [
         _property("type", "file", "Landing-zone files, checked against the contract on landing."),
         _property("path", port.path, "Glob relative to the landing zone."),
         _property("format", port.format, "File format: csv, parquet or json."),
-        _property(
-            "contract",
-            relative(path, registry.root),
-            "The landing contract (ODCS) the files are checked against.",
-        ),
     ]
-    if port.description:
-        custom.append(_property("description", port.description, "What the port is used for."))
-    return {
-        "name": port.name,
-        "version": contract.version,
-        "contractId": contract.id,
-        "customProperties": custom,
-    }
+    return _contracted_input_port(port, path, registry, custom, "The landing contract (ODCS)")
 
 
-def _depot_contract(product: Product, port: DepotInputPort) -> Path | None:
-    """The optional input contract of a depot port (``contracts/<port>.odcs.yaml``)."""
-    path = product.folder / "contracts" / f"{port.name}.odcs.yaml"
-    return path if path.is_file() else None
-
-
-def _depot_input_port(port: DepotInputPort, product: Product, registry: Registry) -> dict[str, Any]:
-    path = _depot_contract(product, port)
-    assert path is not None
-    contract = load_contract(path, registry.root)
+def _depot_input_port(port: DepotInputPort, path: Path, registry: Registry) -> dict[str, Any]:
     what = port.table or port.query or port.resource or port.files
     custom = [
         _property("type", "depot", "Loaded by dlt from a depot (docs/depots.md)."),
         _property("depot", port.depot, "The depot: depots/<depot>.yaml (no credentials here)."),
         _property("source", what, "The table, query, API resource or file glob loaded."),
-        _property(
-            "contract",
-            relative(path, registry.root),
-            "The input contract (ODCS) the loaded rows are checked against.",
-        ),
     ]
     if port.cursor:
         custom.append(_property("cursor", port.cursor, "Incremental cursor column."))
+    return _contracted_input_port(port, path, registry, custom, "The input contract (ODCS)")
+
+
+def _contracted_input_port(
+    port: FileInputPort | DepotInputPort,
+    path: Path,
+    registry: Registry,
+    custom: list[dict[str, Any]],
+    contract_label: str,
+) -> dict[str, Any]:
+    """An ODPS input port of a file or depot port with its own contract (``path``)."""
+    contract = load_contract(path, registry.root)
+    custom.append(
+        _property(
+            "contract",
+            relative(path, registry.root),
+            f"{contract_label} the rows are checked against.",
+        )
+    )
     if port.description:
         custom.append(_property("description", port.description, "What the port is used for."))
     return {
@@ -330,10 +324,8 @@ def _output_port(
             continue
         # a landing or depot port's own contract: what the rows it reads were checked against
         path = (
-            _landing_contract(product, input_port)
-            if isinstance(input_port, FileInputPort)
-            else _depot_contract(product, input_port)
-            if isinstance(input_port, DepotInputPort)
+            _port_contract(product, input_port)
+            if isinstance(input_port, FileInputPort | DepotInputPort)
             else None
         )
         if path is not None:
@@ -538,8 +530,10 @@ def _product_properties(product: Product) -> list[dict[str, Any]]:
         port.model_dump(exclude_none=True)
         for port in spec.input_ports
         if isinstance(port, TableInputPort)
-        or (isinstance(port, FileInputPort) and _landing_contract(product, port) is None)
-        or (isinstance(port, DepotInputPort) and _depot_contract(product, port) is None)
+        or (
+            isinstance(port, FileInputPort | DepotInputPort)
+            and _port_contract(product, port) is None
+        )
     ]
     if sources:
         custom.append(
