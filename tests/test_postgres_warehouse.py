@@ -256,7 +256,9 @@ def test_lineage_names_postgres_datasets(pg_demo: PostgresDemo, shared_spec: Pat
     assert f"{DATABASE}.customers.customers" in warehouse
     assert f"{DATABASE}.customers__staging.customers" in warehouse
     assert f"{DATABASE}.customer_360.churn_scores" in warehouse
-    assert {ns for ns, _ in datasets} == {namespace, "file"}, {ns for ns, _ in datasets}
+    # the warehouse, the landing files and the demo depot's SQLite database (its file path)
+    helpdesk = f"sqlite://{pg_demo.data_dir / 'landing' / 'helpdesk' / 'helpdesk.sqlite'}"
+    assert {ns for ns, _ in datasets} == {namespace, "file", helpdesk}, {ns for ns, _ in datasets}
     sql = {
         e["job"]["facets"]["sql"]["dialect"] for e in events if "sql" in e["job"].get("facets", {})
     }
