@@ -62,9 +62,12 @@ class Loaded:
     depots: Depots | None
 
 
+def _project_depots(paths: ProjectPaths) -> Depots | None:
+    return load_depots(paths) if paths.depots_dir.is_dir() else None
+
+
 def _read_files(paths: ProjectPaths) -> Loaded:
-    registry = Registry.load(paths.defs_dir, paths.root)
-    return Loaded(registry, load_depots(paths) if paths.depots_dir.is_dir() else None)
+    return Loaded(Registry.load(paths.defs_dir, paths.root), _project_depots(paths))
 
 
 def _read(path: Path, key: str) -> tuple[Loaded, dict[Any, Any]] | None:
@@ -110,8 +113,7 @@ def store(paths: ProjectPaths, registry: Registry) -> None:
     """Keep ``registry`` (with the depots) and the contract plans compiled so far for the next
     loads (``ddp prepare`` calls this, so even the first load after it reads no YAML)."""
     if not registry.errors:
-        depots = load_depots(paths) if paths.depots_dir.is_dir() else None
-        _write(_cache_file(paths), _key(paths), Loaded(registry, depots))
+        _write(_cache_file(paths), _key(paths), Loaded(registry, _project_depots(paths)))
 
 
 @contextmanager
