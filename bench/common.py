@@ -238,6 +238,8 @@ def copy_project(destination: Path, *, with_products: bool = True) -> Path:
     package = REPO / "ddp_assets"
     if with_products:
         shutil.copytree(package, destination / "ddp_assets", ignore=skip)
+        if (REPO / "depots").is_dir():  # the depots the demo's products read
+            shutil.copytree(REPO / "depots", destination / "depots", ignore=skip)
     else:
 
         def skip_products(folder: str, names: list[str]) -> set[str]:
