@@ -424,6 +424,86 @@ class Retention(_Strict):
     versions: int = Field(default=3, ge=1, le=1000, description="Newest versions kept.")
 
 
+PARTITION_COLUMN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Partitioning(_Strict):
+    """How a product is partitioned: each run builds, audits and publishes one partition (or a
+    range of them) of every output port, and leaves the others as they were.
+
+    Time windows (``by: hour|day|month``) of a timestamp or date column, from ``start`` on, in
+    ``timezone``; or static keys (``by: key``) of a column. The column is the landing data's
+    (every model filters on it with ``{{ ddp_partition_filter('<column>') }}``); an output
+    port whose relation names it differently says so with ``partition_column``.
+    """
+
+    by: Literal["hour", "day", "month", "key"] = Field(
+        description="hour, day or month windows of a time column, or key: static keys."
+    )
+    column: str = Field(
+        pattern=PARTITION_COLUMN, max_length=63, description="The column partitions split on."
+    )
+    start: str | None = Field(
+        default=None, description="The first window's start (time windows), e.g. '2026-01-01'."
+    )
+    timezone: str = Field(default="UTC", description="The windows' time zone (time windows).")
+    keys: list[Annotated[str, Field(pattern=r"^[\w.-]+$", max_length=63)]] = Field(
+        default_factory=list, description="The partition keys (by: key)."
+    )
+    batch: int = Field(
+        default=31,
+        ge=1,
+        le=1000,
+        description="Most partitions one run builds in a backfill (bounded batches).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        for layout in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"):
+            try:
+                datetime.strptime(value, layout)
+                return value
+            except ValueError:
+                continue
+        raise spec_error(
+            f"start {value!r} is not a date", "write the first window's day, e.g. '2026-01-01'"
+        )
+
+    @model_validator(mode="after")
+    def _kind(self) -> Partitioning:
+        if self.by == "key":
+            if not self.keys:
+                raise spec_error(
+                    "static partitions need their keys",
+                    "list them, e.g. 'keys: [emea, amer, apac]'",
+                    "keys",
+                )
+            if len(set(self.keys)) != len(self.keys):
+                raise spec_error("a partition key is listed twice", "list each key once", "keys")
+        else:
+            if self.start is None:
+                raise spec_error(
+                    f"{self.by}ly windows need a start",
+                    "write the first window's day, e.g. 'start: \"2026-01-01\"'",
+                    "start",
+                )
+            if self.keys:
+                raise spec_error(
+                    "keys are for 'by: key' partitions",
+                    f"remove 'keys' (windows of {self.by}s have no static keys)",
+                    "keys",
+                )
+        return self
+
+
 class OutputPort(_Strict):
     """A published relation consumers may read, governed by an ODCS contract."""
 
@@ -434,6 +514,12 @@ class OutputPort(_Strict):
     description: str | None = None
     retain: Retention | None = Field(
         default=None, description="Versions kept (default: the platform's, 3)."
+    )
+    partition_column: str | None = Field(
+        default=None,
+        pattern=PARTITION_COLUMN,
+        max_length=63,
+        description="The port's column holding the partition (default: partitions.column).",
     )
 
 
@@ -671,6 +757,9 @@ class ProductSpec(_Strict):
     models: ModelSelection = Field(default_factory=ModelSelection)
     python_models: list[PythonModel] = Field(default_factory=list)
     output_ports: list[OutputPort] = Field(min_length=1)
+    partitions: Partitioning | None = Field(
+        default=None, description="Partitioned runs: each builds and publishes one partition."
+    )
     slos: SLOs = Field(default_factory=SLOs)
     policies: Policies = Field(default_factory=Policies)
 
@@ -704,7 +793,22 @@ class ProductSpec(_Strict):
                     "model",
                 )
             backed[port.model] = port.name
+            if port.partition_column is not None and self.partitions is None:
+                raise spec_error(
+                    f"output port '{port.name}' names a partition_column, but the product is "
+                    "not partitioned",
+                    "declare 'partitions:' (by, column, start) or remove partition_column",
+                    "output_ports",
+                    index,
+                    "partition_column",
+                )
         return self
+
+    def partition_column(self, port: OutputPort) -> str | None:
+        """The column of ``port``'s relation its partitions split on (None: unpartitioned)."""
+        if self.partitions is None:
+            return None
+        return port.partition_column or self.partitions.column
 
     @property
     def source_aligned(self) -> bool:

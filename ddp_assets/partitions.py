@@ -1,0 +1,130 @@
+"""A product's partitions: the Dagster ``PartitionsDefinition`` its assets share, and the windows
+a run builds.
+
+A partitioned product (its spec's ``partitions:``, :class:`~ddp_assets.spec.model.Partitioning`)
+has every asset partitioned alike: the landing tables, the dbt models, the output ports and their
+checks. A run builds one partition or a contiguous range of them (a backfill batch); what the run
+builds is a list of :class:`Window`: a time window ``[start, end)`` in UTC (the warehouse keeps
+UTC timestamps), or a static key. dbt receives them as the ``ddp_partition`` var (the
+``ddp_partition_filter`` macro turns it into a ``WHERE`` clause); the publish replaces exactly
+those partitions of each output port (:mod:`ddp_assets.contracts.partitioned`).
+
+Dagster's own partition definitions are used as they are (``TimeWindowPartitionsDefinition``
+keys, time zones, daylight saving); this module only translates them for dbt and the warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from ddp_assets.spec.model import Partitioning, ProductSpec
+
+DBT_VAR = "ddp_partition"
+"""The dbt var a partitioned run passes: ``{"keys": [...], "start": ..., "end": ..., ...}``."""
+
+_CRON = {"hour": "0 * * * *", "day": "0 0 * * *", "month": "0 0 1 * *"}
+_FORMAT = {"hour": "%Y-%m-%d-%H:%M", "day": "%Y-%m-%d", "month": "%Y-%m-%d"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """One partition a run builds: a time window ``[start, end)`` (naive UTC), or a static key."""
+
+    key: str
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        if self.start is None or self.end is None:
+            return {"key": self.key}
+        return {"key": self.key, "start": _sql_time(self.start), "end": _sql_time(self.end)}
+
+
+def _sql_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _start(partitioning: Partitioning) -> datetime:
+    assert partitioning.start is not None  # the spec requires it for time windows
+    for layout in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"):
+        try:
+            return datetime.strptime(partitioning.start, layout)
+        except ValueError:
+            continue
+    raise ValueError(f"start {partitioning.start!r} is not a date")
+
+
+def definition_of(partitioning: Partitioning) -> dg.PartitionsDefinition:
+    """The Dagster partitions of a ``partitions:`` declaration (equal declarations give equal
+    definitions, so products partitioned alike map window to window)."""
+    if partitioning.by == "key":
+        return dg.StaticPartitionsDefinition(list(partitioning.keys))
+    return dg.TimeWindowPartitionsDefinition(
+        start=_start(partitioning),
+        cron_schedule=_CRON[partitioning.by],
+        fmt=_FORMAT[partitioning.by],
+        timezone=partitioning.timezone,
+    )
+
+
+def partitions_def(spec: ProductSpec) -> dg.PartitionsDefinition | None:
+    """The partitions every asset of the product shares; None when it is unpartitioned."""
+    return definition_of(spec.partitions) if spec.partitions is not None else None
+
+
+def backfill_policy(spec: ProductSpec) -> dg.BackfillPolicy | None:
+    """Backfills run in bounded batches of ``partitions.batch`` partitions per run."""
+    if spec.partitions is None:
+        return None
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=spec.partitions.batch)
+
+
+def windows(spec: ProductSpec, keys: Sequence[str]) -> list[Window]:
+    """The windows of the given partition keys of a partitioned product, in key order."""
+    assert spec.partitions is not None
+    definition = definition_of(spec.partitions)
+    if not isinstance(definition, dg.TimeWindowPartitionsDefinition):
+        return [Window(key) for key in keys]
+    found: list[Window] = []
+    for key in keys:
+        window = definition.time_window_for_partition_key(key)
+        found.append(Window(key, _utc(window.start), _utc(window.end)))
+    return sorted(found, key=lambda w: (w.start or datetime.min, w.key))
+
+
+def run_windows(spec: ProductSpec, context: Any) -> list[Window] | None:
+    """The windows an asset execution context builds (None: the product is unpartitioned or
+    the run is not partitioned)."""
+    if spec.partitions is None or not context.has_partition_key_range:
+        return None
+    return windows(spec, list(context.partition_keys))
+
+
+def dbt_vars(spec: ProductSpec, built: Sequence[Window]) -> dict[str, Any]:
+    """The ``ddp_partition`` var of a run over ``built`` (see ``ddp_partition_filter``)."""
+    assert spec.partitions is not None
+    value: dict[str, Any] = {
+        "by": spec.partitions.by,
+        "column": spec.partitions.column,
+        "keys": [w.key for w in built],
+    }
+    starts = [w.start for w in built if w.start is not None]
+    ends = [w.end for w in built if w.end is not None]
+    if starts and ends:
+        value.update(start=_sql_time(min(starts)), end=_sql_time(max(ends)))
+    return {DBT_VAR: value}
+
+
+def dbt_vars_argument(spec: ProductSpec, built: Sequence[Window]) -> list[str]:
+    """``--vars`` for ``dbt build`` of a partitioned run."""
+    return ["--vars", json.dumps(dbt_vars(spec, built))]
