@@ -491,7 +491,8 @@ class Partitioning(_Strict):
         else:
             if self.start is None:
                 raise spec_error(
-                    f"{self.by}ly windows need a start",
+                    f"{ {'hour': 'hourly', 'day': 'daily', 'month': 'monthly'}[self.by] } "
+                    "windows need a start",
                     "write the first window's day, e.g. 'start: \"2026-01-01\"'",
                     "start",
                 )
