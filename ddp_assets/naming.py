@@ -37,6 +37,12 @@ def product_schema(product: str) -> str:
     return product
 
 
+def dbt_asset_name(product: str | None) -> str:
+    """The dbt multi-asset (its step) of the unpartitioned products (None), or of one
+    partitioned product (a multi-asset has one PartitionsDefinition)."""
+    return "ddp_dbt_models" if product is None else f"ddp_dbt_{product}"
+
+
 def staging_schema(product: str) -> str:
     """The schema where a product's output ports are built before they are published."""
     return f"{product}{STAGING_SUFFIX}"
