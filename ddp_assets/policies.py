@@ -28,16 +28,25 @@ def automation_condition(spec: ProductSpec) -> dg.AutomationCondition | None:
     the old upstream finishing while the upstream publishes) the reset wins and the consumer
     keeps stale data. Here only a request of the asset resets the trigger, so an upstream update
     always leads to a run that starts after it (at worst one extra refresh).
+
+    A partitioned product refreshes *any* partition whose upstream partition updated (a late
+    file for an old day republishes that day), not only the latest window as ``eager`` does; a
+    partition that is merely missing is not requested (its landing files bring it: the landing
+    sensor requests that partition).
     """
     if spec.slos.refresh != "on_upstream_change":
         return None
     condition = dg.AutomationCondition
-    upstream_changed = (condition.newly_missing() | condition.any_deps_updated()).since(
-        condition.newly_requested() | condition.initial_evaluation()
-    )
+    if spec.partitions is None:
+        window = condition.in_latest_time_window()
+        trigger = condition.newly_missing() | condition.any_deps_updated()
+    else:
+        window = None
+        trigger = condition.any_deps_updated()
+    upstream_changed = trigger.since(condition.newly_requested() | condition.initial_evaluation())
+    gate = (window & upstream_changed) if window is not None else upstream_changed
     return (
-        condition.in_latest_time_window()
-        & upstream_changed
+        gate
         & ~condition.any_deps_missing()
         & ~condition.any_deps_in_progress()
         & ~condition.in_progress()

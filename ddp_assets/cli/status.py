@@ -27,12 +27,26 @@ def status(
     products = [registry.get(product).id] if product else sorted(registry.products)
     cards = scorecards(instance(paths), definitions(paths), registry, products)
     published = _published(paths, registry, products)
+    from ddp_assets.catalog.partitions import partition_status
+
+    run_instance = instance(paths)
+    parts = {p: partition_status(run_instance, registry.get(p)) for p in products}
     if as_json:
-        print_json([{**card.to_dict(), "published": published[card.product]} for card in cards])
+        print_json(
+            [
+                {
+                    **card.to_dict(),
+                    "published": published[card.product],
+                    "partitions": parts[card.product],
+                }
+                for card in cards
+            ]
+        )
         return
+    partitioned = any(parts.values())
     table = Table(
         "product", "state", "freshness", "published", "last run", "checks passed", "open alerts",
-        "why",
+        *(["partitions"] if partitioned else []), "why",
     )  # fmt: skip
     for card in cards:
         colour = STATE_COLOURS.get(card.state, "white")
@@ -51,9 +65,25 @@ def status(
             card.last_run["status"] if card.last_run else "-",
             "-" if rate is None else f"{rate:.0%} of {card.checks_evaluated}",
             str(len(card.open_alerts)),
+            *([_partitions_cell(parts[card.product])] if partitioned else []),
             "; ".join(card.reasons),
         )
     out.print(table)
+
+
+def _partitions_cell(found: dict[str, Any] | None) -> str:
+    """'30/31, latest 2026-01-30 (5.2h old), 1 missing: 2026-01-12' or '-'."""
+    if found is None:
+        return "-"
+    text = f"{found['published']}/{found['partitions']}"
+    if found.get("latest"):
+        age = found.get("latest_age_hours")
+        text += f", latest {found['latest']}" + (f" ({age}h old)" if age is not None else "")
+    if found["missing_count"]:
+        shown = ", ".join(found["missing"][:3])
+        more = "..." if found["missing_count"] > 3 else ""
+        text += f", {found['missing_count']} missing: {shown}{more}"
+    return text
 
 
 def _published(paths: ProjectPaths, registry: Any, products: list[str]) -> dict[str, Any]:

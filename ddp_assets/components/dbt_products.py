@@ -40,8 +40,11 @@ from ddp_assets.dbt.agreement import agreement_errors
 from ddp_assets.dbt.project import dbt_resource, run_target_path
 from ddp_assets.dbt.translator import ProductTranslator, resolve_in_dependency_order
 from ddp_assets.metadata import WRITER_POOL
+from ddp_assets.naming import dbt_asset_name
+from ddp_assets.partitions import backfill_policy, dbt_vars_argument, partitions_def, run_windows
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors
+from ddp_assets.spec.model import ProductSpec
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import warehouse_for
 
@@ -73,26 +76,81 @@ class DbtProducts(dg.Component, dg.Model, dg.Resolvable):
         )
         built = {spec.key for spec in dbt_specs}
         ports = [port for port in dbt_port_assets(registry, paths) if port.staging_key in built]
-        plan = _StepPlan(registry, paths, {port.key: port for port in ports})
+        owner = {spec.key: str(spec.group_name or "") for spec in dbt_specs}
+        owner.update({port.key: port.product.id for port in ports})
+        partitioned = {
+            product.id for product in registry.products.values() if product.spec.partitions
+        }
+        assets = []
+        # a multi-asset has one PartitionsDefinition: the unpartitioned products share one,
+        # each partitioned product has its own (its runs build one partition or a range)
+        for group in [None, *sorted(partitioned & set(owner.values()))]:
+
+            def mine(key: dg.AssetKey, group: str | None = group) -> bool:
+                product = owner.get(key)
+                return product == group if group else product not in partitioned
+
+            group_specs = [s for s in dbt_specs if mine(s.key)]
+            group_ports = [port for port in ports if mine(port.key)]
+            if not group_specs:
+                continue
+            assets.append(
+                self._multi_asset(
+                    group,
+                    registry,
+                    paths,
+                    prepared,
+                    group_specs,
+                    [c for c in dbt_check_specs if mine(c.asset_key)],
+                    group_ports,
+                    partitioned,
+                )
+            )
+        return dg.Definitions(assets=assets, resources={"dbt": dbt_resource(paths)})
+
+    def _multi_asset(
+        self,
+        group: str | None,
+        registry: Registry,
+        paths: ProjectPaths,
+        prepared: Any,
+        dbt_specs: list[dg.AssetSpec],
+        dbt_check_specs: list[dg.AssetCheckSpec],
+        ports: list[PortAsset],
+        partitioned: set[str],
+    ) -> dg.AssetsDefinition:
+        """The multi-asset of the unpartitioned products (``group`` None), or of one
+        partitioned product."""
+        spec = registry.products[group].spec if group else None
+        plan = _StepPlan(registry, paths, {port.key: port for port in ports}, spec)
+        if spec is None:
+            select = self.select
+            exclude = " ".join(
+                [*([self.exclude] if self.exclude else []), *(f"group:{p}" for p in partitioned)]
+            )
+        else:
+            select, exclude = f"group:{spec.id}", ""
 
         @dg.multi_asset(
-            name="ddp_dbt_models",
+            name=dbt_asset_name(group),
             # dagster-dbt reads the manifest and translator from the first spec's metadata
             specs=[*dbt_specs, *(port.spec for port in ports)],
             check_specs=[*dbt_check_specs, *(c for port in ports for c in port.check_specs)],
             can_subset=True,
             op_tags={
-                DAGSTER_DBT_SELECT_METADATA_KEY: self.select,
-                **({DAGSTER_DBT_EXCLUDE_METADATA_KEY: self.exclude} if self.exclude else {}),
+                DAGSTER_DBT_SELECT_METADATA_KEY: select,
+                **({DAGSTER_DBT_EXCLUDE_METADATA_KEY: exclude} if exclude else {}),
             },
             pool=WRITER_POOL,
             allow_arbitrary_check_specs=True,
+            partitions_def=partitions_def(spec) if spec else None,
+            backfill_policy=backfill_policy(spec) if spec else None,
         )
         def ddp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
             paths.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
             yield from plan.execute(context, dbt, prepared.project)
 
-        return dg.Definitions(assets=[ddp_dbt_models], resources={"dbt": dbt_resource(paths)})
+        return ddp_dbt_models
 
 
 @dataclass
@@ -110,6 +168,7 @@ class _StepPlan:
     registry: Registry
     paths: ProjectPaths
     ports: Mapping[dg.AssetKey, PortAsset]
+    spec: ProductSpec | None = None  # the partitioned product this step builds, if any
 
     def rounds(self, context: dg.AssetExecutionContext) -> list[_Round]:
         """The selected models and ports, by how many selected publishes each waits for."""
@@ -154,6 +213,10 @@ class _StepPlan:
         def upstream_bad(key: dg.AssetKey) -> bool:
             return any(d in failed or d in skipped or d in unusable for d in deps.get(key, ()))
 
+        built_windows = run_windows(self.spec, context) if self.spec else None
+        partition_args = (
+            dbt_vars_argument(self.spec, built_windows) if self.spec and built_windows else []
+        )
         for round_ in self.rounds(context):
             skipped |= {k for k in round_.models if upstream_bad(k)}
             models = round_.models - skipped
@@ -165,7 +228,7 @@ class _StepPlan:
             if models:
                 built: set[dg.AssetKey] = set()
                 invocation = dbt.cli(
-                    ["build"],
+                    ["build", *partition_args],
                     context=_RoundContext(
                         context, models, {c for c in selected_checks if c.asset_key in models}
                     ),  # type: ignore[arg-type]
@@ -192,7 +255,11 @@ class _StepPlan:
             if ready:
                 with warehouse_for(self.paths).writer() as connection:
                     outcomes = audit_and_publish_many(
-                        connection, ready, context.run.run_id, context.log
+                        connection,
+                        ready,
+                        context.run.run_id,
+                        context.log,
+                        **({"windows": built_windows} if built_windows else {}),
                     )
                 for port, outcome in zip(ready, outcomes, strict=True):
                     yield from outcome.events

@@ -43,6 +43,7 @@ class AssetOutcome:
     asset: str
     status: str  # materialized | failed | skipped
     checks: list[CheckOutcome] = field(default_factory=list)
+    partitions: list[str] = field(default_factory=list)  # the run's, for a partitioned product
 
 
 @dataclass
@@ -58,6 +59,7 @@ class RunOutcome:
     success: bool
     products: list[ProductOutcome]
     errors: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)  # every run of the materialize, in order
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,15 +141,200 @@ def _nothing_selected(
     )
 
 
+@dataclass(frozen=True)
+class PartitionSelection:
+    """Which partitions of the partitioned products a materialize builds: some keys, a range
+    (``first``..``last``, both included), or (neither) the default: the partitions that have
+    data upstream and were never built, else the latest one."""
+
+    keys: tuple[str, ...] = ()
+    first: str | None = None
+    last: str | None = None
+
+
+@dataclass(frozen=True)
+class RunPart:
+    """One run of a materialize: assets of unpartitioned products, or one partitioned
+    product's assets over one partition or a contiguous range of them."""
+
+    keys: tuple[dg.AssetKey, ...]
+    product: str | None = None  # the partitioned product, None: unpartitioned assets
+    partitions: tuple[str, ...] = ()
+
+    @property
+    def tags(self) -> dict[str, str]:
+        if not self.partitions:
+            return {}
+        if len(self.partitions) == 1:
+            return {"dagster/partition": self.partitions[0]}
+        return {
+            "dagster/asset_partition_range_start": self.partitions[0],
+            "dagster/asset_partition_range_end": self.partitions[-1],
+        }
+
+
+def _product_order(graph: Any, keys: Sequence[dg.AssetKey]) -> list[str]:
+    """The products of ``keys`` in dependency order (graphlib)."""
+    import graphlib
+
+    by_key = {key: graph.get(key).group_name or "default" for key in keys}
+    upstream: dict[str, set[str]] = {product: set() for product in by_key.values()}
+    for key, product in by_key.items():
+        for parent in graph.get(key).parent_keys:
+            owner = by_key.get(parent)
+            if owner is not None and owner != product:
+                upstream[product].add(owner)
+    sorter = graphlib.TopologicalSorter(upstream)
+    sorter.prepare()
+    order: list[str] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order += ready
+        sorter.done(*ready)
+    return order
+
+
+def _partition_problem(
+    paths: ProjectPaths, product: str, key: str, known: list[str]
+) -> SpecProblem:
+    return SpecProblem(
+        file=relative(paths.defs_dir, paths.root),
+        line=None,
+        field="partition",
+        message=f"'{key}' is not a partition of product '{product}'; nothing was run",
+        hint=did_you_mean(key, known)
+        or (f"its partitions run from {known[0]} to {known[-1]}" if known else "it has none yet"),
+    )
+
+
+def _partitions_with_data(
+    paths: ProjectPaths, run_instance: dg.DagsterInstance, graph: Any, keys: Sequence[dg.AssetKey]
+) -> set[str]:
+    """The partitions a product has data for: those its landing files name, and those its
+    partitioned upstream products built."""
+    from ddp_assets.dbt.load_cache import load_registry
+    from ddp_assets.ingest.files import landing_entries, partition_of_file
+
+    found: set[str] = set()
+    selected = set(keys)
+    registry = load_registry(paths, cached=True)
+    for key in keys:
+        node = graph.get(key)
+        glob = node.metadata.get("ddp/landing_glob") if node.metadata else None
+        if glob is not None and node.group_name in registry.products:
+            spec = registry.products[node.group_name].spec
+            for entry in landing_entries(paths.landing_dir, str(getattr(glob, "value", glob))):
+                relative_path = entry.relative_to(paths.landing_dir).as_posix()
+                partition = partition_of_file(spec, relative_path)
+                if partition is not None:
+                    found.add(partition)
+        for parent in node.parent_keys:
+            if parent not in selected and graph.get(parent).partitions_def is not None:
+                found |= set(run_instance.get_materialized_partitions(parent))
+    return found
+
+
+def _default_partitions(
+    paths: ProjectPaths,
+    run_instance: dg.DagsterInstance,
+    graph: Any,
+    keys: Sequence[dg.AssetKey],
+    known: list[str],
+) -> list[str]:
+    """The partitions with data upstream (landing files, or partitions upstream products built)
+    that these assets never built; else the latest with data."""
+    available = _partitions_with_data(paths, run_instance, graph, keys)
+    wanted = [key for key in known if key in available]
+    built: set[str] | None = None
+    for key in keys:
+        done = set(run_instance.get_materialized_partitions(key))
+        built = done if built is None else built & done
+    missing = [key for key in wanted if key not in (built or set())]
+    return missing or wanted[-1:]
+
+
+def run_plan(
+    paths: ProjectPaths,
+    graph: Any,
+    keys: Sequence[dg.AssetKey],
+    run_instance: dg.DagsterInstance,
+    selection: PartitionSelection | None = None,
+) -> list[RunPart]:
+    """The runs of a materialize, in dependency order: consecutive unpartitioned products share
+    a run; a partitioned product runs per batch of contiguous partitions (its spec's
+    ``partitions.batch``; Dagster's backfill policy says the same to the UI's backfills)."""
+    selection = selection or PartitionSelection()
+    by_product: dict[str, list[dg.AssetKey]] = {}
+    for key in keys:
+        by_product.setdefault(graph.get(key).group_name or "default", []).append(key)
+    parts: list[RunPart] = []
+    problems: list[SpecProblem] = []
+    for product in _product_order(graph, keys):
+        product_keys = by_product[product]
+        definition = graph.get(product_keys[0]).partitions_def
+        if definition is None:
+            if parts and parts[-1].product is None:
+                parts[-1] = RunPart((*parts[-1].keys, *product_keys))
+            else:
+                parts.append(RunPart(tuple(product_keys)))
+            continue
+        known = list(definition.get_partition_keys(dynamic_partitions_store=run_instance))
+        asked = list(selection.keys)
+        if selection.first or selection.last:
+            for bound in (selection.first, selection.last):
+                if bound is not None and bound not in known:
+                    problems.append(_partition_problem(paths, product, bound, known))
+            if problems:
+                continue
+            low = known.index(selection.first) if selection.first else 0
+            high = known.index(selection.last) if selection.last else len(known) - 1
+            asked += known[low : high + 1]
+        problems += [_partition_problem(paths, product, k, known) for k in asked if k not in known]
+        chosen = sorted(set(asked), key=known.index) if asked else []
+        if not asked:
+            chosen = _default_partitions(paths, run_instance, graph, product_keys, known)
+        batch = _batch_size(graph, product_keys[0])
+        for chunk in _contiguous_chunks(chosen, known, batch):
+            parts.append(RunPart(tuple(product_keys), product, tuple(chunk)))
+    if problems:
+        raise SpecErrors(problems)
+    return parts
+
+
+def _batch_size(graph: Any, key: dg.AssetKey) -> int:
+    policy = graph.get(key).backfill_policy
+    size = getattr(policy, "max_partitions_per_run", None) if policy is not None else None
+    return int(size or 1)
+
+
+def _contiguous_chunks(chosen: list[str], known: list[str], size: int) -> list[list[str]]:
+    """Runs of consecutive partition keys (in the definition's order), each at most ``size``."""
+    chunks: list[list[str]] = []
+    position = {key: index for index, key in enumerate(known)}
+    for key in chosen:
+        last = chunks[-1] if chunks else None
+        if last and len(last) < size and position[key] == position[last[-1]] + 1:
+            last.append(key)
+        else:
+            chunks.append([key])
+    return chunks
+
+
 def materialize(
     paths: ProjectPaths,
     products: Sequence[str] | None = None,
     *,
     tags: dict[str, str] | None = None,
     log_level: str = "INFO",
+    partitions: PartitionSelection | None = None,
 ) -> RunOutcome:
     """Materialize every asset of the given products (all products when None);
-    :class:`SpecErrors` when they select no asset (nothing is run)."""
+    :class:`SpecErrors` when they select no asset (nothing is run).
+
+    Unpartitioned products run together in one run; a partitioned product's partitions run in
+    bounded batches (:func:`run_plan`), after their upstream and before their consumers. When
+    a run fails, the runs of the products downstream of it do not start (their assets are
+    reported skipped)."""
     defs = definitions(paths)
     keys = selected_keys(defs, products)
     graph = defs.resolve_asset_graph()
@@ -158,14 +345,83 @@ def materialize(
     # (Dagster checks each SQLite file's migrations: 0.05 s of a demo run, measured)
     run_instance = instance(paths)
     report(clean_up_dead_runs(run_instance))  # a killed run's writer slot would block this one
-    with watching_for_dead_runs(run_instance):
-        result = job.execute_in_process(
-            instance=run_instance,
-            asset_selection=keys,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            tags={"ddp/command": "materialize", **(tags or {}), **worker_tags()},
+    plan = run_plan(paths, graph, keys, run_instance, partitions)
+    outcomes: list[RunOutcome] = []
+    failed_products: set[str] = set()
+    for part in plan:
+        upstream_failed = any(
+            graph.get(parent).group_name in failed_products
+            for key in part.keys
+            for parent in graph.get(key).parent_keys
+            if graph.get(parent).group_name != graph.get(key).group_name
         )
+        if upstream_failed:
+            outcomes.append(_not_run(graph, part))
+            failed_products |= {graph.get(k).group_name or "default" for k in part.keys}
+            continue
+        with watching_for_dead_runs(run_instance):
+            result = job.execute_in_process(
+                instance=run_instance,
+                asset_selection=list(part.keys),
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+                tags={
+                    "ddp/command": "materialize",
+                    **(tags or {}),
+                    **part.tags,
+                    **worker_tags(),
+                },
+            )
+        outcome = _run_outcome(result, part, defs, graph, paths)
+        emit_lineage_safely(run_instance, result.run_id, paths)  # OpenLineage; never raises
+        outcomes.append(outcome)
+        failed_products |= {p.product for p in outcome.products if p.status != "succeeded"}
+    return _combined(outcomes)
+
+
+def _not_run(graph: Any, part: RunPart) -> RunOutcome:
+    """A run that did not start because a product upstream of it failed."""
+    by_product: dict[str, ProductOutcome] = {}
+    for key in part.keys:
+        group = graph.get(key).group_name or "default"
+        product = by_product.setdefault(group, ProductOutcome(group, "failed"))
+        product.assets.append(AssetOutcome(key.to_user_string(), "skipped"))
+    label = f" (partitions {', '.join(part.partitions)})" if part.partitions else ""
+    return RunOutcome(
+        run_id="",
+        success=False,
+        products=list(by_product.values()),
+        errors=[f"{', '.join(by_product)}{label}: not run, an upstream product failed"],
+    )
+
+
+def _combined(outcomes: list[RunOutcome]) -> RunOutcome:
+    """One outcome for the runs of a materialize (the first run's id; ``runs`` lists all)."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    products: dict[str, ProductOutcome] = {}
+    for outcome in outcomes:
+        for product in outcome.products:
+            merged = products.setdefault(
+                product.product, ProductOutcome(product.product, "succeeded")
+            )
+            merged.assets += product.assets
+            if product.status != "succeeded":
+                merged.status = "failed"
+    runs = [o.run_id for o in outcomes if o.run_id]
+    return RunOutcome(
+        run_id=runs[0] if runs else "",
+        success=all(o.success for o in outcomes),
+        products=list(products.values()),
+        errors=[e for o in outcomes for e in o.errors],
+        runs=runs,
+    )
+
+
+def _run_outcome(
+    result: Any, part: RunPart, defs: dg.Definitions, graph: Any, paths: ProjectPaths
+) -> RunOutcome:
+    keys = part.keys
     materialized = {
         e.asset_key for e in result.get_asset_materialization_events() if e.asset_key is not None
     }
@@ -205,11 +461,13 @@ def materialize(
         if e.event_specific_data is not None and getattr(e.event_specific_data, "error", None)
     ]
     errors = [located for error in errors for located in _located(error, paths)]
-    outcome = RunOutcome(
+    for product in by_product.values():
+        for asset in product.assets:
+            asset.partitions = list(part.partitions)
+    return RunOutcome(
         run_id=result.run_id,
         success=result.success and all(p.status == "succeeded" for p in by_product.values()),
         products=list(by_product.values()),
         errors=errors,
+        runs=[result.run_id],
     )
-    emit_lineage_safely(run_instance, result.run_id, paths)  # OpenLineage; never raises
-    return outcome

@@ -1,0 +1,56 @@
+"""A partitioned product's partitions as its consumers see them: which are published, the
+latest one and its age, and which are missing (``ddp status``, the catalog)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from ddp_assets.naming import port_key
+from ddp_assets.partitions import partitions_def
+from ddp_assets.spec.registry import Product
+
+MISSING_SHOWN = 10
+
+
+def partition_status(
+    instance: dg.DagsterInstance, product: Product, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """None for an unpartitioned product; else the partitions every output port has published
+    (Dagster's materialized partitions of the ports), the latest of them and its window's end,
+    its age in hours, and the partitions missing after the first published one."""
+    definition = partitions_def(product.spec)
+    if definition is None:
+        return None
+    now = now or datetime.now(UTC)
+    known = list(definition.get_partition_keys(current_time=now, dynamic_partitions_store=instance))
+    built: set[str] | None = None
+    for port in product.spec.output_ports:
+        done = set(instance.get_materialized_partitions(port_key(product.id, port.model)))
+        built = done if built is None else built & done
+    published = [key for key in known if key in (built or set())]
+    if not published:
+        return {
+            "partitions": len(known),
+            "published": 0,
+            "latest": None,
+            "missing": known[:MISSING_SHOWN],
+            "missing_count": len(known),
+        }
+    first = known.index(published[0])
+    missing = [key for key in known[first:] if key not in set(published)]
+    latest = published[-1]
+    age_hours: float | None = None
+    if isinstance(definition, dg.TimeWindowPartitionsDefinition):
+        end = definition.time_window_for_partition_key(latest).end
+        age_hours = round(max((now - end).total_seconds(), 0) / 3600, 1)
+    return {
+        "partitions": len(known),
+        "published": len(published),
+        "latest": latest,
+        "latest_age_hours": age_hours,
+        "missing": missing[:MISSING_SHOWN],
+        "missing_count": len(missing),
+    }
