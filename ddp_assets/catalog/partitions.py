@@ -20,7 +20,7 @@ def partition_status(
 ) -> dict[str, Any] | None:
     """None for an unpartitioned product; else the partitions every output port has published
     (Dagster's materialized partitions of the ports), the latest of them and its window's end,
-    its age in hours, and the partitions missing after the first published one."""
+    its age in hours, and the partitions missing between the first and the latest published."""
     definition = partitions_def(product.spec)
     if definition is None:
         return None
@@ -39,9 +39,11 @@ def partition_status(
             "missing": known[:MISSING_SHOWN],
             "missing_count": len(known),
         }
-    first = known.index(published[0])
-    missing = [key for key in known[first:] if key not in set(published)]
-    latest = published[-1]
+    first, latest = known.index(published[0]), published[-1]
+    done = set(published)
+    # gaps between the first and the latest published; the windows after the latest show in
+    # its age (the freshness SLO judges them)
+    missing = [key for key in known[first : known.index(latest)] if key not in done]
     age_hours: float | None = None
     if isinstance(definition, dg.TimeWindowPartitionsDefinition):
         end = definition.time_window_for_partition_key(latest).end
