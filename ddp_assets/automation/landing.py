@@ -19,6 +19,17 @@ is moved to ``$DDP_DATA_DIR/quarantine/<product>/<time>/`` (outside the landing 
 glob of a later run meets it) with a ``<name>.reason.json`` note; the refusal is logged by the
 sensor and recorded as an observation of the port's raw asset (``ddp/quarantined``). The cursor
 remembers which files (name, size, mtime) were checked, so a file is validated once.
+
+A partitioned product (``partitions:``): each landing file belongs to the partition its name
+names (:func:`~ddp_assets.ingest.files.file_partition`), and a new or changed file requests a
+run of that partition only, one run request per touched partition (a late file for an old
+partition requests that old partition). The cursor keeps, per port, the fingerprint of each
+partition's files; on the first evaluation it is seeded from what each partition's last load
+recorded (``ddp/partition_fingerprints``), so partitions already loaded do not run again. A file
+whose name names no partition of the product (no date, a date before ``partitions.start``, an
+unknown key) is quarantined like any refused file, the reason naming the expected name; a file
+of a partition that does not exist yet (its window has not ended) waits, unscreened, until it
+does.
 """
 
 from __future__ import annotations
@@ -37,7 +48,14 @@ import dagster as dg
 
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import validate_table
-from ddp_assets.ingest.files import file_stamp, files_fingerprint, landing_entries
+from ddp_assets.ingest.files import (
+    file_partition,
+    file_stamp,
+    files_fingerprint,
+    landing_entries,
+    partition_file_example,
+    partition_file_rule,
+)
 from ddp_assets.ingest.landing import landing_contract_path
 from ddp_assets.ingest.screen import ExpectedColumns, describe, screen_file
 from ddp_assets.settings import ProjectPaths
@@ -161,6 +179,8 @@ def evaluate_landing(
     fresh_refused: dict[str, list[str]] = {}
     observations: list[dg.AssetObservation] = []
     changed: list[str] = []
+    if product.spec.partitions is not None:
+        return _evaluate_partitioned(context, product, paths, cursor, checked, refused, sequence)
     for port in product.spec.input_ports:
         if not isinstance(port, FileInputPort):
             continue
@@ -206,6 +226,152 @@ def evaluate_landing(
                 },
             )
         )
+    fresh_cursor[_CHECKED] = fresh_checked
+    if any(fresh_refused.values()):
+        fresh_cursor[_REFUSED] = {k: v for k, v in fresh_refused.items() if v}
+    fresh_cursor[_SEQUENCE] = sequence
+    return dg.SensorResult(
+        run_requests=run_requests,
+        cursor=json.dumps(fresh_cursor, sort_keys=True),
+        asset_events=observations,
+    )
+
+
+def _partition_state(value: object) -> tuple[str | None, dict[str, str]] | None:
+    """A partitioned port's cursor entry: (fingerprint of its entries when last looked at,
+    {partition key: fingerprint of its files}); None when the cursor holds none (or an
+    unpartitioned entry, from before the product was partitioned)."""
+    if not isinstance(value, dict):
+        return None
+    looked = value.get("all")
+    parts = value.get("partitions")
+    if not isinstance(parts, dict):
+        return None
+    return (str(looked) if looked else None), {str(k): str(v) for k, v in parts.items()}
+
+
+_SEED_PAGE = 500
+_SEED_RECORDS = 20_000  # the most materializations read to seed one port's cursor
+
+
+def _recorded_partitions(
+    instance: dg.DagsterInstance | None, product: Product, port: FileInputPort, keys: set[str]
+) -> dict[str, str]:
+    """{partition: the fingerprint its last load recorded} for the given partitions."""
+    if instance is None or not keys:
+        return {}
+    found: dict[str, str] = {}
+    records_filter = dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey([product.id, port.name]), asset_partitions=sorted(keys)
+    )
+    seen: set[str] = set()
+    page_cursor: str | None = None
+    read = 0
+    while read < _SEED_RECORDS:
+        page = instance.fetch_materializations(records_filter, _SEED_PAGE, cursor=page_cursor)
+        for record in page.records:
+            materialization = record.asset_materialization
+            key = record.partition_key
+            if materialization is None or key is None or key in seen:
+                continue
+            seen.add(key)  # the newest materialization of the partition decides
+            value = getattr(
+                materialization.metadata.get("ddp/partition_fingerprints"), "data", None
+            )
+            if isinstance(value, dict) and isinstance(value.get(key), str):
+                found[key] = value[key]
+        read += len(page.records)
+        if not page.has_more or seen >= keys:
+            break
+        page_cursor = page.cursor
+    return found
+
+
+def _evaluate_partitioned(
+    context: dg.SensorEvaluationContext,
+    product: Product,
+    paths: ProjectPaths,
+    cursor: dict[str, Any],
+    checked: dict[str, list[str]],
+    refused: dict[str, list[str]],
+    sequence: int,
+) -> dg.SensorResult:
+    """One tick for a partitioned product: one run request per partition whose files changed."""
+    spec = product.spec
+    fresh_cursor: dict[str, Any] = dict(cursor)
+    fresh_checked: dict[str, list[str]] = {}
+    fresh_refused: dict[str, list[str]] = {}
+    observations: list[dg.AssetObservation] = []
+    touched: dict[str, dict[str, str]] = {}  # partition -> {port: fingerprint of its files}
+    for port in spec.input_ports:
+        if not isinstance(port, FileInputPort):
+            continue
+        entries = landing_entries(paths.landing_dir, port.path)
+        waiting: list[Path] = []
+        named: dict[Path, str] = {}
+        for entry in entries:
+            found = file_partition(spec, entry.relative_to(paths.landing_dir))
+            if found.opens is not None and found.key is not None:
+                waiting.append(entry)
+                context.log.info(
+                    f"input port '{product.id}.{port.name}': "
+                    f"{entry.relative_to(paths.landing_dir)} waits for its partition "
+                    f"{found.key}, which opens at {found.opens.isoformat()}"
+                )
+            elif found.key is not None:
+                named[entry] = found.key
+        ready = [e for e in entries if e not in waiting]
+        state = _partition_state(cursor.get(port.name))
+        if state is None:
+            state = (
+                None,
+                _recorded_partitions(context.instance, product, port, set(named.values())),
+            )
+        looked, previous = state
+        if not ready or files_fingerprint(ready) == looked:
+            fresh_cursor[port.name] = {"all": looked, "partitions": previous}
+            fresh_checked[port.name] = checked.get(port.name, [])
+            fresh_refused[port.name] = refused.get(port.name, [])
+            continue
+        screen = _PortScreen(
+            context, product, port, paths, _recorded(context.instance, product, port)
+        )
+        good, left = screen.run(
+            ready, set(checked.get(port.name, [])), set(refused.get(port.name, []))
+        )
+        observations.extend(screen.observations)
+        fresh_checked[port.name] = [file_stamp(f) for f in good]
+        fresh_refused[port.name] = left
+        by_key: dict[str, list[Path]] = {}
+        for path in good:
+            key = named.get(path)
+            if key is not None:  # None: checked under an earlier partitioning; not loaded
+                by_key.setdefault(key, []).append(path)
+        current = {key: files_fingerprint(files) for key, files in sorted(by_key.items())}
+        for key, fingerprint in current.items():
+            if previous.get(key) != fingerprint:
+                touched.setdefault(key, {})[port.name] = fingerprint
+        # the entries are looked at again once a waiting file's partition opens
+        fresh_cursor[port.name] = {
+            "all": files_fingerprint([e for e in ready if e.exists() or e.is_symlink()]),
+            "partitions": current,
+        }
+    run_requests = []
+    if touched:
+        sequence += 1
+        for key, ports in sorted(touched.items()):
+            digest = hashlib.sha256(json.dumps(ports, sort_keys=True).encode()).hexdigest()[:16]
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=f"{product.id}:{key}:{sequence}:{digest}",
+                    partition_key=key,
+                    tags={
+                        "ddp/product": product.id,
+                        "ddp/trigger": "landing",
+                        "ddp/changed_ports": ",".join(sorted(ports)),
+                    },
+                )
+            )
     fresh_cursor[_CHECKED] = fresh_checked
     if any(fresh_refused.values()):
         fresh_cursor[_REFUSED] = {k: v for k, v in fresh_refused.items() if v}
@@ -293,6 +459,16 @@ class _PortScreen:
         self.expected = ExpectedColumns(columns, f"the port's file {path.name}", exact=False)
 
     def _reason(self, connection: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+        spec = self.product.spec
+        if spec.partitions is not None:
+            shown = path.relative_to(self.paths.landing_dir)
+            found = file_partition(spec, shown)
+            if found.key is None:
+                return (
+                    f"its name {shown} names no partition of product '{spec.id}' "
+                    f"({found.reason}): a file of this product names {partition_file_rule(spec)}, "
+                    f"e.g. {partition_file_example(spec, self.port.path)}"
+                )
         screened = screen_file(
             connection, path, self.port.format, self.paths.landing_dir, self.expected
         )

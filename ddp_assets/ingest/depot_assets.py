@@ -8,6 +8,12 @@ ports land (:func:`ddp_assets.depots.pipeline.load_port`). A port with an input 
 its columns are the ones a source may not drop or retype: then the load fails before anything
 is written, so downstream models do not run and nothing is published.
 
+A partitioned product's depot asset carries the product's ``PartitionsDefinition``, so it runs
+in the same partitioned runs as the product's other assets, but a depot has no partitions of its
+own: each run loads the depot port whole, as an unpartitioned product's does (its cursor, when
+it has one, keeps incremental loads incremental), and the models filter the raw table by the
+run's window.
+
 Nothing of dlt is imported here: :func:`depot_port_assets` reads the depot files (small YAML),
 and dlt is imported by the compute function when the asset runs.
 """
@@ -24,6 +30,7 @@ from ddp_assets.depots.loader import Depots, LoadedDepot, load_depots
 from ddp_assets.depots.model import FilesystemDepot, PostgresDepot, RestApiDepot, SqlDepot
 from ddp_assets.depots.secrets import redact
 from ddp_assets.metadata import WRITER_POOL, column_schema, product_meta, product_tags
+from ddp_assets.partitions import backfill_policy, partitions_def
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, dotted
@@ -172,6 +179,9 @@ def _port_asset(
         pool=WRITER_POOL,
         automation_condition=refresh_condition(spec),
         check_specs=check_specs,
+        # a partitioned product's partitions; each partition's run loads the port whole
+        partitions_def=partitions_def(spec),
+        backfill_policy=backfill_policy(spec),
         description=port.description
         or f"Loaded by dlt from depot '{depot.name}' ({source}), {write_disposition(port)}"
         + (f" by cursor '{port.cursor}'" if port.cursor else "")

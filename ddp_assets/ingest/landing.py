@@ -11,22 +11,52 @@ device, a directory, or a path that resolves outside the landing zone is refused
 with ``lstat`` only, never opened). The landing sensor quarantines such entries before a run;
 the load refuses them again (defence in depth): it loads the port's other files and names each
 refused entry in its log and in the ``ddp/refused_files`` metadata.
+
+A partitioned product's landing assets (and its table ports) carry the product's
+``PartitionsDefinition`` (:func:`~ddp_assets.partitions.partitions_def`). Each landing file
+belongs to the partition its name names (:func:`~ddp_assets.ingest.files.file_partition`), and
+a partitioned run loads only the files of its partitions into ``<product>.<port>``: the raw
+table holds the run's batch, so a load costs what the batch holds, not the history. A file
+naming no partition is skipped with a warning (the landing sensor quarantines it before a run).
+A partition without a file loads an empty table with the contract's columns when the port has a
+landing contract, and fails the load (naming the partition and an expected file name) when it
+has none. The data version is the fingerprint of the files loaded; the metadata lists the
+partitions (``ddp/partitions``), the files (``ddp/files``, ``ddp/file_count``) and each
+partition's fingerprint (``ddp/partition_fingerprints``, which the landing sensor reads).
 """
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from ddp_assets.contracts.compiler import ContractPlan, compile_contract
 from ddp_assets.contracts.pandera_checks import PANDERA_CHECK, pandera_result, validate_table
-from ddp_assets.ingest.files import files_fingerprint, landing_entries, refusal_reason
+from ddp_assets.ingest.files import (
+    file_partition,
+    files_fingerprint,
+    landing_entries,
+    partition_file_example,
+    partition_file_rule,
+    refusal_reason,
+)
 from ddp_assets.metadata import WRITER_POOL, column_schema, product_meta, product_tags
+from ddp_assets.partitions import backfill_policy, partitions_def
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
-from ddp_assets.spec.model import FileInputPort, TableInputPort
+from ddp_assets.spec.model import FileInputPort, ProductSpec, TableInputPort
 from ddp_assets.spec.registry import Product
-from ddp_assets.warehouse import quote, relation, row_count, table_columns, warehouse_for
+from ddp_assets.warehouse import (
+    Warehouse,
+    literal,
+    quote,
+    relation,
+    row_count,
+    table_columns,
+    warehouse_for,
+)
 
 
 class LandingFilesMissing(dg.Failure):
@@ -70,7 +100,13 @@ def _file_port_spec(
             "ddp/input_port": port.name,
             "ddp/landing_glob": port.path,
             "ddp/version": spec.version,
+            **(
+                {"ddp/partition_file": partition_file_example(spec, port.path)}
+                if spec.partitions is not None
+                else {}
+            ),
         },
+        partitions_def=partitions_def(spec),
         skippable=True,
     )
     return asset_spec, plan, check
@@ -83,6 +119,9 @@ def file_ports_asset(
 
     One step per product rather than per port: a step costs its own events, pool claim and
     warehouse connection, while the loads themselves are one ``create table ... as`` each.
+
+    A partitioned product's ports share its ``PartitionsDefinition``; a partitioned run loads
+    the files of its partitions only (see the module's docstring).
     """
     spec = product.spec
     specs = {port.name: _file_port_spec(product, port, paths) for port in ports}
@@ -93,11 +132,19 @@ def file_ports_asset(
         check_specs=[check for _, _, check in specs.values() if check is not None],
         can_subset=True,
         pool=WRITER_POOL,
+        backfill_policy=backfill_policy(spec),
     )
     def _load(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         selected = [
             port for port in ports if specs[port.name][0].key in context.selected_asset_keys
         ]
+        keys = (
+            list(context.partition_keys)
+            if spec.partitions is not None
+            # a single partition sets the partition key; a backfill batch, a range
+            and (context.has_partition_key or context.has_partition_key_range)
+            else None
+        )
         missing: list[str] = []
         warehouse = warehouse_for(paths)
         with warehouse.writer() as connection:
@@ -110,10 +157,28 @@ def file_ports_asset(
                         "It is not loaded; the landing sensor moves such entries to "
                         f"{paths.data_dir / 'quarantine'}, or remove it."
                     )
-                if not files:
+                batch: _Batch | None = None
+                if keys is not None:
+                    batch = _batch(spec, port, paths, files, keys)
+                    for line in batch.skipped:
+                        context.log.warning(line)
+                    if batch.absent and plan is None:
+                        missing.extend(batch.absent_messages(spec, port, paths))
+                        continue
+                    for key in batch.absent:
+                        context.log.info(
+                            f"input port '{spec.id}.{port.name}': no landing file for partition "
+                            f"{key}; it adds no rows (the port's contract gives the columns)"
+                        )
+                    files = batch.files
+                if not files and batch is None:
                     missing.append(_nothing_to_load(spec.id, port, paths, refused))
                     continue
-                warehouse.load_files(connection, files, port.format, spec.id, port.name)
+                if files:
+                    warehouse.load_files(connection, files, port.format, spec.id, port.name)
+                else:
+                    assert plan is not None  # a batch without files needs the contract
+                    _load_empty(warehouse, connection, plan, spec.id, port.name)
                 rows = row_count(connection, spec.id, port.name)
                 columns = table_columns(connection, spec.id, port.name)
                 checked = validate_table(connection, plan, spec.id, port.name) if plan else None
@@ -121,6 +186,7 @@ def file_ports_asset(
                 context.log.info(
                     f"loaded {rows} rows from {len(files)} file(s) into "
                     f"{relation(spec.id, port.name)}"
+                    + (f" (partitions {', '.join(keys)})" if keys is not None else "")
                 )
                 yield dg.MaterializeResult(
                     asset_key=asset_spec.key,
@@ -130,6 +196,7 @@ def file_ports_asset(
                         "dagster/table_name": f"{spec.id}.{port.name}",
                         "ddp/files": [str(f.relative_to(paths.landing_dir)) for f in files],
                         "ddp/files_fingerprint": fingerprint,
+                        **(batch.metadata() if batch is not None else {}),
                         **(
                             {"ddp/refused_files": {str(e): r for e, r in refused}}
                             if refused
@@ -145,6 +212,89 @@ def file_ports_asset(
             raise LandingFilesMissing(description="\n".join(missing))
 
     return _load
+
+
+class _Batch:
+    """The files of a partitioned run's partitions, per partition, and what was left out."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.by_key: dict[str, list[Path]] = {key: [] for key in keys}
+        self.skipped: list[str] = []
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(f for files in self.by_key.values() for f in files)
+
+    @property
+    def absent(self) -> list[str]:
+        return [key for key, files in self.by_key.items() if not files]
+
+    def absent_messages(
+        self, spec: ProductSpec, port: FileInputPort, paths: ProjectPaths
+    ) -> list[str]:
+        example = partition_file_example(spec, port.path)
+        return [
+            f"no landing file for partition {key} of port '{spec.id}.{port.name}': expected "
+            f"e.g. {example} under {paths.landing_dir} ({partition_file_rule(spec)}). Hint: "
+            "drop the partition's file there, or give the port a landing contract "
+            f"(contracts/{port.name}.odcs.yaml) so that a partition without a file loads empty."
+            for key in self.absent
+        ]
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "ddp/partitions": self.keys,
+            "ddp/file_count": len(self.files),
+            "ddp/partition_fingerprints": dg.MetadataValue.json(
+                {key: files_fingerprint(sorted(files)) for key, files in self.by_key.items()}
+            ),
+        }
+
+
+def _batch(
+    spec: ProductSpec, port: FileInputPort, paths: ProjectPaths, files: list[Path], keys: list[str]
+) -> _Batch:
+    """Sort the port's loadable files into the run's partitions (other partitions' files are
+    left alone; a file naming no partition is skipped with a message)."""
+    batch = _Batch(keys)
+    for path in files:
+        relative = path.relative_to(paths.landing_dir)
+        found = file_partition(spec, relative)
+        if found.key is None:
+            batch.skipped.append(
+                f"input port '{spec.id}.{port.name}': skipped {relative}: {found.reason}; a file "
+                f"of this product names {partition_file_rule(spec)}, e.g. "
+                f"{partition_file_example(spec, port.path)}"
+            )
+        elif found.key in batch.by_key:
+            batch.by_key[found.key].append(path)
+    return batch
+
+
+def _load_empty(
+    warehouse: Warehouse, connection: Any, plan: ContractPlan, schema: str, table: str
+) -> None:
+    """Replace ``schema.table`` with no rows and the contract's columns (a zero-row Parquet file
+    typed by DuckDB, loaded as any landing file is, so both warehouses type it alike)."""
+    import duckdb
+
+    select = ", ".join(f"cast(null as {c.data_type}) as {quote(c.name)}" for c in plan.columns)
+    with tempfile.TemporaryDirectory(prefix="ddp-empty-") as folder:
+        target = Path(folder) / f"{table}.parquet"
+        try:
+            with duckdb.connect() as duck:
+                duck.execute(
+                    f"copy (select {select} limit 0) to {literal(str(target))} (format parquet)"
+                )
+        except duckdb.Error as error:
+            raise dg.Failure(
+                description=f"cannot create the empty table {schema}.{table} from the columns of "
+                f"{plan.file}: {str(error).splitlines()[0]}. Hint: give each property a DuckDB "
+                "physicalType (e.g. bigint, varchar, timestamp).",
+                allow_retries=False,
+            ) from None
+        warehouse.load_files(connection, [target], "parquet", schema, table)
 
 
 def _loadable(landing_dir: Path, pattern: str) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -194,6 +344,10 @@ def table_port_asset(
         tags=product_tags(product_meta(product)),
         kinds={warehouse_for(paths).kind, "view"},
         pool=WRITER_POOL,
+        # a partitioned product's assets share its partitions; the view is the whole table in
+        # every partition's run (the models filter it by the run's window)
+        partitions_def=partitions_def(spec),
+        backfill_policy=backfill_policy(spec),
         description=port.description or f"A view over the existing table {port.table}.",
         metadata={"ddp/input_port": port.name, "ddp/table": port.table},
     )
