@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -12,10 +13,12 @@ from ddp_assets.demo.generator import (
     CATEGORIES,
     CHANNELS,
     COUNTRIES,
+    DAILY_FILES,
     EVENT_TYPES,
     FEATURES,
     LANDING_FILES,
     ORDER_STATUSES,
+    REFERENCE_DATE,
     SEGMENTS,
     WAREHOUSES,
     expected_files,
@@ -359,3 +362,131 @@ def test_larger_scale(tmp_path: Path) -> None:
         assert _scalar(con, orphans) == 0
         dupes = "SELECT count(*) - count(DISTINCT event_id) FROM events"
         assert _scalar(con, dupes) == 0
+
+
+# --- one file per day (days=N) ---------------------------------------------------------------
+
+DAYS = 5
+
+
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """A landing zone written one file per day for DAYS days, at the test scale."""
+    landing_dir = tmp_path_factory.mktemp("daily")
+    return landing_dir, generate_landing_zone(landing_dir, scale=SCALE, seed=42, days=DAYS)
+
+
+def _daily_view(landing_dir: Path, whole: str) -> str:
+    """A reader over every daily file of ``whole`` (e.g. orders/orders.csv), with its name."""
+    spec = next(s for s in LANDING_FILES if s.path == whole)
+    pattern = str(landing_dir / DAILY_FILES[whole].format(day="*")).replace("'", "''")
+    if spec.format == "csv":
+        return f"read_csv('{pattern}', header = true, filename = true)"
+    if spec.format == "parquet":
+        return f"read_parquet('{pattern}', filename = true)"
+    return f"read_json('{pattern}', format = 'newline_delimited', filename = true)"
+
+
+def test_days_writes_one_file_per_day_ending_at_the_reference_date(
+    daily: tuple[Path, dict[str, int]], landing: tuple[Path, dict[str, int]]
+) -> None:
+    landing_dir, counts = daily
+    days = [(REFERENCE_DATE - timedelta(days=d)).isoformat() for d in reversed(range(DAYS))]
+    assert days[-1] == "2025-12-31" and len(set(days)) == DAYS
+    assert list(counts) == expected_files(DAYS)
+    for day in days:
+        for name in (
+            f"orders/orders_{day}.csv",
+            f"orders/order_items_{day}.parquet",
+            f"usage_events/events_{day}.jsonl",
+        ):
+            assert (landing_dir / name).is_file(), name
+            assert counts[name] > 0, name
+    for whole in DAILY_FILES:
+        assert not (landing_dir / whole).exists(), whole
+    # the scale's totals, spread over the days; the other files as without days
+    _, whole_counts = landing
+    for path, rows in whole_counts.items():
+        if path in DAILY_FILES:
+            stem = DAILY_FILES[path].split("{day}")[0]
+            assert sum(n for p, n in counts.items() if p.startswith(stem)) == rows, path
+        else:
+            assert counts[path] == rows, path
+            assert (landing_dir / path).read_bytes() == (landing[0] / path).read_bytes()
+    # as even as integers allow
+    per_day = [counts[f"orders/orders_{day}.csv"] for day in days]
+    assert max(per_day) - min(per_day) <= 1
+
+
+def test_each_days_rows_carry_that_days_timestamps(daily: tuple[Path, dict[str, int]]) -> None:
+    landing_dir, counts = daily
+    with duckdb.connect(":memory:") as con:
+        con.execute(
+            "CREATE VIEW orders AS SELECT * FROM " + _daily_view(landing_dir, "orders/orders.csv")
+        )
+        con.execute(
+            "CREATE VIEW events AS SELECT * FROM "
+            + _daily_view(landing_dir, "usage_events/events.jsonl")
+        )
+        con.execute(
+            "CREATE VIEW items AS SELECT * FROM "
+            + _daily_view(landing_dir, "orders/order_items.parquet")
+        )
+        day = "regexp_extract(filename, '(\\d{4}-\\d{2}-\\d{2})', 1)::DATE"
+        assert _scalar(con, f"SELECT count(*) FROM orders WHERE ordered_at::DATE <> {day}") == 0
+        assert _scalar(con, f"SELECT count(*) FROM events WHERE occurred_at::DATE <> {day}") == 0
+        assert _scalar(con, "SELECT count(DISTINCT ordered_at::DATE) FROM orders") == DAYS
+        # keys unique across days; every order's lines in the same day's file
+        assert _scalar(con, "SELECT count(*) - count(DISTINCT order_id) FROM orders") == 0
+        assert _scalar(con, "SELECT count(*) - count(DISTINCT event_id) FROM events") == 0
+        split = """
+            SELECT count(*) FROM items i JOIN orders o USING (order_id)
+            WHERE regexp_extract(i.filename, '(\\d{4}-\\d{2}-\\d{2})', 1)
+               <> regexp_extract(o.filename, '(\\d{4}-\\d{2}-\\d{2})', 1)
+        """
+        assert _scalar(con, split) == 0
+        assert _scalar(con, "SELECT count(*) FROM items ANTI JOIN orders USING (order_id)") == 0
+        assert _scalar(con, "SELECT count(*) FROM orders ANTI JOIN items USING (order_id)") == 0
+        customers = (landing_dir / "customers/customers.csv").as_posix()
+        orphans = f"""
+            SELECT count(*) FROM events e
+            ANTI JOIN read_csv('{customers}', header = true) c USING (customer_id)
+        """
+        assert _scalar(con, orphans) == 0
+        total = _scalar(con, "SELECT count(*) FROM orders")
+        assert total == sum(n for p, n in counts.items() if p.startswith("orders/orders_"))
+
+
+def test_days_is_deterministic_and_switching_back_removes_the_daily_files(
+    tmp_path: Path, daily: tuple[Path, dict[str, int]]
+) -> None:
+    counts = generate_landing_zone(tmp_path, scale=SCALE, seed=42, days=DAYS)
+    assert counts == daily[1]
+    for path in expected_files(DAYS):
+        assert (tmp_path / path).read_bytes() == (daily[0] / path).read_bytes(), path
+    # fewer days: the older days' files go; no days: every daily file goes
+    generate_landing_zone(tmp_path, scale=SCALE, seed=42, days=2)
+    assert sorted(p.name for p in (tmp_path / "orders").glob("orders_*.csv")) == [
+        "orders_2025-12-30.csv",
+        "orders_2025-12-31.csv",
+    ]
+    generate_landing_zone(tmp_path, scale=SCALE, seed=42)
+    assert list((tmp_path / "orders").glob("*_20*")) == []
+    assert list((tmp_path / "usage_events").glob("*_20*")) == []
+    fresh = tmp_path / "fresh"
+    generate_landing_zone(fresh, scale=SCALE, seed=42)
+    assert _file_bytes(tmp_path) == _file_bytes(fresh)
+
+
+def test_more_days_than_rows_still_gives_every_day_rows(tmp_path: Path) -> None:
+    counts = generate_landing_zone(tmp_path, scale=100, seed=3, days=150)
+    assert len(expected_files(150)) == len(counts) == 3 * 150 + 5
+    for path, rows in counts.items():
+        assert rows > 0, path
+
+
+@pytest.mark.parametrize("days", [0, -1, 3661])
+def test_days_out_of_range_is_refused_before_writing(tmp_path: Path, days: int) -> None:
+    with pytest.raises(ValueError, match="days must be between 1 and 3660"):
+        generate_landing_zone(tmp_path / "zone", scale=SCALE, days=days)
+    assert not (tmp_path / "zone").exists()

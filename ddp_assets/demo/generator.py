@@ -10,20 +10,33 @@ Pseudo-randomness comes from ``hash(i, seed, 'salt')`` and modulo arithmetic, ne
 ``random()``, and every file is written in a fixed row order: the same ``(scale, seed)`` always
 gives byte-identical files. Every key is unique and every foreign key resolves, so the data
 passes the data contracts of the products built on it.
+
+With ``days=N`` (``generate_landing_zone(..., days=N)``) the event-like data, orders, order
+items and usage events, is written as one file per day for the N days ending at
+:data:`REFERENCE_DATE`, named with the day (``orders/orders_2025-12-31.csv``,
+``orders/order_items_2025-12-31.parquet``, ``usage_events/events_2025-12-31.jsonl``) as a
+daily-partitioned product expects, each day's rows timestamped within that day. The totals are
+the scale's (at least one order and one event a day), the keys still unique across days.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
 import duckdb
 
 __all__ = [
+    "DAILY_FILES",
     "LANDING_FILES",
+    "MAX_DAYS",
+    "REFERENCE_DATE",
     "LandingFile",
+    "day_range",
     "expected_files",
     "generate_landing_zone",
 ]
@@ -128,6 +141,30 @@ LANDING_FILES: tuple[LandingFile, ...] = (
 )
 
 
+REFERENCE_DATE = date(2025, 12, 31)
+"""The last day of the generated history (orders and usage events end on it): with ``days``,
+the daily files are those of the days ending here."""
+
+MAX_DAYS = 3660
+"""The most days ``days`` may ask for (ten years)."""
+
+DAILY_FILES: dict[str, str] = {
+    "orders/orders.csv": "orders/orders_{day}.csv",
+    "orders/order_items.parquet": "orders/order_items_{day}.parquet",
+    "usage_events/events.jsonl": "usage_events/events_{day}.jsonl",
+}
+"""The landing files written one per day with ``days``: the whole file's path → the day's."""
+
+_DAY_NAME = r"\d{4}-\d{2}-\d{2}"
+
+
+def day_range(days: int) -> list[date]:
+    """The ``days`` days ending at :data:`REFERENCE_DATE`, oldest first."""
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be between 1 and {MAX_DAYS}, got {days}")
+    return [REFERENCE_DATE - timedelta(days=days - 1 - d) for d in range(days)]
+
+
 def _words(text: str) -> tuple[str, ...]:
     """Split space-separated words, which keeps the long name lists compact."""
     return tuple(text.split())
@@ -189,9 +226,20 @@ _SUPPLIER_SUFFIXES: tuple[str, ...] = ("Trading", "Supply Co", "Logistics", "Ind
 _MAX_LINES_PER_ORDER = 3
 
 
-def expected_files() -> list[str]:
-    """Return the paths, relative to the landing directory, of every landing file."""
-    return [spec.path for spec in LANDING_FILES]
+def expected_files(days: int | None = None) -> list[str]:
+    """Return the paths, relative to the landing directory, of every landing file (with
+    ``days``: the daily files of :data:`DAILY_FILES` in place of the whole ones, oldest day
+    first)."""
+    if days is None:
+        return [spec.path for spec in LANDING_FILES]
+    found: list[str] = []
+    for spec in LANDING_FILES:
+        daily = DAILY_FILES.get(spec.path)
+        if daily is None:
+            found.append(spec.path)
+        else:
+            found.extend(daily.format(day=day.isoformat()) for day in day_range(days))
+    return found
 
 
 def _spec(path: str) -> LandingFile:
@@ -302,8 +350,9 @@ def _customers_sql(n: int) -> str:
     """
 
 
-def _orders_sql(n: int, n_customers: int) -> str:
-    """SQL for ``orders/orders.csv``."""
+def _orders_sql(n: int, n_customers: int, day: date | None = None, first: int = 0) -> str:
+    """SQL for ``orders/orders.csv`` (with ``day``: the orders ``first`` to ``first + n - 1``,
+    ordered within that day)."""
     status = _weighted(
         (("delivered", 72), ("shipped", 9), ("placed", 7), ("cancelled", 7), ("returned", 5)),
         "i",
@@ -312,20 +361,26 @@ def _orders_sql(n: int, n_customers: int) -> str:
     channel = _weighted(
         (("web", 45), ("mobile", 30), ("store", 15), ("partner", 10)), "i", "channel"
     )
+    ordered_at = (
+        "TIMESTAMP '2024-01-01' + to_seconds(u(i, 'ordered_at', 731 * 86400))"
+        if day is None
+        else f"TIMESTAMP '{day.isoformat()}' + to_seconds(u(i, 'ordered_at', 86400))"
+    )
     return f"""
         SELECT
             i + 1 AS order_id,
             1 + u(i, 'order_customer', {n_customers}) AS customer_id,
-            TIMESTAMP '2024-01-01' + to_seconds(u(i, 'ordered_at', 731 * 86400)) AS ordered_at,
+            {ordered_at} AS ordered_at,
             {status} AS status,
             {channel} AS channel
-        FROM range({n}) AS t(i)
+        FROM range({first}, {first + n}) AS t(i)
         ORDER BY order_id
     """
 
 
-def _order_items_sql(n_orders: int) -> str:
-    """SQL for ``orders/order_items.parquet``: 1 to 3 lines for every order."""
+def _order_items_sql(n_orders: int, first: int = 0) -> str:
+    """SQL for ``orders/order_items.parquet``: 1 to 3 lines for every order (of the orders
+    ``first`` to ``first + n_orders - 1``)."""
     k = _MAX_LINES_PER_ORDER
     return f"""
         WITH lines AS (
@@ -334,7 +389,7 @@ def _order_items_sql(n_orders: int) -> str:
                 i // {k} + 1 AS order_id,
                 (i % {k} + 1)::INTEGER AS line_no,
                 product_of(i, 'item_product') AS p
-            FROM range({n_orders * k}) AS t(i)
+            FROM range({first * k}, {(first + n_orders) * k}) AS t(i)
             WHERE i % {k} < 1 + u(i // {k}, 'lines', {k})
         )
         SELECT
@@ -350,16 +405,22 @@ def _order_items_sql(n_orders: int) -> str:
     """
 
 
-def _events_sql(n: int, n_customers: int) -> str:
-    """SQL for ``usage_events/events.jsonl``."""
+def _events_sql(n: int, n_customers: int, day: date | None = None, first: int = 0) -> str:
+    """SQL for ``usage_events/events.jsonl`` (with ``day``: the events ``first`` to
+    ``first + n - 1``, occurring within that day)."""
     event_type = _weighted(
         (("login", 28), ("feature_use", 45), ("export", 8), ("invite", 4), ("logout", 15)),
         "i",
         "event_type",
     )
+    occurred_at = (
+        "TIMESTAMP '2025-01-01' + to_seconds(u(i, 'occurred_at', 365 * 86400))"
+        if day is None
+        else f"TIMESTAMP '{day.isoformat()}' + to_seconds(u(i, 'occurred_at', 86400))"
+    )
     return f"""
         WITH base AS (
-            SELECT i, {event_type} AS event_type FROM range({n}) AS t(i)
+            SELECT i, {event_type} AS event_type FROM range({first}, {first + n}) AS t(i)
         )
         SELECT
             printf('evt-%09d', i + 1) AS event_id,
@@ -367,10 +428,7 @@ def _events_sql(n: int, n_customers: int) -> str:
             event_type,
             CASE WHEN event_type = 'feature_use' THEN {_pick(FEATURES, "i", "feature")} END
                 AS feature,
-            strftime(
-                TIMESTAMP '2025-01-01' + to_seconds(u(i, 'occurred_at', 365 * 86400)),
-                '%Y-%m-%dT%H:%M:%S'
-            ) AS occurred_at,
+            strftime({occurred_at}, '%Y-%m-%dT%H:%M:%S') AS occurred_at,
             CASE WHEN u(i, 'duration_null', 100) >= 10
                  THEN (50 + u(i, 'duration', 600000))::INTEGER END AS duration_ms
         FROM base
@@ -513,13 +571,69 @@ def _copy(con: duckdb.DuckDBPyConnection, sql: str, target: Path, fmt: FileForma
     return int(row[0])
 
 
-def generate_landing_zone(landing_dir: Path, scale: int = 10_000, seed: int = 42) -> dict[str, int]:
+def _bounds(n: int, days: int) -> list[tuple[int, int]]:
+    """Rows ``[lo, hi)`` of each of ``days`` days: consecutive, as even as integers allow."""
+    return [(d * n // days, (d + 1) * n // days) for d in range(days)]
+
+
+def _daily_queries(
+    n_orders: int, n_events: int, n_customers: int, days: int
+) -> dict[str, tuple[str, str]]:
+    """{daily file path: (whole file's path, SQL)} for every day of ``day_range(days)``."""
+    queries: dict[str, tuple[str, str]] = {}
+    calendar = day_range(days)
+    orders, items, events = DAILY_FILES.values()
+    for day, (lo, hi) in zip(calendar, _bounds(n_orders, days), strict=True):
+        name = day.isoformat()
+        queries[orders.format(day=name)] = (
+            "orders/orders.csv",
+            _orders_sql(hi - lo, n_customers, day, lo),
+        )
+        queries[items.format(day=name)] = (
+            "orders/order_items.parquet",
+            _order_items_sql(hi - lo, lo),
+        )
+    for day, (lo, hi) in zip(calendar, _bounds(n_events, days), strict=True):
+        queries[events.format(day=day.isoformat())] = (
+            "usage_events/events.jsonl",
+            _events_sql(hi - lo, n_customers, day, lo),
+        )
+    return queries
+
+
+def _remove_other_layout(landing_dir: Path, keep: set[str]) -> None:
+    """Remove the generator's own orders, order items and events files of the other layout
+    (the whole files when writing daily ones, daily ones of other days or none), so the port
+    globs of the demo read one layout. Only names the generator writes are touched."""
+    for whole, daily in DAILY_FILES.items():
+        folder, _, pattern = daily.rpartition("/")
+        named = re.compile(re.escape(pattern).replace(re.escape("{day}"), _DAY_NAME) + "$")
+        candidates = [landing_dir / whole]
+        if (landing_dir / folder).is_dir():
+            candidates.extend(
+                p for p in (landing_dir / folder).iterdir() if named.fullmatch(p.name)
+            )
+        for path in candidates:
+            if path.relative_to(landing_dir).as_posix() not in keep and path.is_file():
+                path.unlink()
+
+
+def generate_landing_zone(
+    landing_dir: Path, scale: int = 10_000, seed: int = 42, days: int | None = None
+) -> dict[str, int]:
     """Write every landing file under landing_dir; return {relative file path: row count}.
 
     Args:
         landing_dir: Root of the landing zone; folders are created and files overwritten.
         scale: Approximate total number of rows over all files (1_000 to 10_000_000).
-        seed: Seed of the hash-based pseudo-randomness; same ``(scale, seed)``, same bytes.
+        seed: Seed of the hash-based pseudo-randomness; same ``(scale, seed, days)``, same
+            bytes.
+        days: When given (1 to :data:`MAX_DAYS`), orders, order items and usage events are
+            written as one file per day for the ``days`` days ending at
+            :data:`REFERENCE_DATE` (:data:`DAILY_FILES`), each day's rows timestamped on that
+            day, the same totals spread over the days (at least one order and one event a
+            day); the whole files of a run without ``days`` are removed, and the other way
+            round.
 
     Returns:
         The row count of every file written, keyed by its path relative to ``landing_dir``
@@ -527,6 +641,8 @@ def generate_landing_zone(landing_dir: Path, scale: int = 10_000, seed: int = 42
     """
     if scale < 1:
         raise ValueError(f"scale must be positive, got {scale}")
+    if days is not None:
+        day_range(days)  # checks the bounds before anything is written
     seed = int(seed)
     landing_dir = Path(landing_dir)
     n_customers = _rows("customers/customers.csv", scale)
@@ -536,6 +652,9 @@ def generate_landing_zone(landing_dir: Path, scale: int = 10_000, seed: int = 42
     n_suppliers = _rows("inventory/suppliers.csv", scale)
     n_stock = _rows("inventory/stock_levels.csv", scale)
     n_pos = _rows("inventory/purchase_orders.parquet", scale)
+    if days is not None:
+        n_orders = max(n_orders, days)
+        n_events = max(n_events, days)
 
     queries: dict[str, str] = {
         "customers/customers.csv": _customers_sql(n_customers),
@@ -547,15 +666,19 @@ def generate_landing_zone(landing_dir: Path, scale: int = 10_000, seed: int = 42
         "inventory/stock_levels.csv": _stock_levels_sql(n_stock, n_products),
         "inventory/purchase_orders.parquet": _purchase_orders_sql(n_pos),
     }
+    daily = _daily_queries(n_orders, n_events, n_customers, days) if days is not None else {}
+    files = expected_files(days)
     counts: dict[str, int] = {}
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET preserve_insertion_order = true")
         _define_macros(con, seed, n_products, n_suppliers)
-        for spec in LANDING_FILES:
-            counts[spec.path] = _copy(con, queries[spec.path], landing_dir / spec.path, spec.format)
+        for path in files:
+            whole, sql = daily[path] if path in daily else (path, queries[path])
+            counts[path] = _copy(con, sql, landing_dir / path, _spec(whole).format)
     finally:
         con.close()
+    _remove_other_layout(landing_dir, set(files))
     # the helpdesk's database (not a landing file: the support_tickets product's depot reads it)
     from ddp_assets.demo.helpdesk import HELPDESK_DB, ticket_count, write_helpdesk_database
 
