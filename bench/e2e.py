@@ -5,15 +5,17 @@
        warehouse; whole process. (A2): the same command again on the same instance/warehouse.
 - (B)  plain ``dbt build`` of the same dbt project on a copy of the warehouse after (A): the raw
        tables exist, and so do the published output ports that other products' models read.
-- (B') the same work as (A) without Dagster: the raw loads done directly in DuckDB (this
-       process), plain ``dbt build`` (subprocess), the Python model and the publish copies (this
-       process), on a copy of the warehouse after (A); timed piece by piece.
-- (F)  the floor: the raw loads, the compiled SQL of every model and test, the Python model and
-       the publish copies, in dependency order on one DuckDB connection (:mod:`bench.floor`),
-       on an empty warehouse.
-- (F0) the physical floor of the work: (F) without the data tests and without publish copies
-       (each port's relation is a view of its staging build): the demo's loads, model SQL and
-       Python model on one DuckDB connection.
+- (B') the same work as (A) without Dagster: the raw loads (landing files and the depot's
+       SQLite table) done directly in DuckDB (this process), plain ``dbt build`` (subprocess),
+       the Python model and the publishes (this process: each port renamed to its next version,
+       the published name a view of it, as ddp's versioned publish does), on a copy of the
+       warehouse after (A); timed piece by piece.
+- (F)  the floor: the raw loads (files and depot), the compiled SQL of every model and test, the
+       Python model and the publishes (rename to version 1 + views), in dependency order on one
+       DuckDB connection (:mod:`bench.floor`), on an empty warehouse.
+- (F0) the physical floor of the work: (F) without the data tests and without the versioned
+       publish (each port's relation is a view of its staging build): the demo's loads, model
+       SQL and Python model on one DuckDB connection.
 - (D)  plain dagster-dbt: ``@dbt_assets`` over the prepared manifest, ``dagster.materialize`` on an
        ephemeral instance, whole process, on a copy of the warehouse after (A), as (B).
 - (A-off) (A) with lineage off (``OPENLINEAGE_DISABLED=true``): ddp builds no OpenLineage event.
@@ -27,6 +29,8 @@
        dbt's normal exit. From them, :func:`floors`: the lowest A/B and A/F any run could reach
        that loads those libraries in one process and does what B (and B', C) do after their
        imports, with nothing at all for Dagster's own run.
+
+The ratios issue 20 asks for: A/D, A/F0, A/F and A/B (all in :data:`RATIOS`).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from bench.common import (
     wait_for_quiet,
 )
 from bench.scripts import IMPORTS_ONLY, MODULES_LOADED_BY, PLAIN_DAGSTER_DBT_RUN, write_script
-from ddp_assets.spec.model import FileInputPort, TableInputPort
+from ddp_assets.spec.model import DepotInputPort, FileInputPort, TableInputPort
 from ddp_assets.spec.registry import Registry
 
 WARMUP_SCALE = 1_000
@@ -134,7 +138,8 @@ def prepare_project(settings: Settings, log: Any) -> Project:
         root / "dbt_project" / "target" / "bench_compile" / "manifest.json"
     )
     # Step keys (ddp_assets/components, ingest, compute): a product's landing files load in one
-    # step "<product>__landing"; a Python model and its port's publish are the step
+    # step "<product>__landing"; a depot port (ingest/depot_assets.py) or a table port loads in
+    # its own step "<product>__<port>"; a Python model and its port's publish are the step
     # "<product>__<model>"; every dbt model and the audit + publish of the ports dbt builds are
     # the step "ddp_dbt_models" (its time is the "dbt" phase, audits and publishes included).
     python_keys = {
@@ -149,7 +154,7 @@ def prepare_project(settings: Settings, log: Any) -> Project:
         f"{p.id}__{port.name}"
         for p in registry.products.values()
         for port in p.spec.input_ports
-        if isinstance(port, TableInputPort)
+        if isinstance(port, TableInputPort | DepotInputPort)
     }
     return Project(
         settings=settings,
@@ -355,10 +360,12 @@ def run_a(
 def run_b_prime(
     project: Project, landing: Path, rep_dir: Path, rep: Repetition, after_a: Path
 ) -> None:
-    """B': raw loads in DuckDB, dbt build (subprocess), the Python model and the publish copies."""
+    """B': raw loads in DuckDB, dbt build (subprocess), the Python model and the publishes
+    (each port renamed to the version ddp would publish next on this warehouse)."""
     data = reset_data(project, landing, after_a)
     warehouse = data / "warehouse.duckdb"
-    loads = floor.execute(floor.load_steps(project.registry, landing), warehouse)
+    versions = floor.next_versions(warehouse)  # read before the clock starts
+    loads = floor.execute(floor.load_steps(project.registry, landing, data), warehouse)
     build = run_measured(
         "B' dbt build",
         project.dbt_command("build"),
@@ -369,8 +376,8 @@ def run_b_prime(
     rest = floor.execute(
         floor.order(
             [
-                *floor.python_steps(project.registry),
-                *floor.dbt_steps(project.compiled, build=False, publish=True),
+                *floor.python_steps(project.registry, versions=versions),
+                *floor.dbt_steps(project.compiled, build=False, publish=True, versions=versions),
             ]
         ),
         warehouse,
@@ -525,7 +532,7 @@ def floors(medians: dict[str, float]) -> dict[str, float]:
     - A/B at any scale: the imports (I) plus what plain ``dbt build`` does after its own imports
       and before its interpreter's teardown (B - Idbt): parse state, nodes, artifacts.
     - A/F: the imports beyond dbt's (I - Idbt), the same work as A without Dagster (B': the
-      loads, ``dbt build``, the Python model, the publish copies) and the contract checks (C).
+      loads, ``dbt build``, the Python model, the publishes) and the contract checks (C).
 
     Nothing is counted for Dagster itself (definitions, planning, events, run records), the
     landing checks, checksums or lineage: a real run costs more than its floor.
@@ -555,8 +562,8 @@ def run_f0(project: Project, landing: Path, rep_dir: Path, rep: Repetition) -> N
     steps = floor.order(
         [
             *floor.load_steps(project.registry, landing),
-            *floor.dbt_steps(project.compiled, tests=False, copies=False),
-            *floor.python_steps(project.registry, copies=False),
+            *floor.dbt_steps(project.compiled, tests=False, versioned=False),
+            *floor.python_steps(project.registry, versioned=False),
         ]
     )
     result = floor.execute(steps, fresh_dir(rep_dir / "F0") / "warehouse.duckdb")
@@ -618,7 +625,7 @@ RATIOS = (
     ("A2/B", "A2", "B"),
     ("A/B'", "A", "B'"),
     ("A/F", "A", "F"),
-    ("A/F0", "A", "F0"),  # ... vs the physical floor (no tests, no publish copies)
+    ("A/F0", "A", "F0"),  # ... vs the physical floor (no tests, no versioned publish)
     ("F/F0", "F", "F0"),
     ("D/B", "D", "B"),
     ("A/D", "A", "D"),
