@@ -36,6 +36,15 @@ def demo(
         int, typer.Option(min=100, max=100_000_000, help="Total landing rows to generate.")
     ] = 100_000,
     seed: Annotated[int, typer.Option(help="Same seed and scale, same files.")] = 42,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=3660,
+            help="Write orders, order items and usage events as one file per day, for N days.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the demo landing zone (deterministic) under $DDP_DATA_DIR/landing."""
     from ddp_assets.demo.generator import generate_landing_zone
@@ -43,7 +52,7 @@ def demo(
     paths = ProjectPaths.discover()
     started = time.perf_counter()
     with working(f"generating {scale:,} landing rows into {paths.landing_dir} ..."):
-        counts = generate_landing_zone(paths.landing_dir, scale=scale, seed=seed)
+        counts = generate_landing_zone(paths.landing_dir, scale=scale, seed=seed, days=days)
     table = Table("file", "rows", title=f"landing zone: {paths.landing_dir}")
     for name, rows in counts.items():
         table.add_row(name, f"{rows:,}")
@@ -79,16 +88,40 @@ def materialize_command(
         list[str] | None, typer.Argument(help="Product ids (all their assets).", show_default=False)
     ] = None,
     all_products: Annotated[bool, typer.Option("--all", help="Every product.")] = False,
+    partition: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--partition",
+            help="A partition of the partitioned products to build (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    first: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Backfill: the first partition (included).", show_default=False
+        ),
+    ] = None,
+    last: Annotated[
+        str | None,
+        typer.Option("--to", help="Backfill: the last partition (included).", show_default=False),
+    ] = None,
     as_json: JsonFlag = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show Dagster and dbt logs.")
     ] = False,
 ) -> None:
-    """Materialize products headlessly through the Dagster instance (runs show in the UI)."""
+    """Materialize products headlessly through the Dagster instance (runs show in the UI).
+
+    A partitioned product builds the partitions its upstream has data for and it never built
+    (else its latest), or those of --partition / --from..--to, in runs of at most its
+    ``partitions.batch`` partitions."""
     if not products and not all_products:
         fail("name the products to materialize, or pass --all", "e.g. `ddp materialize orders`")
+    if partition and (first or last):
+        fail("--partition and --from/--to select partitions two ways", "pass one of them")
     from ddp_assets.runtime.instance import ensure_dagster_home
-    from ddp_assets.runtime.materialize import materialize
+    from ddp_assets.runtime.materialize import PartitionSelection, materialize
 
     paths = ProjectPaths.discover()
     registry = load_registry(paths, cached=True)
@@ -104,6 +137,7 @@ def materialize_command(
             paths,
             None if all_products else products,
             log_level="DEBUG" if verbose else "CRITICAL",  # failures: printed once, below
+            partitions=PartitionSelection(tuple(partition or ()), first, last),
         )
     elapsed = time.perf_counter() - started
     allow_fast_exit()  # the run, its warehouse connections and the lineage outbox are closed
@@ -116,16 +150,22 @@ def materialize_command(
 
 
 def _print_outcome(outcome: RunOutcome, elapsed: float) -> None:
-    table = Table("product", "asset", "status", "checks", title=f"run {outcome.run_id}")
+    runs = outcome.runs or [outcome.run_id]
+    title = f"run {runs[0]}" if len(runs) == 1 else f"{len(runs)} runs ({runs[0]} first)"
+    table = Table("product", "asset", "status", "checks", title=title)
     for product in outcome.products:
         for asset in product.assets:
+            name = asset.asset
+            if asset.partitions:
+                ends = {asset.partitions[0], asset.partitions[-1]}
+                name += f" [{'..'.join(sorted(ends))}]"
             passed = sum(c.passed for c in asset.checks)
             failed = [c.name for c in asset.checks if not c.passed]
             checks = f"{passed}/{len(asset.checks)} passed" if asset.checks else ""
             if failed:
                 checks += " — failed: " + ", ".join(failed)
             colour = {"materialized": "green", "failed": "red"}.get(asset.status, "yellow")
-            table.add_row(product.product, asset.asset, styled(asset.status, colour), checks)
+            table.add_row(product.product, name, styled(asset.status, colour), checks)
     out.print(table)
     for error in outcome.errors:
         located = ": error: " in error  # already "file:line: error: ..." (dbt/failures.py)
