@@ -14,6 +14,7 @@ from ddp_assets.demo.generator import (
     CHANNELS,
     COUNTRIES,
     DAILY_FILES,
+    EVENT_DAYS,
     EVENT_TYPES,
     FEATURES,
     LANDING_FILES,
@@ -54,9 +55,20 @@ def _connect(landing_dir: Path) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB with one view per landing file."""
     con = duckdb.connect(":memory:")
     for spec in LANDING_FILES:
-        reader = _reader(landing_dir / spec.path, spec.format)
+        path = landing_dir / spec.path
+        if not path.exists() and spec.path in DAILY_FILES:  # written one file per day
+            path = landing_dir / DAILY_FILES[spec.path].format(day="*")
+        reader = _reader(path, spec.format)
         con.execute(f"CREATE VIEW {TABLES[spec.path]} AS SELECT * FROM {reader}")
     return con
+
+
+def _rows_of(counts: dict[str, int], path: str) -> int:
+    """The rows of a landing file, or of its daily files when it is written one per day."""
+    if path in counts:
+        return counts[path]
+    prefix, _, suffix = DAILY_FILES[path].partition("{day}")
+    return sum(n for name, n in counts.items() if name.startswith(prefix) and name.endswith(suffix))
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
@@ -90,8 +102,18 @@ def test_expected_files_match_the_spec_and_the_result(
     landing: tuple[Path, dict[str, int]],
 ) -> None:
     landing_dir, counts = landing
-    assert expected_files() == [spec.path for spec in LANDING_FILES]
-    assert set(counts) == set(expected_files()) == set(TABLES)
+    events = DAILY_FILES["usage_events/events.jsonl"]
+    days = [REFERENCE_DATE - timedelta(days=d) for d in reversed(range(EVENT_DAYS))]
+    assert expected_files() == [
+        path
+        for spec in LANDING_FILES
+        for path in (
+            [events.format(day=day.isoformat()) for day in days]
+            if spec.path == "usage_events/events.jsonl"
+            else [spec.path]
+        )
+    ]
+    assert set(counts) == set(expected_files())
     for path in expected_files():
         assert (landing_dir / path).is_file(), path
     leftovers = [p for p in landing_dir.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
@@ -144,8 +166,9 @@ def test_row_counts_match_and_total_is_near_scale(
 ) -> None:
     _, counts = landing
     for path, table in TABLES.items():
-        assert _scalar(con, f"SELECT count(*) FROM {table}") == counts[path], path
-        assert counts[path] > 0, path
+        rows = _rows_of(counts, path)
+        assert _scalar(con, f"SELECT count(*) FROM {table}") == rows, path
+        assert rows > 0, path
     total = sum(counts.values())
     assert 0.75 * SCALE <= total <= 1.25 * SCALE
 
@@ -355,7 +378,7 @@ def test_larger_scale(tmp_path: Path) -> None:
     assert 0.75 * scale <= total <= 1.25 * scale
     with _connect(tmp_path) as con:
         for path, table in TABLES.items():
-            assert _scalar(con, f"SELECT count(*) FROM {table}") == counts[path], path
+            assert _scalar(con, f"SELECT count(*) FROM {table}") == _rows_of(counts, path), path
         orphans = """
             SELECT count(*) FROM order_items ANTI JOIN orders USING (order_id)
         """
@@ -406,12 +429,10 @@ def test_days_writes_one_file_per_day_ending_at_the_reference_date(
         assert not (landing_dir / whole).exists(), whole
     # the scale's totals, spread over the days; the other files as without days
     _, whole_counts = landing
-    for path, rows in whole_counts.items():
-        if path in DAILY_FILES:
-            stem = DAILY_FILES[path].split("{day}")[0]
-            assert sum(n for p, n in counts.items() if p.startswith(stem)) == rows, path
-        else:
-            assert counts[path] == rows, path
+    for spec in LANDING_FILES:
+        path = spec.path
+        assert _rows_of(counts, path) == _rows_of(whole_counts, path), path
+        if path not in DAILY_FILES:
             assert (landing_dir / path).read_bytes() == (landing[0] / path).read_bytes()
     # as even as integers allow
     per_day = [counts[f"orders/orders_{day}.csv"] for day in days]
@@ -472,7 +493,8 @@ def test_days_is_deterministic_and_switching_back_removes_the_daily_files(
     ]
     generate_landing_zone(tmp_path, scale=SCALE, seed=42)
     assert list((tmp_path / "orders").glob("*_20*")) == []
-    assert list((tmp_path / "usage_events").glob("*_20*")) == []
+    # usage events stay daily (the demo's usage_events is partitioned), over EVENT_DAYS days
+    assert len(list((tmp_path / "usage_events").glob("events_20*.jsonl"))) == EVENT_DAYS
     fresh = tmp_path / "fresh"
     generate_landing_zone(fresh, scale=SCALE, seed=42)
     assert _file_bytes(tmp_path) == _file_bytes(fresh)

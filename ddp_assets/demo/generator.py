@@ -17,6 +17,10 @@ items and usage events, is written as one file per day for the N days ending at
 ``orders/order_items_2025-12-31.parquet``, ``usage_events/events_2025-12-31.jsonl``) as a
 daily-partitioned product expects, each day's rows timestamped within that day. The totals are
 the scale's (at least one order and one event a day), the keys still unique across days.
+
+Usage events are always written one file per day: the demo's ``usage_events`` product is
+daily-partitioned. Without ``days`` they cover the :data:`EVENT_DAYS` days ending at
+:data:`REFERENCE_DATE` (orders and order items are then one file each).
 """
 
 from __future__ import annotations
@@ -145,6 +149,9 @@ REFERENCE_DATE = date(2025, 12, 31)
 """The last day of the generated history (orders and usage events end on it): with ``days``,
 the daily files are those of the days ending here."""
 
+EVENT_DAYS = 30
+"""The days of usage events (one file each) when ``days`` is not given."""
+
 MAX_DAYS = 3660
 """The most days ``days`` may ask for (ten years)."""
 
@@ -156,6 +163,9 @@ DAILY_FILES: dict[str, str] = {
 """The landing files written one per day with ``days``: the whole file's path → the day's."""
 
 _DAY_NAME = r"\d{4}-\d{2}-\d{2}"
+
+_EVENTS_ONLY = {"usage_events/events.jsonl": EVENT_DAYS}
+"""Without ``days``: the files still written one per day, and over how many days."""
 
 
 def day_range(days: int) -> list[date]:
@@ -230,15 +240,14 @@ def expected_files(days: int | None = None) -> list[str]:
     """Return the paths, relative to the landing directory, of every landing file (with
     ``days``: the daily files of :data:`DAILY_FILES` in place of the whole ones, oldest day
     first)."""
-    if days is None:
-        return [spec.path for spec in LANDING_FILES]
     found: list[str] = []
     for spec in LANDING_FILES:
         daily = DAILY_FILES.get(spec.path)
-        if daily is None:
+        spread = days if days is not None else _EVENTS_ONLY.get(spec.path)
+        if daily is None or spread is None:
             found.append(spec.path)
         else:
-            found.extend(daily.format(day=day.isoformat()) for day in day_range(days))
+            found.extend(daily.format(day=day.isoformat()) for day in day_range(spread))
     return found
 
 
@@ -577,13 +586,15 @@ def _bounds(n: int, days: int) -> list[tuple[int, int]]:
 
 
 def _daily_queries(
-    n_orders: int, n_events: int, n_customers: int, days: int
+    n_orders: int, n_events: int, n_customers: int, days: int | None
 ) -> dict[str, tuple[str, str]]:
-    """{daily file path: (whole file's path, SQL)} for every day of ``day_range(days)``."""
+    """{daily file path: (whole file's path, SQL)} for every day of ``day_range(days)``
+    (``days`` None: the usage events of the :data:`EVENT_DAYS` days only)."""
     queries: dict[str, tuple[str, str]] = {}
-    calendar = day_range(days)
     orders, items, events = DAILY_FILES.values()
-    for day, (lo, hi) in zip(calendar, _bounds(n_orders, days), strict=True):
+    event_days = days if days is not None else EVENT_DAYS
+    calendar = day_range(days) if days is not None else []
+    for day, (lo, hi) in zip(calendar, _bounds(n_orders, len(calendar)), strict=True):
         name = day.isoformat()
         queries[orders.format(day=name)] = (
             "orders/orders.csv",
@@ -593,7 +604,7 @@ def _daily_queries(
             "orders/order_items.parquet",
             _order_items_sql(hi - lo, lo),
         )
-    for day, (lo, hi) in zip(calendar, _bounds(n_events, days), strict=True):
+    for day, (lo, hi) in zip(day_range(event_days), _bounds(n_events, event_days), strict=True):
         queries[events.format(day=day.isoformat())] = (
             "usage_events/events.jsonl",
             _events_sql(hi - lo, n_customers, day, lo),
@@ -654,7 +665,7 @@ def generate_landing_zone(
     n_pos = _rows("inventory/purchase_orders.parquet", scale)
     if days is not None:
         n_orders = max(n_orders, days)
-        n_events = max(n_events, days)
+    n_events = max(n_events, days if days is not None else EVENT_DAYS)
 
     queries: dict[str, str] = {
         "customers/customers.csv": _customers_sql(n_customers),
@@ -666,7 +677,7 @@ def generate_landing_zone(
         "inventory/stock_levels.csv": _stock_levels_sql(n_stock, n_products),
         "inventory/purchase_orders.parquet": _purchase_orders_sql(n_pos),
     }
-    daily = _daily_queries(n_orders, n_events, n_customers, days) if days is not None else {}
+    daily = _daily_queries(n_orders, n_events, n_customers, days)
     files = expected_files(days)
     counts: dict[str, int] = {}
     con = duckdb.connect(":memory:")
