@@ -105,7 +105,10 @@ def windows(spec: ProductSpec, keys: Sequence[str]) -> list[Window]:
 def run_windows(spec: ProductSpec, context: Any) -> list[Window] | None:
     """The windows an asset execution context builds (None: the product is unpartitioned or
     the run is not partitioned)."""
-    if spec.partitions is None or not context.has_partition_key_range:
+    # a single-partition run has only the partition tag, a range run the range tags
+    if spec.partitions is None or not (
+        context.has_partition_key or context.has_partition_key_range
+    ):
         return None
     return windows(spec, list(context.partition_keys))
 
