@@ -120,6 +120,12 @@ def version_table(port: str, version: int) -> str:
     return f"{port}{VERSION_MARK}{version}"
 
 
+def partition_store(port: str) -> str:
+    """The one table holding every retained partition's rows of a partitioned output port
+    (``<port>__parts``, in :func:`version_schema`); its versions are views over it."""
+    return f"{port}__parts"
+
+
 def published_relation(product: str, model: str) -> tuple[str, str]:
     """(schema, name) of the relation consumers read: a view over the published version."""
     return product_schema(product), model

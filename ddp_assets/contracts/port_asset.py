@@ -30,9 +30,11 @@ from ddp_assets.contracts.pandera_checks import (
     sample_markdown,
     validate_table,
 )
+from ddp_assets.contracts.partitioned import HeldBack, key_columns, publish_partitions
 from ddp_assets.contracts.soda import RuleResult, run_quality_many
 from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.contracts.wap import (
+    PublishedVersion,
     publish,
     published_version,
     record_audit,
@@ -41,6 +43,7 @@ from ddp_assets.contracts.wap import (
 )
 from ddp_assets.metadata import column_schema, product_meta, product_tags
 from ddp_assets.naming import port_key, staging_key
+from ddp_assets.partitions import Window
 from ddp_assets.policies import asset_policies
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import relative
@@ -228,9 +231,16 @@ def _quality(connection: Connection, ports: Sequence[PortAsset]) -> list[list[Ru
 
 
 def audit_and_publish_many(
-    connection: Connection, ports: Sequence[PortAsset], run_id: str, log: Any = None
+    connection: Connection,
+    ports: Sequence[PortAsset],
+    run_id: str,
+    log: Any = None,
+    windows: Sequence[Window] | None = None,
 ) -> list[Published]:
-    """:func:`audit_and_publish` for the ports a dbt round built, in order, on one connection."""
+    """:func:`audit_and_publish` for the ports a dbt round built, in order, on one connection.
+
+    ``windows``: the partitions a partitioned run built; a port of a partitioned product then
+    publishes just those (:mod:`ddp_assets.contracts.partitioned`), the others as always."""
     outcomes = [Published() for _ in ports]
     present: list[int] = []
     for index, port in enumerate(ports):
@@ -247,7 +257,9 @@ def audit_and_publish_many(
     verdicts = _quality(connection, [ports[i] for i in present])
     audit_seconds = time.perf_counter() - started
     for index, results in zip(present, verdicts, strict=True):
-        _finish(connection, ports[index], results, outcomes[index], run_id, log, audit_seconds)
+        _finish(
+            connection, ports[index], results, outcomes[index], run_id, log, audit_seconds, windows
+        )
     return outcomes
 
 
@@ -259,8 +271,13 @@ def _finish(
     run_id: str,
     log: Any,
     audit_seconds: float,
+    windows: Sequence[Window] | None = None,
 ) -> None:
-    """After the quality rules: pandera (Python ports), the audit record, then publish or hold."""
+    """After the quality rules: pandera (Python ports), the audit record, then publish or hold.
+
+    A port of a partitioned product in a partitioned run publishes the run's partitions; the
+    checks of the partitioned publish (rows outside the windows, keys across partitions) run
+    in its transaction, so its audit is recorded after it, with what they found."""
     product_id, key, plan = port.product.id, port.key, port.plan
     staging = staging_schema(product_id)
     started = time.perf_counter()
@@ -274,15 +291,36 @@ def _finish(
             failed.append(PANDERA_CHECK)
             summaries.append(f"{PANDERA_CHECK}: {frame.summary()}")
     audit_seconds += time.perf_counter() - started
-    record_audit(
-        connection,
-        product=product_id,
-        port=port.port.name,
-        contract_id=plan.contract_id,
-        contract_version=plan.contract_version,
-        run_id=run_id,
-        failed_checks=failed,
-    )
+    partitioned = bool(windows) and port.product.spec.partitions is not None
+    if not partitioned:
+        record_audit(
+            connection,
+            product=product_id,
+            port=port.port.name,
+            contract_id=plan.contract_id,
+            contract_version=plan.contract_version,
+            run_id=run_id,
+            failed_checks=failed,
+        )
+    started = time.perf_counter()
+    version, refused = None, None
+    if partitioned and not failed:
+        assert windows is not None
+        try:
+            version = _publish_partitions(connection, port, run_id, windows)
+        except HeldBack as error:
+            refused = error
+            failed.append(error.check)
+    if partitioned:
+        record_audit(
+            connection,
+            product=product_id,
+            port=port.port.name,
+            contract_id=plan.contract_id,
+            contract_version=plan.contract_version,
+            run_id=run_id,
+            failed_checks=failed,
+        )
     if failed:
         current = published_version(connection, product_id, port.port.name)
         kept = (
@@ -296,26 +334,32 @@ def _finish(
             f"{plan.contract_id} {plan.contract_version} failed on staging: "
             + "; ".join(summaries)
             + f". {kept}; downstream products do not run on this build."
+            if refused is None
+            else f"{refused.message} No partition changed: {kept}; downstream products do "
+            "not run on this build."
         )
         return
-    started = time.perf_counter()
-    version = publish(
-        connection,
-        product=product_id,
-        port=port.port.name,
-        model=port.port.model,
-        contract_id=plan.contract_id,
-        contract_version=plan.contract_version,
-        run_id=run_id,
-        retain=port.port.retain.versions if port.port.retain else None,
-        pinned=port.pinned,
-    )
+    if version is None:
+        version = publish(
+            connection,
+            product=product_id,
+            port=port.port.name,
+            model=port.port.model,
+            contract_id=plan.contract_id,
+            contract_version=plan.contract_version,
+            run_id=run_id,
+            retain=port.port.retain.versions if port.port.retain else None,
+            pinned=port.pinned,
+        )
     publish_seconds = time.perf_counter() - started
     columns = table_columns(connection, product_id, port.port.model)
     if log is not None:
         log.info(
             f"published {version.relation}: {version.rows} rows, checksum {version.checksum[:12]}"
         )
+    metadata: dict[str, Any] = {}
+    if version.partitioned:
+        metadata["ddp/partitions"] = dg.MetadataValue.json(version.partitions_written)
     out.events.append(
         dg.MaterializeResult(
             asset_key=key,
@@ -331,9 +375,33 @@ def _finish(
                 # the ports of one dbt round are audited together: this is the round's time
                 "ddp/audit_seconds": round(audit_seconds, 3),
                 "ddp/publish_seconds": round(publish_seconds, 3),
+                **metadata,
             },
             data_version=dg.DataVersion(version.checksum[:24]),
         )
+    )
+
+
+def _publish_partitions(
+    connection: Connection, port: PortAsset, run_id: str, windows: Sequence[Window]
+) -> PublishedVersion:
+    """Publish the run's partitions of a partitioned product's port (raises :class:`HeldBack`)."""
+    spec, plan = port.product.spec, port.plan
+    column = spec.partition_column(port.port)
+    assert column is not None
+    return publish_partitions(
+        connection,
+        product=spec.id,
+        port=port.port.name,
+        model=port.port.model,
+        column=column,
+        windows=windows,
+        contract_id=plan.contract_id,
+        contract_version=plan.contract_version,
+        run_id=run_id,
+        keys=key_columns(plan.primary_key, [c.name for c in plan.columns if c.unique]),
+        retain=port.port.retain.versions if port.port.retain else None,
+        pinned=port.pinned,
     )
 
 

@@ -361,6 +361,8 @@ def version_history(
                 "run_id": version.run_id,
                 "published_at": version.published_at,
                 "dropped_at": version.dropped_at,
+                # a partitioned port's version: the partitions its run wrote (else None)
+                "partitions": version.partitions_written if version.partitioned else None,
                 "state": state,
                 "audit": audits.get((version.port, version.run_id)),
                 "pinned_by": pins.get(version.port, {}).get(int(version.version or 0), []),

@@ -16,6 +16,8 @@ published as an immutable version by a pointer move.
   retained versions, in one transaction (``ddp rollback``, :mod:`ddp_assets.contracts.rollback`).
 - **retention**: after a publish, versions beyond the newest ``retain`` are dropped
   (:func:`apply_retention`), never the published one.
+- **partitioned ports**: a partitioned product's run publishes only its partitions; a version
+  is then a view over the port's one store table (:mod:`ddp_assets.contracts.partitioned`).
 
 The ports a run publishes form one *product version* (numbered per product). A failed audit, a
 failed build or a killed process never reaches the published relation: it is only ever
@@ -60,6 +62,16 @@ class PublishedVersion:
     product_version: int | None = None
     stored_as: str | None = None  # the version's table, schema.table
     dropped_at: str | None = None  # set when retention dropped the version's table
+    partitions: str | None = None  # partitioned port: JSON list of the partitions it wrote
+
+    @property
+    def partitioned(self) -> bool:
+        """A version of a partitioned port: ``stored_as`` is a view over the port's store."""
+        return self.partitions is not None
+
+    @property
+    def partitions_written(self) -> list[str]:
+        return list(json.loads(self.partitions)) if self.partitions else []
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +96,8 @@ _LEGACY_PUBLISHED_COLUMNS = (
     "contract_id varchar, contract_version varchar, run_id varchar, published_at varchar"
 )
 _VERSION_COLUMNS = "version bigint, product_version bigint, stored_as varchar, dropped_at varchar"
-_PUBLISHED_COLUMNS = f"{_LEGACY_PUBLISHED_COLUMNS}, {_VERSION_COLUMNS}"
+_PARTITION_COLUMNS = "partitions varchar"
+_PUBLISHED_COLUMNS = f"{_LEGACY_PUBLISHED_COLUMNS}, {_VERSION_COLUMNS}, {_PARTITION_COLUMNS}"
 _MOVE_COLUMNS = (
     "move bigint, product varchar, port varchar, version bigint, previous_version bigint, "
     "action varchar, actor varchar, reason varchar, run_id varchar, moved_at varchar"
@@ -100,13 +113,13 @@ def _names(columns: str) -> str:
 
 
 def ensure_meta(connection: Connection) -> None:
-    """ddp's metadata tables; a ledger from before versioning gets the version columns."""
+    """ddp's metadata tables; an older ledger gets the version (and partition) columns."""
     warehouse = warehouse_of(connection)
     connection.execute(f"create schema if not exists {quote(META_SCHEMA)}")
     ledger = relation(META_SCHEMA, "published_versions")
     connection.execute(warehouse.meta_table_ddl(ledger, _PUBLISHED_COLUMNS))
     present = {name for name, _ in table_columns(connection, META_SCHEMA, "published_versions")}
-    for column in _VERSION_COLUMNS.split(", "):
+    for column in [*_VERSION_COLUMNS.split(", "), _PARTITION_COLUMNS]:
         if column.split()[0] not in present:
             connection.execute(f"alter table {ledger} add column {column}")
     connection.execute(warehouse.meta_table_ddl(relation(META_SCHEMA, "audits"), _AUDIT_COLUMNS))
@@ -233,7 +246,7 @@ def publish(
         raise LookupError(f"{staging}.{model} does not exist: nothing to publish")
     schema, name = published_relation(product, model)
     store = version_schema(product)
-    staged = _staged_version(connection, product, port, model) if kind == "view" else None
+    staged = staged_version(connection, product, port, model) if kind == "view" else None
     if staged is not None and (staged.contract_id, staged.contract_version) == (
         contract_id,
         contract_version,
@@ -250,28 +263,7 @@ def publish(
         return staged
     with warehouse.transaction(connection):
         previous = published_version(connection, product, port)
-        number = int(
-            _scalar(
-                connection,
-                f"select coalesce(max(version), 0) + 1 from {_ledger()} "
-                "where product = ? and port = ?",
-                [product, port],
-            )
-        )
-        run_version = _scalar(
-            connection,
-            f"select max(product_version) from {_ledger()} where product = ? and run_id = ?",
-            [product, run_id],
-        )
-        product_version = int(
-            run_version
-            if run_version is not None
-            else _scalar(
-                connection,
-                f"select coalesce(max(product_version), 0) + 1 from {_ledger()} where product = ?",
-                [product],
-            )
-        )
+        number, product_version = next_numbers(connection, product, port, run_id)
         table = version_table(port, number)
         # a table of that name not in the ledger is an orphan (never committed as a version)
         warehouse.drop_table(connection, store, table)
@@ -306,28 +298,66 @@ def publish(
             f"{store}.{table}",
             None,
         )
-        connection.execute(
-            f"insert into {_ledger()} ({_names(_PUBLISHED_COLUMNS)}) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            list(version.to_dict().values()),
-        )
-        _record_move(
-            connection,
-            product=product,
-            port=port,
-            version=number,
-            previous=previous.version if previous else None,
-            action="publish",
-            actor=actor,
-            reason="",
-            run_id=run_id,
-        )
+        record_version(connection, version, previous, actor)
     kept = RETAINED_VERSIONS if retain is None else retain
     apply_retention(connection, product, port, kept, pinned)
     return version
 
 
-def _staged_version(
+def next_numbers(connection: Connection, product: str, port: str, run_id: str) -> tuple[int, int]:
+    """The port's next version number and the run's product version (the run's first publish
+    numbers it, its other ports reuse it). Inside the publish's transaction."""
+    number = int(
+        _scalar(
+            connection,
+            f"select coalesce(max(version), 0) + 1 from {_ledger()} where product = ? and port = ?",
+            [product, port],
+        )
+    )
+    run_version = _scalar(
+        connection,
+        f"select max(product_version) from {_ledger()} where product = ? and run_id = ?",
+        [product, run_id],
+    )
+    product_version = int(
+        run_version
+        if run_version is not None
+        else _scalar(
+            connection,
+            f"select coalesce(max(product_version), 0) + 1 from {_ledger()} where product = ?",
+            [product],
+        )
+    )
+    return number, product_version
+
+
+def record_version(
+    connection: Connection,
+    version: PublishedVersion,
+    previous: PublishedVersion | None,
+    actor: str,
+) -> None:
+    """The version's ledger row and its publish move (inside the publish's transaction)."""
+    values = list(version.to_dict().values())
+    connection.execute(
+        f"insert into {_ledger()} ({_names(_PUBLISHED_COLUMNS)}) "
+        f"values ({', '.join('?' for _ in values)})",
+        values,
+    )
+    _record_move(
+        connection,
+        product=version.product,
+        port=version.port,
+        version=int(version.version or 0),
+        previous=previous.version if previous else None,
+        action="publish",
+        actor=actor,
+        reason="",
+        run_id=version.run_id,
+    )
+
+
+def staged_version(
     connection: Connection, product: str, port: str, model: str
 ) -> PublishedVersion | None:
     """The version a staging view left by :func:`publish` shows, or None (a new build)."""
@@ -427,7 +457,10 @@ def move_pointers(
                     f"{product} {port}'"
                 )
             store, table = target.stored_as.split(".", 1)
-            if relation_kind(connection, store, table) != "table":
+            # a partitioned port's version is a view over its store (contracts/partitioned.py)
+            if relation_kind(connection, store, table) != (
+                "view" if target.partitioned else "table"
+            ):
                 raise LookupError(
                     f"{target.stored_as}, version {number} of {product}.{port}, is gone"
                 )
@@ -456,7 +489,9 @@ def apply_retention(
     a ``pinned`` one.
 
     Each drop commits on its own after the publish: a failure here leaves a version too many,
-    never a published relation without its table."""
+    never a published relation without its table. A partitioned port's version is a view: its
+    drop also deletes its partition map and the store rows no kept version reads
+    (:func:`~ddp_assets.contracts.partitioned.drop_version`)."""
     current = published_version(connection, product, port)
     kept = {v.version for v in versions(connection, product, port)[-max(retain, 1) :]}
     kept |= set(pinned)
@@ -469,7 +504,12 @@ def apply_retention(
             continue
         store, table = old.stored_as.split(".", 1)
         with warehouse.transaction(connection):
-            warehouse.drop_table(connection, store, table)
+            if old.partitioned:
+                from ddp_assets.contracts.partitioned import drop_version
+
+                drop_version(connection, old)
+            else:
+                warehouse.drop_table(connection, store, table)
             connection.execute(
                 f"update {_ledger()} set dropped_at = ? where product = ? and port = ? "
                 "and version = ?",

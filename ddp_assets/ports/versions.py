@@ -313,7 +313,9 @@ def port_history(
         retained = version.dropped_at is None and stored is not None
         if retained and stored is not None and version.version != published.version:
             schema, table = stored.split(".", 1)
-            retained = relation_kind(connection, schema, table) == "table"
+            # a partitioned port's version is a view over its store (contracts/partitioned.py)
+            kind = "view" if version.partitioned else "table"
+            retained = relation_kind(connection, schema, table) == kind
             if retained:
                 copies.append((schema, table, version_table(port, int(version.version or 0))))
         listed.append(served_version(version, published, retained))
