@@ -93,6 +93,10 @@ def check_project(
             from ddp_assets.dbt.macro_check import undefined_macro_problems
 
             problems.extend(undefined_macro_problems(registry, prepared.manifest, paths.dbt_dir))
+            from ddp_assets.dbt.type_check import type_problems  # contract vs SQL types
+            from ddp_assets.ingest.files import landing_files
+
+            problems.extend(type_problems(registry, prepared.manifest, paths, landing_files))
         except SpecErrors as errors:
             problems.extend(errors.problems)
     elif not registry.errors:  # contracts are checked with or without dbt
