@@ -290,7 +290,8 @@ def run_plan(
             high = known.index(selection.last) if selection.last else len(known) - 1
             asked += known[low : high + 1]
         problems += [_partition_problem(paths, product, k, known) for k in asked if k not in known]
-        chosen = sorted(set(asked), key=known.index) if asked else []
+        position = {key: index for index, key in enumerate(known)}
+        chosen = sorted({k for k in asked if k in position}, key=position.__getitem__)
         if not asked:
             chosen = _default_partitions(paths, run_instance, graph, product_keys, known)
         batch = _batch_size(graph, product_keys[0])
