@@ -803,6 +803,14 @@ class ProductSpec(_Strict):
                     index,
                     "partition_column",
                 )
+        if self.partitions is not None and self.python_models:
+            raise spec_error(
+                "a partitioned product cannot have Python models yet: their ports would be "
+                "published whole by each partition's run",
+                "move the Python model into an unpartitioned product that reads this one's "
+                "ports (input port type: product), or remove 'partitions'",
+                "python_models",
+            )
         return self
 
     def partition_column(self, port: OutputPort) -> str | None:
