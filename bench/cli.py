@@ -1,4 +1,5 @@
-"""``python -m bench [e2e|defs|ripple|all|rest|publish] [--scales ...]`` (``make bench``)."""
+"""``python -m bench [e2e|defs|ripple|incremental|all|rest|publish] [--scales ...]``
+(``make bench``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import defs_scale, e2e, ripple
+from bench import defs_scale, e2e, incremental, ripple
 from bench.common import RESULTS_DIR, BenchError, Settings, machine_info
 from bench.report import print_report, targets
 from bench.synth import MODELS_PER_PRODUCT
@@ -41,13 +42,17 @@ def parser() -> argparse.ArgumentParser:
         "definitions load at scale vs plain dagster-dbt. Prints ratios, writes JSON.",
     )
     p.add_argument(
-        "mode", nargs="?", choices=("e2e", "defs", "ripple", "all", "rest"), default="all"
+        "mode",
+        nargs="?",
+        choices=("e2e", "defs", "ripple", "incremental", "all", "rest"),
+        default="all",
     )
     p.add_argument(
         "--scales",
         type=_ints,
         default=[100_000],
-        help="landing rows for the end-to-end runs, e.g. 100000,1000000 (default 100000)",
+        help="landing rows for the end-to-end runs, e.g. 100000,1000000 (default 100000); "
+        "for incremental: usage events of history, e.g. 100000,10000000",
     )
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is kept")
     p.add_argument("--big", action="store_true", help=f"also load {BIG_SIZE} models")
@@ -150,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["defs"] = defs_scale.run(settings, sizes, args.repeat, not args.no_warmup, log)
         if args.mode in ("ripple", "all"):
             results["ripple"] = ripple.run(settings, args.scales[0], log)
+        if args.mode == "incremental":
+            results["incremental"] = incremental.run(settings, args.scales, log)
     except BenchError as error:
         progress.print(f"[red]error:[/red] {error}")
         progress.print(f"the work folder is kept for its logs: {work}")

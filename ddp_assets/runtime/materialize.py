@@ -187,8 +187,10 @@ def _product_order(graph: Any, keys: Sequence[dg.AssetKey]) -> list[str]:
     sorter = graphlib.TopologicalSorter(upstream)
     sorter.prepare()
     order: list[str] = []
+    partitioned = {p for k, p in by_key.items() if graph.get(k).partitions_def is not None}
     while sorter.is_active():
-        ready = sorted(sorter.get_ready())
+        # the unpartitioned first: they share one run with the unpartitioned before them
+        ready = sorted(sorter.get_ready(), key=lambda p: (p in partitioned, p))
         order += ready
         sorter.done(*ready)
     return order
@@ -208,10 +210,15 @@ def _partition_problem(
 
 
 def _partitions_with_data(
-    paths: ProjectPaths, run_instance: dg.DagsterInstance, graph: Any, keys: Sequence[dg.AssetKey]
+    paths: ProjectPaths,
+    run_instance: dg.DagsterInstance,
+    graph: Any,
+    keys: Sequence[dg.AssetKey],
+    planned: dict[str, set[str]],
 ) -> set[str]:
-    """The partitions a product has data for: those its landing files name, and those its
-    partitioned upstream products built."""
+    """The partitions a product has data for: those its landing files name, those its
+    partitioned upstream products built, and those this materialize builds upstream first
+    (``planned``, by product)."""
     from ddp_assets.dbt.load_cache import load_registry
     from ddp_assets.ingest.files import landing_entries, partition_of_file
 
@@ -229,8 +236,10 @@ def _partitions_with_data(
                 if partition is not None:
                     found.add(partition)
         for parent in node.parent_keys:
-            if parent not in selected and graph.get(parent).partitions_def is not None:
-                found |= set(run_instance.get_materialized_partitions(parent))
+            if parent in selected or graph.get(parent).partitions_def is None:
+                continue
+            found |= set(run_instance.get_materialized_partitions(parent))
+            found |= planned.get(graph.get(parent).group_name or "default", set())
     return found
 
 
@@ -240,10 +249,11 @@ def _default_partitions(
     graph: Any,
     keys: Sequence[dg.AssetKey],
     known: list[str],
+    planned: dict[str, set[str]],
 ) -> list[str]:
-    """The partitions with data upstream (landing files, or partitions upstream products built)
-    that these assets never built; else the latest with data."""
-    available = _partitions_with_data(paths, run_instance, graph, keys)
+    """The partitions with data upstream (landing files, or partitions upstream products built
+    or are planned to build first) that these assets never built; else the latest with data."""
+    available = _partitions_with_data(paths, run_instance, graph, keys, planned)
     wanted = [key for key in known if key in available]
     built: set[str] | None = None
     for key in keys:
@@ -269,6 +279,7 @@ def run_plan(
         by_product.setdefault(graph.get(key).group_name or "default", []).append(key)
     parts: list[RunPart] = []
     problems: list[SpecProblem] = []
+    planned: dict[str, set[str]] = {}
     for product in _product_order(graph, keys):
         product_keys = by_product[product]
         definition = graph.get(product_keys[0]).partitions_def
@@ -293,7 +304,8 @@ def run_plan(
         position = {key: index for index, key in enumerate(known)}
         chosen = sorted({k for k in asked if k in position}, key=position.__getitem__)
         if not asked:
-            chosen = _default_partitions(paths, run_instance, graph, product_keys, known)
+            chosen = _default_partitions(paths, run_instance, graph, product_keys, known, planned)
+        planned[product] = set(chosen)
         batch = _batch_size(graph, product_keys[0])
         for chunk in _contiguous_chunks(chosen, known, batch):
             parts.append(RunPart(tuple(product_keys), product, tuple(chunk)))

@@ -153,15 +153,34 @@ def sql_problems(product: Product, registry: Registry) -> list[SpecProblem]:
         except SpecErrors as errors:
             problems.extend(errors.problems)
             continue
-        if statements is None:
-            continue
-        selected = selected_columns(statements)
         contract = loaded.contract
         obj = contract.object_for(name)
-        if selected is None or obj is None or not obj.properties:
+        if obj is None or not obj.properties:
             continue
         index = contract.schema_.index(obj)
         declared = {prop.column.lower(): (i, prop) for i, prop in enumerate(obj.properties)}
+        partition_column = product.spec.partition_column(port)
+        if partition_column is not None and partition_column.lower() not in declared:
+            own = port.partition_column is not None
+            position = product.spec.output_ports.index(port)
+            problems.append(
+                _spec_problem(
+                    product,
+                    ("output_ports", position, "partition_column")
+                    if own
+                    else ("partitions", "column"),
+                    f"output port '{port.name}' is partitioned on '{partition_column}', which is "
+                    f"not a column of its contract ({loaded.shown})",
+                    "name the port's own column holding the partition with "
+                    f"'partition_column' under output port '{port.name}' (e.g. a date column), "
+                    "or add the column to the model and its contract",
+                )
+            )
+        if statements is None:
+            continue
+        selected = selected_columns(statements)
+        if selected is None:
+            continue
         chosen = {column.lower() for column, _ in selected}
         for column, line in selected:
             if column.lower() not in declared:
