@@ -296,11 +296,14 @@ def test_json_lines_mistyped_field(zone: Zone) -> None:
     folder = zone.landing / "usage_events"
     folder.mkdir()
     good = '{"event_id": "e1", "customer_id": 1, "event_type": "login"}\n'
-    (folder / "events.jsonl").write_text(good)
+    # usage_events is daily-partitioned: each file names its day
+    (folder / "events_2025-06-01.jsonl").write_text(good)
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance)
         evaluate_landing(context, zone.product("usage_events"), zone.paths)
-        (folder / "late.jsonl").write_text(good + good.replace("1,", '"one",').replace("e1", "e2"))
+        (folder / "events_2025-06-01_late.jsonl").write_text(
+            good + good.replace("1,", '"one",').replace("e1", "e2")
+        )
         evaluate_landing(
             dg.build_sensor_context(instance=instance, cursor=context.cursor),
             zone.product("usage_events"),

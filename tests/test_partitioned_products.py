@@ -54,8 +54,17 @@ class PartitionedEnv:
         }
 
     def read(self, sql: str) -> list[tuple]:
-        with duckdb.connect(str(self.paths.warehouse_path), read_only=True) as connection:
-            return connection.execute(sql).fetchall()
+        import time
+
+        deadline = time.monotonic() + 60
+        while True:  # a run process of the served UI may still be closing its connection
+            try:
+                with duckdb.connect(str(self.paths.warehouse_path), read_only=True) as connection:
+                    return connection.execute(sql).fetchall()
+            except duckdb.IOException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def live_partitions(self) -> dict[str, tuple[int, int]]:
         """partition → (written_in, rows) of the port version consumers read now."""

@@ -414,14 +414,16 @@ def test_the_publish_asset_publishes_the_run_s_partitions(tmp_path: Path) -> Non
     shutil.copytree(ROOT / "ddp_assets" / "defs", defs)
     spec = defs / "product" / "usage_events" / "defs.yaml"
     text = spec.read_text(encoding="utf-8")
-    spec.write_text(
-        text.replace(
-            "  input_ports:\n",
-            "  partitions: {by: day, column: occurred_at, start: '2026-01-01'}\n  input_ports:\n",
-            1,
-        ),
-        encoding="utf-8",
-    )
+    if "\n  partitions:" not in text:  # the demo's usage_events is daily-partitioned already
+        spec.write_text(
+            text.replace(
+                "  input_ports:\n",
+                "  partitions: {by: day, column: occurred_at, start: '2026-01-01'}\n"
+                "  input_ports:\n",
+                1,
+            ),
+            encoding="utf-8",
+        )
     registry = Registry.load(defs, tmp_path)
     assert not registry.errors, registry.errors
     product = registry.get("usage_events")

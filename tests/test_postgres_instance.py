@@ -156,9 +156,15 @@ def test_the_whole_demo_runs_on_postgres_storage(
 
     outcome = built_on_postgres
     assert outcome["success"], outcome["errors"]
-    run_id = outcome["run_id"]
+    runs = outcome["runs"]
+    assert len(runs) == 3, runs  # the unpartitioned products, usage_events' days, their readers
     assets = [asset for product in outcome["products"] for asset in product["assets"]]
     checks = [check for asset in assets for check in asset["checks"]]
+    # a partitioned asset has one materialization per partition its run built
+    materializations = sum(max(1, len(asset["partitions"])) for asset in assets)
+    # Dagster keeps a check execution per check and partition of a partitioned run: counted
+    # here for the unpartitioned runs only (their assets' checks, one each)
+    plain_checks = sum(len(asset["checks"]) for asset in assets if not asset["partitions"])
     assert {product["product"] for product in outcome["products"]} == set(
         Registry.load(ROOT / "ddp_assets" / "defs", ROOT).products
     )
@@ -169,25 +175,39 @@ def test_the_whole_demo_runs_on_postgres_storage(
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
-        run = instance.get_run_by_id(run_id)
-        assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
-        counts = _counts(instance, run_id)
-    assert counts[DagsterEventType.ASSET_MATERIALIZATION] == len(assets)
+        counts: Counter[DagsterEventType] = Counter()
+        partitioned_run = ""
+        for one in runs:  # the unpartitioned products, usage_events' days, their readers
+            run = instance.get_run_by_id(one)
+            assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+            counts += _counts(instance, one)
+            if run.tags.get("dagster/partition") or run.tags.get(
+                "dagster/asset_partition_range_start"
+            ):
+                partitioned_run = one
+    assert counts[DagsterEventType.ASSET_MATERIALIZATION] == materializations
     assert counts[DagsterEventType.ASSET_CHECK_EVALUATION] == len(checks)
 
     # the rows are in PostgreSQL's own tables, and no SQLite storage was created beside them
     with psycopg.connect(pg_deployment.dsn) as connection:
 
         def count(sql: LiteralString) -> int:
-            row = connection.execute(sql, (run_id,)).fetchone()
+            row = connection.execute(sql, (runs,)).fetchone()
             return int(row[0]) if row else 0
 
-        assert count("select count(*) from runs where run_id = %s") == 1
-        assert count(
-            "select count(*) from event_logs "
-            "where run_id = %s and dagster_event_type = 'ASSET_MATERIALIZATION'"
-        ) == len(assets)
-        assert count("select count(*) from asset_check_executions where run_id = %s") == len(checks)
+        assert count("select count(*) from runs where run_id = any(%s)") == len(runs)
+        assert (
+            count(
+                "select count(*) from event_logs "
+                "where run_id = any(%s) and dagster_event_type = 'ASSET_MATERIALIZATION'"
+            )
+            == materializations
+        )
+        plain_runs = [one for one in runs if one != partitioned_run]
+        row = connection.execute(
+            "select count(*) from asset_check_executions where run_id = any(%s)", (plain_runs,)
+        ).fetchone()
+        assert row is not None and int(row[0]) == plain_checks
     assert not list(pg_deployment.home.rglob("*.db")), "SQLite storage next to PostgreSQL"
 
 

@@ -174,7 +174,10 @@ class RunPart:
 
 
 def _product_order(graph: Any, keys: Sequence[dg.AssetKey]) -> list[str]:
-    """The products of ``keys`` in dependency order (graphlib)."""
+    """The products of ``keys`` in the order their runs go, with as few runs as dependencies
+    allow: each product gets a *stage*, the unpartitioned products of a stage share one run
+    (placed first in it), then the stage's partitioned products run; a product waits for
+    the stage after a partitioned product it reads (graphlib for the order)."""
     import graphlib
 
     by_key = {key: graph.get(key).group_name or "default" for key in keys}
@@ -184,16 +187,22 @@ def _product_order(graph: Any, keys: Sequence[dg.AssetKey]) -> list[str]:
             owner = by_key.get(parent)
             if owner is not None and owner != product:
                 upstream[product].add(owner)
-    sorter = graphlib.TopologicalSorter(upstream)
-    sorter.prepare()
-    order: list[str] = []
     partitioned = {p for k, p in by_key.items() if graph.get(k).partitions_def is not None}
-    while sorter.is_active():
-        # the unpartitioned first: they share one run with the unpartitioned before them
-        ready = sorted(sorter.get_ready(), key=lambda p: (p in partitioned, p))
-        order += ready
-        sorter.done(*ready)
-    return order
+    stage: dict[str, int] = {}
+    topological = list(graphlib.TopologicalSorter(upstream).static_order())
+    for product in topological:
+        stage[product] = max(
+            (
+                stage[d] + (1 if d in partitioned and product not in partitioned else 0)
+                for d in upstream[product]
+            ),
+            default=0,
+        )
+    position = {product: index for index, product in enumerate(topological)}
+    return sorted(
+        topological,
+        key=lambda p: (stage[p], p in partitioned, position[p] if p in partitioned else 0, p),
+    )
 
 
 def _partition_problem(
