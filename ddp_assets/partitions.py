@@ -23,7 +23,7 @@ from typing import Any
 
 import dagster as dg
 
-from ddp_assets.spec.model import Partitioning, ProductSpec
+from ddp_assets.spec.model import Partitioning, ProductSpec, partition_start
 
 DBT_VAR = "ddp_partition"
 """The dbt var a partitioned run passes: ``{"keys": [...], "start": ..., "end": ..., ...}``."""
@@ -55,13 +55,11 @@ def _utc(value: datetime) -> datetime:
 
 
 def _start(partitioning: Partitioning) -> datetime:
-    assert partitioning.start is not None  # the spec requires it for time windows
-    for layout in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"):
-        try:
-            return datetime.strptime(partitioning.start, layout)
-        except ValueError:
-            continue
-    raise ValueError(f"start {partitioning.start!r} is not a date")
+    # the spec requires a valid start for time windows (Partitioning validates it)
+    start = partition_start(partitioning.start or "")
+    if start is None:
+        raise ValueError(f"start {partitioning.start!r} is not a date")
+    return start
 
 
 def definition_of(partitioning: Partitioning) -> dg.PartitionsDefinition:

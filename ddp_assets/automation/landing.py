@@ -219,21 +219,11 @@ def evaluate_landing(
         run_requests.append(
             dg.RunRequest(
                 run_key=f"{product.id}:{sequence}:{key}",
-                tags={
-                    "ddp/product": product.id,
-                    "ddp/trigger": "landing",
-                    "ddp/changed_ports": ",".join(changed),
-                },
+                tags=_run_tags(product, changed),
             )
         )
-    fresh_cursor[_CHECKED] = fresh_checked
-    if any(fresh_refused.values()):
-        fresh_cursor[_REFUSED] = {k: v for k, v in fresh_refused.items() if v}
-    fresh_cursor[_SEQUENCE] = sequence
-    return dg.SensorResult(
-        run_requests=run_requests,
-        cursor=json.dumps(fresh_cursor, sort_keys=True),
-        asset_events=observations,
+    return _tick_result(
+        fresh_cursor, fresh_checked, fresh_refused, sequence, run_requests, observations
     )
 
 
@@ -365,13 +355,33 @@ def _evaluate_partitioned(
                 dg.RunRequest(
                     run_key=f"{product.id}:{key}:{sequence}:{digest}",
                     partition_key=key,
-                    tags={
-                        "ddp/product": product.id,
-                        "ddp/trigger": "landing",
-                        "ddp/changed_ports": ",".join(sorted(ports)),
-                    },
+                    tags=_run_tags(product, sorted(ports)),
                 )
             )
+    return _tick_result(
+        fresh_cursor, fresh_checked, fresh_refused, sequence, run_requests, observations
+    )
+
+
+def _run_tags(product: Product, ports: list[str]) -> dict[str, str]:
+    """The tags of a run the landing sensor requests."""
+    return {
+        "ddp/product": product.id,
+        "ddp/trigger": "landing",
+        "ddp/changed_ports": ",".join(ports),
+    }
+
+
+def _tick_result(
+    fresh_cursor: dict[str, Any],
+    fresh_checked: dict[str, list[str]],
+    fresh_refused: dict[str, list[str]],
+    sequence: int,
+    run_requests: list[dg.RunRequest],
+    observations: list[dg.AssetObservation],
+) -> dg.SensorResult:
+    """A tick's result: its run requests and observations, and the cursor with the screened
+    and refused files and the request sequence."""
     fresh_cursor[_CHECKED] = fresh_checked
     if any(fresh_refused.values()):
         fresh_cursor[_REFUSED] = {k: v for k, v in fresh_refused.items() if v}

@@ -3,6 +3,7 @@ latest one and its age, and which are missing (``ddp status``, the catalog)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,15 @@ from ddp_assets.partitions import partitions_def
 from ddp_assets.spec.registry import Product
 
 MISSING_SHOWN = 10
+
+
+def built_everywhere(instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey]) -> set[str]:
+    """The partitions every one of ``keys`` has materialized."""
+    built: set[str] | None = None
+    for key in keys:
+        done = set(instance.get_materialized_partitions(key))
+        built = done if built is None else built & done
+    return built or set()
 
 
 def partition_status(
@@ -26,11 +36,9 @@ def partition_status(
         return None
     now = now or datetime.now(UTC)
     known = list(definition.get_partition_keys(current_time=now, dynamic_partitions_store=instance))
-    built: set[str] | None = None
-    for port in product.spec.output_ports:
-        done = set(instance.get_materialized_partitions(port_key(product.id, port.model)))
-        built = done if built is None else built & done
-    published = [key for key in known if key in (built or set())]
+    ports = [port_key(product.id, port.model) for port in product.spec.output_ports]
+    built = built_everywhere(instance, ports)
+    published = [key for key in known if key in built]
     if not published:
         return {
             "partitions": len(known),

@@ -25,11 +25,11 @@ def status(
     paths = ProjectPaths.discover()
     registry = load_registry(paths)
     products = [registry.get(product).id] if product else sorted(registry.products)
-    cards = scorecards(instance(paths), definitions(paths), registry, products)
-    published = _published(paths, registry, products)
     from ddp_assets.catalog.partitions import partition_status
 
     run_instance = instance(paths)
+    cards = scorecards(run_instance, definitions(paths), registry, products)
+    published = _published(paths, registry, products)
     parts = {p: partition_status(run_instance, registry.get(p)) for p in products}
     if as_json:
         print_json(

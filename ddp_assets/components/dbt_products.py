@@ -259,7 +259,7 @@ class _StepPlan:
                         ready,
                         context.run.run_id,
                         context.log,
-                        **({"windows": built_windows} if built_windows else {}),
+                        windows=built_windows,
                     )
                 for port, outcome in zip(ready, outcomes, strict=True):
                     yield from outcome.events

@@ -49,10 +49,10 @@ from ddp_assets.contracts.wap import (
     PublishedVersion,
     apply_retention,
     ensure_meta,
-    move_pointers,
     next_numbers,
     published_version,
     record_version,
+    republish_staged,
     staged_version,
 )
 from ddp_assets.naming import (
@@ -323,16 +323,7 @@ def publish_partitions(
                     f"{_describe(windows)}. Hint: build the product's models for these "
                     "partitions first.",
                 )
-            move_pointers(
-                connection,
-                product,
-                [(port, model, int(staged.version or 0))],
-                action="publish",
-                actor=actor,
-                reason="published again from staging",
-                run_id=run_id,
-            )
-            return staged
+            return republish_staged(connection, product, port, model, staged, actor, run_id)
     source = relation(staging, model)
     store_schema, store_table = version_schema(product), partition_store(port)
     store = relation(store_schema, store_table)

@@ -251,16 +251,7 @@ def publish(
         contract_id,
         contract_version,
     ):  # staging is what a publish left, under the same contract: nothing new to version
-        move_pointers(
-            connection,
-            product,
-            [(port, model, int(staged.version or 0))],
-            action="publish",
-            actor=actor,
-            reason="published again from staging",
-            run_id=run_id,
-        )
-        return staged
+        return republish_staged(connection, product, port, model, staged, actor, run_id)
     with warehouse.transaction(connection):
         previous = published_version(connection, product, port)
         number, product_version = next_numbers(connection, product, port, run_id)
@@ -355,6 +346,28 @@ def record_version(
         reason="",
         run_id=version.run_id,
     )
+
+
+def republish_staged(
+    connection: Connection,
+    product: str,
+    port: str,
+    model: str,
+    staged: PublishedVersion,
+    actor: str,
+    run_id: str,
+) -> PublishedVersion:
+    """Publish again the version a staging view left: a pointer move, no new version."""
+    move_pointers(
+        connection,
+        product,
+        [(port, model, int(staged.version or 0))],
+        action="publish",
+        actor=actor,
+        reason="published again from staging",
+        run_id=run_id,
+    )
+    return staged
 
 
 def staged_version(

@@ -263,12 +263,11 @@ def _default_partitions(
     """The partitions with data upstream (landing files, or partitions upstream products built
     or are planned to build first) that these assets never built; else the latest with data."""
     available = _partitions_with_data(paths, run_instance, graph, keys, planned)
+    from ddp_assets.catalog.partitions import built_everywhere
+
     wanted = [key for key in known if key in available]
-    built: set[str] | None = None
-    for key in keys:
-        done = set(run_instance.get_materialized_partitions(key))
-        built = done if built is None else built & done
-    missing = [key for key in wanted if key not in (built or set())]
+    built = built_everywhere(run_instance, keys)
+    missing = [key for key in wanted if key not in built]
     return missing or wanted[-1:]
 
 

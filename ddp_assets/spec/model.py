@@ -427,6 +427,16 @@ class Retention(_Strict):
 PARTITION_COLUMN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+def partition_start(value: str) -> datetime | None:
+    """A ``partitions.start`` as a (naive) datetime: a day, or a day and time; None if neither."""
+    for layout in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"):
+        try:
+            return datetime.strptime(value, layout)
+        except ValueError:
+            continue
+    return None
+
+
 class Partitioning(_Strict):
     """How a product is partitioned: each run builds, audits and publishes one partition (or a
     range of them) of every output port, and leaves the others as they were.
@@ -465,17 +475,11 @@ class Partitioning(_Strict):
     @field_validator("start")
     @classmethod
     def _start(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        for layout in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"):
-            try:
-                datetime.strptime(value, layout)
-                return value
-            except ValueError:
-                continue
-        raise spec_error(
-            f"start {value!r} is not a date", "write the first window's day, e.g. '2026-01-01'"
-        )
+        if value is not None and partition_start(value) is None:
+            raise spec_error(
+                f"start {value!r} is not a date", "write the first window's day, e.g. '2026-01-01'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _kind(self) -> Partitioning:
