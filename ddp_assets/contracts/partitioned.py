@@ -50,6 +50,7 @@ from ddp_assets.contracts.wap import (
     apply_retention,
     ensure_meta,
     next_numbers,
+    point_published,
     published_version,
     record_version,
     republish_staged,
@@ -57,7 +58,6 @@ from ddp_assets.contracts.wap import (
 )
 from ddp_assets.naming import (
     partition_store,
-    published_relation,
     staging_schema,
     version_schema,
     version_table,
@@ -369,11 +369,8 @@ def publish_partitions(
             f"and m.version = {number} and m.partition = s.{PARTITION_COLUMN} "
             f"and m.written_in = s.{VERSION_COLUMN})"
         )
-        schema, view = published_relation(product, model)
-        connection.execute(f"create schema if not exists {quote(schema)}")
-        warehouse.point_view(connection, schema, view, store_schema, table)
         # the product's own models and tests read the port in staging: the whole version
-        warehouse.point_view(connection, staging, model, store_schema, table)
+        schema, view = point_published(connection, product, model, store_schema, table)
         version = PublishedVersion(
             product,
             port,

@@ -269,11 +269,7 @@ def publish(
             if content is not None and kind == "table"
             else checksum(connection, store, table)
         )
-        connection.execute(f"create schema if not exists {quote(schema)}")
-        warehouse.point_view(connection, schema, name, store, table)
-        # the product's own models and tests read its ports in staging: staging keeps the
-        # version under the model's name until the next build replaces it
-        warehouse.point_view(connection, staging, model, store, table)
+        point_published(connection, product, model, store, table)
         version = PublishedVersion(
             product,
             port,
@@ -293,6 +289,22 @@ def publish(
     kept = RETAINED_VERSIONS if retain is None else retain
     apply_retention(connection, product, port, kept, pinned)
     return version
+
+
+def point_published(
+    connection: Connection, product: str, model: str, store: str, table: str
+) -> tuple[str, str]:
+    """Point the published view ``<product>.<model>`` and the staging model at the version
+    ``store.table`` (inside the publish's transaction); returns the published (schema, name).
+
+    The product's own models and tests read its ports in staging: staging keeps the version
+    under the model's name until the next build replaces it."""
+    warehouse = warehouse_of(connection)
+    schema, name = published_relation(product, model)
+    connection.execute(f"create schema if not exists {quote(schema)}")
+    warehouse.point_view(connection, schema, name, store, table)
+    warehouse.point_view(connection, staging_schema(product), model, store, table)
+    return schema, name
 
 
 def next_numbers(connection: Connection, product: str, port: str, run_id: str) -> tuple[int, int]:
