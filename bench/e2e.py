@@ -184,14 +184,19 @@ def timeline(
     load_steps: set[str],
     port_steps: set[str],
 ) -> dict[str, float]:
-    """Where a Dagster process spent its time, from its run's event log.
+    """Where a Dagster process spent its time, from its runs' event logs.
 
-    ``events`` are (timestamp, event type, step key); ``started_at``/``ended_at`` are the
-    wall-clock times around the process.
+    ``events`` are (timestamp, event type, step key) of every run the process made (a
+    materialize with partitioned products makes several, one after the other);
+    ``started_at``/``ended_at`` are the wall-clock times around the process. ``between_steps``
+    is the time inside runs outside any step; ``between_runs`` the time from one run's end to
+    the next run's start (ddp's own work between runs: outcome, lineage, the next run's plan).
     """
     created = min(t for t, _, _ in events)
-    run_start = min(t for t, kind, _ in events if kind == RUN_START)
-    run_end = max(t for t, kind, _ in events if kind in RUN_END)
+    run_starts = sorted(t for t, kind, _ in events if kind == RUN_START)
+    run_ends = sorted(t for t, kind, _ in events if kind in RUN_END)
+    run_start, run_end = run_starts[0], run_ends[-1]
+    in_runs = sum(end - start for start, end in zip(run_starts, run_ends, strict=False))
     starts: dict[str, float] = {}
     durations: dict[str, float] = {}
     for t, kind, step in events:
@@ -200,7 +205,7 @@ def timeline(
         if kind == "STEP_START":
             starts[step] = t
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and step in starts:
-            durations[step] = t - starts[step]
+            durations[step] = durations.get(step, 0.0) + t - starts.pop(step)
     by_kind = {"loads": 0.0, "dbt": 0.0, "python": 0.0, "ports": 0.0, "other": 0.0}
     dbt_steps = 0
     for step, seconds in durations.items():
@@ -225,8 +230,10 @@ def timeline(
         "steps_other": by_kind["other"],
         "dbt_steps": dbt_steps,
         "dbt_invocations": dbt_steps,  # one per step in a subprocess; run_a counts in-process ones
-        "between_steps": (run_end - run_start) - sum(durations.values()),
+        "between_steps": in_runs - sum(durations.values()),
+        "between_runs": (run_end - run_start) - in_runs,
         "run_end_to_exit": ended_at - run_end,
+        "runs": len(run_starts),
         "steps": len(durations),
     }
 
@@ -339,7 +346,8 @@ def run_a(
             )
     outcome = json.loads(measured.check().stdout)
     _record(rep, name, measured)
-    events = instance_events(home, outcome["run_id"])
+    run_ids = outcome.get("runs") or [outcome["run_id"]]
+    events = [event for run_id in run_ids for event in instance_events(home, run_id)]
     details = timeline(
         events,
         measured.started_at,
@@ -350,7 +358,9 @@ def run_a(
     )
     details["materialize_seconds_reported"] = float(outcome.get("seconds", float("nan")))
     runs = project.dbt_dir / "target" / "dev" / "runs"
-    targets = sorted(runs.glob(f"{outcome['run_id'][:8]}-*"))  # one per dbt invocation
+    targets = sorted(  # one per dbt invocation
+        target for run_id in run_ids for target in runs.glob(f"{run_id[:8]}-*")
+    )
     for target in targets:
         _dbt_details(target, details)
     details["dbt_invocations"] = float(len(targets))

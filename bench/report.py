@@ -265,6 +265,7 @@ def _print_e2e(e2e: dict[str, Any], console: Console) -> None:
                 f"port audit+publish {_s(a.get('steps_ports'))} · "
                 f"other steps {_s(a.get('steps_other'))} · "
                 f"between steps {_s(a.get('between_steps'))} · "
+                f"{a.get('runs', 1):.0f} runs, between runs {_s(a.get('between_runs'))} · "
                 f"end→exit {_s(a.get('run_end_to_exit'))}",
             )
         breakdown.add_row(
