@@ -8,13 +8,19 @@ policies, automation, ports).
 - asset keys: ``[product, model]`` for a published port, a dbt model, a Python model or a
   landing table (``[product, port]``); ``[product, "staging", model]`` for a port's build;
 - Dagster objects: ``<product>__schedule``, ``<product>__landing``, the ``duckdb_writer`` pool;
-- tags: ``ddp/<name>``.
+- tags: ``ddp/<name>``;
+- environments (docs/architecture.md, "Environments"): ``prod`` (the default) names everything
+  as above; another environment ``<env>`` (``DDP_ENV``) prefixes every schema with ``<env>__``
+  and keeps its meta tables in ``_ddp__<env>``. The schema functions read the environment when
+  called: pass ``env`` to name another environment's schemas.
 
 The module imports nothing of ddp's and only Dagster's ``AssetKey``: it sits under every layer.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +28,7 @@ import dagster as dg
 
 STAGING = "staging"  # the middle part of a staging asset key
 STAGING_SUFFIX = "__staging"
-META_SCHEMA = "_ddp"  # ddp's own tables in the warehouse (audits, published versions)
+META_SCHEMA = "_ddp"  # prod's meta schema (audits, published versions): use meta_schema()
 
 WRITER_POOL = "duckdb_writer"
 """The Dagster pool that serializes every DuckDB writer (DuckDB allows one writer process).
@@ -32,9 +38,71 @@ Kept on a PostgreSQL warehouse too: harmless there, and it keeps ddp's publish s
 TAG_PREFIX = "ddp/"
 
 
-def product_schema(product: str) -> str:
-    """The schema a product publishes to (and builds its private models in)."""
-    return product
+# --- environments -----------------------------------------------------------------------------
+
+PROD = "prod"
+ENV_VAR = "DDP_ENV"
+ENV_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
+ENV_SEPARATOR = "__"
+
+
+ENV_TABLE = "environment"  # in an environment's meta schema: its name, base, creation
+POINTERS_TABLE = "pointers"  # there too: each base port version its views read (ddp env create)
+
+
+class BadEnvironmentName(ValueError):
+    """An environment name that is not ``[a-z][a-z0-9_]{0,30}`` (or has ``__``)."""
+
+
+def check_env(name: str) -> str:
+    """``name`` when it names an environment; :class:`BadEnvironmentName` otherwise."""
+    if not ENV_NAME.fullmatch(name) or ENV_SEPARATOR in name or name.endswith("_"):
+        raise BadEnvironmentName(
+            f"'{name}' is not an environment name: a lowercase letter, then up to 30 lowercase "
+            "letters, digits or single underscores (not ending with one)"
+        )
+    return name
+
+
+def current_env() -> str:
+    """The environment this process works in: ``DDP_ENV`` (``ddp --env``), else ``prod``."""
+    value = os.environ.get(ENV_VAR, "").strip()
+    return check_env(value) if value else PROD
+
+
+def _env(env: str | None) -> str:
+    return current_env() if env is None else check_env(env)
+
+
+def env_prefix(env: str | None = None) -> str:
+    """What an environment puts before every schema name: nothing in prod, ``<env>__`` else."""
+    chosen = _env(env)
+    return "" if chosen == PROD else f"{chosen}{ENV_SEPARATOR}"
+
+
+def meta_schema(env: str | None = None) -> str:
+    """ddp's own tables of an environment (ledger, audits): ``_ddp``, ``_ddp__<env>``."""
+    chosen = _env(env)
+    return META_SCHEMA if chosen == PROD else f"{META_SCHEMA}{ENV_SEPARATOR}{chosen}"
+
+
+def in_some_env(schema: str, prod_schema: str) -> bool:
+    """Whether ``schema`` is ``prod_schema`` in prod or in some other environment (a dbt
+    manifest parsed in one environment may be read in another: its schemas are that one's)."""
+    if schema == prod_schema:
+        return True
+    env, sep, rest = schema.partition(ENV_SEPARATOR)
+    if not sep or rest != prod_schema:
+        return False
+    try:
+        return check_env(env) != PROD
+    except BadEnvironmentName:
+        return False
+
+
+def product_schema(product: str, env: str | None = None) -> str:
+    """The schema a product publishes to (and builds its private models in): its id, in prod."""
+    return f"{env_prefix(env)}{product}"
 
 
 def dbt_asset_name(product: str | None) -> str:
@@ -43,9 +111,9 @@ def dbt_asset_name(product: str | None) -> str:
     return "ddp_dbt_models" if product is None else f"ddp_dbt_{product}"
 
 
-def staging_schema(product: str) -> str:
+def staging_schema(product: str, env: str | None = None) -> str:
     """The schema where a product's output ports are built before they are published."""
-    return f"{product}{STAGING_SUFFIX}"
+    return f"{product_schema(product, env)}{STAGING_SUFFIX}"
 
 
 def port_key(product: str, model: str) -> dg.AssetKey:
@@ -107,12 +175,12 @@ def tag(name: str) -> str:
 VERSION_MARK = "__v"
 
 
-def version_schema(product: str) -> str:
+def version_schema(product: str, env: str | None = None) -> str:
     """The schema holding a product's retained port versions: its staging schema.
 
     A publish renames the audited build into a version, and DuckDB renames a table only within
     its schema (it has no ``ALTER TABLE ... SET SCHEMA``); PostgreSQL keeps the same layout."""
-    return staging_schema(product)
+    return staging_schema(product, env)
 
 
 def version_table(port: str, version: int) -> str:
@@ -126,6 +194,6 @@ def partition_store(port: str) -> str:
     return f"{port}__parts"
 
 
-def published_relation(product: str, model: str) -> tuple[str, str]:
+def published_relation(product: str, model: str, env: str | None = None) -> tuple[str, str]:
     """(schema, name) of the relation consumers read: a view over the published version."""
-    return product_schema(product), model
+    return product_schema(product, env), model

@@ -24,6 +24,7 @@ from ddp_assets.spec.errors import SpecErrors, SpecProblem
 PACKAGE = "ddp_assets"  # the root module when a project does not name one (this repository)
 DBT_DIR = "dbt_project"
 PYPROJECT = "pyproject.toml"
+ENVS_DIR = "envs"  # $DAGSTER_HOME/envs/<env>: the Dagster instance of a non-prod environment
 
 
 class ProjectNotFound(SpecErrors):
@@ -137,8 +138,42 @@ class ProjectPaths:
 
     @property
     def dagster_home(self) -> Path:
+        """The Dagster instance's folder: ``$DAGSTER_HOME`` (default ``.dagster_home``) in prod,
+        ``<that>/envs/<env>`` in another environment (its own runs and event log)."""
+        env = environment()
+        base = self.base_dagster_home
+        return base if env == "prod" else base / ENVS_DIR / env
+
+    @property
+    def base_dagster_home(self) -> Path:
+        """prod's Dagster instance folder, the one holding ``envs/`` (``$DAGSTER_HOME`` may
+        already name an environment's: ensure_dagster_home sets it)."""
         configured = os.environ.get("DAGSTER_HOME")
-        return Path(configured).resolve() if configured else self.root / ".dagster_home"
+        home = Path(configured).resolve() if configured else self.root / ".dagster_home"
+        return home.parent.parent if home.parent.name == ENVS_DIR else home
+
+
+def environment() -> str:
+    """The environment this process works in (``DDP_ENV``, set by ``ddp --env``; default
+    ``prod``), checked: a bad name is a located error (docs/architecture.md, "Environments").
+
+    naming.py owns the rule; imported here only when asked (it imports Dagster)."""
+    from ddp_assets.naming import ENV_VAR, BadEnvironmentName, current_env
+
+    try:
+        return current_env()
+    except BadEnvironmentName as error:
+        raise SpecErrors(
+            [
+                SpecProblem(
+                    "(environment)",
+                    None,
+                    f"{ENV_VAR} / --env",
+                    str(error),
+                    "name the environment like `dev` or `pr_42`; leave it unset for prod",
+                )
+            ]
+        ) from None
 
 
 CATALOG_URL_ENV = "DDP_CATALOG_URL"

@@ -35,7 +35,7 @@ from ddp_assets.contracts.port_asset import (
 )
 from ddp_assets.contracts.wap import staging_schema
 from ddp_assets.metadata import WRITER_POOL, column_schema, product_meta, product_tags
-from ddp_assets.naming import port_key
+from ddp_assets.naming import port_key, product_schema
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import PythonModel
@@ -70,6 +70,7 @@ class PythonModelContext:
                 f"'{name}' is not an input of this Python model; declared: {sorted(self.inputs)}"
             )
         schema, table = self.inputs[name]
+        schema = product_schema(schema)  # the environment's (its own build, or prod's pointer)
         source = self.warehouse_connection or self.connection
         return warehouse_of(source).python_input(self.connection, source, schema, table)
 
@@ -141,7 +142,7 @@ def python_model_asset(
         published = port_asset(product, output, paths, registry)
 
     # An output port is written to staging and published after the audit.
-    schema = staging_schema(spec.id) if port else spec.id
+    schema = staging_schema(spec.id) if port else product_schema(spec.id)
     key = staging_key(spec.id, model.name) if port else port_key(spec.id, model.name)
     compute_spec = dg.AssetSpec(
         key=key,

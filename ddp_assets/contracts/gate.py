@@ -21,12 +21,13 @@ import dagster as dg
 from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.contracts.validation import requirement_problem
-from ddp_assets.contracts.wap import latest_audit, published_version
+from ddp_assets.contracts.wap import PublishedVersion, latest_audit, published_version
+from ddp_assets.naming import POINTERS_TABLE, PROD, current_env, meta_schema
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors
 from ddp_assets.spec.model import ProductInputPort
 from ddp_assets.spec.registry import Registry
-from ddp_assets.warehouse import Connection, warehouse_for
+from ddp_assets.warehouse import Connection, relation, relation_exists, warehouse_for
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def blocked_inputs(
             )
 
         version = published_version(connection, port.upstream_product, port.upstream_port)
+        pointed = version is None and (
+            version := pointed_version(connection, port.upstream_product, port.upstream_port)
+        )
         if version is None:
             block("it has never been published; materialize the upstream product first")
             continue
@@ -114,7 +118,10 @@ def blocked_inputs(
             if reason:
                 block(f"the published version {reason}", label)
                 continue
-        audit = latest_audit(connection, port.upstream_product, port.upstream_port)
+        # a version an environment reads from its base passed its audit there to be published
+        audit = (
+            None if pointed else latest_audit(connection, port.upstream_product, port.upstream_port)
+        )
         if audit is not None and not audit.passed:
             block(
                 f"its latest audit failed (run {audit.run_id[:8]}, contract "
@@ -124,6 +131,34 @@ def blocked_inputs(
                 f"{audit.contract_id} {audit.contract_version}",
             )
     return blocked
+
+
+def pointed_version(connection: Connection, product: str, port: str) -> PublishedVersion | None:
+    """In an environment other than prod, the base's version of a port its view reads when the
+    environment did not publish the port itself (``ddp env create`` recorded it); else None."""
+    meta = meta_schema()
+    if current_env() == PROD or not relation_exists(connection, meta, POINTERS_TABLE):
+        return None
+    row = connection.execute(
+        "select base_relation, rows_at_create, checksum_at_create, contract_id, "
+        f"contract_version, base_version from {relation(meta, POINTERS_TABLE)} "
+        "where product = ? and port = ?",
+        [product, port],
+    ).fetchone()
+    if row is None or row[3] is None:
+        return None
+    return PublishedVersion(
+        product,
+        port,
+        str(row[0]),
+        int(row[1] or 0),
+        str(row[2] or ""),
+        str(row[3]),
+        str(row[4]),
+        "",
+        "",
+        row[5],
+    )
 
 
 def check_input_ports(

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ddp_assets.contracts.wap import (
-    META_SCHEMA,
     RETAINED_VERSIONS,
     PublishedVersion,
     apply_retention,
@@ -57,6 +56,7 @@ from ddp_assets.contracts.wap import (
     staged_version,
 )
 from ddp_assets.naming import (
+    meta_schema,
     partition_store,
     staging_schema,
     version_schema,
@@ -107,7 +107,7 @@ def _now() -> str:
 
 
 def _map() -> str:
-    return relation(META_SCHEMA, MAP_TABLE)
+    return relation(meta_schema(), MAP_TABLE)
 
 
 def ensure_partition_meta(connection: Connection) -> None:
@@ -481,7 +481,7 @@ def drop_version(connection: Connection, version: PublishedVersion) -> None:
     schema, table = version.stored_as.split(".", 1)
     if relation_kind(connection, schema, table) == "view":
         connection.execute(f"drop view {relation(schema, table)}")
-    if not relation_exists(connection, META_SCHEMA, MAP_TABLE):
+    if not relation_exists(connection, meta_schema(), MAP_TABLE):
         return
     product, port, number = version.product, version.port, int(version.version)
     orphans = connection.execute(

@@ -303,14 +303,14 @@ def _audits(connection: Connection, product: str) -> dict[tuple[str, str], dict[
     """(port, run id) → that run's audit of the port (the last, if it audited it twice)."""
     import json
 
-    from ddp_assets.naming import META_SCHEMA
+    from ddp_assets.naming import meta_schema
     from ddp_assets.warehouse import relation, relation_exists
 
-    if not relation_exists(connection, META_SCHEMA, "audits"):
+    if not relation_exists(connection, meta_schema(), "audits"):
         return {}
     rows = connection.execute(
         f"select port, run_id, passed, failed_checks, audited_at from "
-        f"{relation(META_SCHEMA, 'audits')} where product = ? order by audited_at",
+        f"{relation(meta_schema(), 'audits')} where product = ? order by audited_at",
         [product],
     ).fetchall()
     return {

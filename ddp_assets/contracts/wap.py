@@ -35,6 +35,7 @@ from typing import Any
 
 from ddp_assets.naming import META_SCHEMA as META_SCHEMA
 from ddp_assets.naming import STAGING_SUFFIX as STAGING_SUFFIX
+from ddp_assets.naming import meta_schema as meta_schema
 from ddp_assets.naming import published_relation, version_schema, version_table
 from ddp_assets.naming import staging_schema as staging_schema
 from ddp_assets.warehouse import Connection, quote, relation, table_columns, warehouse_of
@@ -115,21 +116,21 @@ def _names(columns: str) -> str:
 def ensure_meta(connection: Connection) -> None:
     """ddp's metadata tables; an older ledger gets the version (and partition) columns."""
     warehouse = warehouse_of(connection)
-    connection.execute(f"create schema if not exists {quote(META_SCHEMA)}")
-    ledger = relation(META_SCHEMA, "published_versions")
+    connection.execute(f"create schema if not exists {quote(meta_schema())}")
+    ledger = relation(meta_schema(), "published_versions")
     connection.execute(warehouse.meta_table_ddl(ledger, _PUBLISHED_COLUMNS))
-    present = {name for name, _ in table_columns(connection, META_SCHEMA, "published_versions")}
+    present = {name for name, _ in table_columns(connection, meta_schema(), "published_versions")}
     for column in [*_VERSION_COLUMNS.split(", "), _PARTITION_COLUMNS]:
         if column.split()[0] not in present:
             connection.execute(f"alter table {ledger} add column {column}")
-    connection.execute(warehouse.meta_table_ddl(relation(META_SCHEMA, "audits"), _AUDIT_COLUMNS))
+    connection.execute(warehouse.meta_table_ddl(relation(meta_schema(), "audits"), _AUDIT_COLUMNS))
     connection.execute(
-        warehouse.meta_table_ddl(relation(META_SCHEMA, "version_moves"), _MOVE_COLUMNS)
+        warehouse.meta_table_ddl(relation(meta_schema(), "version_moves"), _MOVE_COLUMNS)
     )
 
 
 def _meta_exists(connection: Connection, table: str) -> bool:
-    return relation_exists(connection, META_SCHEMA, table)
+    return relation_exists(connection, meta_schema(), table)
 
 
 def checksum(connection: Connection, schema: str, table: str) -> tuple[int, str]:
@@ -163,7 +164,7 @@ def record_audit(
         _now(),
     )
     connection.execute(
-        f"insert into {relation(META_SCHEMA, 'audits')} ({_names(_AUDIT_COLUMNS)}) "
+        f"insert into {relation(meta_schema(), 'audits')} ({_names(_AUDIT_COLUMNS)}) "
         "values (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             product,
@@ -185,11 +186,11 @@ def _scalar(connection: Connection, query: str, parameters: Sequence[Any]) -> An
 
 
 def _ledger() -> str:
-    return relation(META_SCHEMA, "published_versions")
+    return relation(meta_schema(), "published_versions")
 
 
 def _moves() -> str:
-    return relation(META_SCHEMA, "version_moves")
+    return relation(meta_schema(), "version_moves")
 
 
 def _record_move(
@@ -578,7 +579,7 @@ def latest_audit(connection: Connection, product: str, port: str) -> Audit | Non
     if not _meta_exists(connection, "audits"):
         return None
     row = connection.execute(
-        f"select {_names(_AUDIT_COLUMNS)} from {relation(META_SCHEMA, 'audits')} "
+        f"select {_names(_AUDIT_COLUMNS)} from {relation(meta_schema(), 'audits')} "
         "where product = ? and port = ? "
         f"order by audited_at desc, {warehouse_of(connection).insertion_order} desc limit 1",
         [product, port],

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ddp_assets.contracts.validation import contract_problems
 from ddp_assets.contracts.wap import staging_schema
+from ddp_assets.naming import PROD, in_some_env
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecProblem, relative
 from ddp_assets.spec.registry import Registry
@@ -96,7 +97,7 @@ def check_agreement(
                         "output_ports",
                     )
                 )
-            if port and node.get("schema") != staging_schema(product.id):
+            if port and not in_some_env(str(node.get("schema")), staging_schema(product.id, PROD)):
                 problems.append(
                     SpecProblem(
                         shown,

@@ -25,7 +25,7 @@ import yaml
 from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.metadata import product_meta
-from ddp_assets.naming import staging_schema
+from ddp_assets.naming import PROD, staging_schema
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
 from ddp_assets.spec.loader import Positions, read_document
@@ -66,7 +66,8 @@ def product_properties(product: Product, registry: Registry) -> dict[str, Any]:
                 access="public",
                 # write-audit-publish: dbt builds the port in staging; the port's publish asset
                 # audits it and copies it to <product>.<model> (ddp_assets/contracts/wap.py).
-                schema=staging_schema(spec.id),
+                # prod's name: in_environment() adds the environment's prefix, in dbt
+                schema=staging_schema(spec.id, PROD),
                 materialized=port.type,
                 contract={"enforced": True},
                 meta={
@@ -112,7 +113,26 @@ def product_properties(product: Product, registry: Registry) -> dict[str, Any]:
             table["meta"] = {"dagster": {"asset_key": [spec.id, table["name"]]}, "ddp": meta}
         document["sources"] = [{"name": spec.id, "schema": spec.id, "tables": tables}]
     merge_user_properties(document, product, registry)
+    for entry in document["models"]:
+        entry["config"]["schema"] = in_environment(entry["config"]["schema"])
+    for source in document.get("sources", []):
+        source["schema"] = in_environment(source["schema"])
     return document
+
+
+ENV_PREFIX_JINJA = (
+    "{{ (env_var('DDP_ENV', 'prod') ~ '__') if env_var('DDP_ENV', 'prod') not in ('', 'prod') "
+    "else '' }}"
+)
+
+
+def in_environment(schema: str) -> str:
+    """A schema named in prod, as dbt names it in the environment it runs in (``DDP_ENV``,
+    naming.product_schema's rule: ``<env>__<schema>`` outside prod; docs/architecture.md).
+
+    In the properties file rather than in ``generate_schema_name``: dbt's partial parse re-parses
+    the entries of a properties file whose ``env_var`` changed, not those of a macro's."""
+    return f"{ENV_PREFIX_JINJA}{schema}"
 
 
 def _contract_columns(

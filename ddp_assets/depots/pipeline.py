@@ -44,6 +44,7 @@ from ddp_assets.depots.connect import (
 from ddp_assets.depots.loader import LoadedDepot
 from ddp_assets.depots.model import FilesystemDepot, PostgresDepot, RestApiDepot, SqlDepot
 from ddp_assets.depots.secrets import redact
+from ddp_assets.naming import product_schema
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import DepotInputPort
 from ddp_assets.warehouse import DuckDBWarehouse, Warehouse, table_columns, warehouse_for
@@ -334,8 +335,9 @@ def load_port(
 
     warehouse = warehouse_for(paths)
     where = f"input port '{product}.{port.name}'"
+    schema = product_schema(product)  # the environment's raw schema (docs/architecture.md)
     with warehouse.writer() as connection:
-        known = [name for name, _ in table_columns(connection, product, port.name)]
+        known = [name for name, _ in table_columns(connection, schema, port.name)]
     built: Built | None = None
     with tempfile.TemporaryDirectory(prefix="ddp-dlt-") as work:
         try:
@@ -343,7 +345,7 @@ def load_port(
                 pipeline_name=pipeline_name(product, port.name),
                 pipelines_dir=work,
                 destination=destination(warehouse),
-                dataset_name=product,
+                dataset_name=schema,
                 progress=None,  # type: ignore[arg-type]
             )
             pipeline.sync_destination()
@@ -406,7 +408,7 @@ def load_port(
         state = pipeline.state.get("sources", {})
         cursor = _cursor_value(state, port.name)
         with warehouse.writer() as connection:
-            columns = table_columns(connection, product, port.name)
+            columns = table_columns(connection, schema, port.name)
         return LoadReport(
             rows=int(counts.get(port.name, 0)),
             columns=columns,

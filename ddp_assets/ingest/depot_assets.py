@@ -30,6 +30,7 @@ from ddp_assets.depots.loader import Depots, LoadedDepot, load_depots
 from ddp_assets.depots.model import FilesystemDepot, PostgresDepot, RestApiDepot, SqlDepot
 from ddp_assets.depots.secrets import redact
 from ddp_assets.metadata import WRITER_POOL, column_schema, product_meta, product_tags
+from ddp_assets.naming import product_schema
 from ddp_assets.partitions import backfill_policy, partitions_def
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
@@ -226,10 +227,11 @@ def _port_asset(
         checked = None
         if plan is not None:
             with warehouse_for(paths).writer() as connection:
-                checked = validate_table(connection, plan, spec.id, port.name)
+                checked = validate_table(connection, plan, product_schema(spec.id), port.name)
         context.log.info(
             redact(
-                f"loaded {report.rows} row(s) from {source} into {spec.id}.{port.name}"
+                f"loaded {report.rows} row(s) from {source} into "
+                f"{product_schema(spec.id)}.{port.name}"
                 + (f" (cursor at {report.cursor})" if report.cursor else "")
             )
         )
@@ -238,7 +240,7 @@ def _port_asset(
             metadata={
                 "dagster/row_count": report.rows,
                 "dagster/column_schema": column_schema(visible),
-                "dagster/table_name": f"{spec.id}.{port.name}",
+                "dagster/table_name": f"{product_schema(spec.id)}.{port.name}",
                 "ddp/source_dataset": source,
                 "ddp/load_id": report.load_id or "",
                 **({"ddp/cursor": report.cursor} if report.cursor else {}),

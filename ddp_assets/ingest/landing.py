@@ -43,6 +43,7 @@ from ddp_assets.ingest.files import (
     refusal_reason,
 )
 from ddp_assets.metadata import WRITER_POOL, column_schema, product_meta, product_tags
+from ddp_assets.naming import product_schema
 from ddp_assets.partitions import backfill_policy, partitions_def
 from ddp_assets.policies import refresh_condition
 from ddp_assets.settings import ProjectPaths
@@ -146,6 +147,7 @@ def file_ports_asset(
             else None
         )
         missing: list[str] = []
+        own = product_schema(spec.id)  # the environment's (docs/architecture.md)
         warehouse = warehouse_for(paths)
         with warehouse.writer() as connection:
             for port in selected:
@@ -175,17 +177,17 @@ def file_ports_asset(
                     missing.append(_nothing_to_load(spec.id, port, paths, refused))
                     continue
                 if files:
-                    warehouse.load_files(connection, files, port.format, spec.id, port.name)
+                    warehouse.load_files(connection, files, port.format, own, port.name)
                 else:
                     assert plan is not None  # a batch without files needs the contract
-                    _load_empty(warehouse, connection, plan, spec.id, port.name)
-                rows = row_count(connection, spec.id, port.name)
-                columns = table_columns(connection, spec.id, port.name)
-                checked = validate_table(connection, plan, spec.id, port.name) if plan else None
+                    _load_empty(warehouse, connection, plan, own, port.name)
+                rows = row_count(connection, own, port.name)
+                columns = table_columns(connection, own, port.name)
+                checked = validate_table(connection, plan, own, port.name) if plan else None
                 fingerprint = files_fingerprint(files)
                 context.log.info(
                     f"loaded {rows} rows from {len(files)} file(s) into "
-                    f"{relation(spec.id, port.name)}"
+                    f"{relation(own, port.name)}"
                     + (f" (partitions {', '.join(keys)})" if keys is not None else "")
                 )
                 yield dg.MaterializeResult(
@@ -193,7 +195,7 @@ def file_ports_asset(
                     metadata={
                         "dagster/row_count": rows,
                         "dagster/column_schema": column_schema(columns),
-                        "dagster/table_name": f"{spec.id}.{port.name}",
+                        "dagster/table_name": f"{own}.{port.name}",
                         "ddp/files": [str(f.relative_to(paths.landing_dir)) for f in files],
                         "ddp/files_fingerprint": fingerprint,
                         **(batch.metadata() if batch is not None else {}),
@@ -352,13 +354,14 @@ def table_port_asset(
         metadata={"ddp/input_port": port.name, "ddp/table": port.table},
     )
     def _view(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        target = relation(spec.id, port.name)
+        own = product_schema(spec.id)  # the environment's (docs/architecture.md)
+        target = relation(own, port.name)
         with warehouse_for(paths).writer() as connection:
-            connection.execute(f"create schema if not exists {quote(spec.id)}")
+            connection.execute(f"create schema if not exists {quote(own)}")
             connection.execute(
                 f"create or replace view {target} as select * from {relation(schema, table)}"
             )
-            columns = table_columns(connection, spec.id, port.name)
+            columns = table_columns(connection, own, port.name)
         context.log.info(f"{target} now reads {port.table}")
         return dg.MaterializeResult(metadata={"dagster/column_schema": column_schema(columns)})
 

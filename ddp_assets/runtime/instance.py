@@ -12,12 +12,14 @@ from pathlib import Path
 import dagster as dg
 
 from ddp_assets import compat
-from ddp_assets.settings import ProjectPaths
+from ddp_assets.settings import ProjectPaths, environment
 from ddp_assets.spec.errors import SpecErrors, SpecProblem
 
 
 def ensure_dagster_home(paths: ProjectPaths) -> None:
-    """Create ``$DAGSTER_HOME`` (default ``.dagster_home``) with the project's ``dagster.yaml``."""
+    """Create ``$DAGSTER_HOME`` (default ``.dagster_home``) with the project's ``dagster.yaml``;
+    in an environment other than prod, its own ``$DAGSTER_HOME/envs/<env>`` (its runs and event
+    log apart from prod's, the same ``dagster.yaml``)."""
     home = paths.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
@@ -51,7 +53,9 @@ def instance(paths: ProjectPaths) -> dg.DagsterInstance:
 
 
 @lru_cache(maxsize=4)
-def _definitions(root: str) -> dg.Definitions:
+def _definitions(root: str, env: str) -> dg.Definitions:
+    """``env``: the cache's key only (an environment's assets write its own schemas, some named
+    when the definitions are built)."""
     paths = ProjectPaths(Path(root))
     if root not in sys.path:  # as `dagster dev` does with the workspace's working_directory
         sys.path.insert(0, root)
@@ -79,4 +83,4 @@ def _definitions(root: str) -> dg.Definitions:
 def definitions(paths: ProjectPaths) -> dg.Definitions:
     """The project's code location Definitions, from its own module (``<package>.definitions``,
     so a team's additions to it are there too), loaded once per process."""
-    return _definitions(str(paths.root))
+    return _definitions(str(paths.root), environment())
