@@ -16,8 +16,8 @@ import dagster as dg
 if TYPE_CHECKING:
     from ddp_assets.spec.registry import Product
 
+from ddp_assets.naming import PROD, current_env, tag
 from ddp_assets.naming import WRITER_POOL as WRITER_POOL
-from ddp_assets.naming import tag
 
 _TAG_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -41,7 +41,7 @@ def product_meta(product: Product) -> dict[str, Any]:
 
 
 def product_tags(meta: Mapping[str, Any], port: str | None = None) -> dict[str, str]:
-    """Tags from a product's metadata (:func:`product_meta`)."""
+    """Tags from a product's metadata (:func:`product_meta`), and ``ddp/env`` outside prod."""
     tags = {
         tag("product"): tag_value(meta["product"]),
         tag("domain"): tag_value(meta["domain"]),
@@ -50,6 +50,8 @@ def product_tags(meta: Mapping[str, Any], port: str | None = None) -> dict[str, 
     }
     if port:
         tags[tag("output_port")] = tag_value(port)
+    if (env := current_env()) != PROD:  # an environment's assets say so in the UI
+        tags[tag("env")] = env
     return tags
 
 

@@ -26,6 +26,52 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass
+class Preview:
+    """``ddp ci --env NAME``: the changed products and their downstream built in environment
+    NAME; every other product read from its base through views (zero copies)."""
+
+    env: str
+    based_on: str
+    created: bool  # the environment was created for this preview
+    built: list[str]
+    read_from_base: list[str]  # product.port read through a view over the base's version
+    succeeded: bool = True
+    errors: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "based_on": self.based_on,
+            "created": self.created,
+            "built": self.built,
+            "read_from_base": self.read_from_base,
+            "zero_copies": True,
+            "succeeded": self.succeeded,
+            "errors": self.errors,
+            "failed_checks": self.failed_checks,
+            "runs": self.runs,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def lines(self) -> list[str]:
+        built = ", ".join(self.built) or "nothing (no product changed)"
+        out = [
+            f"preview in environment '{self.env}'"
+            + (f" (created from '{self.based_on}')" if self.created else "")
+            + f": built {built}"
+            + ("" if self.succeeded else ": FAILED"),
+            f"read from '{self.based_on}' with zero copies (views over its published versions): "
+            + (_listed(self.read_from_base) if self.read_from_base else "nothing"),
+        ]
+        out += [f"  error: {e}" for e in self.errors]
+        out += [f"  failed check: {c}" for c in self.failed_checks]
+        return out
+
+
+@dataclass
 class CiReport:
     base: Base
     folders: dict[str, str]  # product id → its folder, relative to the project root
@@ -35,6 +81,7 @@ class CiReport:
     allow_major: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    preview: Preview | None = None
 
     # -- verdicts -----------------------------------------------------------------------------
 
@@ -68,7 +115,8 @@ class CiReport:
 
     @property
     def ok(self) -> bool:
-        return not self.errors and not self.failing
+        preview_failed = self.preview is not None and not self.preview.succeeded
+        return not self.errors and not self.failing and not preview_failed
 
     @property
     def unchanged(self) -> bool:
@@ -83,6 +131,8 @@ class CiReport:
                 parts.append(f"{len(self.errors)} error(s)")
             if self.failing:
                 parts.append(f"{len(self.failing)} breaking contract change(s)")
+            if self.preview is not None and not self.preview.succeeded:
+                parts.append(f"the preview in '{self.preview.env}' failed")
             verdict = "FAILED: " + ", ".join(parts)
         changed = (
             "no changes"
@@ -118,6 +168,7 @@ class CiReport:
             "breaking": [f"{i.diff.product}.{i.diff.port}" for i in self.breaking],
             "allow_major": self.allow_major,
             "notes": self.notes,
+            **({"preview": self.preview.to_dict()} if self.preview is not None else {}),
         }
 
     # -- text ---------------------------------------------------------------------------------
@@ -154,6 +205,8 @@ class CiReport:
                 lines.append(f"  transitively affected: {pid} (reads {via})")
             if self.fails(impact):
                 lines.append(f"  fails: {_why_fails(impact, self.allow_major)}")
+        if self.preview is not None:
+            lines.extend(self.preview.lines())
         lines.extend(self.notes)
         lines.append(self.summary())
         return "\n".join(lines) + "\n"
@@ -209,6 +262,10 @@ class CiReport:
             out += [f"Removed products: {removed}", ""]
         if self.changes.other_files:
             out += [f"Other changed files: {_cell(_listed(self.changes.other_files))}", ""]
+        if self.preview is not None:
+            out += ["### Preview", ""]
+            out += [f"- {_cell(line.strip())}" for line in self.preview.lines()]
+            out.append("")
         out += [f"> {_cell(n)}" for n in self.notes]
         return "\n".join(out).rstrip() + "\n"
 
@@ -293,7 +350,19 @@ class CiReport:
             case = TestCase(pid, classname="ddp.changes.downstream")
             case.system_out = f"reads {via}"
             changes.add_testcase(case)
-        for suite in (validate, contracts, changes):
+        suites = [validate, contracts, changes]
+        if self.preview is not None:
+            preview = TestSuite("preview")
+            case = TestCase(self.preview.env, classname="ddp.preview")
+            if not self.preview.succeeded:
+                failure = Failure(_xml("the preview build failed"), "preview")
+                failure.text = _xml("\n".join(self.preview.lines()))
+                case.result = [failure]
+            else:
+                case.system_out = _xml("\n".join(self.preview.lines()))
+            preview.add_testcase(case)
+            suites.append(preview)
+        for suite in suites:
             suite.update_statistics()
             xml.add_testsuite(suite)
         xml.update_statistics()

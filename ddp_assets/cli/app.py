@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Annotated
 
 import click
 import typer
@@ -15,6 +16,7 @@ from ddp_assets.cli import (
     ci,
     contract,
     depot,
+    env,
     export,
     init,
     lineage,
@@ -45,6 +47,29 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            metavar="NAME",
+            help="Work in environment NAME (default: $DDP_ENV, else prod): its own schemas "
+            "(NAME__<product>), ledger and Dagster instance; see `ddp env`.",
+        ),
+    ] = None,
+) -> None:
+    """Options of every command: the environment it works in."""
+    if environment is not None:
+        os.environ["DDP_ENV"] = environment.strip()  # naming.ENV_VAR (naming imports Dagster)
+    if os.environ.get("DDP_ENV"):
+        from ddp_assets.settings import environment as checked
+
+        checked()  # a bad name fails here, located, before any work
+
+
 app.command("init")(init.init)
 app.command("validate")(products.validate)
 app.command("list")(products.list_products)
@@ -72,6 +97,8 @@ app.add_typer(access.app, name="access")
 app.command("mcp")(mcp.mcp)
 app.add_typer(depot.app, name="depot")
 app.command("ci")(ci.ci)
+app.add_typer(env.app, name="env")
+app.command("promote")(env.promote)
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -75,12 +75,29 @@ def ci(
     dbt: Annotated[
         bool, typer.Option("--dbt/--no-dbt", help="Also parse dbt and check it agrees.")
     ] = True,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            metavar="NAME",
+            help="Preview: build the changed products and their downstream in environment "
+            "NAME (created from prod when missing); the others are read from prod, zero copies.",
+        ),
+    ] = None,
+    build: Annotated[
+        bool,
+        typer.Option(
+            "--build",
+            help="Preview in the environment of `ddp --env NAME` (or $DDP_ENV); implied by --env.",
+        ),
+    ] = False,
 ) -> None:
     """Validate every product and check every change against a base git ref: contract diffs
     with the breaking changes and the downstream products they affect, the changed products
     and their downstream. Exit 1 on any error or breaking change.
 
-    Builds nothing: previews in their own environment are not there yet (docs/ci.md).
+    Builds nothing unless asked: with --env NAME (or --build), the changed products and
+    their downstream are built in environment NAME, never in prod (docs/ci.md).
     """
     from ddp_assets.ci.changes import changed_files, product_changes, resolve_base
     from ddp_assets.ci.impact import port_impacts
@@ -88,6 +105,7 @@ def ci(
     from ddp_assets.contracts.diff import project_changes
 
     started = time.perf_counter()
+    preview_env = _preview_env(env, build)
     paths = ProjectPaths.discover()
     chosen = resolve_base(paths.root, base)  # a bad ref fails before any work
     registry = Registry.load(paths.defs_dir, paths.root)
@@ -110,6 +128,10 @@ def ci(
         allow_major,
         notes=notes,
     )
+    if preview_env is not None and not report.errors:
+        report.preview = _preview(paths, registry, changes, preview_env)
+    elif preview_env is not None:
+        report.notes.append(f"no preview in '{preview_env}': validation failed")
     report.seconds = time.perf_counter() - started
     if junit is not None:
         _write(junit, _junit_bytes(report))
@@ -133,6 +155,63 @@ def ci(
         echo(rendered)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _preview_env(env: str | None, build: bool) -> str | None:
+    """The environment a preview builds in (None: no preview); never prod."""
+    from ddp_assets.environments import checked_name
+    from ddp_assets.naming import ENV_VAR, PROD
+    from ddp_assets.settings import environment
+
+    if env is None and not build:
+        return None
+    name = checked_name(env, "--env") if env is not None else environment()
+    if name == PROD:
+        fail(
+            "a preview never builds in prod",
+            "name its environment: `ddp ci --env pr_42` (or `ddp --env pr_42 ci --build`)",
+        )
+    import os
+
+    os.environ[ENV_VAR] = name  # everything from here on names the environment's schemas
+    return name
+
+
+def _preview(paths: ProjectPaths, registry: Registry, changes: Any, env: str) -> Any:
+    """Build the changed products and their downstream in ``env`` (created from prod when it
+    does not exist), the other products read through the environment's views of prod."""
+    from ddp_assets.ci.report import Preview
+    from ddp_assets.environments import create, list_environments
+    from ddp_assets.naming import tag
+    from ddp_assets.runtime.materialize import materialize
+
+    started = time.perf_counter()
+    existing = {e.name: e for e in list_environments(paths)}
+    created = env not in existing
+    environment = create(paths, env) if created else existing[env]
+    wanted = sorted(p for p in {*changes.products, *changes.downstream} if p in registry.products)
+    preview = Preview(
+        env,
+        environment.based_on,
+        created,
+        wanted,
+        [f"{p.product}.{p.port}" for p in environment.pointers if p.product not in wanted],
+    )
+    if wanted:
+        import contextlib
+        import sys
+
+        # dbt's and Dagster's output on stderr: stdout carries the report (JSON, JUnit)
+        with contextlib.redirect_stdout(sys.stderr):
+            outcome = materialize(
+                paths, wanted, tags={tag("command"): "ci", tag("env"): env}, log_level="WARNING"
+            )
+        preview.succeeded = outcome.success
+        preview.errors = list(outcome.errors)
+        preview.failed_checks = [f"{asset}: {check.name}" for asset, check in outcome.failed_checks]
+        preview.runs = list(outcome.runs) or [outcome.run_id]
+    preview.seconds = time.perf_counter() - started
+    return preview
 
 
 def _junit_bytes(report: Any) -> bytes:
