@@ -435,6 +435,14 @@ def promote(paths: ProjectPaths, name: str, target: str = PROD) -> list[Promoted
                     version = wap.published_version(connection, pid, port.name)
                     if version is not None and version.stored_as:
                         built.append((pid, port, version))
+        partitioned = [f"{pid}.{port.name}" for pid, port, version in built if version.partitioned]
+        if partitioned:
+            raise _problem(
+                "NAME",
+                f"cannot promote '{name}': partitioned port(s) {', '.join(partitioned)} are "
+                "published partition by partition, not as one version",
+                "merge the change and build the product in prod (`ddp materialize PRODUCT`)",
+            )
         for pid, port, version in built:
             schema, _, table = str(version.stored_as).partition(".")
             with working_in(target):
