@@ -15,15 +15,22 @@ macro namespace does, against the parsed manifest:
 Each problem names the file and the line of the call, with the closest macro as a hint.
 dbt's context members and Jinja environment come from :mod:`ddp_assets.compat` (a private dbt
 table, in the tested dbt-core only); outside it, only ``package.name(...)`` calls are checked.
+
+A product's own macros (``<product folder>/macros/``, copied for dbt by
+:func:`ddp_assets.dbt.project.write_product_macros`) are checked the same way, and a macro name
+defined twice in the project's macros is a problem before dbt parses
+(:func:`duplicate_macro_problems`, called by :func:`ddp_assets.dbt.project.prepare`).
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecProblem, did_you_mean, relative
 from ddp_assets.spec.registry import Registry
 
@@ -96,6 +103,10 @@ def undefined_macro_problems(
     macro_dir = dbt_dir / "macros"
     if macro_dir.is_dir():
         files.extend(path for path in sorted(macro_dir.rglob("*.sql")) if "_ddp" not in path.parts)
+    for product in registry.products.values():  # their copies are under macros/_ddp
+        folder = product.folder / "macros"
+        if folder.is_dir():
+            files.extend(path for path in sorted(folder.rglob("*.sql")) if path.is_file())
     problems: list[SpecProblem] = []
     for path in files:
         try:
@@ -149,4 +160,105 @@ def undefined_macro_problems(
                         + (f", or {close}" if close else ""),
                     )
                 )
+    return problems
+
+
+# -- a macro name defined twice ----------------------------------------------------------------
+
+_MACRO_TAG = re.compile(r"{%-?\s*(macro|test|data_test|materialization)\s+(\w+)(?:\s*,\s*(.*?))?")
+
+
+def macro_definitions(source: str) -> list[tuple[str, int]]:
+    """``(name, line)`` of each macro a file defines at its top level, by the names dbt gives
+    them (``{% test x %}`` is ``test_x``, ``{% materialization m, adapter='duckdb' %}`` is
+    ``materialization_m_duckdb``)."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    from ddp_assets import compat
+
+    try:
+        tree = compat.dbt_jinja_environment().parse(source)
+    except TemplateSyntaxError:
+        tree = None
+    if tree is not None:
+        prefix = "dbt_macro__"
+        return [
+            (node.name.removeprefix(prefix), node.lineno)
+            for node in tree.body
+            if isinstance(node, nodes.Macro)
+        ]
+    found: list[tuple[str, int]] = []  # outside the tested dbt: dbt's tags by their text
+    for match in _MACRO_TAG.finditer(source):
+        kind, name, rest = match[1], match[2], match[3] or ""
+        line = source.count("\n", 0, match.start()) + 1
+        if kind == "macro":
+            found.append((name, line))
+        elif kind in ("test", "data_test"):
+            found.append((f"test_{name}", line))
+        else:
+            adapter = re.search(r"adapter\s*=\s*['\"](\w+)['\"]", rest)
+            found.append((f"materialization_{name}_{adapter[1] if adapter else 'default'}", line))
+    return found
+
+
+def duplicate_macro_problems(
+    paths: ProjectPaths, product_files: dict[Path, Path]
+) -> list[SpecProblem]:
+    """A macro name defined in two files of the project's own macros: a product's ``macros/``
+    folder (``product_files``: each file and the copy dbt reads), ``dbt_project/macros/`` or
+    the platform's macros (``macros/_ddp``).
+
+    dbt's macro namespace is one for the whole project, whatever folder a macro is in: dbt
+    refuses the second definition and would name ddp's copy of the product file. Each problem
+    is at a later definition and names the first; packages have their own namespaces and are
+    not compared.
+    """
+    from ddp_assets.dbt.project import GENERATED_MACROS, PLATFORM_MACROS
+
+    generated = paths.dbt_dir / GENERATED_MACROS
+    files: list[tuple[Path, str]] = [  # as written into the project (macros/_ddp)
+        (
+            path,
+            f"ddp's platform macros ({relative(generated / path.name, paths.root)}",
+        )
+        for path in sorted(PLATFORM_MACROS.glob("*.sql"))
+    ]
+    project_macros = paths.dbt_dir / "macros"
+    if project_macros.is_dir():
+        files.extend(
+            (path, "")
+            for path in sorted(project_macros.rglob("*.sql"))
+            if path.is_file() and generated.resolve() not in path.resolve().parents
+        )
+    files.extend((path, "") for path in product_files)
+    first: dict[str, tuple[Path, int, str]] = {}
+    problems: list[SpecProblem] = []
+    for path, label in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for name, line in macro_definitions(text):
+            if name not in first:
+                first[name] = (path, line, label)
+                continue
+            other, other_line, other_label = first[name]
+            where = (
+                f"{other_label}:{other_line})"
+                if other_label
+                else f"{relative(other, paths.root)}:{other_line}"
+            )
+            problems.append(
+                SpecProblem(
+                    relative(path, paths.root),
+                    line,
+                    "(dbt macro)",
+                    f"macro '{name}' is also defined in {where}",
+                    "dbt's macro namespace is one for the whole project (every product's "
+                    "macros/ folder and dbt_project/macros/): rename one of them, or keep a "
+                    "single definition in dbt_project/macros/ for every product to call"
+                    if not other_label
+                    else f"'{name}' is ddp's: give this macro another name",
+                )
+            )
     return problems

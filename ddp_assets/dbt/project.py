@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject
 
 from ddp_assets import compat
@@ -234,6 +235,7 @@ def _walk(folder: Path, suffixes: tuple[str, ...], skip: Path | None = None) -> 
 
 def _inputs(paths: ProjectPaths) -> list[str]:
     found = [str(paths.dbt_dir / "dbt_project.yml"), str(paths.dbt_dir / "profiles.yml")]
+    # the defs folder's SQL holds the products' macros/ (and macros/ their copies for dbt)
     for folder in (paths.dbt_dir / "models", paths.dbt_dir / "macros", paths.defs_dir):
         found.extend(_walk(folder, _DBT_INPUTS))
     found.extend(package_inputs(paths))  # packages.yml, what dbt deps installed
@@ -278,6 +280,138 @@ def write_platform_macros(dbt_dir: Path) -> list[Path]:
         if stale.name not in shipped:
             stale.unlink()
     return written
+
+
+PRODUCT_MACRO_FOLDER = "macros"  # <product folder>/macros/**/*.sql: the product's dbt macros
+PRODUCT_MACROS = GENERATED_MACROS / "products"
+
+
+def product_macro_files(paths: ProjectPaths, registry: Registry) -> dict[Path, Path]:
+    """Each product's macro files (``<product folder>/macros/**/*.sql``) → where dbt reads
+    them: their copy under ``<dbt_dir>/macros/_ddp/products/``, at their path in the defs
+    folder (:func:`write_product_macros`)."""
+    defs = paths.defs_dir.resolve()
+    found: dict[Path, Path] = {}
+    for product in sorted(registry.products.values(), key=lambda p: str(p.folder)):
+        folder = product.folder / PRODUCT_MACRO_FOLDER
+        if not folder.is_dir():
+            continue
+        for file in sorted(folder.rglob("*.sql")):
+            if not file.is_file():
+                continue
+            try:
+                inside = file.resolve().relative_to(defs)
+            except ValueError:  # a product folder outside the defs folder: by its own path
+                inside = Path(product.id) / file.relative_to(product.folder)
+            found[file] = paths.dbt_dir / PRODUCT_MACROS / inside
+    return found
+
+
+def original_of(copy: Path, paths: ProjectPaths) -> Path:
+    """The product macro file a copy under ``macros/_ddp/products/`` was made from (dbt's
+    messages name the copy); any other path as it is."""
+    products = (paths.dbt_dir / PRODUCT_MACROS).resolve()
+    try:
+        return paths.defs_dir.resolve() / copy.resolve().relative_to(products)
+    except ValueError:
+        return copy
+
+
+def write_product_macros(paths: ProjectPaths, registry: Registry) -> list[Path]:
+    """Copy each product's ``macros/`` files into ``<dbt_dir>/macros/_ddp/products/`` (the
+    project's ``macro-paths`` holds ``macros``) and return the copies written.
+
+    dbt cannot read them in place: the product folder is under the project's ``model-paths``,
+    so dbt would parse each macro file as a model too, and ``.dbtignore`` (which keeps them out
+    of the models) applies to every kind of file. Like the platform's macros, a copy is only
+    rewritten when its text changed, and copies of files that are gone are removed.
+    """
+    files = product_macro_files(paths, registry)
+    out_dir = paths.dbt_dir / PRODUCT_MACROS
+    written: list[Path] = []
+    for source, target in files.items():
+        text = source.read_text(encoding="utf-8")
+        try:
+            unchanged = target.read_text(encoding="utf-8") == text
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            written.append(target)
+    if out_dir.is_dir():
+        kept = {target.resolve() for target in files.values()}
+        for stale in sorted(out_dir.rglob("*"), reverse=True):  # files before their folders
+            if stale.is_file() and stale.resolve() not in kept:
+                stale.unlink()
+            elif stale.is_dir() and not any(stale.iterdir()):
+                stale.rmdir()
+    return written
+
+
+def _model_paths(paths: ProjectPaths) -> list[str]:
+    try:
+        config = yaml.safe_load((paths.dbt_dir / "dbt_project.yml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    values = config.get("model-paths") if isinstance(config, dict) else None
+    return [str(v) for v in values] if isinstance(values, list) else ["models"]
+
+
+def product_macro_problems(paths: ProjectPaths, registry: Registry) -> list[SpecProblem]:
+    """What would make dbt misread the products' macros, before dbt parses them.
+
+    - a product macro file that ``.dbtignore`` does not keep out of the models: under the
+      ``model-paths`` dbt would also parse it as a model (named after the file);
+    - a macro name defined twice (two products, a product and ``dbt_project/macros``, or a
+      platform macro): dbt's macro namespace is one for the whole project, and its own error
+      would name ddp's copies (:func:`ddp_assets.dbt.macro_check.duplicate_macro_problems`).
+    """
+    files = product_macro_files(paths, registry)
+    if not files:
+        return []
+    import pathspec
+
+    from ddp_assets.dbt.macro_check import duplicate_macro_problems
+
+    ignore_file = paths.dbt_dir / ".dbtignore"
+    try:
+        lines = ignore_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    ignored = pathspec.PathSpec.from_lines("gitwildmatch", lines)  # as dbt reads it
+    problems: list[SpecProblem] = []
+    dbt_dir = paths.dbt_dir.resolve()
+    folders = [p.folder.resolve() for p in registry.products.values()]
+    for model_path in _model_paths(paths):
+        base = (dbt_dir / model_path).resolve()
+        for source in files:
+            try:
+                inside = source.resolve().relative_to(base)
+            except ValueError:
+                continue
+            if ignored.match_file(os.path.join(model_path, inside.as_posix())):
+                continue
+            product = next((f for f in folders if f in source.resolve().parents), base)
+            depth = len(product.relative_to(base).parts)  # domain/product: */*
+            line = "/".join([model_path.rstrip("/"), *("*" * depth), PRODUCT_MACRO_FOLDER, ""])
+            problems.append(
+                SpecProblem(
+                    relative(ignore_file, paths.root),
+                    None,
+                    "(dbt macros)",
+                    f"{relative(source, paths.root)} is a product macro, but dbt would also "
+                    f"parse it as a model: '{model_path}' is one of the model-paths and "
+                    ".dbtignore does not leave the products' macros/ folders out",
+                    f"add the line `{line}` to dbt_project/.dbtignore "
+                    "(ddp gives dbt a copy of each macro file under macros/_ddp/products/)",
+                )
+            )
+            break  # one problem is enough: the same line fixes every file
+        if problems:
+            break
+    problems.extend(duplicate_macro_problems(paths, files))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -353,7 +487,11 @@ def prepare(
         ):
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             return PreparedProject(project, manifest, parsed=False, fingerprint=fingerprint)
+    macro_problems = product_macro_problems(paths, registry)
+    if macro_problems:
+        raise SpecErrors(macro_problems)
     write_platform_macros(paths.dbt_dir)
+    write_product_macros(paths, registry)
     write_properties(registry, paths.dbt_dir)
     install_packages(paths)  # dbt deps, when packages.yml is not what dbt_packages/ holds
     fingerprint = _fingerprint(paths, _inputs(paths))
@@ -416,7 +554,7 @@ def _dbt_problems(output: str, paths: ProjectPaths) -> list[SpecProblem]:
     message = "\n    ".join(line for line in lines[start : start + 12] if line.strip())
     file_match = re.search(r"\(?([^\s()]+\.(?:sql|yml|yaml))", message)
     line_match = re.search(r"^\s*line (\d+)\s*$", message, re.MULTILINE)  # dbt's Jinja errors
-    file = paths.dbt_dir / (file_match[1] if file_match else "dbt_project.yml")
+    file = original_of(paths.dbt_dir / (file_match[1] if file_match else "dbt_project.yml"), paths)
     return [
         SpecProblem(
             relative(file.resolve(), paths.root),  # the product's file, as validate names it
