@@ -4,6 +4,7 @@ changed products, their downstream and the readers a breaking change affects (do
 from __future__ import annotations
 
 import io
+import os
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -171,9 +172,9 @@ def _preview_env(env: str | None, build: bool) -> str | None:
             "a preview never builds in prod",
             "name its environment: `ddp ci --env pr_42` (or `ddp --env pr_42 ci --build`)",
         )
-    import os
-
-    os.environ[ENV_VAR] = name  # everything from here on names the environment's schemas
+    # The checks run with prod's names: dbt's prepared manifest (reused by later commands in
+    # prod) is parsed as prod's; the build sets the environment (_preview).
+    os.environ[ENV_VAR] = PROD
     return name
 
 
@@ -182,10 +183,11 @@ def _preview(paths: ProjectPaths, registry: Registry, changes: Any, env: str) ->
     does not exist), the other products read through the environment's views of prod."""
     from ddp_assets.ci.report import Preview
     from ddp_assets.environments import create, list_environments
-    from ddp_assets.naming import tag
+    from ddp_assets.naming import ENV_VAR, tag
     from ddp_assets.runtime.materialize import materialize
 
     started = time.perf_counter()
+    os.environ[ENV_VAR] = env  # from here on, every name is the environment's
     existing = {e.name: e for e in list_environments(paths)}
     created = env not in existing
     environment = create(paths, env) if created else existing[env]
