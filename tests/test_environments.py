@@ -204,3 +204,61 @@ def test_preview_promote_and_drop(built: Project) -> None:
     assert not (built.home / "dagster" / "envs" / "pr_a").exists()
     assert _prod_snapshot(built, products) == after_promote
     assert set(_envs(built)) == {"pr_b"}
+
+
+# --- names and the report, without a build ------------------------------------------------------
+
+
+def test_prod_names_are_unchanged_and_an_environment_prefixes_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ddp_assets import naming
+    from ddp_assets.settings import ProjectPaths, environment
+    from ddp_assets.spec.errors import SpecErrors
+
+    monkeypatch.delenv("DDP_ENV", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    paths = ProjectPaths(tmp_path)
+    assert naming.current_env() == "prod" and environment() == "prod"
+    assert naming.product_schema("orders") == "orders"
+    assert naming.staging_schema("orders") == naming.version_schema("orders") == "orders__staging"
+    assert naming.meta_schema() == naming.META_SCHEMA == "_ddp"
+    assert naming.published_relation("orders", "orders") == ("orders", "orders")
+    assert paths.dagster_home == tmp_path / "home"
+
+    monkeypatch.setenv("DDP_ENV", "pr_42")
+    assert naming.product_schema("orders") == "pr_42__orders"
+    assert naming.staging_schema("orders") == "pr_42__orders__staging"
+    assert naming.meta_schema() == "_ddp__pr_42"
+    assert naming.staging_schema("orders", "prod") == "orders__staging"  # another env's names
+    assert paths.dagster_home == tmp_path / "home" / "envs" / "pr_42"
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "envs" / "pr_42"))  # as set
+    assert paths.dagster_home == tmp_path / "home" / "envs" / "pr_42"
+    assert paths.base_dagster_home == tmp_path / "home"
+    assert naming.in_some_env("pr_42__orders__staging", "orders__staging")
+    assert naming.in_some_env("orders__staging", "orders__staging")
+    assert not naming.in_some_env("Bad__orders__staging", "orders__staging")
+
+    for bad in ("Pr", "a__b", "a_", "1a", "x" * 32, "a-b"):
+        monkeypatch.setenv("DDP_ENV", bad)
+        with pytest.raises(SpecErrors) as raised:
+            environment()
+        assert raised.value.problems[0].field == "DDP_ENV / --env"
+        assert raised.value.problems[0].hint
+
+
+def test_the_report_says_what_the_preview_built_and_read() -> None:
+    from ddp_assets.ci.changes import Base, Changes
+    from ddp_assets.ci.report import CiReport, Preview
+
+    preview = Preview("pr_1", "prod", True, ["orders"], ["customers.customers"])
+    report = CiReport(Base("main", "0" * 40, "given"), {}, [], Changes([]), [], preview=preview)
+    assert report.ok
+    assert "built orders" in report.text() and "zero copies" in report.text()
+    assert "### Preview" in report.markdown()
+    assert report.to_dict()["preview"]["read_from_base"] == ["customers.customers"]
+    preview.succeeded = False
+    preview.errors = ["model 'orders' failed"]
+    assert not report.ok and "preview in 'pr_1' failed" in report.summary()
+    suites = {suite.name: suite for suite in report.junit()}
+    assert suites["preview"].failures == 1
