@@ -204,9 +204,19 @@ def read_dbt_project(root: Path) -> Iterator[DbtSource]:
         project_file = root / "dbt_project.yml"
         if (copy / "packages.yml").is_file() or (copy / "dependencies.yml").is_file():
             _run_dbt(["deps"], copy, project_file)
-        # the models only: their tests' SQL is not read, and compiling it tripled the time
+        # the models only: their tests' SQL is not read, and compiling it tripled the time.
+        # `--indirect-selection empty`: dbt's default (eager) adds back every test of a
+        # selected model (3000 tests of a 1000-model project: 21 of its 35 s of compile CPU)
         _run_dbt(
-            ["compile", "--target-path", str(copy / "target"), "--select", "resource_type:model"],
+            [
+                "compile",
+                "--target-path",
+                str(copy / "target"),
+                "--select",
+                "resource_type:model",
+                "--indirect-selection",
+                "empty",
+            ],
             copy,
             project_file,
         )
