@@ -9,6 +9,8 @@ SCALE ?= 100000
 PORT ?= 3000
 HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
+# pytest-xdist workers (tests isolate their data, instances, ports and servers); 0 runs serially
+TEST_WORKERS ?= 2
 
 .PHONY: help setup system-deps demo build dev test lint format typecheck check bench clean
 
@@ -48,7 +50,7 @@ system-deps: ## Debian packages the tests need (Chromium, PostgreSQL server); ap
 	fi
 
 test: setup system-deps ## Quickstart 2: run every test (real dbt, DuckDB, Dagster, PostgreSQL, Chromium)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: setup ## ruff lint and format check, the import layers (.importlinter)
 	$(BIN)/ruff check .
