@@ -149,3 +149,27 @@ def test_macro_definitions_by_dbt_names() -> None:
         ("test_positive", 2),
         ("materialization_snap_duckdb", 3),
     ]
+
+
+def test_a_broken_product_macro_is_located_at_the_product_file(
+    project: tuple[Project, Path],
+) -> None:
+    """dbt's own error for an unclosed macro names no file: ddp's names the product's."""
+    project_, folder = project
+    _dbtignore(project_, product_macros=True)
+    (folder / "macros").mkdir(exist_ok=True)
+    macro = folder / "macros" / "amounts.sql"
+    macro.write_text("{% macro doubled(column) %}({{ column }} * 2)\n")  # no endmacro
+    try:
+        result = project_.ddp("validate")
+    finally:
+        macro.write_text(DOUBLED)
+    output = _output(result)
+    assert result.returncode == 1, output
+    assert (
+        "acme/defs/sales/returns/macros/amounts.sql:1: error: (dbt macro): dbt cannot read this "
+        "macro file: Unexpected end of template. Jinja was looking for the following tags: "
+        "'endmacro'"
+    ) in output, output
+    assert "close every {% macro %} with {% endmacro %}" in output
+    assert "Traceback" not in output

@@ -19,7 +19,7 @@ table, in the tested dbt-core only); outside it, only ``package.name(...)`` call
 A product's own macros (``<product folder>/macros/``, copied for dbt by
 :func:`ddp_assets.dbt.project.write_product_macros`) are checked the same way, and a macro name
 defined twice in the project's macros is a problem before dbt parses
-(:func:`duplicate_macro_problems`, called by :func:`ddp_assets.dbt.project.prepare`).
+(:func:`macro_file_problems`, called by :func:`ddp_assets.dbt.project.prepare`).
 """
 
 from __future__ import annotations
@@ -168,26 +168,29 @@ def undefined_macro_problems(
 _MACRO_TAG = re.compile(r"{%-?\s*(macro|test|data_test|materialization)\s+(\w+)(?:\s*,\s*(.*?))?")
 
 
-def macro_definitions(source: str) -> list[tuple[str, int]]:
-    """``(name, line)`` of each macro a file defines at its top level, by the names dbt gives
-    them (``{% test x %}`` is ``test_x``, ``{% materialization m, adapter='duckdb' %}`` is
-    ``materialization_m_duckdb``)."""
+def _definitions(source: str) -> tuple[list[tuple[str, int]], Any]:
+    """``(name, line)`` of each macro a file defines at its top level, and dbt's Jinja syntax
+    error when the file does not parse with dbt's environment (else None)."""
     from jinja2 import TemplateSyntaxError, nodes
 
     from ddp_assets import compat
 
     try:
         tree = compat.dbt_jinja_environment().parse(source)
-    except TemplateSyntaxError:
-        tree = None
-    if tree is not None:
-        prefix = "dbt_macro__"
-        return [
-            (node.name.removeprefix(prefix), node.lineno)
-            for node in tree.body
-            if isinstance(node, nodes.Macro)
-        ]
-    found: list[tuple[str, int]] = []  # outside the tested dbt: dbt's tags by their text
+    except TemplateSyntaxError as error:
+        syntax = error if compat.tested("dbt-core") else None  # else: dbt's tags, unknown here
+        return _tagged_definitions(source), syntax
+    prefix = "dbt_macro__"
+    names = [
+        (node.name.removeprefix(prefix), node.lineno)
+        for node in tree.body
+        if isinstance(node, nodes.Macro)
+    ]
+    return names, None
+
+
+def _tagged_definitions(source: str) -> list[tuple[str, int]]:
+    found: list[tuple[str, int]] = []  # dbt's tags by their text
     for match in _MACRO_TAG.finditer(source):
         kind, name, rest = match[1], match[2], match[3] or ""
         line = source.count("\n", 0, match.start()) + 1
@@ -201,12 +204,18 @@ def macro_definitions(source: str) -> list[tuple[str, int]]:
     return found
 
 
-def duplicate_macro_problems(
-    paths: ProjectPaths, product_files: dict[Path, Path]
-) -> list[SpecProblem]:
-    """A macro name defined in two files of the project's own macros: a product's ``macros/``
-    folder (``product_files``: each file and the copy dbt reads), ``dbt_project/macros/`` or
-    the platform's macros (``macros/_ddp``).
+def macro_definitions(source: str) -> list[tuple[str, int]]:
+    """``(name, line)`` of each macro a file defines at its top level, by the names dbt gives
+    them (``{% test x %}`` is ``test_x``, ``{% materialization m, adapter='duckdb' %}`` is
+    ``materialization_m_duckdb``)."""
+    return _definitions(source)[0]
+
+
+def macro_file_problems(paths: ProjectPaths, product_files: dict[Path, Path]) -> list[SpecProblem]:
+    """A macro file dbt's Jinja cannot parse (dbt's own error names no file), and a macro name
+    defined in two files of the project's own macros: a product's ``macros/`` folder
+    (``product_files``: each file and the copy dbt reads), ``dbt_project/macros/`` or the
+    platform's macros (``macros/_ddp``).
 
     dbt's macro namespace is one for the whole project, whatever folder a macro is in: dbt
     refuses the second definition and would name ddp's copy of the product file. Each problem
@@ -238,7 +247,19 @@ def duplicate_macro_problems(
             text = path.read_text(encoding="utf-8")
         except OSError:
             continue
-        for name, line in macro_definitions(text):
+        definitions, syntax = _definitions(text)
+        if syntax is not None and not label:  # dbt's message would name no file
+            problems.append(
+                SpecProblem(
+                    relative(path, paths.root),
+                    syntax.lineno,
+                    "(dbt macro)",
+                    f"dbt cannot read this macro file: {syntax.message}",
+                    "close every {% macro %} with {% endmacro %} and every Jinja block with "
+                    "its end tag; dbt reads every macro file before any model",
+                )
+            )
+        for name, line in definitions:
             if name not in first:
                 first[name] = (path, line, label)
                 continue

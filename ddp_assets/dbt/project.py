@@ -363,16 +363,17 @@ def product_macro_problems(paths: ProjectPaths, registry: Registry) -> list[Spec
 
     - a product macro file that ``.dbtignore`` does not keep out of the models: under the
       ``model-paths`` dbt would also parse it as a model (named after the file);
+    - a macro file dbt's Jinja cannot parse, named (dbt's own error names no file);
     - a macro name defined twice (two products, a product and ``dbt_project/macros``, or a
       platform macro): dbt's macro namespace is one for the whole project, and its own error
-      would name ddp's copies (:func:`ddp_assets.dbt.macro_check.duplicate_macro_problems`).
+      would name ddp's copies (:func:`ddp_assets.dbt.macro_check.macro_file_problems`).
     """
     files = product_macro_files(paths, registry)
     if not files:
         return []
     import pathspec
 
-    from ddp_assets.dbt.macro_check import duplicate_macro_problems
+    from ddp_assets.dbt.macro_check import macro_file_problems
 
     ignore_file = paths.dbt_dir / ".dbtignore"
     try:
@@ -410,7 +411,7 @@ def product_macro_problems(paths: ProjectPaths, registry: Registry) -> list[Spec
             break  # one problem is enough: the same line fixes every file
         if problems:
             break
-    problems.extend(duplicate_macro_problems(paths, files))
+    problems.extend(macro_file_problems(paths, files))
     return problems
 
 
