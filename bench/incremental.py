@@ -14,7 +14,8 @@ On a snapshot of the checkout, with the demo's daily-partitioned ``usage_events`
 3. **backfill vs full build**: ``ddp materialize usage_events --from <first> --to <last>`` (the
    :data:`DAYS` days again, in runs of the spec's ``batch``) against ``ddp materialize
    usage_events`` of the same rows in a copy of the project whose ``usage_events`` has no
-   ``partitions:`` block (one unpartitioned build, the floor of the same work).
+   ``partitions:`` block (one unpartitioned build, the floor of the same work; its second
+   build is measured, as the backfill follows the history build: dbt parsed, instance set up).
 
 Targets: batch(10M) / batch(100k) ≤ 1.3 (the cost of a batch does not grow with the history)
 and backfill / full build ≤ 1.2, each measured in one run of this bench.
@@ -170,6 +171,15 @@ def _backfill_vs_full(settings: Settings, history: dict[str, Any], log: Any) -> 
         DDP_DATA_DIR=plain_data,
         DAGSTER_HOME=plain_home,
     )
+    # not counted: the copy's first build parses dbt and fills the instance, as the history
+    # build did for the backfill; the measured build is the second, of the same rows
+    run_measured(
+        "full build (warm-up)",
+        [ddp, "materialize", "usage_events"],
+        env=plain_env,
+        cwd=plain_root,
+        logs=logs,
+    ).check()
     wait_for_quiet(settings)
     full = run_measured(
         "full build", [ddp, "materialize", "usage_events"], env=plain_env, cwd=plain_root, logs=logs
