@@ -61,6 +61,11 @@ def check_env(name: str) -> str:
             f"'{name}' is not an environment name: a lowercase letter, then up to 30 lowercase "
             "letters, digits or single underscores (not ending with one)"
         )
+    if name.startswith("pg_"):  # PostgreSQL reserves the schemas pg_*
+        raise BadEnvironmentName(
+            f"'{name}' is not an environment name: PostgreSQL reserves schema names starting "
+            "with 'pg_'"
+        )
     return name
 
 

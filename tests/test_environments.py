@@ -239,7 +239,7 @@ def test_prod_names_are_unchanged_and_an_environment_prefixes_them(
     assert naming.in_some_env("orders__staging", "orders__staging")
     assert not naming.in_some_env("Bad__orders__staging", "orders__staging")
 
-    for bad in ("Pr", "a__b", "a_", "1a", "x" * 32, "a-b"):
+    for bad in ("Pr", "a__b", "a_", "1a", "x" * 32, "a-b", "pg_a"):
         monkeypatch.setenv("DDP_ENV", bad)
         with pytest.raises(SpecErrors) as raised:
             environment()
@@ -262,3 +262,62 @@ def test_the_report_says_what_the_preview_built_and_read() -> None:
     assert not report.ok and "preview in 'pr_1' failed" in report.summary()
     suites = {suite.name: suite for suite in report.junit()}
     assert suites["preview"].failures == 1
+
+
+# --- PostgreSQL: the same layout in one database ------------------------------------------------
+
+from tests.test_postgres_warehouse import PostgresDemo, pg_demo  # noqa: E402, F401 (a fixture)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_an_environment_in_postgres(pg_demo: PostgresDemo) -> None:  # noqa: F811
+    assert pg_demo.outcome["success"], pg_demo.outcome["errors"]
+
+    def ddp(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [DDP, *args], cwd=pg_demo.env["DDP_PROJECT_ROOT"], env=pg_demo.env,
+            capture_output=True, text=True, check=False, timeout=900,
+        )  # fmt: skip
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+        return done
+
+    def checksums(connection: Any, relations: list[tuple[str, str]]) -> dict[Any, Any]:
+        return {
+            r: connection.execute(
+                f"select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
+                f'from "{r[0]}"."{r[1]}" as t'
+            ).fetchone()
+            for r in relations
+        }
+
+    watched = [
+        ("customers", "customers"),
+        ("orders", "orders"),
+        ("customer_360", "customer_profile"),
+    ]
+    with pg_demo.connect() as connection:
+        before = checksums(connection, watched)
+    ddp("env", "create", "review")
+    ddp("--env", "review", "materialize", "customer_360")
+    with pg_demo.connect() as connection:
+        assert checksums(connection, watched) == before  # prod unchanged
+        kinds = connection.execute(
+            "select table_schema, table_type from information_schema.tables "
+            "where table_schema in ('review__customers', 'review__orders', 'review__usage_metrics')"
+        ).fetchall()
+        assert kinds and {kind for _, kind in kinds} == {"VIEW"}  # read from prod, no copy
+        built = checksums(connection, [("review__customer_360", "customer_profile")])
+        assert built[("review__customer_360", "customer_profile")] == before[watched[2]]
+        version = connection.execute(
+            "select version from _ddp__review.published_versions where port = 'customer_profile'"
+        ).fetchall()
+        assert version == [(1,)]
+    ddp("env", "drop", "review")
+    with pg_demo.connect() as connection:
+        left = connection.execute(
+            "select schema_name from information_schema.schemata "
+            "where schema_name like 'review\\_\\_%' or schema_name = '_ddp__review'"
+        ).fetchall()
+        assert left == []
+        assert checksums(connection, watched) == before
