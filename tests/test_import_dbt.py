@@ -120,8 +120,13 @@ def test_the_report_maps_the_project(imported: tuple[Project, dict[str, Any]]) -
         "metric 'revenue' → orders",
         "local package 'shop_utils'",
         "exposure 'sales_dashboard'",
+        "1 project macro file(s) → dbt_project/macros/shop/ (shared by all products)",
     ):
         assert expected in mapped
+    # the dbt project's macros are the whole project's: dbt_project/macros, not a product's
+    # macros/ folder (docs/onboarding.md, "Macros and packages")
+    assert (project.root / "dbt_project/macros/shop/cents_to_dollars.sql").is_file()
+    assert not list((project.root / "acme/defs/shop").glob("*/macros"))
     assert report["next"].startswith("ddp validate && ddp materialize --all")
     # seeds and source files are in the landing zone, under their ports' globs
     landing = project.data / "landing"
