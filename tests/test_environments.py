@@ -95,6 +95,23 @@ def _prod_snapshot(project: Project, products: list[str]) -> dict[tuple[str, str
     return found
 
 
+def _run_tags(home: Path, run_ids: list[str]) -> list[str | None]:
+    """The ``ddp/env`` tag of each run, read from an environment's own Dagster instance."""
+    import dagster as dg
+
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)  # ddp's dagster.yaml finds its storage through it
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = [instance.get_run_by_id(run_id) for run_id in run_ids]
+            return [run.tags.get("ddp/env") if run else None for run in runs]
+    finally:
+        if saved is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved
+
+
 def _envs(project: Project) -> dict[str, dict[str, Any]]:
     listed = json.loads(project.ddp("env", "list", "--json").stdout)
     return {e["name"]: e for e in listed}
@@ -189,7 +206,10 @@ def test_preview_promote_and_drop(built: Project) -> None:
     assert all(p["version"] == 2 for p in promoted)
     assert _checksum(built, "orders", "orders") == _checksum(built, "pr_a__orders", "orders")
     # pr_b read orders v1 at create: after the promote, its promote is refused
-    built.ddp("--env", "pr_b", "materialize", "customer_360")
+    done = json.loads(built.ddp("--env", "pr_b", "materialize", "customer_360", "--json").stdout)
+    assert _run_tags(built.home / "dagster" / "envs" / "pr_b", done["runs"]) == [
+        "pr_b" for _ in done["runs"]
+    ]
     refused = built.ddp("promote", "pr_b", ok=False)
     assert refused.returncode == 1 and "orders.orders" in refused.stderr, refused.stderr
     assert "since `ddp env create`" in refused.stderr

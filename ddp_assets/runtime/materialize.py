@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 
 from ddp_assets.lineage.emit import emit_lineage_safely
+from ddp_assets.naming import PROD, current_env, tag
 from ddp_assets.runtime.instance import definitions, instance
 from ddp_assets.runtime.orphans import (
     clean_up_dead_runs,
@@ -397,6 +398,8 @@ def materialize(
     run_instance = instance(paths)
     report(clean_up_dead_runs(run_instance))  # a killed run's writer slot would block this one
     plan = run_plan(paths, graph, keys, run_instance, partitions)
+    env = current_env()  # a run of another environment says so in the UI (docs/architecture.md)
+    env_tags = {} if env == PROD else {tag("env"): env}
     outcomes: list[RunOutcome] = []
     failed_products: set[str] = set()
     for part in plan:
@@ -418,6 +421,7 @@ def materialize(
                 run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
                 tags={
                     "ddp/command": "materialize",
+                    **env_tags,
                     **(tags or {}),
                     **part.tags,
                     **worker_tags(),
