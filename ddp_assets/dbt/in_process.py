@@ -265,4 +265,5 @@ def manifest_key(project_dir: Path, target_path: Path, env: Mapping[str, str]) -
         stamp,
         env.get("DDP_DBT_TARGET", "dev"),
         env.get("DDP_DATA_DIR", ""),
+        env.get("DDP_ENV", ""),  # the generated properties name the environment's schemas
     )
