@@ -147,6 +147,15 @@ def test_a_late_file_republishes_only_its_day(env) -> None:
         handle.write(json.dumps(late) + "\n")
     outcome = env.materialize([PRODUCT], keys=(day,))
     assert outcome.success, outcome.errors
+    # the day reaches dbt in DDP_PARTITION, not --vars: dbt kept its partial parse
+    logs = [
+        log.read_text(encoding="utf-8")
+        for run_id in outcome.runs
+        for log in (ROOT / "dbt_project" / "target" / "dev" / "runs").glob(
+            f"{run_id[:8]}-*/dbt.log"
+        )
+    ]
+    assert logs and all("UnableToPartialParse" not in log for log in logs)
     after = env.live_partitions()
     assert after[day][1] == before[day][1] + 1
     assert after[day][0] != before[day][0]  # a new version's rows for that day

@@ -41,7 +41,13 @@ from ddp_assets.dbt.project import dbt_resource, run_target_path
 from ddp_assets.dbt.translator import ProductTranslator, resolve_in_dependency_order
 from ddp_assets.metadata import WRITER_POOL
 from ddp_assets.naming import dbt_asset_name
-from ddp_assets.partitions import backfill_policy, dbt_vars_argument, partitions_def, run_windows
+from ddp_assets.partitions import (
+    backfill_policy,
+    dbt_env,
+    dbt_environment,
+    partitions_def,
+    run_windows,
+)
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors
 from ddp_assets.spec.model import ProductSpec
@@ -214,9 +220,7 @@ class _StepPlan:
             return any(d in failed or d in skipped or d in unusable for d in deps.get(key, ()))
 
         built_windows = run_windows(self.spec, context) if self.spec else None
-        partition_args = (
-            dbt_vars_argument(self.spec, built_windows) if self.spec and built_windows else []
-        )
+        partition_env = dbt_env(self.spec, built_windows)  # DDP_PARTITION (partitions.py)
         for round_ in self.rounds(context):
             skipped |= {k for k in round_.models if upstream_bad(k)}
             models = round_.models - skipped
@@ -227,14 +231,17 @@ class _StepPlan:
             models -= failed
             if models:
                 built: set[dg.AssetKey] = set()
-                invocation = dbt.cli(
-                    ["build", *partition_args],
-                    context=_RoundContext(
-                        context, models, {c for c in selected_checks if c.asset_key in models}
-                    ),  # type: ignore[arg-type]
-                    target_path=run_target_path(project, context.run.run_id, self.paths.data_dir),
-                    raise_on_error=False,
-                )
+                with dbt_environment(partition_env):
+                    invocation = dbt.cli(
+                        ["build"],
+                        context=_RoundContext(
+                            context, models, {c for c in selected_checks if c.asset_key in models}
+                        ),  # type: ignore[arg-type]
+                        target_path=run_target_path(
+                            project, context.run.run_id, self.paths.data_dir
+                        ),
+                        raise_on_error=False,
+                    )
                 for event in invocation.stream():
                     if isinstance(event, dg.Output):
                         built.add(context.assets_def.keys_by_output_name[event.output_name])
