@@ -96,6 +96,10 @@ def source_what(port: DepotInputPort) -> str:
 def _quiet_dlt() -> None:
     # dlt's anonymous usage telemetry is off unless the deployment turns it on itself
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # SQL sources extract Arrow tables (backend="pyarrow"); dlt adds its load id and row id
+    # to dict rows only, unless told: the raw table keeps the columns it always had
+    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID", "true")
 
 
 def destination(warehouse: Warehouse) -> Any:
@@ -179,6 +183,9 @@ def build_resource(loaded: LoadedDepot, port: DepotInputPort, paths: ProjectPath
                 schema=schema,
                 incremental=_incremental(port),
                 reflection_level="full",
+                # rows go to dlt as Arrow tables, not one Python dict per row: at the demo's
+                # 10M scale (300k tickets) the load took 47.7 s with dlt's default backend
+                backend="pyarrow",
                 write_disposition=disposition,  # type: ignore[arg-type]
                 primary_key=primary_key,
             ).with_name(port.name)
