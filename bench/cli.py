@@ -1,4 +1,4 @@
-"""``python -m bench [e2e|defs|ripple|incremental|all|rest|publish] [--scales ...]``
+"""``python -m bench [e2e|defs|ripple|incremental|preview|all|rest|publish] [--scales ...]``
 (``make bench``)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import defs_scale, e2e, incremental, ripple
+from bench import defs_scale, e2e, incremental, preview, ripple
 from bench.common import RESULTS_DIR, BenchError, Settings, machine_info
 from bench.report import print_report, targets
 from bench.synth import MODELS_PER_PRODUCT
@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "mode",
         nargs="?",
-        choices=("e2e", "defs", "ripple", "incremental", "all", "rest"),
+        choices=("e2e", "defs", "ripple", "incremental", "preview", "all", "rest"),
         default="all",
     )
     p.add_argument(
@@ -157,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["ripple"] = ripple.run(settings, args.scales[0], log)
         if args.mode == "incremental":
             results["incremental"] = incremental.run(settings, args.scales, log)
+        if args.mode == "preview":
+            results["preview"] = preview.run(settings, args.scales[0], log)
     except BenchError as error:
         progress.print(f"[red]error:[/red] {error}")
         progress.print(f"the work folder is kept for its logs: {work}")

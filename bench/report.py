@@ -160,6 +160,30 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": backfill["backfill_over_full"] <= backfill["target"],
             }
         )
+    preview = results.get("preview")
+    if preview:
+        rows.append(
+            {
+                "target": "a preview of one changed product ≤ 1.2x its materialize in prod "
+                "(issue 21)",
+                "measured": preview["preview_over_prod"],
+                "met": preview["preview_over_prod"] <= preview["preview_target"],
+            }
+        )
+        rows.append(
+            {
+                "target": "a preview copies no row of an unchanged product (issue 21)",
+                "measured": preview["rows_copied_of_unchanged_products"],
+                "met": preview["rows_copied_of_unchanged_products"] == 0,
+            }
+        )
+        rows.append(
+            {
+                "target": "ddp ci on an unchanged repository ≤ 1.5x ddp validate (issue 21)",
+                "measured": preview["ci_over_validate"],
+                "met": preview["ci_over_validate"] <= preview["ci_target"],
+            }
+        )
     return rows
 
 
@@ -184,6 +208,8 @@ def print_report(results: dict[str, Any], console: Console) -> None:
         _print_ripple(results["ripple"], console)
     if results.get("incremental"):
         _print_incremental(results["incremental"], console)
+    if results.get("preview"):
+        _print_preview(results["preview"], console)
     _print_profiles(results, console)
     _print_targets(results["targets"], console)
 
@@ -538,4 +564,19 @@ def _print_incremental(incremental: dict[str, Any], console: Console) -> None:
         f"backfill of {backfill['days']} days {_s(backfill['backfill']['seconds'])} s vs one "
         f"unpartitioned build of the same rows {_s(backfill['full_build']['seconds'])} s: "
         f"{backfill['backfill_over_full']:.2f}x"
+    )
+
+
+def _print_preview(preview: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"preview at {preview['scale']:,} landing rows of {', '.join(preview['products'])}: "
+        f"prod materialize {_s(preview['prod_materialize']['seconds'])} s, env create "
+        f"{_s(preview['env_create']['seconds'])} s, preview materialize "
+        f"{_s(preview['preview_materialize']['seconds'])} s ({preview['preview_over_prod']:.2f}x);"
+        f" rows in tables of the {preview['unchanged_schemas']} unchanged products' schemas "
+        f"{preview['rows_copied_of_unchanged_products']:,}, rows the preview built "
+        f"{preview['rows_built_by_the_preview']:,}, warehouse growth "
+        f"{preview['warehouse_growth_bytes'] / 1e6:.1f} MB; ddp ci unchanged "
+        f"{_s(preview['ci_unchanged']['seconds'])} s vs ddp validate "
+        f"{_s(preview['validate']['seconds'])} s ({preview['ci_over_validate']:.2f}x)"
     )
