@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 
 from bench.common import (
+    BenchError,
     Settings,
     copy_project,
     fresh_dir,
@@ -111,12 +112,15 @@ def run(settings: Settings, scale: int, log: Any) -> dict[str, Any]:
         schemas = [
             str(name)
             for (name,) in connection.execute(
-                "select schema_name from duckdb_schemas() where schema_name like ?",
-                [f"{ENV}\\_\\_%"],
+                "select distinct schema_name from duckdb_schemas() "
+                "where starts_with(schema_name, ?)",
+                [f"{ENV}__"],
             ).fetchall()
         ]
     built = {f"{ENV}__{p}" for p in products} | {f"{ENV}__{p}__staging" for p in products}
     unchanged = [s for s in schemas if s not in built]
+    if not unchanged or not built & set(schemas):
+        raise BenchError(f"preview: expected the environment's schemas, found {schemas}")
     wait_for_quiet(settings)
     validate = run_measured("validate", [ddp, "validate"], env=env, cwd=root, logs=logs).check()
     wait_for_quiet(settings)
