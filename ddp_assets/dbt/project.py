@@ -253,6 +253,20 @@ PLATFORM_MACROS = Path(__file__).resolve().parent / "macros"
 GENERATED_MACROS = Path("macros") / "_ddp"
 
 
+def _copy_if_changed(source: Path, target: Path) -> bool:
+    """Write ``source``'s text to ``target`` unless it holds it already (an unchanged file keeps
+    its mtime, so dbt's partial parse and prepare's fingerprint see nothing new)."""
+    text = source.read_text(encoding="utf-8")
+    try:
+        if target.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return True
+
+
 def write_platform_macros(dbt_dir: Path) -> list[Path]:
     """Copy the platform's dbt macros (the ``ref`` override of write-audit-publish, the schema
     naming, the uniqueness test) into ``<dbt_dir>/macros/_ddp`` and return the files written.
@@ -267,15 +281,8 @@ def write_platform_macros(dbt_dir: Path) -> list[Path]:
     written: list[Path] = []
     shipped = {source.name: source for source in PLATFORM_MACROS.glob("*.sql")}
     for name, source in shipped.items():
-        target = out_dir / name
-        text = source.read_text(encoding="utf-8")
-        try:
-            unchanged = target.read_text(encoding="utf-8") == text
-        except OSError:
-            unchanged = False
-        if not unchanged:
-            target.write_text(text, encoding="utf-8")
-            written.append(target)
+        if _copy_if_changed(source, out_dir / name):
+            written.append(out_dir / name)
     for stale in out_dir.glob("*.sql"):
         if stale.name not in shipped:
             stale.unlink()
@@ -330,14 +337,7 @@ def write_product_macros(paths: ProjectPaths, registry: Registry) -> list[Path]:
     out_dir = paths.dbt_dir / PRODUCT_MACROS
     written: list[Path] = []
     for source, target in files.items():
-        text = source.read_text(encoding="utf-8")
-        try:
-            unchanged = target.read_text(encoding="utf-8") == text
-        except OSError:
-            unchanged = False
-        if not unchanged:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+        if _copy_if_changed(source, target):
             written.append(target)
     if out_dir.is_dir():
         kept = {target.resolve() for target in files.values()}
