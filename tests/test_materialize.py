@@ -153,9 +153,9 @@ def test_a_whole_build_runs_in_a_few_steps(
     from ddp_assets.naming import dbt_asset_name
 
     instance = dg.DagsterInstance.get()
-    # the demo builds in two runs: the unpartitioned products it can with usage_events' days
-    # (neither reads the other: one run), then the products that read usage_events
-    assert len(built_demo.runs) == 2, built_demo.runs
+    # the demo builds in three runs: the unpartitioned products it can, usage_events' days
+    # (a partitioned product's own run), then the products that read usage_events
+    assert len(built_demo.runs) == 3, built_demo.runs
     steps = {s.step_key for run in built_demo.runs for s in instance.get_run_step_stats(run)}
     partitioned = {dbt_asset_name(p.id) for p in registry.products.values() if p.spec.partitions}
     assert partitioned == {"ddp_dbt_usage_events"}

@@ -147,8 +147,7 @@ def test_days_map_to_days_and_a_late_day_republishes_only_that_day(project) -> N
     first = _ddp(project, "materialize", "customers", "usage_events", "usage_daily", "--json")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     outcome = json.loads(first.stdout)
-    # customers with usage_events' batch (neither reads the other), then usage_daily's batch
-    assert len(outcome["runs"]) == 2, outcome["runs"]
+    assert len(outcome["runs"]) == 3, outcome["runs"]  # customers, then each product's batch
     days = sorted(_live(project, "usage_events", "events"))
     assert len(days) == 4
     before = _live(project, "usage_daily", "daily")

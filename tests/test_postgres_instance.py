@@ -157,7 +157,7 @@ def test_the_whole_demo_runs_on_postgres_storage(
     outcome = built_on_postgres
     assert outcome["success"], outcome["errors"]
     runs = outcome["runs"]
-    assert len(runs) == 2, runs  # the unpartitioned products with usage_events' days; readers
+    assert len(runs) == 3, runs  # the unpartitioned products, usage_events' days, their readers
     assets = [asset for product in outcome["products"] for asset in product["assets"]]
     checks = [check for asset in assets for check in asset["checks"]]
     # a partitioned asset has one materialization per partition its run built

@@ -202,7 +202,7 @@ def test_other_products_read_the_published_relations(pg_demo: PostgresDemo) -> N
     runs = ROOT / "dbt_project" / "target" / "postgres" / "runs"
     compiled = [
         path
-        for run_id in pg_demo.outcome["runs"]  # the demo builds in two runs
+        for run_id in pg_demo.outcome["runs"]  # the demo builds in three runs
         for folder in runs.glob(f"{run_id[:8]}-*")
         for path in (folder / "compiled").rglob("*.sql")
         if path.stem in registry.model_owner

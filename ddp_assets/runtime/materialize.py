@@ -155,7 +155,7 @@ class PartitionSelection:
 
 @dataclass(frozen=True)
 class RunPart:
-    """One run of a materialize: assets of unpartitioned products, and (or) one partitioned
+    """One run of a materialize: assets of unpartitioned products, or one partitioned
     product's assets over one partition or a contiguous range of them."""
 
     keys: tuple[dg.AssetKey, ...]
@@ -281,8 +281,7 @@ def run_plan(
 ) -> list[RunPart]:
     """The runs of a materialize, in dependency order: consecutive unpartitioned products share
     a run; a partitioned product runs per batch of contiguous partitions (its spec's
-    ``partitions.batch``; Dagster's backfill policy says the same to the UI's backfills), its
-    first batch in the unpartitioned run before it when neither reads the other."""
+    ``partitions.batch``; Dagster's backfill policy says the same to the UI's backfills)."""
     selection = selection or PartitionSelection()
     by_product: dict[str, list[dg.AssetKey]] = {}
     for key in keys:
@@ -321,36 +320,7 @@ def run_plan(
             parts.append(RunPart(tuple(product_keys), product, tuple(chunk)))
     if problems:
         raise SpecErrors(problems)
-    return _merge_independent(graph, parts)
-
-
-def _merge_independent(graph: Any, parts: list[RunPart]) -> list[RunPart]:
-    """Fold a partitioned product's run into the unpartitioned run just before it when neither
-    reads the other (each run costs its own set-up, dbt invocation and lineage).
-
-    Dagster runs unpartitioned assets in a partitioned run as they are; the two steps share
-    no dependency, so a failure of one never skips the other (a step's failure skips every step
-    downstream of it, which is why a product that reads the other keeps its own run)."""
-    merged: list[RunPart] = []
-    for part in parts:
-        previous = merged[-1] if merged else None
-        if (
-            previous is not None
-            and previous.product is None
-            and part.product is not None
-            and not _reads(graph, part.keys, previous.keys)
-            and not _reads(graph, previous.keys, part.keys)
-        ):
-            merged[-1] = RunPart((*previous.keys, *part.keys), part.product, part.partitions)
-        else:
-            merged.append(part)
-    return merged
-
-
-def _reads(graph: Any, readers: Sequence[dg.AssetKey], read: Sequence[dg.AssetKey]) -> bool:
-    """Whether an asset of ``readers`` has a parent among ``read``."""
-    targets = set(read)
-    return any(parent in targets for key in readers for parent in graph.get(key).parent_keys)
+    return parts
 
 
 def _batch_size(graph: Any, key: dg.AssetKey) -> int:
@@ -517,9 +487,8 @@ def _run_outcome(
     ]
     errors = [located for error in errors for located in _located(error, paths)]
     for product in by_product.values():
-        if product.product == part.product:  # the run's unpartitioned products have none
-            for asset in product.assets:
-                asset.partitions = list(part.partitions)
+        for asset in product.assets:
+            asset.partitions = list(part.partitions)
     return RunOutcome(
         run_id=result.run_id,
         success=result.success and all(p.status == "succeeded" for p in by_product.values()),
