@@ -281,7 +281,12 @@ def run_plan(
 ) -> list[RunPart]:
     """The runs of a materialize, in dependency order: consecutive unpartitioned products share
     a run; a partitioned product runs per batch of contiguous partitions (its spec's
-    ``partitions.batch``; Dagster's backfill policy says the same to the UI's backfills)."""
+    ``partitions.batch``; Dagster's backfill policy says the same to the UI's backfills).
+
+    A partitioned batch never shares a run with unpartitioned products, even independent ones:
+    Dagster plans each unpartitioned asset check of a partitioned run once per partition, and
+    those executions stay ``PLANNED`` (measured on Dagster 1.13: 1644 check executions for 84
+    checks), which the UI's check history would show."""
     selection = selection or PartitionSelection()
     by_product: dict[str, list[dg.AssetKey]] = {}
     for key in keys:
