@@ -148,12 +148,14 @@ def dbt_environment(values: Mapping[str, str]) -> Iterator[None]:
     while a dbt invocation is made: dagster-dbt and ddp's in-process dbt both take dbt's
     environment from ``os.environ`` when the invocation starts. A step runs one invocation at
     a time in its process."""
-    saved = os.environ.get(DBT_ENV)
+    saved = {key: os.environ.get(key) for key in {DBT_ENV, *values}}
     os.environ.pop(DBT_ENV, None)
     os.environ.update(values)
     try:
         yield
     finally:
-        os.environ.pop(DBT_ENV, None)
-        if saved is not None:
-            os.environ[DBT_ENV] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
