@@ -116,17 +116,16 @@ def _names(columns: str) -> str:
 def ensure_meta(connection: Connection) -> None:
     """ddp's metadata tables; an older ledger gets the version (and partition) columns."""
     warehouse = warehouse_of(connection)
-    connection.execute(f"create schema if not exists {quote(meta_schema())}")
-    ledger = relation(meta_schema(), "published_versions")
+    meta = meta_schema()
+    connection.execute(f"create schema if not exists {quote(meta)}")
+    ledger = relation(meta, "published_versions")
     connection.execute(warehouse.meta_table_ddl(ledger, _PUBLISHED_COLUMNS))
-    present = {name for name, _ in table_columns(connection, meta_schema(), "published_versions")}
+    present = {name for name, _ in table_columns(connection, meta, "published_versions")}
     for column in [*_VERSION_COLUMNS.split(", "), _PARTITION_COLUMNS]:
         if column.split()[0] not in present:
             connection.execute(f"alter table {ledger} add column {column}")
-    connection.execute(warehouse.meta_table_ddl(relation(meta_schema(), "audits"), _AUDIT_COLUMNS))
-    connection.execute(
-        warehouse.meta_table_ddl(relation(meta_schema(), "version_moves"), _MOVE_COLUMNS)
-    )
+    connection.execute(warehouse.meta_table_ddl(relation(meta, "audits"), _AUDIT_COLUMNS))
+    connection.execute(warehouse.meta_table_ddl(relation(meta, "version_moves"), _MOVE_COLUMNS))
 
 
 def _meta_exists(connection: Connection, table: str) -> bool:
