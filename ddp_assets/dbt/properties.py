@@ -25,7 +25,7 @@ import yaml
 from ddp_assets.contracts.compiler import compile_contract
 from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.metadata import product_meta
-from ddp_assets.naming import PROD, staging_schema
+from ddp_assets.naming import ENV_SEPARATOR, ENV_VAR, PROD, staging_schema
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean, dotted, relative
 from ddp_assets.spec.loader import Positions, read_document
@@ -121,8 +121,8 @@ def product_properties(product: Product, registry: Registry) -> dict[str, Any]:
 
 
 ENV_PREFIX_JINJA = (
-    "{{ (env_var('DDP_ENV', 'prod') ~ '__') if env_var('DDP_ENV', 'prod') not in ('', 'prod') "
-    "else '' }}"
+    f"{{{{ (env_var('{ENV_VAR}', '{PROD}') ~ '{ENV_SEPARATOR}') "
+    f"if env_var('{ENV_VAR}', '{PROD}') not in ('', '{PROD}') else '' }}}}"
 )
 
 
