@@ -24,6 +24,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.lineage import Node, lineage
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import build_scope
+from sqlglot.schema import MappingSchema
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +70,25 @@ def output_columns(sql: str, schemas: Schemas, dialect: str = DIALECT) -> list[s
     """The columns the query returns (``*`` expanded from the known schemas).
 
     Memoized with the column lineage (same key, its own prefix): qualifying the SQL is the
-    expensive part, and the answer only changes with the SQL and the input schemas.
+    expensive part, and the answer only changes with the SQL and the input schemas. The column
+    lineage of the same SQL records it too, so asking both qualifies once.
     """
     key = "columns:" + _memo_key(sql, schemas, dialect)
     _USED.add(key)
     found = _MEMO.get(key)
     if found is None:
-        expression = _qualified(sql, schemas, dialect)
-        names = (
-            [name for name in expression.named_selects if name and name != "*"]
-            if isinstance(expression, exp.Query)
-            else []
-        )
-        found = _MEMO[key] = {name: [] for name in names}
+        found = _MEMO[key] = _named(_qualified(sql, schemas, dialect))
     return list(found)
+
+
+def _named(expression: Any) -> dict[str, list[SourceColumn]]:
+    """The output column names of a qualified query, as a memo entry (no sources)."""
+    if not isinstance(expression, exp.Query):
+        return {}
+    return {name: [] for name in expression.named_selects if name and name != "*"}
+
+
+_RANK = {"IDENTITY": 0, "TRANSFORMATION": 1, "AGGREGATION": 2}
 
 
 def _subtype(path: list[Node]) -> str:
@@ -114,8 +120,11 @@ _MEMO: dict[str, dict[str, list[SourceColumn]]] = {}
 _USED: set[str] = set()
 
 
+_MEMO_VERSION = 2  # raise when what is computed changes: the memo file outlives the code
+
+
 def _memo_key(sql: str, schemas: Schemas, dialect: str) -> str:
-    digest = hashlib.sha256(f"{dialect}\n{sql}".encode())
+    digest = hashlib.sha256(f"{_MEMO_VERSION}\n{dialect}\n{sql}".encode())
     for table in sorted(schemas):
         digest.update(json.dumps([table, sorted(schemas[table].items())]).encode())
     return digest.hexdigest()
@@ -129,7 +138,10 @@ def column_lineage(
     _USED.add(key)
     found = _MEMO.get(key)
     if found is None:
-        found = _MEMO[key] = _column_lineage(sql, schemas, dialect)
+        expression = _qualified(sql, schemas, dialect)
+        # the output columns come with the qualified query: output_columns need not qualify it
+        _MEMO.setdefault("columns:" + key, _named(expression))
+        found = _MEMO[key] = _column_lineage(expression, schemas, dialect)
     return {name: list(sources) for name, sources in found.items()}
 
 
@@ -172,26 +184,36 @@ def remembered(path: Path) -> Iterator[None]:
                 temporary.unlink(missing_ok=True)
 
 
-def _column_lineage(sql: str, schemas: Schemas, dialect: str) -> dict[str, list[SourceColumn]]:
-    expression = _qualified(sql, schemas, dialect)
+def _column_lineage(
+    expression: Any, schemas: Schemas, dialect: str
+) -> dict[str, list[SourceColumn]]:
     if not isinstance(expression, exp.Query):
         return {}
     scope = build_scope(expression)
+    # the schema once per query (sqlglot normalizes a plain dict again on every call), and
+    # every column in one walk: sqlglot then shares the work the columns have in common
+    schema = MappingSchema(_nested(schemas), dialect=dialect)
+    names = [name for name in expression.named_selects if name and name != "*"]
+    try:
+        roots = lineage(None, expression, schema=schema, dialect=dialect, scope=scope, copy=False)
+        assert isinstance(roots, dict)
+    except Exception as error:  # one column sqlglot cannot follow: ask column by column
+        log.debug("no column lineage in one walk: %s", error)
+        roots = {}
+        for name in names:
+            try:
+                root = lineage(
+                    name, expression, schema=schema, dialect=dialect, scope=scope, copy=False
+                )
+            except Exception as column_error:  # sqlglot cannot follow every construct
+                log.debug("no column lineage for %s: %s", name, column_error)
+                continue
+            assert isinstance(root, Node)
+            roots[name] = root
     result: dict[str, list[SourceColumn]] = {}
-    for name in expression.named_selects:
-        if not name or name == "*":
-            continue
-        try:
-            root = lineage(
-                name,
-                expression,
-                schema=_nested(schemas),
-                dialect=dialect,
-                scope=scope,
-                copy=False,
-            )
-        except Exception as error:  # sqlglot cannot follow every construct
-            log.debug("no column lineage for %s: %s", name, error)
+    for name in names:
+        root = roots.get(name)
+        if root is None:
             continue
         sources: dict[tuple[TableName, str], SourceColumn] = {}
         for leaf, path in _leaves(root, [root]):
@@ -204,7 +226,9 @@ def _column_lineage(sql: str, schemas: Schemas, dialect: str) -> dict[str, list[
                 continue
             found = SourceColumn(key, column, _subtype(path[:-1]))
             previous = sources.get((key, column))
-            if previous is None or previous.subtype == "IDENTITY":
+            # a column reached by several paths takes the most transforming one: sqlglot's
+            # order of the paths follows set iteration, which changes between processes
+            if previous is None or _RANK[found.subtype] > _RANK[previous.subtype]:
                 sources[(key, column)] = found
         result[name] = sorted(sources.values(), key=lambda s: (s.table, s.column))
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import graphlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -235,12 +235,16 @@ def build_graph(
     column_types: Mapping[str, Mapping[str, str]] | None = None,
     compiled: Mapping[str, str] | None = None,
     landing: Mapping[str, list[Path]] | None = None,
+    lineage_of: Collection[str] | None = None,
 ) -> LineageGraph:
     """Every asset's lineage, keyed by its Dagster asset key (``"product/model"``).
 
     ``column_types``: asset key → columns, e.g. from materializations of landing and Python
     assets (dbt cannot know those). ``compiled``: dbt unique id → compiled SQL of this run.
-    ``landing``: asset key → the files a landing load read.
+    ``landing``: asset key → the files a landing load read. ``lineage_of``: the asset keys
+    whose column lineage is wanted (a run's events describe only its own assets); every
+    other dbt model gets its output columns only, which its readers' schemas need. None:
+    every model's.
     """
     # imported here: the naming module loads the OpenLineage client (~0.3 s), which a code
     # location load (that imports this module through the catalog) does not need
@@ -386,7 +390,10 @@ def build_graph(
         table = _node_table(node)
         sql = compiled.get(uid) or render_sql(node.get("raw_code", ""), manifest, product_id)
         known = dict(schemas)
-        lineage = column_lineage(sql, known, dialect)
+        path = tuple(_dbt_key(node).path)
+        wanted = lineage_of is None or _key(path) in lineage_of
+        # sqlglot's lineage of every column is most of this function's time
+        lineage = column_lineage(sql, known, dialect) if wanted else {}
         read = sorted({s.table for sources in lineage.values() for s in sources})
         inputs: list[DatasetRef] = []
         for dep in node["depends_on"]["nodes"]:
@@ -411,7 +418,6 @@ def build_graph(
         names = output_columns(sql, known, dialect) or list(declared)
         columns: dict[str, str | None] = {n: declared.get(n) for n in names}
         schemas[table] = {n: (t or "unknown") for n, t in columns.items()}
-        path = tuple(_dbt_key(node).path)
         contract = meta.get("contract")
         asset = AssetLineage(
             product_id,

@@ -130,5 +130,6 @@ def run_events(
             column_types=types,
             compiled=compiled,
             landing=landing_files_of(record, paths.landing_dir, keys),
+            lineage_of=set(record.assets),  # the events describe this run's assets only
         )
     return EventBuilder(graph, registry, manifest).events(record)
