@@ -61,6 +61,7 @@ def test_an_empty_project(tmp_path: Path) -> None:
         "workspace.yaml",
         ".gitignore",
         ".github/workflows/ci.yml",
+        ".github/workflows/preview-cleanup.yml",  # tests/test_starter_workflows.py runs both
         "README.md",
     ):
         assert (root / needed).is_file(), needed
