@@ -5,9 +5,10 @@ A partitioned product (its spec's ``partitions:``, :class:`~ddp_assets.spec.mode
 has every asset partitioned alike: the landing tables, the dbt models, the output ports and their
 checks. A run builds one partition or a contiguous range of them (a backfill batch); what the run
 builds is a list of :class:`Window`: a time window ``[start, end)`` in UTC (the warehouse keeps
-UTC timestamps), or a static key. dbt receives them in the ``DDP_PARTITION`` environment
-variable (the ``ddp_partition_filter`` macro turns it into a ``WHERE`` clause); the publish
-replaces exactly those partitions of each output port (:mod:`ddp_assets.contracts.partitioned`).
+UTC timestamps), or a key (a static key, or a landing file's: :func:`file_partition_key`).
+dbt receives them in the ``DDP_PARTITION`` environment variable (the ``ddp_partition_filter``
+macro turns it into a ``WHERE`` clause); the publish replaces exactly those partitions of each
+output port (:mod:`ddp_assets.contracts.partitioned`).
 
 Why not a dbt var: dbt keys its partial parse on the project's vars, so a ``--vars`` that
 changes with every partition made every partitioned run parse the whole project again (1.5 s of
@@ -16,17 +17,27 @@ only when dbt executes (``execute``), so parsing never records it and the prepar
 reused.
 
 Dagster's own partition definitions are used as they are (``TimeWindowPartitionsDefinition``
-keys, time zones, daylight saving); this module only translates them for dbt and the warehouse.
+keys, time zones, daylight saving; a ``DynamicPartitionsDefinition`` per product partitioned by
+file, :func:`file_partitions_name`); this module only translates them for dbt and the warehouse.
+
+A product partitioned by file (``partitions: {by: file, column: ...}``) has one partition per
+landing file, added to the instance when the landing sensor (or ``ddp materialize``) first sees
+the file. Its key is the file's path relative to the landing zone, when that path is a valid,
+unambiguous key (:func:`file_partition_key`, the rule there), so a file's rows are found by its
+name in every port version (the key is also the value of the partition column).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path, PurePath
 from typing import Any
 
 import dagster as dg
@@ -70,9 +81,58 @@ def _start(partitioning: Partitioning) -> datetime:
     return start
 
 
-def definition_of(partitioning: Partitioning) -> dg.PartitionsDefinition:
+FILE_PARTITIONS_SUFFIX = "__files"
+"""A by-file product's ``DynamicPartitionsDefinition`` is named ``<product>__files``."""
+
+FILE_KEY_MAX = 200
+"""The longest file partition key (longer paths are shortened, with their digest)."""
+
+_FILE_KEY_CHARS = "A-Za-z0-9_.=+@/-"
+_FILE_KEY_PLAIN = re.compile(rf"[A-Za-z0-9_][{_FILE_KEY_CHARS}]*")
+_FILE_KEY_OTHER = re.compile(rf"[^{_FILE_KEY_CHARS}]+")
+_FILE_KEY_DIGEST = 12  # hex digits of sha256 after '~'
+
+
+def file_partitions_name(product: str) -> str:
+    """The name of the dynamic partitions of a product partitioned by file (the instance keeps
+    its keys under this name)."""
+    return f"{product}{FILE_PARTITIONS_SUFFIX}"
+
+
+def file_partition_key(relative_path: str | PurePath) -> str:
+    """The partition key of a landing file of a product partitioned by file.
+
+    The rule (docs/partitions.md): the file's path relative to the landing zone, with ``/``
+    between folders (``receipts/2026/receipts_a.csv``), *is* the key when it uses only ASCII
+    letters, digits and ``_ . = + @ / -``, starts with a letter, digit or ``_``, holds no
+    ``...`` (Dagster's range separator), and has at most :data:`FILE_KEY_MAX`
+    characters. Any other path gets a derived key: each run of other characters becomes
+    ``_``, dot runs of three or more become ``_``, the result is cut to fit, and ``~`` with the
+    first 12 hex digits of the SHA-256 of the path is appended
+    (``receipts/receipt_march_2026.csv~fce67dd9af01`` for ``receipts/receipt march 2026.csv``).
+
+    So a key is stable (it depends on the path only: the same file keeps its partition when
+    its content changes, a renamed file is a new partition), unique (a plain key is the path
+    itself and never holds ``~``; derived keys differ by the path's digest), and safe as a
+    Dagster key, in a URL, and as a SQL string (no quote, comma, bracket or control character).
+    """
+    path = Path(relative_path).as_posix()
+    if len(path) <= FILE_KEY_MAX and _FILE_KEY_PLAIN.fullmatch(path) and "..." not in path:
+        return path
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
+    readable = re.sub(r"\.{3,}", "_", _FILE_KEY_OTHER.sub("_", path))
+    readable = readable[: FILE_KEY_MAX - _FILE_KEY_DIGEST - 1]
+    return f"{readable}~{digest[:_FILE_KEY_DIGEST]}"
+
+
+def definition_of(partitioning: Partitioning, product: str = "") -> dg.PartitionsDefinition:
     """The Dagster partitions of a ``partitions:`` declaration (equal declarations give equal
-    definitions, so products partitioned alike map window to window)."""
+    definitions, so products partitioned alike map window to window); ``product`` names a
+    by-file product's dynamic partitions (:func:`file_partitions_name`)."""
+    if partitioning.by == "file":
+        if not product:
+            raise ValueError("partitions by file are named after their product: pass product")
+        return dg.DynamicPartitionsDefinition(name=file_partitions_name(product))
     if partitioning.by == "key":
         return dg.StaticPartitionsDefinition(list(partitioning.keys))
     return dg.TimeWindowPartitionsDefinition(
@@ -85,7 +145,7 @@ def definition_of(partitioning: Partitioning) -> dg.PartitionsDefinition:
 
 def partitions_def(spec: ProductSpec) -> dg.PartitionsDefinition | None:
     """The partitions every asset of the product shares; None when it is unpartitioned."""
-    return definition_of(spec.partitions) if spec.partitions is not None else None
+    return definition_of(spec.partitions, spec.id) if spec.partitions is not None else None
 
 
 def backfill_policy(spec: ProductSpec) -> dg.BackfillPolicy | None:
@@ -98,7 +158,7 @@ def backfill_policy(spec: ProductSpec) -> dg.BackfillPolicy | None:
 def windows(spec: ProductSpec, keys: Sequence[str]) -> list[Window]:
     """The windows of the given partition keys of a partitioned product, in key order."""
     assert spec.partitions is not None
-    definition = definition_of(spec.partitions)
+    definition = definition_of(spec.partitions, spec.id)
     if not isinstance(definition, dg.TimeWindowPartitionsDefinition):
         return [Window(key) for key in keys]
     found: list[Window] = []

@@ -7,7 +7,8 @@ product's file is placed in its partitions): the landing assets, the landing sen
 screen and the lineage graph all list files through here.
 
 In a partitioned product each landing file belongs to one partition, named in its path
-(:func:`file_partition`, the rule below).
+(:func:`file_partition`, the rule below); in a product partitioned by file, each file *is* a
+partition, keyed by its path (:func:`~ddp_assets.partitions.file_partition_key`).
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ def files_fingerprint(files: list[Path]) -> str:
 # - ``by: key``: one of the product's keys as a part of the path delimited by ``/``, ``_``,
 #   ``-``, ``.`` or the path's ends (``emea/orders.csv``, ``orders_emea.csv``,
 #   ``orders-emea.csv``); a path naming two keys names none.
+# - ``by: file``: every file is its own partition, keyed by its path relative to the landing
+#   zone (``receipts/receipts_a.csv``; other characters than letters, digits and ``_.=+@/-``
+#   give a derived key with the path's digest: ``partitions.file_partition_key``).
 #
 # Dates and hours are in the partitions' time zone (``partitions.timezone``), as Dagster's keys
 # are. A digit run longer than the pattern (``20260105``, ``12026-01-05``) is not a date.
@@ -221,6 +225,10 @@ def file_partition(spec: ProductSpec, relative_path: str | Path) -> FilePartitio
     if partitioning is None or definition is None:
         return FilePartition(None, f"product '{spec.id}' is not partitioned")
     path = _shown(relative_path)
+    if partitioning.by == "file":
+        from ddp_assets.partitions import file_partition_key
+
+        return FilePartition(file_partition_key(path))
     if partitioning.by == "key":
         key, reason = _named_static_key(list(partitioning.keys), path)
         return FilePartition(key, reason)
@@ -265,8 +273,10 @@ def partition_file_example(spec: ProductSpec, pattern: str) -> str:
     """A file name the port's glob matches that names the product's first partition, e.g.
     ``orders/orders_2026-01-01.csv`` for ``orders/orders*.csv``."""
     assert spec.partitions is not None
-    token = _example_token(spec.partitions)
     name = pattern.replace("**/", "")
+    if spec.partitions.by == "file":  # any name: the file is its own partition
+        return name.replace("*", "part-1").replace("?", "x")
+    token = _example_token(spec.partitions)
     if "*" in name:
         at = name.index("*")
         before = name[:at]
@@ -288,6 +298,8 @@ def partition_file_rule(spec: ProductSpec) -> str:
         return "its hour as YYYY-MM-DD-HH (or YYYY-MM-DDTHH) in its name"
     if by == "month":
         return "its month as YYYY-MM in its name"
+    if by == "file":
+        return "any name: each file is its own partition, keyed by its path in the landing zone"
     return (
         f"one of the keys {', '.join(spec.partitions.keys)} as a part of its path (a folder, "
         "or a part of the name after '_' or '-')"

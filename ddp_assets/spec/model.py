@@ -442,13 +442,16 @@ class Partitioning(_Strict):
     range of them) of every output port, and leaves the others as they were.
 
     Time windows (``by: hour|day|month``) of a timestamp or date column, from ``start`` on, in
-    ``timezone``; or static keys (``by: key``) of a column. The column is the landing data's
+    ``timezone``; static keys (``by: key``) of a column; or landing files (``by: file``): each
+    file of the product's landing ports is a partition (a Dagster dynamic partition), whose key
+    ddp writes into ``column`` of the landing table. The column is the landing data's
     (every model filters on it with ``{{ ddp_partition_filter('<column>') }}``); an output
     port whose relation names it differently says so with ``partition_column``.
     """
 
-    by: Literal["hour", "day", "month", "key"] = Field(
-        description="hour, day or month windows of a time column, or key: static keys."
+    by: Literal["hour", "day", "month", "key", "file"] = Field(
+        description="hour, day or month windows of a time column, key: static keys, or file: "
+        "each landing file a partition (its key written into the column)."
     )
     column: str = Field(
         pattern=PARTITION_COLUMN, max_length=63, description="The column partitions split on."
@@ -483,6 +486,16 @@ class Partitioning(_Strict):
 
     @model_validator(mode="after")
     def _kind(self) -> Partitioning:
+        if self.by == "file":
+            for name, value in (("start", self.start), ("keys", self.keys)):
+                if value:
+                    raise spec_error(
+                        f"'{name}' is not for 'by: file' partitions",
+                        f"remove '{name}': each landing file is its own partition, keyed by "
+                        "its path in the landing zone (docs/partitions.md)",
+                        name,
+                    )
+            return self
         if self.by == "key":
             if not self.keys:
                 raise spec_error(
