@@ -23,6 +23,16 @@ landing contract, and fails the load (naming the partition and an expected file 
 has none. The data version is the fingerprint of the files loaded; the metadata lists the
 partitions (``ddp/partitions``), the files (``ddp/files``, ``ddp/file_count``) and each
 partition's fingerprint (``ddp/partition_fingerprints``, which the landing sensor reads).
+
+A product partitioned by file (``partitions: {by: file, column: C}``): each file is its own
+partition (:func:`~ddp_assets.partitions.file_partition_key`), and a run of some partitions loads
+exactly their files, each row with its file's key in the column ``C`` (a ``varchar``, replacing a
+column of that name in the file), so the models filter with ``ddp_partition_filter('C')`` and the
+output ports carry it. The files are read by an in-memory DuckDB into one Parquet file (each file
+typed on its own, then unioned by name) that the warehouse loads as any landing file. A partition
+whose file is gone (removed, renamed, or of another port of the product) adds no rows: the
+table is loaded empty with the contract's columns, or emptied when the port has no contract; a
+port with neither a contract nor an earlier load fails, naming the partition.
 """
 
 import tempfile
@@ -54,10 +64,12 @@ from ddp_assets.warehouse import (
     literal,
     quote,
     relation,
+    relation_exists,
     row_count,
     table_columns,
     warehouse_for,
 )
+from ddp_assets.warehouse.duckdb import file_reader
 
 
 class LandingFilesMissing(dg.Failure):
@@ -146,6 +158,12 @@ def file_ports_asset(
             and (context.has_partition_key or context.has_partition_key_range)
             else None
         )
+        # by file: the partition column each row gets (the module's docstring)
+        by_file = (
+            spec.partitions.column
+            if spec.partitions is not None and spec.partitions.by == "file"
+            else None
+        )
         missing: list[str] = []
         own = product_schema(spec.id)  # the environment's (docs/architecture.md)
         warehouse = warehouse_for(paths)
@@ -160,7 +178,22 @@ def file_ports_asset(
                         f"{paths.data_dir / 'quarantine'}, or remove it."
                     )
                 batch: _Batch | None = None
-                if keys is not None:
+                if by_file is not None:
+                    if keys is None and not files:
+                        missing.append(_nothing_to_load(spec.id, port, paths, refused))
+                        continue
+                    # a run without partitions loads every file, each with its own key
+                    batch = _batch(spec, port, paths, files, keys or _file_keys(spec, paths, files))
+                    for key in batch.absent:
+                        context.log.info(
+                            f"input port '{spec.id}.{port.name}': partition {key} has no file "
+                            "here (removed, renamed, or another port's); it adds no rows"
+                        )
+                    if not _load_by_file(warehouse, connection, port, by_file, batch, plan, own):
+                        missing.extend(batch.absent_messages(spec, port, paths))
+                        continue
+                    files = batch.files
+                elif keys is not None:
                     batch = _batch(spec, port, paths, files, keys)
                     for line in batch.skipped:
                         context.log.warning(line)
@@ -176,9 +209,9 @@ def file_ports_asset(
                 if not files and batch is None:
                     missing.append(_nothing_to_load(spec.id, port, paths, refused))
                     continue
-                if files:
+                if by_file is None and files:
                     warehouse.load_files(connection, files, port.format, own, port.name)
-                else:
+                elif by_file is None:
                     assert plan is not None  # a batch without files needs the contract
                     _load_empty(warehouse, connection, plan, own, port.name)
                 rows = row_count(connection, own, port.name)
@@ -235,6 +268,15 @@ class _Batch:
     def absent_messages(
         self, spec: ProductSpec, port: FileInputPort, paths: ProjectPaths
     ) -> list[str]:
+        if spec.partitions is not None and spec.partitions.by == "file":
+            return [
+                f"no landing file for partition {key} of port '{spec.id}.{port.name}' under "
+                f"{paths.landing_dir} (the file was removed or renamed, or is another port's), "
+                "and the port has no contract nor an earlier load to give its columns. Hint: "
+                f"give the port a landing contract (contracts/{port.name}.odcs.yaml) so that "
+                "such a partition loads empty, or drop the file there again."
+                for key in self.absent
+            ]
         example = partition_file_example(spec, port.path)
         return [
             f"no landing file for partition {key} of port '{spec.id}.{port.name}': expected "
@@ -272,6 +314,74 @@ def _batch(
         elif found.key in batch.by_key:
             batch.by_key[found.key].append(path)
     return batch
+
+
+def _file_keys(spec: ProductSpec, paths: ProjectPaths, files: list[Path]) -> list[str]:
+    """The partitions of a by-file product's files (every file names one)."""
+    keys = [file_partition(spec, f.relative_to(paths.landing_dir)).key for f in files]
+    return sorted({key for key in keys if key is not None})
+
+
+def _load_by_file(
+    warehouse: Warehouse,
+    connection: Any,
+    port: FileInputPort,
+    column: str,
+    batch: _Batch,
+    plan: ContractPlan | None,
+    schema: str,
+) -> bool:
+    """Replace ``schema.<port>`` with the batch's files, each row with its file's partition key
+    in ``column``; a batch without files loads no rows (the contract's columns, else the
+    table's own). False, having written nothing, when neither gives the columns."""
+    import duckdb
+
+    selects: list[str] = []
+    with duckdb.connect() as duck:
+        try:
+            for key, files in batch.by_key.items():
+                for path in files:
+                    reader = file_reader([path], port.format)
+                    names = {
+                        str(row[0]).lower()
+                        for row in duck.execute(f"describe select * from {reader}").fetchall()
+                    }
+                    rest = f"* exclude ({quote(column)})" if column.lower() in names else "*"
+                    selects.append(
+                        f"select {rest}, cast({literal(key)} as varchar) as {quote(column)} "
+                        f"from {reader}"
+                    )
+            if not selects and plan is None:
+                if not relation_exists(connection, schema, port.name):
+                    return False
+                connection.execute(f"delete from {relation(schema, port.name)}")
+                return True
+            if not selects:
+                assert plan is not None
+                typed = [
+                    f"cast(null as {c.data_type}) as {quote(c.name)}"
+                    for c in plan.columns
+                    if c.name.lower() != column.lower()
+                ]
+                typed.append(f"cast(null as varchar) as {quote(column)}")
+                selects.append(f"select {', '.join(typed)} limit 0")
+            with tempfile.TemporaryDirectory(prefix="ddp-file-partitions-") as folder:
+                target = Path(folder) / f"{port.name}.parquet"
+                duck.execute(
+                    f"copy ({' union all by name '.join(selects)}) to "
+                    f"{literal(str(target))} (format parquet)"
+                )
+                warehouse.load_files(connection, [target], "parquet", schema, port.name)
+        except duckdb.Error as error:
+            raise dg.Failure(
+                description=f"input port '{port.name}': cannot read the files of partitions "
+                f"{', '.join(batch.keys)} into {schema}.{port.name}: "
+                f"{str(error).splitlines()[0]}. Hint: check that each file is valid "
+                f"{port.format} (the landing sensor quarantines files that are not), and that "
+                "the contract's properties have DuckDB physicalTypes.",
+                allow_retries=False,
+            ) from None
+    return True
 
 
 def _load_empty(
