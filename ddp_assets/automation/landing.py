@@ -30,6 +30,13 @@ whose name names no partition of the product (no date, a date before ``partition
 unknown key) is quarantined like any refused file, the reason naming the expected name; a file
 of a partition that does not exist yet (its window has not ended) waits, unscreened, until it
 does.
+
+A product partitioned by file (``partitions: {by: file}``): each file is its own partition, keyed
+by its path (:func:`~ddp_assets.partitions.file_partition_key`). A new file's partition is added
+to the product's dynamic partitions in the same tick (``SensorResult.dynamic_partitions_requests``,
+an ``AddDynamicPartitionsRequest`` for the keys the instance does not have yet) and a run of that
+partition only is requested; a changed file (same path, new content) requests its partition
+again. The partition column ddp writes into the raw table is not a column the files must have.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from ddp_assets.ingest.files import (
 )
 from ddp_assets.ingest.landing import landing_contract_path
 from ddp_assets.ingest.screen import ExpectedColumns, describe, screen_file
+from ddp_assets.partitions import file_partitions_name
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import Product
@@ -158,8 +166,11 @@ def _recorded(
     value = metadata.get("ddp/files_fingerprint")
     fingerprint = str(getattr(value, "value", value)) if value is not None else None
     schema = getattr(metadata.get("dagster/column_schema"), "value", None)
+    partitioning = product.spec.partitions
+    # a by-file product's partition column is ddp's, written at the load: not the files'
+    written = partitioning.column.lower() if partitioning and partitioning.by == "file" else None
     columns = (
-        tuple((c.name, c.type) for c in schema.columns)
+        tuple((c.name, c.type) for c in schema.columns if c.name.lower() != written)
         if isinstance(schema, dg.TableSchema)
         else ()
     )
@@ -347,6 +358,7 @@ def _evaluate_partitioned(
             "partitions": current,
         }
     run_requests = []
+    added = _new_file_partitions(context, product, sorted(touched))
     if touched:
         sequence += 1
         for key, ports in sorted(touched.items()):
@@ -359,8 +371,21 @@ def _evaluate_partitioned(
                 )
             )
     return _tick_result(
-        fresh_cursor, fresh_checked, fresh_refused, sequence, run_requests, observations
+        fresh_cursor, fresh_checked, fresh_refused, sequence, run_requests, observations, added
     )
+
+
+def _new_file_partitions(
+    context: dg.SensorEvaluationContext, product: Product, keys: list[str]
+) -> list[dg.AddDynamicPartitionsRequest]:
+    """For a product partitioned by file: the request adding the touched files' partitions the
+    instance does not have yet (Dagster adds them before it resolves the tick's run requests)."""
+    partitioning = product.spec.partitions
+    if partitioning is None or partitioning.by != "file" or not keys:
+        return []
+    name = file_partitions_name(product.id)
+    new = [k for k in keys if not context.instance.has_dynamic_partition(name, k)]
+    return [dg.AddDynamicPartitionsRequest(name, new)] if new else []
 
 
 def _run_tags(product: Product, ports: list[str]) -> dict[str, str]:
@@ -379,9 +404,10 @@ def _tick_result(
     sequence: int,
     run_requests: list[dg.RunRequest],
     observations: list[dg.AssetObservation],
+    added: list[dg.AddDynamicPartitionsRequest] | None = None,
 ) -> dg.SensorResult:
-    """A tick's result: its run requests and observations, and the cursor with the screened
-    and refused files and the request sequence."""
+    """A tick's result: its run requests, observations and new dynamic partitions, and the
+    cursor with the screened and refused files and the request sequence."""
     fresh_cursor[_CHECKED] = fresh_checked
     if any(fresh_refused.values()):
         fresh_cursor[_REFUSED] = {k: v for k, v in fresh_refused.items() if v}
@@ -390,6 +416,7 @@ def _tick_result(
         run_requests=run_requests,
         cursor=json.dumps(fresh_cursor, sort_keys=True),
         asset_events=observations,
+        dynamic_partitions_requests=added or None,
     )
 
 
