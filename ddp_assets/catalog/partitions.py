@@ -1,5 +1,9 @@
 """A partitioned product's partitions as its consumers see them: which are published, the
-latest one and its age, and which are missing (``ddp status``, the catalog)."""
+latest one and its age, and which are missing (``ddp status``, the catalog).
+
+A product partitioned by file knows the partitions its instance holds (one per landing file the
+landing sensor or ``ddp materialize`` added, in the order they came); every one of them not
+published is missing, and ``latest`` is the last one published in that order."""
 
 from __future__ import annotations
 
@@ -28,12 +32,14 @@ def built_everywhere(instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey]) 
 def partition_status(
     instance: dg.DagsterInstance, product: Product, now: datetime | None = None
 ) -> dict[str, Any] | None:
-    """None for an unpartitioned product; else the partitions every output port has published
-    (Dagster's materialized partitions of the ports), the latest of them and its window's end,
-    its age in hours, and the partitions missing between the first and the latest published."""
+    """None for an unpartitioned product; else how it is partitioned (``by``), the partitions
+    every output port has published (Dagster's materialized partitions of the ports) of those
+    known, the latest of them and its window's age in hours, and the partitions missing between
+    the first and the latest published (by file: every known file's partition not published)."""
     definition = partitions_def(product.spec)
-    if definition is None:
+    if definition is None or product.spec.partitions is None:
         return None
+    by = product.spec.partitions.by
     now = now or datetime.now(UTC)
     known = list(definition.get_partition_keys(current_time=now, dynamic_partitions_store=instance))
     ports = [port_key(product.id, port.model) for port in product.spec.output_ports]
@@ -41,6 +47,7 @@ def partition_status(
     published = [key for key in known if key in built]
     if not published:
         return {
+            "by": by,
             "partitions": len(known),
             "published": 0,
             "latest": None,
@@ -50,13 +57,18 @@ def partition_status(
     first, latest = known.index(published[0]), published[-1]
     done = set(published)
     # gaps between the first and the latest published; the windows after the latest show in
-    # its age (the freshness SLO judges them)
-    missing = [key for key in known[first : known.index(latest)] if key not in done]
+    # its age (the freshness SLO judges them). Files have no windows: each unpublished one
+    # is missing
+    if isinstance(definition, dg.DynamicPartitionsDefinition):
+        missing = [key for key in known if key not in done]
+    else:
+        missing = [key for key in known[first : known.index(latest)] if key not in done]
     age_hours: float | None = None
     if isinstance(definition, dg.TimeWindowPartitionsDefinition):
         end = definition.time_window_for_partition_key(latest).end
         age_hours = round(max((now - end).total_seconds(), 0) / 3600, 1)
     return {
+        "by": by,
         "partitions": len(known),
         "published": len(published),
         "latest": latest,

@@ -219,6 +219,39 @@ def _partition_problem(
     )
 
 
+def _range_refused(paths: ProjectPaths, product: str) -> SpecProblem:
+    return SpecProblem(
+        file=relative(paths.defs_dir, paths.root),
+        line=None,
+        field="partition",
+        message=f"product '{product}' is partitioned by file: its partitions have no range "
+        "(--from/--to); nothing was run",
+        hint="name each file's partition with --partition KEY (repeatable; `ddp status` lists "
+        "them), or give none to build the files never built",
+    )
+
+
+def _landing_partitions(paths: ProjectPaths, graph: Any, keys: Sequence[dg.AssetKey]) -> list[str]:
+    """The partitions the landing files of ``keys``' landing assets name, in file order."""
+    from ddp_assets.dbt.load_cache import load_registry
+    from ddp_assets.ingest.files import landing_entries, partition_of_file
+
+    found: list[str] = []
+    registry = load_registry(paths, cached=True)
+    for key in keys:
+        node = graph.get(key)
+        glob = node.metadata.get("ddp/landing_glob") if node.metadata else None
+        if glob is None or node.group_name not in registry.products:
+            continue
+        spec = registry.products[node.group_name].spec
+        for entry in landing_entries(paths.landing_dir, str(getattr(glob, "value", glob))):
+            relative_path = entry.relative_to(paths.landing_dir).as_posix()
+            partition = partition_of_file(spec, relative_path)
+            if partition is not None and partition not in found:
+                found.append(partition)
+    return found
+
+
 def _partitions_with_data(
     paths: ProjectPaths,
     run_instance: dg.DagsterInstance,
@@ -229,22 +262,10 @@ def _partitions_with_data(
     """The partitions a product has data for: those its landing files name, those its
     partitioned upstream products built, and those this materialize builds upstream first
     (``planned``, by product)."""
-    from ddp_assets.dbt.load_cache import load_registry
-    from ddp_assets.ingest.files import landing_entries, partition_of_file
-
-    found: set[str] = set()
+    found: set[str] = set(_landing_partitions(paths, graph, keys))
     selected = set(keys)
-    registry = load_registry(paths, cached=True)
     for key in keys:
         node = graph.get(key)
-        glob = node.metadata.get("ddp/landing_glob") if node.metadata else None
-        if glob is not None and node.group_name in registry.products:
-            spec = registry.products[node.group_name].spec
-            for entry in landing_entries(paths.landing_dir, str(getattr(glob, "value", glob))):
-                relative_path = entry.relative_to(paths.landing_dir).as_posix()
-                partition = partition_of_file(spec, relative_path)
-                if partition is not None:
-                    found.add(partition)
         for parent in node.parent_keys:
             if parent in selected or graph.get(parent).partitions_def is None:
                 continue
@@ -283,6 +304,11 @@ def run_plan(
     a run; a partitioned product runs per batch of contiguous partitions (its spec's
     ``partitions.batch``; Dagster's backfill policy says the same to the UI's backfills).
 
+    A product partitioned by file knows the partitions of the instance and those of its
+    landing files (as the landing sensor would add them); the ones the plan builds are added
+    to the instance when the plan is made (nothing is added when it is refused). Its
+    partitions have no range: ``first``/``last`` are refused.
+
     A partitioned batch never shares a run with unpartitioned products, even independent ones:
     Dagster plans each unpartitioned asset check of a partitioned run once per partition, and
     those executions stay ``PLANNED`` (measured on Dagster 1.13: 1644 check executions for 84
@@ -294,6 +320,7 @@ def run_plan(
     parts: list[RunPart] = []
     problems: list[SpecProblem] = []
     planned: dict[str, set[str]] = {}
+    adding: dict[str, list[str]] = {}  # by-file partitions to add: definition name -> keys
     for product in _product_order(graph, keys):
         product_keys = by_product[product]
         definition = graph.get(product_keys[0]).partitions_def
@@ -304,6 +331,16 @@ def run_plan(
                 parts.append(RunPart(tuple(product_keys)))
             continue
         known = list(definition.get_partition_keys(dynamic_partitions_store=run_instance))
+        pending: list[str] = []
+        if isinstance(definition, dg.DynamicPartitionsDefinition):
+            if selection.first or selection.last:
+                problems.append(_range_refused(paths, product))
+                continue
+            registered = set(known)
+            pending = [
+                k for k in _landing_partitions(paths, graph, product_keys) if k not in registered
+            ]
+            known += pending
         asked = list(selection.keys)
         if selection.first or selection.last:
             for bound in (selection.first, selection.last):
@@ -320,11 +357,17 @@ def run_plan(
         if not asked:
             chosen = _default_partitions(paths, run_instance, graph, product_keys, known, planned)
         planned[product] = set(chosen)
+        if pending and definition.name is not None:
+            new = [k for k in pending if k in planned[product]]  # in the order they are known
+            if new:
+                adding[definition.name] = new
         batch = _batch_size(graph, product_keys[0])
         for chunk in _contiguous_chunks(chosen, known, batch):
             parts.append(RunPart(tuple(product_keys), product, tuple(chunk)))
     if problems:
         raise SpecErrors(problems)
+    for name, new in adding.items():
+        run_instance.add_dynamic_partitions(name, new)
     return parts
 
 
