@@ -10,7 +10,9 @@ model imported in a child process) and run in ``ddp validate`` and CI only:
 - an output port's SQL model selects exactly its contract's columns, where its select list
   names them (no ``*``): dbt's enforced contract would fail the build otherwise;
 - every Python model's file imports (in a child process, with a timeout) and defines its
-  entrypoint function.
+  entrypoint function;
+- a product partitioned by file has a landing-file input port (its files are the partitions),
+  and each output port's contract declares the partition column ddp writes.
 
 Each problem names a file and a line, like the registry's.
 """
@@ -46,9 +48,35 @@ def validate_problems(
     """Every problem of the checks above, over the registry's products."""
     problems: list[SpecProblem] = []
     for product in registry.products.values():
+        problems.extend(partition_problems(product))
         problems.extend(sql_problems(product, registry))
         problems.extend(python_problems(product, registry, import_timeout))
     return problems
+
+
+# -- partitions -------------------------------------------------------------------------------
+
+
+def partition_problems(product: Product) -> list[SpecProblem]:
+    """A product partitioned by file without a landing-file input port: it would never have a
+    partition."""
+    from ddp_assets.spec.model import FileInputPort
+
+    partitioning = product.spec.partitions
+    if partitioning is None or partitioning.by != "file":
+        return []
+    if any(isinstance(port, FileInputPort) for port in product.spec.input_ports):
+        return []
+    return [
+        _spec_problem(
+            product,
+            ("partitions", "by"),
+            f"product '{product.id}' is partitioned by file but has no landing-file input port, "
+            "so it would never have a partition",
+            "add an input port of type 'file' (its landing files are the partitions), or "
+            "partition by day, hour, month or key",
+        )
+    ]
 
 
 # -- SQL models ---------------------------------------------------------------------------------
@@ -163,6 +191,16 @@ def sql_problems(product: Product, registry: Registry) -> list[SpecProblem]:
         if partition_column is not None and partition_column.lower() not in declared:
             own = port.partition_column is not None
             position = product.spec.output_ports.index(port)
+            by_file = product.spec.partitions is not None and product.spec.partitions.by == "file"
+            hint = (
+                f"ddp writes each landing file's partition key into '{partition_column}' of "
+                "the landing table: select it in the port's model and add it to the contract "
+                f"(name: {partition_column}, logicalType: string, physicalType: varchar)"
+                if by_file and not own
+                else "name the port's own column holding the partition with "
+                f"'partition_column' under output port '{port.name}' (e.g. a date column), "
+                "or add the column to the model and its contract"
+            )
             problems.append(
                 _spec_problem(
                     product,
@@ -171,9 +209,7 @@ def sql_problems(product: Product, registry: Registry) -> list[SpecProblem]:
                     else ("partitions", "column"),
                     f"output port '{port.name}' is partitioned on '{partition_column}', which is "
                     f"not a column of its contract ({loaded.shown})",
-                    "name the port's own column holding the partition with "
-                    f"'partition_column' under output port '{port.name}' (e.g. a date column), "
-                    "or add the column to the model and its contract",
+                    hint,
                 )
             )
         if statements is None:
