@@ -15,7 +15,8 @@ published as an immutable version by a pointer move.
 - **rollback**: :func:`move_pointers` points the published views of some ports at other
   retained versions, in one transaction (``ddp rollback``, :mod:`ddp_assets.contracts.rollback`).
 - **retention**: after a publish, versions beyond the newest ``retain`` are dropped
-  (:func:`apply_retention`), never the published one.
+  (:func:`apply_retention`), never the published one, a consumer's pinned one, nor one an
+  environment's views read (:func:`environment_pins`).
 - **partitioned ports**: a partitioned product's run publishes only its partitions; a version
   is then a view over the port's one store table (:mod:`ddp_assets.contracts.partitioned`).
 
@@ -28,15 +29,24 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ddp_assets.naming import (
+    ENV_SEPARATOR,
+    ENV_TABLE,
+    POINTERS_TABLE,
+    current_env,
+    published_relation,
+    version_schema,
+    version_table,
+)
 from ddp_assets.naming import META_SCHEMA as META_SCHEMA
 from ddp_assets.naming import STAGING_SUFFIX as STAGING_SUFFIX
 from ddp_assets.naming import meta_schema as meta_schema
-from ddp_assets.naming import published_relation, version_schema, version_table
 from ddp_assets.naming import staging_schema as staging_schema
 from ddp_assets.warehouse import Connection, quote, relation, table_columns, warehouse_of
 from ddp_assets.warehouse import relation_exists as relation_exists
@@ -132,6 +142,18 @@ def _meta_exists(connection: Connection, table: str) -> bool:
     return relation_exists(connection, meta_schema(), table)
 
 
+@contextmanager
+def atomic(connection: Connection, own: bool = True) -> Iterator[None]:
+    """A publish's transaction: its own (``own``), or the caller's, which then commits it (a
+    promote publishes several ports in one: ``environments.promote``). DuckDB has no nested
+    transactions, so a publish inside a caller's opens none."""
+    if not own:
+        yield
+        return
+    with warehouse_of(connection).transaction(connection):
+        yield
+
+
 def checksum(connection: Connection, schema: str, table: str) -> tuple[int, str]:
     """Row count and an order-independent content checksum, computed in the warehouse."""
     return warehouse_of(connection).checksum(connection, schema, table)
@@ -224,26 +246,40 @@ def publish(
     actor: str = "ddp",
     pinned: Collection[int] = (),
     content: tuple[int, str] | None = None,
+    source: tuple[str, str] | None = None,
+    own_transaction: bool = True,
 ) -> PublishedVersion:
     """Publish the audited ``<product>__staging.<model>`` as the port's next version.
 
     In one transaction: the staging table is renamed to the version's table (a staging view is
     materialized into it instead, so a version never changes), and ``<product>.<model>``
     becomes a view of it. Then versions beyond the newest ``retain`` are dropped, except the
-    ``pinned`` ones (consumers' input ports pin them).
+    ``pinned`` ones (consumers' input ports pin them) and those environments read
+    (:func:`environment_pins`).
 
     ``content``: the staging table's row count and :func:`checksum`, when the audit step already
     computed them on this connection (it reads the table anyway); the ledger records them and
     the publish reads no row. Without it the publish scans the table once for them. A rename
     keeps the bytes, so the recorded checksum is the version's as long as nothing wrote the
     staging table between the audit and the publish (DuckDB: one writer, this connection).
+
+    ``source``: publish that relation (schema, table) instead of the staging model, copied once
+    into the version's table (a promote publishes an environment's version, which stays where
+    it is; ``content`` is then the source's). ``own_transaction=False``: run inside the
+    caller's transaction, which commits it, and apply no retention (the caller calls
+    :func:`apply_retention` after its commit).
     """
     ensure_meta(connection)
     warehouse = warehouse_of(connection)
     staging = staging_schema(product)
-    kind = relation_kind(connection, staging, model)
-    if kind is None:
-        raise LookupError(f"{staging}.{model} does not exist: nothing to publish")
+    if source is None:
+        kind = relation_kind(connection, staging, model)
+        if kind is None:
+            raise LookupError(f"{staging}.{model} does not exist: nothing to publish")
+    elif relation_kind(connection, *source) is None:
+        raise LookupError(f"{source[0]}.{source[1]} does not exist: nothing to publish")
+    else:
+        kind = "copy"
     schema, name = published_relation(product, model)
     store = version_schema(product)
     staged = staged_version(connection, product, port, model) if kind == "view" else None
@@ -251,22 +287,25 @@ def publish(
         contract_id,
         contract_version,
     ):  # staging is what a publish left, under the same contract: nothing new to version
-        return republish_staged(connection, product, port, model, staged, actor, run_id)
-    with warehouse.transaction(connection):
+        return republish_staged(
+            connection, product, port, model, staged, actor, run_id, own_transaction
+        )
+    with atomic(connection, own_transaction):
         previous = published_version(connection, product, port)
         number, product_version = next_numbers(connection, product, port, run_id)
         table = version_table(port, number)
+        if kind == "copy":
+            connection.execute(f"create schema if not exists {quote(store)}")
         # a table of that name not in the ledger is an orphan (never committed as a version)
         warehouse.drop_table(connection, store, table)
         if kind == "table":
             warehouse.rename_table(connection, staging, model, table)
         else:
-            connection.execute(
-                f"create table {relation(store, table)} as select * from {relation(staging, model)}"
-            )
+            copied = relation(*source) if source is not None else relation(staging, model)
+            connection.execute(f"create table {relation(store, table)} as select * from {copied}")
         rows, digest = (
             content
-            if content is not None and kind == "table"
+            if content is not None and kind != "view"
             else checksum(connection, store, table)
         )
         point_published(connection, product, model, store, table)
@@ -286,8 +325,9 @@ def publish(
             None,
         )
         record_version(connection, version, previous, actor)
-    kept = RETAINED_VERSIONS if retain is None else retain
-    apply_retention(connection, product, port, kept, pinned)
+    if own_transaction:
+        kept = RETAINED_VERSIONS if retain is None else retain
+        apply_retention(connection, product, port, kept, pinned)
     return version
 
 
@@ -368,6 +408,7 @@ def republish_staged(
     staged: PublishedVersion,
     actor: str,
     run_id: str,
+    own_transaction: bool = True,
 ) -> PublishedVersion:
     """Publish again the version a staging view left: a pointer move, no new version."""
     move_pointers(
@@ -378,6 +419,7 @@ def republish_staged(
         actor=actor,
         reason="published again from staging",
         run_id=run_id,
+        own_transaction=own_transaction,
     )
     return staged
 
@@ -467,13 +509,15 @@ def move_pointers(
     actor: str,
     reason: str,
     run_id: str = "",
+    own_transaction: bool = True,
 ) -> list[tuple[PublishedVersion | None, PublishedVersion]]:
     """Point the published views of ``targets`` ((port, model, version)) at those retained
-    versions, all in one transaction; returns (previous, new) per port."""
+    versions, all in one transaction (the caller's with ``own_transaction=False``); returns
+    (previous, new) per port."""
     ensure_meta(connection)
     warehouse = warehouse_of(connection)
     moved: list[tuple[PublishedVersion | None, PublishedVersion]] = []
-    with warehouse.transaction(connection):
+    with atomic(connection, own_transaction):
         for port, model, number in targets:
             target = version_of(connection, product, port, number)
             if target is None or target.dropped_at or target.stored_as is None:
@@ -510,22 +554,26 @@ def move_pointers(
 def apply_retention(
     connection: Connection, product: str, port: str, retain: int, pinned: Collection[int] = ()
 ) -> list[int]:
-    """Drop the versions of a port beyond its newest ``retain``, never the published one nor
-    a ``pinned`` one.
+    """Drop the versions of a port beyond its newest ``retain``, never the published one, a
+    ``pinned`` one, nor one an environment's views read (:func:`environment_pins`).
 
     Each drop commits on its own after the publish: a failure here leaves a version too many,
     never a published relation without its table. A partitioned port's version is a view: its
     drop also deletes its partition map and the store rows no kept version reads
     (:func:`~ddp_assets.contracts.partitioned.drop_version`)."""
     current = published_version(connection, product, port)
-    kept = {v.version for v in versions(connection, product, port)[-max(retain, 1) :]}
+    listed = versions(connection, product, port)
+    kept = {v.version for v in listed[-max(retain, 1) :]}
     kept |= set(pinned)
     if current is not None:
         kept.add(current.version)
+    candidates = [v for v in listed if v.version not in kept and not v.dropped_at and v.stored_as]
+    if candidates:  # only then read the environments' pointers
+        kept |= set(environment_pins(connection, product, port))
     warehouse = warehouse_of(connection)
     dropped = []
-    for old in versions(connection, product, port):
-        if old.version in kept or old.dropped_at or old.stored_as is None:
+    for old in candidates:
+        if old.version in kept or old.stored_as is None:
             continue
         store, table = old.stored_as.split(".", 1)
         with warehouse.transaction(connection):
@@ -542,6 +590,33 @@ def apply_retention(
             )
         dropped.append(int(old.version or 0))
     return dropped
+
+
+def environment_pins(connection: Connection, product: str, port: str) -> dict[int, list[str]]:
+    """Version → the environments whose views read it: ``ddp env create`` records, in each
+    environment's ``pointers`` table (its meta schema ``_ddp__<env>``), the version of its base
+    each view reads. Only environments based on the current one count (their base is this
+    ledger). Retention keeps these versions, like a consumer's ``pin:``, until ``ddp env
+    drop`` drops the environment's records."""
+    prefix = f"{META_SCHEMA}{ENV_SEPARATOR}"
+    rows = connection.execute(
+        "select distinct table_schema from information_schema.tables where table_name = ?",
+        [POINTERS_TABLE],
+    ).fetchall()
+    here = current_env()
+    pins: dict[int, list[str]] = {}
+    for schema in sorted({str(row[0]) for row in rows}):
+        if not schema.startswith(prefix) or not relation_exists(connection, schema, ENV_TABLE):
+            continue
+        found = connection.execute(
+            f"select distinct p.base_version, e.name from {relation(schema, POINTERS_TABLE)} "
+            f"as p cross join {relation(schema, ENV_TABLE)} as e where e.based_on = ? "
+            "and p.product = ? and p.port = ? and p.base_version is not null",
+            [here, product, port],
+        ).fetchall()
+        for number, env in found:
+            pins.setdefault(int(number), []).append(str(env))
+    return pins
 
 
 def published_version(connection: Connection, product: str, port: str) -> PublishedVersion | None:
