@@ -27,7 +27,9 @@ writes N's map (the base version's map without the run's partitions, plus the ru
 that have rows: an emptied partition disappears), creates N's view, points the published view
 and the staging model at it, and records the version (``partitions``: the JSON list of the
 partitions written) and the move. The base is the version consumers read now (after a rollback
-to M, the next publish builds on M).
+to M, the next publish builds on M). A promote (``ddp promote``) publishes an environment's
+version the same way, reading its rows where they are (``source``), inside the promote's one
+transaction (``own_transaction=False``).
 
 Cost grows with the batch: the checks, the append and the hash sums read the staging rows; the
 map is copied per version (one row per live partition, never a row of data); the only read of
@@ -47,6 +49,7 @@ from ddp_assets.contracts.wap import (
     RETAINED_VERSIONS,
     PublishedVersion,
     apply_retention,
+    atomic,
     ensure_meta,
     next_numbers,
     point_published,
@@ -299,20 +302,28 @@ def publish_partitions(
     retain: int | None = None,
     actor: str = "ddp",
     pinned: Collection[int] = (),
+    source: tuple[str, str] | None = None,
+    own_transaction: bool = True,
 ) -> PublishedVersion:
     """Publish the run's ``windows`` of the audited ``<product>__staging.<model>`` as the
     port's next version (see the module's docstring); raises :class:`HeldBack`, having
-    written nothing, when the batch does not fit its partitions."""
+    written nothing, when the batch does not fit its partitions.
+
+    ``source``: the batch's relation (schema, table) when it is not the staging model (a
+    promote publishes an environment's version: its rows are appended to the store straight
+    from it, the one copy). ``own_transaction=False``: run inside the caller's transaction,
+    which commits it, and apply no retention (the caller does, after its commit)."""
     if not windows:
         raise ValueError(f"{product}.{port}: a partitioned publish needs the run's windows")
     ensure_partition_meta(connection)
     warehouse = warehouse_of(connection)
     staging = staging_schema(product)
     name = f"{product}.{port}"
-    kind = relation_kind(connection, staging, model)
+    batch = source or (staging, model)
+    kind = relation_kind(connection, *batch)
     if kind is None:
-        raise LookupError(f"{staging}.{model} does not exist: nothing to publish")
-    if kind == "view":
+        raise LookupError(f"{batch[0]}.{batch[1]} does not exist: nothing to publish")
+    if kind == "view" and source is None:
         staged = staged_version(connection, product, port, model)
         if staged is not None:  # staging shows what a publish left, not a build of the run
             if (staged.contract_id, staged.contract_version) != (contract_id, contract_version):
@@ -323,40 +334,56 @@ def publish_partitions(
                     f"{_describe(windows)}. Hint: build the product's models for these "
                     "partitions first.",
                 )
-            return republish_staged(connection, product, port, model, staged, actor, run_id)
-    source = relation(staging, model)
+            return republish_staged(
+                connection, product, port, model, staged, actor, run_id, own_transaction
+            )
+    source_relation = relation(*batch)
     store_schema, store_table = version_schema(product), partition_store(port)
     store = relation(store_schema, store_table)
     quoted = quote(column)
-    staged_columns = table_columns(connection, staging, model)
+    staged_columns = table_columns(connection, *batch)
     if column not in {c for c, _ in staged_columns}:
         raise HeldBack(
             "ddp_partition_bounds",
-            f"output port '{name}' held back: {staging}.{model} has no column '{column}', the "
-            "port's partition column. Hint: keep the column in the port's model, or name the "
-            "port's own with 'partition_column' in the product's spec.",
+            f"output port '{name}' held back: {batch[0]}.{batch[1]} has no column '{column}', "
+            "the port's partition column. Hint: keep the column in the port's model, or name "
+            "the port's own with 'partition_column' in the product's spec.",
         )
     names = ", ".join(quote(c) for c, _ in staged_columns)
     run_keys = [w.key for w in windows]
-    with warehouse.transaction(connection):
+    with atomic(connection, own_transaction):
+        if source is not None:  # the target may have no staging schema yet
+            connection.execute(f"create schema if not exists {quote(store_schema)}")
         previous = published_version(connection, product, port)
         base = previous.version if previous is not None and previous.partitioned else None
         stored = relation_kind(connection, store_schema, store_table) == "table"
-        _check_outside(connection, source, column, windows, name)
+        _check_outside(connection, source_relation, column, windows, name)
         if stored:
             _check_shape(connection, staged_columns, (store_schema, store_table), name)
         _check_keys(
-            connection, source, store, keys, base if stored else None, windows, (product, port)
+            connection,
+            source_relation,
+            store,
+            keys,
+            base if stored else None,
+            windows,
+            (product, port),
         )
         number, product_version = next_numbers(connection, product, port, run_id)
         if not stored:
             connection.execute(
                 f"create table {store} as select s.*, cast(null as varchar) as "
                 f"{PARTITION_COLUMN}, cast(null as bigint) as {VERSION_COLUMN} "
-                f"from {source} as s where 1 = 0"
+                f"from {source_relation} as s where 1 = 0"
             )
         written = _append(
-            connection, source, store, [c for c, _ in staged_columns], quoted, windows, number
+            connection,
+            source_relation,
+            store,
+            [c for c, _ in staged_columns],
+            quoted,
+            windows,
+            number,
         )
         live = _write_map(connection, (product, port), number, base, run_keys, written)
         table = version_table(port, number)
@@ -388,8 +415,9 @@ def publish_partitions(
             json.dumps(run_keys),
         )
         record_version(connection, version, previous, actor)
-    kept = RETAINED_VERSIONS if retain is None else retain
-    apply_retention(connection, product, port, kept, pinned)
+    if own_transaction:
+        kept = RETAINED_VERSIONS if retain is None else retain
+        apply_retention(connection, product, port, kept, pinned)
     return version
 
 
