@@ -328,9 +328,11 @@ def version_history(
 ) -> dict[str, list[dict[str, Any]]]:
     """Each port of the product → its versions, oldest first: number, product version,
     contract, rows, checksum, run, when published, state (published, retained or dropped),
-    the audit it passed, the pointer moves to it (publishes and rollbacks: who, when, why) and,
-    with the ``registry``, the consumers that pin it. What ``ddp show`` and the catalog list."""
-    from ddp_assets.contracts.wap import moves
+    the audit it passed, the pointer moves to it (publishes and rollbacks: who, when, why),
+    the environments whose views read it (``environment <name>``, kept by retention like a pin)
+    and, with the ``registry``, the consumers that pin it. What ``ddp show`` and the catalog
+    list."""
+    from ddp_assets.contracts.wap import environment_pins, moves
 
     audits = _audits(connection, product)
     history = moves(connection, product)
@@ -338,8 +340,12 @@ def version_history(
     current: dict[str, int | None] = {}
     pins: dict[str, dict[int, list[str]]] = {}
     for version in versions(connection, product):
-        if registry is not None and version.port not in pins:
-            pins[version.port] = pinned_versions(registry, product, version.port)
+        if version.port not in pins:
+            pins[version.port] = (
+                pinned_versions(registry, product, version.port) if registry is not None else {}
+            )
+            for number, envs in environment_pins(connection, product, version.port).items():
+                pins[version.port].setdefault(number, []).extend(f"environment {e}" for e in envs)
         if version.port not in current:
             now = published_version(connection, product, version.port)
             current[version.port] = now.version if now else None
