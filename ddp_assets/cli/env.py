@@ -91,8 +91,9 @@ def promote(
     target: Annotated[str, typer.Option("--to", help="The environment to publish into.")] = "prod",
     as_json: JsonFlag = False,
 ) -> None:
-    """Publish the ports NAME built and audited into TARGET as their next versions; refused
-    when a version NAME read changed in TARGET since `ddp env create`."""
+    """Publish the ports NAME built and audited into TARGET as their next versions, all in one
+    transaction (a partitioned port: the partitions NAME built); refused, with nothing
+    published, when a version NAME read changed in TARGET since `ddp env create`."""
     from ddp_assets.environments import promote as promote_env
 
     done = promote_env(ProjectPaths.discover(), name, target)
@@ -100,5 +101,13 @@ def promote(
         print_json([p.__dict__ for p in done])
         return
     for p in done:
-        say("{}.{}: v{} published in '{}' ({} rows)", p.product, p.port, p.version, target, p.rows)
+        say(
+            "{}.{}: v{} published in '{}' ({} rows{})",
+            p.product,
+            p.port,
+            p.version,
+            target,
+            p.rows,
+            f"; partitions {', '.join(p.partitions)}" if p.partitions else "",
+        )
     say_err("promoted {} port(s) of '{}' into '{}'", len(done), name, target)

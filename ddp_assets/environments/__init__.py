@@ -6,12 +6,13 @@ An environment ``<env>`` (``DDP_ENV``, ``ddp --env``) names its schemas ``<env>_
 (:mod:`ddp_assets.naming`). :func:`create` makes, in the environment's product schemas, one
 view per output port over the base environment's published version, so what is built in the
 environment reads the unchanged products from the base with zero copies; :func:`promote`
-publishes what the environment built into the base as new versions, refused when a version the
-environment read changed there since :func:`create`.
+publishes what the environment built into the base as new versions, in one transaction,
+refused when a version the environment read changed there since :func:`create`.
 
 The environment's own records are two tables of its meta schema: ``environment`` (one row:
 created when, from which base) and ``pointers`` (each port's base version the environment's
-view points at).
+view points at). The base's retention keeps the versions the pointers name
+(:func:`ddp_assets.contracts.wap.environment_pins`) until :func:`drop` drops them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ddp_assets.contracts import wap
+from ddp_assets.contracts.compiler import compile_contract
+from ddp_assets.contracts.partitioned import (
+    HeldBack,
+    key_columns,
+    partition_map,
+    publish_partitions,
+)
 from ddp_assets.contracts.rollback import pinned_versions
+from ddp_assets.contracts.sql_rules import input_relations
 from ddp_assets.naming import (
     ENV_SEPARATOR,
     ENV_TABLE,
@@ -41,11 +50,13 @@ from ddp_assets.naming import (
     published_relation,
     staging_schema,
 )
+from ddp_assets.partitions import windows
 from ddp_assets.settings import ENVS_DIR, ProjectPaths
 from ddp_assets.spec.errors import SpecErrors, SpecProblem, did_you_mean
-from ddp_assets.spec.registry import Registry
-from ddp_assets.warehouse import Connection, quote, relation, warehouse_for, warehouse_of
-from ddp_assets.warehouse.base import relation_exists, relation_kind
+from ddp_assets.spec.model import OutputPort
+from ddp_assets.spec.registry import Product, Registry
+from ddp_assets.warehouse import Connection, quote, relation, warehouse_for
+from ddp_assets.warehouse.base import relation_exists
 
 _ENV_COLUMNS = "name text, based_on text, created_at text"
 _POINTER_COLUMNS = (
@@ -345,6 +356,7 @@ class Promoted:
     version: int | None
     relation: str
     rows: int
+    partitions: list[str] | None = None  # a partitioned port: the partitions it published
 
 
 @dataclass
@@ -389,15 +401,140 @@ def conflicts(
     return found
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A port to promote: the environment's version, and for a partitioned port the
+    partitions that version holds (its map) with the contract's key columns."""
+
+    product: Product
+    port: OutputPort
+    version: wap.PublishedVersion
+    partitions: list[str] | None = None
+    keys: list[tuple[str, ...]] = field(default_factory=list)
+
+
+def _plan(
+    connection: Connection,
+    paths: ProjectPaths,
+    registry: Registry,
+    env: Environment,
+    target: str,
+) -> list[_Planned]:
+    """The ports environment ``env`` built, each with its current version there; a located
+    error, before anything is written, for a partitioned port that cannot be promoted."""
+    planned: list[_Planned] = []
+    with working_in(env.name):
+        for pid in env.built:
+            if pid not in registry.products:
+                continue
+            product = registry.products[pid]
+            for port in product.spec.output_ports:
+                version = wap.published_version(connection, pid, port.name)
+                if version is None or not version.stored_as:
+                    continue
+                if not version.partitioned:
+                    planned.append(_Planned(product, port, version))
+                    continue
+                held = partition_map(connection, pid, port.name, int(version.version or 0))
+                partitions = [m.partition for m in held]
+                keys = _keys(paths, registry, product, port)
+                planned.append(_Planned(product, port, version, partitions, keys))
+    problems = []
+    with working_in(target):
+        for item in planned:
+            if item.partitions is None:
+                continue
+            name = f"{item.product.id}.{item.port.name}"
+            now = wap.published_version(connection, item.product.id, item.port.name)
+            if item.product.spec.partitions is None:
+                problems.append(f"{name}: its product is not partitioned in this checkout")
+            elif not item.partitions:
+                problems.append(f"{name}: version v{item.version.version} holds no partition")
+            elif now is not None and not now.partitioned:
+                problems.append(
+                    f"{name}: its version v{now.version} in '{target}' was published "
+                    "unpartitioned, so the environment's partitions would be all it holds"
+                )
+    if problems:
+        raise _problem(
+            "NAME",
+            f"cannot promote '{env.name}' into '{target}': " + "; ".join(problems),
+            "build those products in the target instead (`ddp materialize PRODUCT`, a "
+            "backfill of every partition), then preview again",
+        )
+    return planned
+
+
+def _keys(
+    paths: ProjectPaths, registry: Registry, product: Product, port: OutputPort
+) -> list[tuple[str, ...]]:
+    """The key columns a partitioned port keeps unique across partitions (its contract's)."""
+    plan = compile_contract(
+        product.folder / port.contract,
+        port.model,
+        paths.root,
+        inputs=input_relations(product, registry),
+    )
+    return key_columns(plan.primary_key, [c.name for c in plan.columns if c.unique])
+
+
+def _publish(
+    connection: Connection, item: _Planned, run_id: str, actor: str
+) -> wap.PublishedVersion:
+    """Publish one planned port in the target (the current environment), inside the
+    promote's transaction: the environment's version is read where it is, copied once."""
+    source = str(item.version.stored_as).partition(".")
+    pid, port = item.product.id, item.port
+    if item.partitions is None:
+        return wap.publish(
+            connection,
+            product=pid,
+            port=port.name,
+            model=port.model,
+            contract_id=item.version.contract_id,
+            contract_version=item.version.contract_version,
+            run_id=run_id,
+            actor=actor,
+            content=(item.version.rows, item.version.checksum),
+            source=(source[0], source[2]),
+            own_transaction=False,
+        )
+    spec = item.product.spec
+    column = spec.partition_column(port)
+    assert column is not None and spec.partitions is not None  # checked by _plan
+    return publish_partitions(
+        connection,
+        product=pid,
+        port=port.name,
+        model=port.model,
+        column=column,
+        windows=windows(spec, item.partitions),
+        contract_id=item.version.contract_id,
+        contract_version=item.version.contract_version,
+        run_id=run_id,
+        keys=item.keys,
+        actor=actor,
+        source=(source[0], source[2]),
+        own_transaction=False,
+    )
+
+
 def promote(paths: ProjectPaths, name: str, target: str = PROD) -> list[Promoted]:
     """Publish each output port environment ``name`` built (its current version there, audited
-    before it was published) into ``target`` as the port's next version, through
-    :func:`ddp_assets.contracts.wap.publish`.
+    before it was published) into ``target`` as the port's next version, all ports in one
+    transaction (all or none), then apply each port's retention.
+
+    An unpartitioned version is copied once into the target's version table
+    (:func:`ddp_assets.contracts.wap.publish` with ``source``: the environment keeps its own).
+    A partitioned version publishes exactly the partitions it holds (its map) on top of the
+    target's current version, whose other partitions keep the target's rows
+    (:func:`ddp_assets.contracts.partitioned.publish_partitions` with ``source``: its checks,
+    its one append into the target's store, the map, the ledger row with its partitions).
 
     Refused, with nothing published, when the target's version of a port the environment read
-    (or built over) changed since ``ddp env create``. On DuckDB the version is copied once into
-    the target's staging schema (DuckDB renames a table only within its schema), then renamed
-    into the target's version as any publish does."""
+    (or built over) changed since ``ddp env create``, and when a partitioned publish is held
+    back (a key already in another partition of the target, another shape than the target's
+    store)."""
     name = _not_prod(name, "promote")
     target = checked_name(target, "--to")
     registry = Registry.load(paths.defs_dir, paths.root)
@@ -426,45 +563,39 @@ def promote(paths: ProjectPaths, name: str, target: str = PROD) -> list[Promoted
                 f"recreate the environment on the new versions (`ddp env drop {name}`, "
                 f"`ddp env create {name}`), build it again, then promote",
             )
-        with working_in(name):
-            built = []
-            for pid in env.built:
-                if pid not in registry.products:
-                    continue
-                for port in registry.products[pid].spec.output_ports:
-                    version = wap.published_version(connection, pid, port.name)
-                    if version is not None and version.stored_as:
-                        built.append((pid, port, version))
-        partitioned = [f"{pid}.{port.name}" for pid, port, version in built if version.partitioned]
-        if partitioned:
-            raise _problem(
-                "NAME",
-                f"cannot promote '{name}': partitioned port(s) {', '.join(partitioned)} are "
-                "published partition by partition, not as one version",
-                "merge the change and build the product in prod (`ddp materialize PRODUCT`)",
-            )
-        for pid, port, version in built:
-            schema, _, table = str(version.stored_as).partition(".")
-            with working_in(target):
-                staging = staging_schema(pid)
-                connection.execute(f"create schema if not exists {quote(staging)}")
-                if relation_kind(connection, staging, port.model) == "view":
-                    connection.execute(f"drop view {relation(staging, port.model)}")
-                warehouse_of(connection).copy_table(connection, schema, table, staging, port.model)
-                published = wap.publish(
+        planned = _plan(connection, paths, registry, env, target)
+        actor = f"ddp env promote {name}"
+        published: list[tuple[_Planned, wap.PublishedVersion]] = []
+        with working_in(target):
+            try:
+                with warehouse.transaction(connection):
+                    for item in planned:
+                        run_id = f"promote:{name}:{item.version.run_id}"
+                        published.append((item, _publish(connection, item, run_id, actor)))
+            except (HeldBack, LookupError) as error:
+                raise _problem(
+                    "NAME",
+                    f"cannot promote '{name}' into '{target}', nothing was published: {error}",
+                    "fix it in the environment and build again, or build the product in the target",
+                ) from None
+            # after the commit, as after any publish: each drop in its own small transaction
+            for item, version in published:
+                port = item.port
+                wap.apply_retention(
                     connection,
-                    product=pid,
-                    port=port.name,
-                    model=port.model,
-                    contract_id=version.contract_id,
-                    contract_version=version.contract_version,
-                    run_id=f"promote:{name}:{version.run_id}",
-                    retain=port.retain.versions if port.retain else None,
-                    actor=f"ddp env promote {name}",
-                    pinned=tuple(pinned_versions(registry, pid, port.name)),
-                    content=(version.rows, version.checksum),
+                    item.product.id,
+                    port.name,
+                    port.retain.versions if port.retain else wap.RETAINED_VERSIONS,
+                    tuple(pinned_versions(registry, item.product.id, port.name)),
                 )
-            out.append(
-                Promoted(pid, port.name, published.version, published.relation, published.rows)
-            )
+                out.append(
+                    Promoted(
+                        item.product.id,
+                        port.name,
+                        version.version,
+                        version.relation,
+                        version.rows,
+                        version.partitions_written if version.partitioned else None,
+                    )
+                )
     return out
