@@ -219,6 +219,94 @@ def test_a_by_file_product_has_dynamic_partitions_named_after_it(tmp_path: Path)
     ]
 
 
+# --- the landing load ------------------------------------------------------------------------
+
+RAW_CONTRACT = """\
+apiVersion: v3.2.0
+kind: DataContract
+id: urn:ddp:sales:receipts:raw_receipts
+name: raw_receipts
+version: 1.0.0
+status: active
+domain: sales
+dataProduct: receipts
+schema:
+  - name: raw_receipts
+    physicalType: table
+    properties:
+      - name: receipt_id
+        logicalType: integer
+        physicalType: bigint
+        required: true
+      - name: store
+        logicalType: string
+        physicalType: varchar
+      - name: amount
+        logicalType: number
+        physicalType: double
+"""
+
+
+def test_a_run_loads_its_files_with_their_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ddp_assets.ingest.landing import file_ports_asset
+    from ddp_assets.settings import ProjectPaths
+    from ddp_assets.spec.model import FileInputPort
+
+    monkeypatch.setenv("DDP_DATA_DIR", str(tmp_path / "data"))
+    folder = write_product(tmp_path / "defs" / "sales" / "receipts")
+    (folder / "contracts" / "raw_receipts.odcs.yaml").write_text(RAW_CONTRACT, "utf-8")
+    registry = Registry.load(tmp_path / "defs", tmp_path)
+    assert not registry.errors, registry.errors
+    product = registry.products["receipts"]
+    paths = ProjectPaths(tmp_path)
+    landing = paths.landing_dir / "receipts"
+    landing.mkdir(parents=True)
+    (landing / "a.csv").write_text("receipt_id,store,amount\n1,s1,1.5\n2,s2,2.5\n", "utf-8")
+    # a file with a column named as the partition column: ddp's key replaces it
+    (landing / "b c.csv").write_text(
+        "receipt_id,store,amount,source_file\n7,s1,7.5,elsewhere.csv\n", "utf-8"
+    )
+    ports = [p for p in product.spec.input_ports if isinstance(p, FileInputPort)]
+    asset = file_ports_asset(product, ports, paths)
+    a, bc = "receipts/a.csv", file_partition_key("receipts/b c.csv")
+
+    def raw() -> list[tuple]:
+        with duckdb.connect(str(paths.warehouse_path), read_only=True) as connection:
+            return connection.execute(
+                "select receipt_id, amount, source_file from receipts.raw_receipts order by 1"
+            ).fetchall()
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(file_partitions_name("receipts"), [a, bc])
+        one = dg.materialize([asset], instance=instance, partition_key=bc)
+        assert one.success
+        assert raw() == [(7, 7.5, bc)]  # only that file, its key in the column
+        both = dg.materialize(
+            [asset],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": a,
+                "dagster/asset_partition_range_end": bc,
+            },
+        )
+        assert both.success
+        assert raw() == [(1, 1.5, a), (2, 2.5, a), (7, 7.5, bc)]
+        checks = [e.passed for e in both.get_asset_check_evaluations()]
+        assert checks == [True]  # the landing contract holds (the key column is ddp's)
+        # the file removed: its partition loads no rows, with the contract's columns and the key
+        (landing / "a.csv").unlink()
+        gone = dg.materialize([asset], instance=instance, partition_key=a)
+        assert gone.success
+        assert raw() == []
+        with duckdb.connect(str(paths.warehouse_path), read_only=True) as connection:
+            columns = [
+                r[0] for r in connection.execute("describe receipts.raw_receipts").fetchall()
+            ]
+        assert columns == ["receipt_id", "store", "amount", "source_file"]
+
+
 # --- the spec and `ddp validate` -------------------------------------------------------------
 
 
