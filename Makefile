@@ -39,9 +39,10 @@ dev: setup ## Serve the Dagster UI on what is already built
 	DDP_CATALOG_URL=$(CURDIR)/catalog_site $(BIN)/ddp dev --host $(HOST) --port $(PORT)
 
 # The tests drive Debian's Chromium (never a browser download) and start a throwaway PostgreSQL.
-system-deps: ## Debian packages the tests need (Chromium, PostgreSQL server); apt-get as root
+system-deps: ## Debian packages the tests need (Chromium, PostgreSQL server, jq); apt-get as root
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (sudo apt-get install$$missing)" >&2; exit 1; fi; \
