@@ -12,6 +12,10 @@ server; the builds are tables written here and published through the real publis
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -36,6 +40,7 @@ from ddp_assets.warehouse import warehouse_for
 from ddp_assets.warehouse.base import Warehouse, relation_kind
 
 ROOT = Path(__file__).resolve().parents[1]
+DDP = str(Path(sys.executable).parent / "ddp")
 EVENTS = "usage_events__staging"  # prod's staging (and versions) schema of usage_events
 
 
@@ -143,6 +148,16 @@ def _plain(
     )
 
 
+def _ddp(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command line, in this test's environment (warehouse, data folder)."""
+    done = subprocess.run(
+        [DDP, *args], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
+        check=False, timeout=300,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
 def _day_rows(connection: Any, day: int, schema: str = "usage_events") -> list[tuple[Any, ...]]:
     """One day of a published usage_events view, in key order."""
     rows = connection.execute(
@@ -180,11 +195,13 @@ def test_promote_publishes_the_environment_s_partitions_over_prod_s_others(shop:
         rebuilt = _day_rows(connection, 2, "pr_p__usage_events")
     assert rebuilt != before[2] and len(rebuilt) == 8
 
-    promoted = {(p.product, p.port): p for p in environments.promote(shop.paths, "pr_p")}
+    done = _ddp("promote", "pr_p", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    promoted = {(p["product"], p["port"]): p for p in json.loads(done.stdout)}
     events = promoted["usage_events", "events"]
-    assert (events.version, events.partitions, events.rows) == (2, [_day(2)], 18)
-    assert promoted["customers", "customers"].version == 2
-    assert promoted["customers", "customers"].partitions is None
+    assert (events["version"], events["partitions"], events["rows"]) == (2, [_day(2)], 18)
+    assert promoted["customers", "customers"]["version"] == 2
+    assert promoted["customers", "customers"]["partitions"] is None
     with shop.writer() as connection:
         now = wap.published_version(connection, "usage_events", "events")
         assert now is not None and now.version == 2 and now.partitions_written == [_day(2)]
@@ -263,6 +280,9 @@ def test_a_port_failing_to_publish_leaves_the_promote_s_other_ports_unpublished(
     message = refused.value.problems[0].message
     assert "nothing was published" in message and "'usage_events.events'" in message
     assert "added: extra" in message, message
+    refused_again = _ddp("promote", "pr_a")  # the command line: a located error with a hint
+    assert refused_again.returncode == 1 and "hint:" in refused_again.stderr
+    assert "nothing was published" in refused_again.stderr
     with shop.writer() as connection:
         assert _ledger(connection) == ledger
         assert wap.published_version(connection, "customers", "customers") == published
