@@ -166,6 +166,15 @@ def schedule_name(product: str) -> str:
     return f"{product}__schedule"
 
 
+FILE_PARTITIONS_SUFFIX = "__files"
+
+
+def file_partitions_name(product: str) -> str:
+    """The ``DynamicPartitionsDefinition`` of a product partitioned by landing file (the
+    instance keeps its keys under this name): ``<product>__files``."""
+    return f"{product}{FILE_PARTITIONS_SUFFIX}"
+
+
 def landing_sensor_name(product: str) -> str:
     return f"{product}__landing"
 

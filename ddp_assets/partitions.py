@@ -42,6 +42,7 @@ from typing import Any
 
 import dagster as dg
 
+from ddp_assets.naming import file_partitions_name as file_partitions_name
 from ddp_assets.spec.model import Partitioning, ProductSpec, partition_start
 
 DBT_ENV = "DDP_PARTITION"
@@ -81,9 +82,6 @@ def _start(partitioning: Partitioning) -> datetime:
     return start
 
 
-FILE_PARTITIONS_SUFFIX = "__files"
-"""A by-file product's ``DynamicPartitionsDefinition`` is named ``<product>__files``."""
-
 FILE_KEY_MAX = 200
 """The longest file partition key (longer paths are shortened, with their digest)."""
 
@@ -91,12 +89,6 @@ _FILE_KEY_CHARS = "A-Za-z0-9_.=+@/-"
 _FILE_KEY_PLAIN = re.compile(rf"[A-Za-z0-9_][{_FILE_KEY_CHARS}]*")
 _FILE_KEY_OTHER = re.compile(rf"[^{_FILE_KEY_CHARS}]+")
 _FILE_KEY_DIGEST = 12  # hex digits of sha256 after '~'
-
-
-def file_partitions_name(product: str) -> str:
-    """The name of the dynamic partitions of a product partitioned by file (the instance keeps
-    its keys under this name)."""
-    return f"{product}{FILE_PARTITIONS_SUFFIX}"
 
 
 def file_partition_key(relative_path: str | PurePath) -> str:

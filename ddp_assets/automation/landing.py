@@ -65,7 +65,7 @@ from ddp_assets.ingest.files import (
 )
 from ddp_assets.ingest.landing import landing_contract_path
 from ddp_assets.ingest.screen import ExpectedColumns, describe, screen_file
-from ddp_assets.partitions import file_partitions_name
+from ddp_assets.naming import file_partitions_name
 from ddp_assets.settings import ProjectPaths
 from ddp_assets.spec.model import FileInputPort
 from ddp_assets.spec.registry import Product
