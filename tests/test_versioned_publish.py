@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -531,8 +532,19 @@ _PG_PUBLISHER = textwrap.dedent(
             _build(connection, 200_000, factor=run)
             publish(connection, product="p", port="m", model="m", contract_id="urn:c",
                     contract_version="1.0.0", run_id=f"run-{run}", retain=3)
+            print("published", run, flush=True)
     """
 )
+
+
+def _first_publish(process: subprocess.Popen[str], timeout: float = 120.0) -> None:
+    """Wait until the publisher has published once (its first line), however loaded the
+    machine: a kill after that lands after a publish."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"the publisher published nothing in {timeout:.0f} s"
+    line = process.stdout.readline()
+    assert line.startswith("published"), (line, process.stderr.read() if process.stderr else "")
 
 
 @pytest.mark.slow
@@ -561,10 +573,15 @@ def test_postgres_publishes_killed_at_random_moments(postgres_server) -> None:
             ],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(chooser.uniform(0.8, 3.0))
+        if kill % 2:  # after its first publish: inside a later build or publish
+            _first_publish(process)
+            time.sleep(chooser.uniform(0.0, 1.5))
+        else:  # from its start: imports, the first build, or the first publish
+            time.sleep(chooser.uniform(0.8, 3.0))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         assert process.returncode == -signal.SIGKILL, (
