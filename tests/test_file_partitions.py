@@ -57,6 +57,10 @@ attributes:
   partitions:
 {partitions}"""
 
+FOREIGN_PARTITION = (
+    '{"by":"day","column":"occurred_at","keys":["2025-12-02"],'
+    '"start":"2025-12-02 00:00:00","end":"2025-12-03 00:00:00"}'
+)
 FILE_PORT = """\
     - name: raw_receipts
       type: file
@@ -409,6 +413,9 @@ class Project:
             "DDP_DATA_DIR": str(self.data),
             "DAGSTER_HOME": str(self.home),
             "OPENLINEAGE_DISABLED": "true",
+            # another run's partition left in the process environment (a CI worker once had
+            # one): a run must give dbt its own partitions for the whole invocation
+            "DDP_PARTITION": FOREIGN_PARTITION,
         }
 
     def ddp(self, *args: str) -> subprocess.CompletedProcess[str]:

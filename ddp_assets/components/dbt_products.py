@@ -231,6 +231,10 @@ class _StepPlan:
             models -= failed
             if models:
                 built: set[dg.AssetKey] = set()
+                # the environment stays as dbt must see it until the invocation has ended: dbt
+                # in process (dbt/in_process.py) reads os.environ from its own thread while the
+                # events stream, so restoring it after cli() returned raced with dbt's rendering
+                # (a model then filtered on whatever DDP_PARTITION the process had before)
                 with dbt_environment(partition_env):
                     invocation = dbt.cli(
                         ["build"],
@@ -242,14 +246,14 @@ class _StepPlan:
                         ),
                         raise_on_error=False,
                     )
-                for event in invocation.stream():
-                    if isinstance(event, dg.Output):
-                        built.add(context.assets_def.keys_by_output_name[event.output_name])
-                    elif isinstance(event, dg.AssetCheckResult) and not event.passed:
-                        key = dg.AssetCheckKey(event.asset_key, event.check_name)  # type: ignore[arg-type]
-                        if key in blocking:
-                            unusable.add(key.asset_key)
-                    yield event
+                    for event in invocation.stream():
+                        if isinstance(event, dg.Output):
+                            built.add(context.assets_def.keys_by_output_name[event.output_name])
+                        elif isinstance(event, dg.AssetCheckResult) and not event.passed:
+                            key = dg.AssetCheckKey(event.asset_key, event.check_name)  # type: ignore[arg-type]
+                            if key in blocking:
+                                unusable.add(key.asset_key)
+                        yield event
                 # dbt skips a model downstream of one that failed in the same invocation
                 for key in sorted(models - built, key=lambda k: k.to_user_string()):
                     (skipped if upstream_bad(key) else failed).add(key)
