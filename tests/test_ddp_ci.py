@@ -304,8 +304,13 @@ def test_init_writes_a_workflow_running_ddp_ci(pristine: Repo) -> None:
     steps = workflow["jobs"]["ci"]["steps"]
     assert steps[0]["with"]["fetch-depth"] == 0  # the base commit must be there
     runs = [s.get("run", "") for s in steps]
-    (ci,) = [r for r in runs if r.startswith("ddp ci")]
+    # the check on every push; with a shared warehouse, a pull request's preview runs instead
+    # (its steps: tests/test_starter_workflows.py)
+    checks = [r for r in runs if r.startswith("ddp ci")]
+    (ci,) = [r for r in checks if "--env" not in r]
     assert "--format markdown --output ddp-ci.md --junit ddp-ci.xml" in ci
+    (preview,) = [r for r in checks if r.startswith('ddp ci --env "$DDP_PREVIEW_ENV"')]
+    assert "--output ddp-ci.md" in preview and "--junit ddp-ci.xml" in preview
     assert any("GITHUB_STEP_SUMMARY" in r for r in runs)
     assert any(r.startswith("gh pr comment") for r in runs)
 
