@@ -22,6 +22,7 @@ from ddp_assets.starter import init_project
 
 DDP = str(Path(sys.executable).parent / "ddp")
 ORDERS_SQL = "shop/defs/sales/orders/models/orders.sql"
+ORDERS_CONTRACT = "shop/defs/sales/orders/contracts/orders.odcs.yaml"
 BUILT = ["customer_360", "orders", "supplier_performance"]  # orders and its downstream
 UNCHANGED = ["customers", "inventory", "support_tickets", "usage_events", "usage_metrics"]
 
@@ -224,6 +225,38 @@ def test_preview_promote_and_drop(built: Project) -> None:
     assert not (built.home / "dagster" / "envs" / "pr_a").exists()
     assert _prod_snapshot(built, products) == after_promote
     assert set(_envs(built)) == {"pr_b"}
+
+
+def test_a_breaking_change_is_previewed_names_its_consumers_and_fails(built: Project) -> None:
+    """The issue's pull request: a breaking contract change of orders is built in a preview
+    with its downstream (which still reads the rest from prod), the report names the consumer
+    it affects, and `ddp ci` exits non-zero; prod is not touched."""
+    products = [*BUILT, *UNCHANGED]
+    built.git("checkout", "-q", "-f", "-B", "breaking", "main")
+    before = _prod_snapshot(built, products)
+    path = built.root / ORDERS_CONTRACT
+    text = path.read_text(encoding="utf-8")
+    required = (
+        "      - name: status\n        logicalType: string\n        physicalType: varchar\n"
+        "        required: true\n"
+    )
+    assert text.count(required) == 1
+    path.write_text(text.replace(required, required.replace("        required: true\n", "")))
+    out = built.home / "ci-breaking.json"
+    result = built.ddp("ci", "--env", "pr_c", "--format", "json", "--output", str(out), ok=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert not report["ok"] and report["breaking"] == ["orders.orders"]
+    (port,) = report["contracts"]
+    assert port["fails"] and port["affected_products"] == ["customer_360"]
+    assert [(r["product"], r["affected"]) for r in port["readers"]] == [("customer_360", True)]
+    preview = report["preview"]  # built all the same: the consumers' tests ran on it
+    assert preview["env"] == "pr_c" and preview["created"] and preview["succeeded"]
+    assert preview["built"] == BUILT and preview["zero_copies"]
+    assert "customers.customers" in preview["read_from_base"]
+    assert _prod_snapshot(built, products) == before
+    built.ddp("env", "drop", "pr_c")
+    built.git("checkout", "-q", "-f", "main")
 
 
 # --- names and the report, without a build ------------------------------------------------------

@@ -345,6 +345,10 @@ def test_retention_keeps_an_environment_s_base_version_until_the_environment_is_
         assert wap.environment_pins(connection, "customers", "customers") == {1: ["pr_r"]}
         with working_in("pr_r"):
             assert wap.environment_pins(connection, "customers", "customers") == {}
+    listed = _ddp("versions", "customers", "customers", "--json")  # says so too
+    assert listed.returncode == 0, listed.stderr
+    pinned = [v["pinned_by"] for v in json.loads(listed.stdout)["versions"]]
+    assert pinned == [["environment pr_r"], [], [], [], []]
     environments.drop(shop.paths, "pr_r")
     with shop.writer() as connection:
         _plain(connection, "customers", "customers", "customers", "prod-6", salt=6)
