@@ -197,9 +197,11 @@ def dbt_env(spec: ProductSpec | None, built: Sequence[Window] | None) -> dict[st
 @contextmanager
 def dbt_environment(values: Mapping[str, str]) -> Iterator[None]:
     """``os.environ`` with ``values`` (and without :data:`DBT_ENV` when they do not set it)
-    while a dbt invocation is made: dagster-dbt and ddp's in-process dbt both take dbt's
-    environment from ``os.environ`` when the invocation starts. A step runs one invocation at
-    a time in its process."""
+    for a whole dbt invocation, from ``dbt.cli`` until its events have all streamed:
+    dagster-dbt's subprocess takes the environment when it starts, but ddp's in-process dbt
+    runs in a thread that sets and reads ``os.environ`` while the events stream, so the block
+    must not end before the invocation does (ending it at ``cli()``'s return raced with dbt's
+    rendering). A step runs one invocation at a time in its process."""
     saved = {key: os.environ.get(key) for key in {DBT_ENV, *values}}
     os.environ.pop(DBT_ENV, None)
     os.environ.update(values)
