@@ -236,7 +236,7 @@ def _landing_partitions(paths: ProjectPaths, graph: Any, keys: Sequence[dg.Asset
     from ddp_assets.dbt.load_cache import load_registry
     from ddp_assets.ingest.files import landing_entries, partition_of_file
 
-    found: list[str] = []
+    found: dict[str, None] = {}  # ordered, without repeats
     registry = load_registry(paths, cached=True)
     for key in keys:
         node = graph.get(key)
@@ -247,9 +247,9 @@ def _landing_partitions(paths: ProjectPaths, graph: Any, keys: Sequence[dg.Asset
         for entry in landing_entries(paths.landing_dir, str(getattr(glob, "value", glob))):
             relative_path = entry.relative_to(paths.landing_dir).as_posix()
             partition = partition_of_file(spec, relative_path)
-            if partition is not None and partition not in found:
-                found.append(partition)
-    return found
+            if partition is not None:
+                found[partition] = None
+    return list(found)
 
 
 def _partitions_with_data(
@@ -258,11 +258,12 @@ def _partitions_with_data(
     graph: Any,
     keys: Sequence[dg.AssetKey],
     planned: dict[str, set[str]],
+    landing: Sequence[str] | None = None,
 ) -> set[str]:
-    """The partitions a product has data for: those its landing files name, those its
-    partitioned upstream products built, and those this materialize builds upstream first
-    (``planned``, by product)."""
-    found: set[str] = set(_landing_partitions(paths, graph, keys))
+    """The partitions a product has data for: those its landing files name (``landing``, when
+    the caller listed them already), those its partitioned upstream products built, and those
+    this materialize builds upstream first (``planned``, by product)."""
+    found = set(_landing_partitions(paths, graph, keys) if landing is None else landing)
     selected = set(keys)
     for key in keys:
         node = graph.get(key)
@@ -281,10 +282,11 @@ def _default_partitions(
     keys: Sequence[dg.AssetKey],
     known: list[str],
     planned: dict[str, set[str]],
+    landing: Sequence[str] | None = None,
 ) -> list[str]:
     """The partitions with data upstream (landing files, or partitions upstream products built
     or are planned to build first) that these assets never built; else the latest with data."""
-    available = _partitions_with_data(paths, run_instance, graph, keys, planned)
+    available = _partitions_with_data(paths, run_instance, graph, keys, planned, landing)
     from ddp_assets.catalog.partitions import built_everywhere
 
     wanted = [key for key in known if key in available]
@@ -332,14 +334,14 @@ def run_plan(
             continue
         known = list(definition.get_partition_keys(dynamic_partitions_store=run_instance))
         pending: list[str] = []
+        landing: list[str] | None = None  # by file: its landing files' partitions, listed once
         if isinstance(definition, dg.DynamicPartitionsDefinition):
             if selection.first or selection.last:
                 problems.append(_range_refused(paths, product))
                 continue
             registered = set(known)
-            pending = [
-                k for k in _landing_partitions(paths, graph, product_keys) if k not in registered
-            ]
+            landing = _landing_partitions(paths, graph, product_keys)
+            pending = [k for k in landing if k not in registered]
             known += pending
         asked = list(selection.keys)
         if selection.first or selection.last:
@@ -355,7 +357,9 @@ def run_plan(
         position = {key: index for index, key in enumerate(known)}
         chosen = sorted({k for k in asked if k in position}, key=position.__getitem__)
         if not asked:
-            chosen = _default_partitions(paths, run_instance, graph, product_keys, known, planned)
+            chosen = _default_partitions(
+                paths, run_instance, graph, product_keys, known, planned, landing
+            )
         planned[product] = set(chosen)
         if pending and definition.name is not None:
             new = [k for k in pending if k in planned[product]]  # in the order they are known
