@@ -44,6 +44,7 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ddp_assets.contracts.wap import (
     RETAINED_VERSIONS,
@@ -76,6 +77,9 @@ from ddp_assets.warehouse import (
     warehouse_of,
 )
 from ddp_assets.warehouse.base import Warehouse, relation_kind
+
+if TYPE_CHECKING:
+    from ddp_assets.contracts.compiler import ContractPlan
 
 PARTITION_COLUMN = "_ddp_partition"
 VERSION_COLUMN = "_ddp_version"
@@ -181,10 +185,12 @@ def _key_sets(keys: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
     return seen
 
 
-def key_columns(primary_key: Sequence[str], unique: Sequence[str]) -> list[tuple[str, ...]]:
-    """The key column sets a partitioned port keeps unique: the primary key, each unique
-    column (from the contract's :class:`~ddp_assets.contracts.compiler.ContractPlan`)."""
-    return _key_sets([tuple(primary_key), *[(c,) for c in unique]])
+def key_columns(plan: ContractPlan) -> list[tuple[str, ...]]:
+    """The key column sets a partitioned port keeps unique across its partitions: the
+    contract's primary key, and each column it declares unique (the publish of a run and a
+    promote check the same ones)."""
+    unique = [c.name for c in plan.columns if c.unique]
+    return _key_sets([tuple(plan.primary_key), *[(c,) for c in unique]])
 
 
 def _check_outside(

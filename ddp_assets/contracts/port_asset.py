@@ -391,7 +391,7 @@ def _publish_partitions(
         contract_id=plan.contract_id,
         contract_version=plan.contract_version,
         run_id=run_id,
-        keys=key_columns(plan.primary_key, [c.name for c in plan.columns if c.unique]),
+        keys=key_columns(plan),
         retain=port.port.retain.versions if port.port.retain else None,
         pinned=port.pinned,
     )

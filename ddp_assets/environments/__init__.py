@@ -475,7 +475,7 @@ def _keys(
         paths.root,
         inputs=input_relations(product, registry),
     )
-    return key_columns(plan.primary_key, [c.name for c in plan.columns if c.unique])
+    return key_columns(plan)
 
 
 def _publish(
