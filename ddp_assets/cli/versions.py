@@ -32,8 +32,8 @@ def versions_command(
 ) -> None:
     """List a product's versions (each run that published its ports) or one port's versions,
     which one consumers read now, and the history of publishes and rollbacks."""
-    from ddp_assets.contracts.rollback import pinned_versions, product_versions
-    from ddp_assets.contracts.wap import environment_pins, moves, published_version, versions
+    from ddp_assets.contracts.rollback import product_versions, who_pins
+    from ddp_assets.contracts.wap import moves, published_version, versions
     from ddp_assets.dbt.load_cache import load_registry
     from ddp_assets.warehouse import warehouse_for
 
@@ -41,16 +41,13 @@ def versions_command(
     registry = load_registry(paths)
     found = registry.get(product)
     names = [p.name for p in found.spec.output_ports]
-    pins = {n: pinned_versions(registry, product, n) for n in names}
     if port is not None and port not in names:
         fail(f"product '{product}' has no output port '{port}'", f"its ports: {', '.join(names)}")
     warehouse = warehouse_for(paths)
     if not warehouse.exists():
         fail(f"no warehouse at {warehouse.location}", f"run 'ddp materialize {product}' first")
     with warehouse.reader() as connection:
-        for name in names:  # and the versions environments' views read (retention keeps them)
-            for number, envs in environment_pins(connection, product, name).items():
-                pins[name].setdefault(number, []).extend(f"environment {e}" for e in envs)
+        pins = {n: who_pins(connection, registry, product, n) for n in names}
         current = {n: published_version(connection, product, n) for n in names}
         reading = {n: v.version if v else None for n, v in current.items()}
         history = moves(connection, product, port)

@@ -22,7 +22,13 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from ddp_assets.contracts.validation import requirement_problem
-from ddp_assets.contracts.wap import PublishedVersion, move_pointers, published_version, versions
+from ddp_assets.contracts.wap import (
+    PublishedVersion,
+    environment_pins,
+    move_pointers,
+    published_version,
+    versions,
+)
 from ddp_assets.spec.model import ProductInputPort
 from ddp_assets.spec.registry import Registry
 from ddp_assets.warehouse import Connection
@@ -332,7 +338,7 @@ def version_history(
     the environments whose views read it (``environment <name>``, kept by retention like a pin)
     and, with the ``registry``, the consumers that pin it. What ``ddp show`` and the catalog
     list."""
-    from ddp_assets.contracts.wap import environment_pins, moves
+    from ddp_assets.contracts.wap import moves
 
     audits = _audits(connection, product)
     history = moves(connection, product)
@@ -341,11 +347,7 @@ def version_history(
     pins: dict[str, dict[int, list[str]]] = {}
     for version in versions(connection, product):
         if version.port not in pins:
-            pins[version.port] = (
-                pinned_versions(registry, product, version.port) if registry is not None else {}
-            )
-            for number, envs in environment_pins(connection, product, version.port).items():
-                pins[version.port].setdefault(number, []).extend(f"environment {e}" for e in envs)
+            pins[version.port] = who_pins(connection, registry, product, version.port)
         if version.port not in current:
             now = published_version(connection, product, version.port)
             current[version.port] = now.version if now else None
@@ -415,4 +417,15 @@ def pinned_versions(registry: Registry, product: str, port: str) -> dict[int, li
                 and (input_port.upstream_product, input_port.upstream_port) == (product, port)
             ):
                 pins.setdefault(input_port.pin, []).append(consumer.id)
+    return pins
+
+
+def who_pins(
+    connection: Connection, registry: Registry | None, product: str, port: str
+) -> dict[int, list[str]]:
+    """Version → what keeps it from retention: the consumers whose input ports pin it (with the
+    ``registry``) and ``environment <name>`` for each environment whose views read it."""
+    pins = pinned_versions(registry, product, port) if registry is not None else {}
+    for number, envs in environment_pins(connection, product, port).items():
+        pins.setdefault(number, []).extend(f"environment {env}" for env in envs)
     return pins
